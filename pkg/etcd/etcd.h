@@ -1,0 +1,153 @@
+/*
+ * A client for etcd's v3 JSON gateway (POST /v3/...), over libcurl, JSON by cJSON.
+ * See ../shared/etcd-gateway.md for the wire format this speaks.
+ *
+ * Keys are C strings (the caller's prefix included); values are bytes. Every
+ * call has a timeout (etcd_open's timeout_ms); every failure maps to lb_err
+ * (LB_ETIMEDOUT, LB_EUNAVAIL for unreachable endpoints, LB_ENOTFOUND for a lost
+ * lease, LB_ECOMPACTED, LB_EETCD for any other gateway error) with the
+ * gateway's message and the endpoint in em.
+ *
+ * Several endpoints may be given; a call that cannot reach one tries the next.
+ *
+ * Thread-safety: an etcd_client may be used from many threads at once. A watch
+ * runs on a thread of its own and calls its callbacks there, one at a time.
+ */
+#ifndef LB_ETCD_H
+#define LB_ETCD_H
+
+#include "lb/err.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct etcd_client etcd_client;
+
+/* endpoints: comma-separated URLs ("http://127.0.0.1:2379,http://..."). */
+lb_err etcd_open(const char *endpoints, int timeout_ms, etcd_client **out, lb_errmsg *em);
+void etcd_close(etcd_client **c);
+
+/* The endpoint list as given (for messages). */
+const char *etcd_endpoints(const etcd_client *c);
+
+typedef struct etcd_kv {
+    char *key;
+    unsigned char *value; /* NUL-terminated for convenience; value_len excludes it */
+    size_t value_len;
+    int64_t create_revision;
+    int64_t mod_revision;
+    int64_t version;
+    int64_t lease;
+} etcd_kv;
+
+typedef struct etcd_kvs {
+    etcd_kv *kvs;
+    size_t n;
+    int64_t revision; /* store revision of the answer's header */
+    bool more;
+} etcd_kvs;
+
+void etcd_kvs_free(etcd_kvs *r);
+
+/* Puts key=value (lease 0 = none). *revision (may be NULL) gets the new revision. */
+lb_err etcd_put(etcd_client *c, const char *key, const void *value, size_t len, int64_t lease,
+                int64_t *revision, lb_errmsg *em);
+
+/* Exact key: out->n is 0 or 1. Caller frees with etcd_kvs_free. */
+lb_err etcd_get(etcd_client *c, const char *key, etcd_kvs *out, lb_errmsg *em);
+
+/* Every key starting with prefix (all pages). Caller frees with etcd_kvs_free. */
+lb_err etcd_range_prefix(etcd_client *c, const char *prefix, etcd_kvs *out, lb_errmsg *em);
+
+/* Deletes key, or every key under it when prefix is true. */
+lb_err etcd_delete(etcd_client *c, const char *key, bool prefix, int64_t *deleted, lb_errmsg *em);
+
+/* ---- transactions (at most 128 ops in each list) ---- */
+typedef enum etcd_cmp_target {
+    ETCD_CMP_VERSION,
+    ETCD_CMP_CREATE,
+    ETCD_CMP_MOD,
+    ETCD_CMP_VALUE,
+    ETCD_CMP_LEASE
+} etcd_cmp_target;
+typedef enum etcd_cmp_result {
+    ETCD_CMP_EQUAL,
+    ETCD_CMP_GREATER,
+    ETCD_CMP_LESS,
+    ETCD_CMP_NOT_EQUAL
+} etcd_cmp_result;
+
+typedef struct etcd_cmp {
+    const char *key;
+    etcd_cmp_target target;
+    etcd_cmp_result result;
+    int64_t number;      /* VERSION, CREATE, MOD, LEASE */
+    const void *value;   /* VALUE */
+    size_t value_len;
+} etcd_cmp;
+
+typedef enum etcd_op_type { ETCD_OP_PUT, ETCD_OP_DELETE, ETCD_OP_GET } etcd_op_type;
+
+typedef struct etcd_op {
+    etcd_op_type type;
+    const char *key;
+    const void *value; /* PUT */
+    size_t value_len;
+    int64_t lease; /* PUT */
+    bool prefix;   /* DELETE, GET */
+} etcd_op;
+
+/* Runs the txn; *succeeded tells which branch ran. Range results of GET ops are
+ * not returned (use etcd_get after). */
+lb_err etcd_txn(etcd_client *c, const etcd_cmp *cmps, size_t n_cmps, const etcd_op *success,
+                size_t n_success, const etcd_op *failure, size_t n_failure, bool *succeeded,
+                int64_t *revision, lb_errmsg *em);
+
+/* ---- leases ---- */
+lb_err etcd_lease_grant(etcd_client *c, int64_t ttl_s, int64_t *id, lb_errmsg *em);
+/* One refresh. LB_ENOTFOUND when the lease is gone (expired or revoked). */
+lb_err etcd_lease_keepalive(etcd_client *c, int64_t id, int64_t *ttl_left, lb_errmsg *em);
+lb_err etcd_lease_revoke(etcd_client *c, int64_t id, lb_errmsg *em);
+
+/* ---- watch ----
+ * etcd_watch_start ranges the prefix first and hands the full snapshot to
+ * on_reset, then streams events from the snapshot's revision + 1. A dropped
+ * connection is resumed from the last revision seen + 1 (with backoff); a
+ * compacted start revision triggers a new range and on_reset again. on_status
+ * (may be NULL) says when the stream is connected or not. */
+typedef enum etcd_event_type { ETCD_EV_PUT, ETCD_EV_DELETE } etcd_event_type;
+
+typedef struct etcd_event {
+    etcd_event_type type;
+    etcd_kv kv; /* DELETE: key and mod_revision only */
+} etcd_event;
+
+typedef struct etcd_watch_cb {
+    void (*on_reset)(void *arg, const etcd_kvs *snapshot);
+    void (*on_events)(void *arg, const etcd_event *evs, size_t n, int64_t revision);
+    void (*on_status)(void *arg, bool connected, lb_err err, const char *msg);
+    void *arg;
+} etcd_watch_cb;
+
+typedef struct etcd_watch etcd_watch;
+
+lb_err etcd_watch_start(etcd_client *c, const char *prefix, const etcd_watch_cb *cb,
+                        etcd_watch **out, lb_errmsg *em);
+/* Stops the stream and joins its thread; no callback runs after it returns. */
+void etcd_watch_stop(etcd_watch **w);
+
+/* ---- keeping a lease alive ----
+ * A thread that grants a lease of ttl_s, calls on_granted(arg, id) (where the
+ * owner puts its keys with that lease), refreshes it every ttl_s/3, and when the
+ * lease is lost (expired, etcd restarted, unreachable for longer than the ttl)
+ * grants a new one and calls on_granted again. */
+typedef struct etcd_keeper etcd_keeper;
+lb_err etcd_keeper_start(etcd_client *c, int64_t ttl_s,
+                         lb_err (*on_granted)(void *arg, int64_t lease_id), void *arg,
+                         etcd_keeper **out, lb_errmsg *em);
+/* Revokes the lease (so its keys go at once) and joins the thread. */
+void etcd_keeper_stop(etcd_keeper **k);
+int64_t etcd_keeper_lease(const etcd_keeper *k);
+
+#endif

@@ -1,0 +1,179 @@
+/*
+ * The selection policy: pure code over a snapshot (no I/O, no locks, no etcd,
+ * no nng). Given servers, slaves and a request, it returns the chosen server,
+ * alternates, the slave that should serve the client and, for explain, a
+ * verdict for every server (the rule that ruled it out, or its rank).
+ *
+ * Rules, in order (../shared/DESIGN.md "Selection policy"):
+ *   1. eligibility: up, not drained/disabled, offers the app, meets the
+ *      requirements, below capacity (sessions + pending < capacity);
+ *   2. affinity: req->affinity_server, if eligible, is chosen (sel_result.affinity);
+ *      if it is not, the client is placed elsewhere and the result says moved + why;
+ *   3. priority groups: the best (lowest) group_rank with an eligible server
+ *      (optional overprovisioning spill to the next group);
+ *   4. locality: client zone, then region, then anywhere; spill to the next tier
+ *      when the tier's utilisation is over policy->zone_spill;
+ *   5. load strategy, weighted by capacity;
+ *   6. slave: the requesting slave when in the chosen server's zone and under its
+ *      limit; else the least loaded slave in that zone; else the least loaded.
+ *
+ * Ownership: see sel_snapshot_build. Results refer to servers and slaves by index.
+ * Thread-safety: none inside. sel_choose only reads the snapshot and writes the
+ * caller's sel_state; the mutators (add_pending, set_load) write it, so the
+ * caller serialises them against readers (the master holds its view lock).
+ */
+#ifndef LB_SELECT_SEL_H
+#define LB_SELECT_SEL_H
+
+#include "lb/err.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum sel_strategy {
+    SEL_LEAST_LOADED = 0,
+    SEL_P2C,
+    SEL_WEIGHTED_RANDOM,
+    SEL_ROUND_ROBIN
+} sel_strategy;
+
+/* "least-loaded", "p2c", "weighted-random", "round-robin". */
+bool sel_strategy_parse(const char *s, sel_strategy *out);
+const char *sel_strategy_name(sel_strategy s);
+
+typedef struct sel_label {
+    const char *key;
+    const char *value; /* "" when the label has no value */
+} sel_label;
+
+typedef struct sel_server {
+    const char *id;
+    const char *zone;
+    const char *region;
+    const char *group;
+    int group_rank; /* lower is better */
+    uint32_t capacity; /* max sessions; 0 = cannot take any */
+    uint32_t sessions; /* last reported */
+    uint32_t pending;  /* assigned by this master since that report */
+    bool up;
+    bool drained;
+    bool disabled;
+    const char *const *apps;
+    size_t n_apps;
+    uint32_t cores;
+    double cpu_load; /* load average: cores busy */
+    uint64_t mem_total;
+    uint64_t mem_free;
+    uint64_t disk_free;
+    const sel_label *labels;
+    size_t n_labels;
+} sel_server;
+
+typedef struct sel_slave {
+    const char *id;
+    const char *zone;
+    const char *region;
+    uint32_t load;
+    uint32_t limit; /* 0 = no limit */
+} sel_slave;
+
+typedef struct sel_app_strategy {
+    const char *app;
+    sel_strategy strategy;
+} sel_app_strategy;
+
+typedef struct sel_policy {
+    sel_strategy strategy;              /* default for apps not listed */
+    const sel_app_strategy *per_app;
+    size_t n_per_app;
+    double zone_spill;    /* spill to the next locality tier above this utilisation (0..1]; default 1.0 */
+    double overprovision; /* Envoy factor (e.g. 1.4); 0 = strict priority groups */
+    size_t n_alternates;  /* default 2, at most SEL_MAX_ALTERNATES */
+} sel_policy;
+
+void sel_policy_default(sel_policy *p);
+
+typedef struct sel_request {
+    const char *app;
+    const char *client_id;
+    const char *zone;   /* client's zone; may be NULL/"" */
+    const char *region; /* may be NULL/"" (derived from the zone's servers when absent) */
+    double min_cpu;     /* free cores */
+    uint64_t min_mem;   /* free bytes */
+    const char *const *labels; /* "key" or "key=value" */
+    size_t n_labels;
+    const char *affinity_server; /* server of the client's live session, or NULL */
+    const char *requesting_slave; /* slave id, or NULL */
+} sel_request;
+
+typedef enum sel_verdict_kind {
+    SEL_V_CHOSEN = 0,
+    SEL_V_RANKED,      /* eligible, ranked (alternate or lower) */
+    SEL_V_DOWN,
+    SEL_V_DRAINED,
+    SEL_V_DISABLED,
+    SEL_V_NO_APP,
+    SEL_V_REQUIREMENTS,
+    SEL_V_FULL,
+    SEL_V_LOWER_GROUP, /* eligible but a better group had room */
+    SEL_V_FARTHER,     /* eligible but a nearer locality tier was used */
+} sel_verdict_kind;
+
+const char *sel_verdict_name(sel_verdict_kind k);
+
+typedef struct sel_verdict {
+    sel_verdict_kind kind;
+    int rank; /* 0 = chosen, 1.. alternates/ranked; -1 when excluded */
+    char detail[96]; /* e.g. "needs 2 free cpu, has 0.5", "group backup (rank 1) behind primary" */
+} sel_verdict;
+
+#define SEL_MAX_ALTERNATES 4
+
+typedef struct sel_result {
+    int server; /* index into snapshot servers, -1 when nothing can serve */
+    int alternates[SEL_MAX_ALTERNATES];
+    size_t n_alternates;
+    int slave; /* index into snapshot slaves, -1 when there is none */
+    bool affinity; /* the affinity server was kept */
+    bool moved;    /* the client had an affinity server that is no longer usable */
+    char reason[256]; /* why nothing can serve, or why the client moved */
+} sel_result;
+
+typedef struct sel_snapshot sel_snapshot;
+
+/* Copies the server and slave structs (the strings and label/app arrays they
+ * point to stay borrowed and must outlive the snapshot) and builds the indexes.
+ * Indexes in results are positions in these arrays. */
+lb_err sel_snapshot_build(const sel_server *servers, size_t n_servers, const sel_slave *slaves,
+                          size_t n_slaves, sel_snapshot **out);
+void sel_snapshot_free(sel_snapshot **s);
+
+/* Records that the caller assigned one more session to server idx (delta +1) or
+ * that one was given back (-1): updates its pending count and the indexes, so
+ * least-loaded does not herd onto one server between load reports. */
+void sel_snapshot_add_pending(sel_snapshot *s, int idx, int delta);
+/* Replaces one server's reported load (sessions, cpu, memory) and resets its
+ * pending count, as on a load report. */
+void sel_snapshot_set_load(sel_snapshot *s, int idx, uint32_t sessions, double cpu_load,
+                           uint64_t mem_free, uint64_t disk_free);
+/* Sets a slave's reported load. */
+void sel_snapshot_set_slave_load(sel_snapshot *s, int idx, uint32_t load);
+const sel_server *sel_snapshot_server(const sel_snapshot *s, int idx);
+const sel_slave *sel_snapshot_slave(const sel_snapshot *s, int idx);
+size_t sel_snapshot_n_servers(const sel_snapshot *s);
+size_t sel_snapshot_n_slaves(const sel_snapshot *s);
+
+/* Mutable per-caller state: rng for random strategies, round-robin cursors. */
+typedef struct sel_state {
+    uint64_t rng;
+    uint64_t rr_cursor;
+} sel_state;
+
+/* Chooses. verdicts (may be NULL) must hold n_servers entries and receives a
+ * verdict for every server. Returns LB_OK with out->server >= 0, or LB_ENOSERVER
+ * with out->reason filled (also when the app is offered nowhere: LB_ENOAPP). */
+lb_err sel_choose(const sel_snapshot *snap, const sel_policy *policy, const sel_request *req,
+                  sel_state *state, sel_result *out, sel_verdict *verdicts);
+
+#endif

@@ -1,0 +1,61 @@
+/*
+ * Envelopes over nng: every message on every lbcp socket is one protobuf
+ * Lb__Envelope (proto/lb.proto) with a version, a request id and one body.
+ *
+ * Size limits: sockets are opened with a transport limit (WIRE_TRANSPORT_MAX,
+ * frames above it make nng drop the connection) and decode enforces an
+ * application limit (callers pass their configured max, default WIRE_DEFAULT_MAX)
+ * so an oversized message gets an error reply rather than a silent drop.
+ *
+ * Thread-safety: all functions are safe from any thread; a socket may be shared
+ * (each wire_call opens its own context).
+ */
+#ifndef LB_WIRE_H
+#define LB_WIRE_H
+
+#include "lb.pb-c.h"
+#include "lb/err.h"
+
+#include <nng/nng.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WIRE_VERSION 1
+#define WIRE_DEFAULT_MAX (256u * 1024u)
+#define WIRE_TRANSPORT_MAX (4u * 1024u * 1024u)
+
+/* Maps an nng error code to the project's error type. */
+lb_err wire_from_nng(int rv);
+
+/* Packs env into a new message. On success the caller owns *out. */
+lb_err wire_encode(const Lb__Envelope *env, nng_msg **out);
+
+/* Unpacks msg (not consumed) into *out, which the caller frees with wire_free.
+ * LB_ETOOBIG when the body is over max_bytes, LB_EPROTO when it does not decode
+ * or has an unsupported version or no body; em says which. */
+lb_err wire_decode(const nng_msg *msg, size_t max_bytes, Lb__Envelope **out, lb_errmsg *em);
+
+/* Frees an envelope from wire_decode or wire_call and sets *env to NULL. */
+void wire_free(Lb__Envelope **env);
+
+/* Builds an ErrorReply envelope message for request_id. Caller owns *out. */
+lb_err wire_error_reply(uint64_t request_id, lb_err code, const char *text, nng_msg **out);
+
+/* Builds a StatsReply envelope holding every obs counter. Caller owns *out. */
+lb_err wire_stats_reply(uint64_t request_id, const char *daemon, const char *id, nng_msg **out);
+
+/* Opens a REQ socket dialed (non-blocking, reconnecting) to url. */
+lb_err wire_req_dial(const char *url, nng_socket *out, lb_errmsg *em);
+/* Opens a REP socket listening on url. */
+lb_err wire_rep_listen(const char *url, nng_socket *out, lb_errmsg *em);
+
+/* One request/reply on a REQ socket through a fresh context: sends req, waits at
+ * most timeout_ms for the answer, decodes it into *rep (caller frees). An
+ * ErrorReply answer is returned as a decoded envelope, not as an error. */
+lb_err wire_call(nng_socket sock, const Lb__Envelope *req, int timeout_ms, size_t max_bytes,
+                 Lb__Envelope **rep, lb_errmsg *em);
+
+/* Process-unique request ids. */
+uint64_t wire_next_id(void);
+
+#endif

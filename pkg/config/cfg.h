@@ -79,4 +79,13 @@ lb_err cfg_get_strlist(const cfg_doc *doc, const cfg_node *map, const char *key,
                        size_t *n, lb_errmsg *em);
 void cfg_strlist_free(char ***list, size_t n);
 
+/* Formats "file:line: path: <message>" about node n into em and returns
+ * LB_ECONFIG, for checks the typed getters cannot make (a value outside a set,
+ * two keys that disagree, a template with an unknown placeholder). n may be
+ * NULL: "file: <message>".
+ * (Added note on the getters above: an explicit YAML null, i.e. `key:` with
+ * nothing after it, `~` or `null`, reads as absent and takes the default.) */
+lb_err cfg_fail(const cfg_doc *doc, const cfg_node *n, lb_errmsg *em, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 #endif

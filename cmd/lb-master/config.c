@@ -1,0 +1,173 @@
+/*
+ * lb-master configuration (YAML). Every key is optional:
+ *
+ *   id: master-1                     # default: hostname
+ *   listen: tcp://127.0.0.1:7101     # RPC for slaves and lbctl
+ *   report_listen: tcp://127.0.0.1:7102  # load reports from agents and slaves (SUB)
+ *   etcd: http://127.0.0.1:2379      # string (comma-separated) or list
+ *   prefix: /lb/
+ *   lease_ttl: 5s                    # masters/<id> and leader key
+ *   session_ttl: 10m                 # sessions expire this long after last use
+ *   launch_timeout: 10s              # one launch at an agent
+ *   etcd_timeout: 3s                 # one etcd call
+ *   report_stale: 5s                 # an agent silent this long counts as down
+ *   write_interval: 50ms             # batching window of etcd writes
+ *   contexts: 64                     # requests in flight
+ *   max_message: 256KiB
+ *   strategy: least-loaded           # least-loaded | p2c | weighted-random | round-robin
+ *   strategies: {app: strategy}      # per app
+ *   zone_spill: 1.0                  # spill to the next locality tier above this utilisation
+ *   overprovision: 0                 # Envoy factor for priority-group spill (0 = strict)
+ *   alternates: 2
+ *   log_level: info
+ */
+#include "master.h"
+
+#include "common/util.h"
+#include "config/cfg.h"
+#include "wire/wire.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const master_keys[] = {
+    "id",          "listen",   "report_listen", "etcd",         "prefix",       "lease_ttl",
+    "session_ttl", "launch_timeout", "etcd_timeout", "report_stale", "write_interval",
+    "contexts",    "max_message",    "strategy",     "strategies",   "zone_spill",
+    "overprovision", "alternates", "log_level", NULL};
+
+static char *join_list(char **items, size_t n, const char *def)
+{
+    if (n == 0)
+        return lb_strdup(def);
+    size_t len = 1;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(items[i]) + 1;
+    char *out = lb_xcalloc(1, len);
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            strcat(out, ",");
+        strcat(out, items[i]);
+    }
+    return out;
+}
+
+static lb_err load_strategies(const cfg_doc *doc, const cfg_node *root, master_config *cfg,
+                              lb_errmsg *em)
+{
+    char *name = NULL;
+    lb_err err = cfg_get_str(doc, root, "strategy", "least-loaded", &name, em);
+    if (err != LB_OK)
+        return err;
+    const cfg_node *n = root != NULL ? cfg_map_get(root, "strategy") : NULL;
+    if (!sel_strategy_parse(name, &cfg->policy.strategy)) {
+        err = lb_fail(em, LB_ECONFIG, "%s:%d: strategy: unknown strategy '%s'", cfg_file(doc),
+                      n != NULL ? cfg_line(n) : 0, name);
+        free(name);
+        return err;
+    }
+    free(name);
+    const cfg_node *map = root != NULL ? cfg_map_get(root, "strategies") : NULL;
+    if ((err = cfg_expect(doc, map, CFG_MAP, em)) != LB_OK || map == NULL)
+        return err;
+    cfg->n_per_app = cfg_len(map);
+    cfg->per_app = lb_xcalloc(cfg->n_per_app, sizeof *cfg->per_app);
+    cfg->per_app_names = lb_xcalloc(cfg->n_per_app, sizeof *cfg->per_app_names);
+    for (size_t i = 0; i < cfg->n_per_app; i++) {
+        const cfg_node *v = cfg_map_value(map, i);
+        cfg->per_app_names[i] = lb_strdup(cfg_map_key(map, i));
+        cfg->per_app[i].app = cfg->per_app_names[i];
+        if (cfg_scalar(v) == NULL || !sel_strategy_parse(cfg_scalar(v), &cfg->per_app[i].strategy))
+            return lb_fail(em, LB_ECONFIG, "%s:%d: %s: expected a strategy name", cfg_file(doc),
+                           cfg_line(v), cfg_path(v));
+    }
+    cfg->policy.per_app = cfg->per_app;
+    cfg->policy.n_per_app = cfg->n_per_app;
+    return LB_OK;
+}
+
+static lb_err load_all(const cfg_doc *doc, master_config *cfg, lb_errmsg *em)
+{
+    const cfg_node *root = cfg_root(doc);
+    lb_err err;
+    char host[256] = "master";
+    gethostname(host, sizeof host - 1);
+    char **etcd = NULL;
+    size_t n_etcd = 0;
+    int64_t ctxs = 0, alternates = 0;
+    double spill = 1.0, over = 0;
+    if ((err = cfg_expect(doc, root, CFG_MAP, em)) != LB_OK ||
+        (err = cfg_check_keys(doc, root, master_keys, em)) != LB_OK ||
+        (err = cfg_get_str(doc, root, "id", host, &cfg->id, em)) != LB_OK ||
+        (err = cfg_get_str(doc, root, "listen", "tcp://127.0.0.1:7101", &cfg->listen, em)) ||
+        (err = cfg_get_str(doc, root, "report_listen", "tcp://127.0.0.1:7102",
+                           &cfg->report_listen, em)) ||
+        (err = cfg_get_strlist(doc, root, "etcd", &etcd, &n_etcd, em)) ||
+        (err = cfg_get_str(doc, root, "prefix", "/lb/", &cfg->prefix, em)) ||
+        (err = cfg_get_duration_ms(doc, root, "lease_ttl", 5000, &cfg->lease_ttl_ms, em)) ||
+        (err = cfg_get_duration_ms(doc, root, "session_ttl", 600000, &cfg->session_ttl_ms, em)) ||
+        (err = cfg_get_duration_ms(doc, root, "launch_timeout", 10000, &cfg->launch_timeout_ms,
+                                   em)) ||
+        (err = cfg_get_duration_ms(doc, root, "etcd_timeout", 3000, &cfg->etcd_timeout_ms, em)) ||
+        (err = cfg_get_duration_ms(doc, root, "report_stale", 5000, &cfg->report_stale_ms, em)) ||
+        (err = cfg_get_duration_ms(doc, root, "write_interval", 50, &cfg->write_interval_ms,
+                                   em)) ||
+        (err = cfg_get_int(doc, root, "contexts", 1, 4096, 64, &ctxs, em)) ||
+        (err = cfg_get_size(doc, root, "max_message", WIRE_DEFAULT_MAX, &cfg->max_message, em)) ||
+        (err = cfg_get_double(doc, root, "zone_spill", 0.01, 1.0, 1.0, &spill, em)) ||
+        (err = cfg_get_double(doc, root, "overprovision", 0, 100, 0, &over, em)) ||
+        (err = cfg_get_int(doc, root, "alternates", 0, SEL_MAX_ALTERNATES, 2, &alternates, em)) ||
+        (err = cfg_get_str(doc, root, "log_level", "info", &cfg->log_level, em)))
+        goto out;
+    sel_policy_default(&cfg->policy);
+    cfg->policy.zone_spill = spill;
+    cfg->policy.overprovision = over;
+    cfg->policy.n_alternates = (size_t)alternates;
+    cfg->contexts = ctxs;
+    cfg->etcd = join_list(etcd, n_etcd, "http://127.0.0.1:2379");
+    size_t pl = strlen(cfg->prefix);
+    if (pl == 0 || cfg->prefix[pl - 1] != '/') {
+        err = lb_fail(em, LB_ECONFIG, "%s: prefix: must end in '/' (got '%s')", cfg_file(doc),
+                      cfg->prefix);
+        goto out;
+    }
+    err = load_strategies(doc, root, cfg, em);
+out:
+    cfg_strlist_free(&etcd, n_etcd);
+    return err;
+}
+
+int master_config_load(const char *path, master_config *cfg)
+{
+    lb_errmsg em = {{0}};
+    cfg_doc *doc = NULL;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->path = lb_strdup(path);
+    lb_err err = path != NULL ? cfg_load_file(path, &doc, &em) : cfg_load_string("<defaults>", "", &doc, &em);
+    if (err == LB_OK)
+        err = load_all(doc, cfg, &em);
+    cfg_free(&doc);
+    if (err != LB_OK) {
+        fprintf(stderr, "lb-master: config error: %s\n", em.text);
+        return -1;
+    }
+    return 0;
+}
+
+void master_config_free(master_config *cfg)
+{
+    free(cfg->path);
+    free(cfg->id);
+    free(cfg->listen);
+    free(cfg->report_listen);
+    free(cfg->etcd);
+    free(cfg->prefix);
+    free(cfg->log_level);
+    for (size_t i = 0; i < cfg->n_per_app; i++)
+        free(cfg->per_app_names[i]);
+    free(cfg->per_app_names);
+    free(cfg->per_app);
+    memset(cfg, 0, sizeof *cfg);
+}

@@ -1,0 +1,83 @@
+/*
+ * lb-master: read config -> open the view (etcd range + watch) -> take load
+ * reports -> serve selections -> run until SIGTERM/SIGINT.
+ */
+#include "master.h"
+
+#include "common/util.h"
+#include "obs/log.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: lb-master --config FILE [--log-level debug|info|warn|error]\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL, *level = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            path = argv[++i];
+        } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
+            level = argv[++i];
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "lb-master: unknown argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    static master m;
+    if (master_config_load(path, &m.cfg) != 0)
+        return 2;
+    obs_level lvl;
+    if (!obs_log_parse_level(level != NULL ? level : m.cfg.log_level, &lvl)) {
+        fprintf(stderr, "lb-master: bad log level '%s'\n", level != NULL ? level : m.cfg.log_level);
+        return 2;
+    }
+    obs_log_set_level(lvl);
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread inherits the mask */
+    signal(SIGPIPE, SIG_IGN);
+
+    m.view = reg_new(m.cfg.prefix, m.cfg.report_stale_ms);
+    pthread_mutex_init(&m.sel_lock, NULL);
+    m.sel.rng = (uint64_t)lb_wall_ms() ^ ((uint64_t)getpid() << 32);
+    master_agents_init(&m);
+    int rc = 1;
+    if (master_etcd_start(&m) != 0)
+        goto out;
+    if (master_reports_start(&m) != 0)
+        goto out_etcd;
+    if (master_rpc_start(&m) != 0)
+        goto out_reports;
+    LOG_INFO("master", "started", "id=%s rpc=%s reports=%s etcd=%s", m.cfg.id, m.cfg.listen,
+             m.cfg.report_listen, m.cfg.etcd);
+    int sig = 0;
+    sigwait(&set, &sig);
+    LOG_INFO("master", "stopping", "signal=%d", sig);
+    rc = 0;
+    master_rpc_stop(&m);
+out_reports:
+    master_reports_stop(&m);
+out_etcd:
+    master_etcd_stop(&m);
+out:
+    master_agents_free(&m);
+    reg_free(&m.view);
+    pthread_mutex_destroy(&m.sel_lock);
+    master_config_free(&m.cfg);
+    return rc;
+}

@@ -1,0 +1,108 @@
+/*
+ * lb-master: one state struct shared by its files (Redis-style). Threads:
+ * nng's callback threads run the RPC state machines (rpc.c, launch.c); one
+ * thread receives load reports (reports.c); one writes to etcd in batches and
+ * runs the periodic chores (writer.c); the etcd watch and lease keeper run
+ * their own threads (pkg/etcd). The view (reg) has its own lock.
+ */
+#ifndef LB_MASTER_H
+#define LB_MASTER_H
+
+#include "common/hmap.h"
+#include "etcd/etcd.h"
+#include "registry/reg.h"
+#include "select/sel.h"
+
+#include <nng/nng.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct master_config {
+    char *path;             /* config file, for messages */
+    char *id;               /* master id (default: hostname) */
+    char *listen;           /* RPC endpoint for slaves and lbctl */
+    char *report_listen;    /* SUB endpoint for load reports */
+    char *etcd;             /* comma-separated URLs */
+    char *prefix;           /* key prefix, ends in '/' */
+    int64_t lease_ttl_ms;   /* of masters/<id> and leader */
+    int64_t session_ttl_ms; /* a session expires this long after its last use */
+    int64_t launch_timeout_ms;
+    int64_t etcd_timeout_ms;
+    int64_t report_stale_ms; /* a server silent for this long counts as down */
+    int64_t write_interval_ms; /* batching window of etcd writes */
+    int64_t contexts;          /* RPC requests in flight */
+    uint64_t max_message;
+    sel_policy policy;
+    sel_app_strategy *per_app;
+    char **per_app_names;
+    size_t n_per_app;
+    char *log_level;
+} master_config;
+
+/* One pending etcd write (sessions, affinity, load), owned by the queue. */
+typedef struct write_op {
+    struct write_op *next;
+    char *key;
+    void *value; /* NULL for a delete */
+    size_t len;
+} write_op;
+
+typedef struct master {
+    master_config cfg;
+    etcd_client *etcd;
+    etcd_watch *watch;
+    etcd_keeper *keeper;
+    reg *view;
+
+    nng_socket rpc;
+    nng_socket sub;
+    struct rpc_ctx **ctxs;
+    size_t n_ctxs;
+
+    pthread_mutex_t agents_lock; /* guards agents */
+    hmap *agents;                /* server id -> struct agent_conn * */
+
+    pthread_mutex_t sel_lock; /* guards sel_state (rng, round-robin cursor) */
+    sel_state sel;
+
+    pthread_mutex_t wq_lock; /* guards the write queue */
+    pthread_cond_t wq_cond;
+    write_op *wq_head, *wq_tail;
+    size_t wq_len;
+
+    pthread_t writer;
+    pthread_t reporter;
+    atomic_bool stopping;
+    atomic_bool etcd_ok;
+    atomic_bool is_leader;
+} master;
+
+/* config.c */
+int master_config_load(const char *path, master_config *cfg);
+void master_config_free(master_config *cfg);
+
+/* writer.c: etcd side (watch, lease, leader, batched writes, chores) */
+int master_etcd_start(master *m);
+void master_etcd_stop(master *m);
+/* Queues a put (value copied) or a delete (value NULL). Never blocks on etcd. */
+void master_queue_write(master *m, const char *key, const void *value, size_t len);
+void master_queue_session(master *m, const Lb__Session *s);
+
+/* reports.c */
+int master_reports_start(master *m);
+void master_reports_stop(master *m);
+
+/* rpc.c */
+int master_rpc_start(master *m);
+void master_rpc_stop(master *m);
+
+/* launch.c: agent connections */
+void master_agents_init(master *m);
+void master_agents_free(master *m);
+/* Opens a context on the REQ socket of server id's agent (dialing it on first
+ * use). false when the agent's endpoint is unknown or the socket fails. */
+bool master_agent_ctx(master *m, const char *server_id, const char *endpoint, nng_ctx *out);
+
+#endif

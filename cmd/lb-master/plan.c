@@ -1,0 +1,190 @@
+/* Turning a SelectionRequest into a plan with the pure policy (pkg/select). */
+#include "plan.h"
+
+#include "common/util.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Ids that end up in etcd keys and argv must be plain. */
+static bool plain_id(const char *s, size_t max)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+    if (n == 0 || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!isalnum(c) && c != '-' && c != '_' && c != '.' && c != '@' && c != ':')
+            return false;
+    }
+    return true;
+}
+
+static bool validate(const Lb__SelectionRequest *sr, plan *p)
+{
+    const Lb__ClientRequest *cr = sr->request;
+    const char *what = NULL;
+    if (cr == NULL)
+        what = "no client request";
+    else if (!plain_id(cr->app, 64))
+        what = "app must be 1-64 characters of [A-Za-z0-9._:@-]";
+    else if (!plain_id(cr->client_id, 128))
+        what = "client_id must be 1-128 characters of [A-Za-z0-9._:@-]";
+    else if (cr->requirements != NULL && cr->requirements->n_labels > 32)
+        what = "more than 32 required labels";
+    if (what == NULL)
+        return true;
+    p->reject = true;
+    snprintf(p->reason, sizeof p->reason, "bad request: %s", what);
+    return false;
+}
+
+static void add_cand(reg *view, plan *p, const sel_snapshot *snap, int idx)
+{
+    const sel_server *s = sel_snapshot_server(snap, idx);
+    reg_server *rs = reg_server_locked(view, s->id);
+    if (rs == NULL || p->n_cand == PLAN_MAX_CAND)
+        return;
+    plan_cand *c = &p->cand[p->n_cand++];
+    snprintf(c->server, sizeof c->server, "%s", s->id);
+    snprintf(c->endpoint, sizeof c->endpoint, "%s", rs->info->agent_endpoint);
+    snprintf(c->host, sizeof c->host, "%s", rs->info->host);
+    snprintf(c->zone, sizeof c->zone, "%s", s->zone);
+}
+
+/* The client's live session for this app (or a redirected preselection). */
+static const Lb__Session *current_session(reg *view, const Lb__ClientRequest *cr)
+{
+    const Lb__Session *s = NULL;
+    if (cr->preselected != NULL && cr->preselected->session_id != NULL &&
+        cr->preselected->session_id[0] != '\0')
+        s = reg_session_locked(view, cr->preselected->session_id);
+    if (s == NULL) {
+        const char *sid = reg_affinity_locked(view, cr->client_id, cr->app);
+        s = sid != NULL ? reg_session_locked(view, sid) : NULL;
+    }
+    if (s != NULL && (strcmp(s->client_id, cr->client_id) != 0 || strcmp(s->app, cr->app) != 0))
+        s = NULL; /* a preselection must belong to this client and app */
+    if (s != NULL && s->expires_ms < lb_wall_ms())
+        s = NULL;
+    return s;
+}
+
+static void fill_request(const Lb__SelectionRequest *sr, const Lb__Session *cur, sel_request *q)
+{
+    const Lb__ClientRequest *cr = sr->request;
+    memset(q, 0, sizeof *q);
+    q->app = cr->app;
+    q->client_id = cr->client_id;
+    q->zone = cr->location;
+    q->requesting_slave = sr->slave_id;
+    q->affinity_server = cur != NULL ? cur->server_id : NULL;
+    if (cr->requirements != NULL) {
+        q->min_cpu = cr->requirements->min_cpu;
+        q->min_mem = cr->requirements->min_mem_bytes;
+        q->labels = (const char *const *)cr->requirements->labels;
+        q->n_labels = cr->requirements->n_labels;
+    }
+}
+
+void plan_make(master *m, const Lb__SelectionRequest *sr, plan *p)
+{
+    memset(p, 0, sizeof *p);
+    p->pending_on = -1;
+    if (!validate(sr, p))
+        return;
+    const Lb__ClientRequest *cr = sr->request;
+    sel_result res;
+    sel_request q;
+    reg_lock(m->view);
+    sel_snapshot *snap = reg_snapshot_locked(m->view);
+    const Lb__Session *cur = current_session(m->view, cr);
+    fill_request(sr, cur, &q);
+    pthread_mutex_lock(&m->sel_lock);
+    lb_err err = sel_choose(snap, &m->cfg.policy, &q, &m->sel, &res, NULL);
+    pthread_mutex_unlock(&m->sel_lock);
+    if (err != LB_OK) {
+        p->reject = true;
+        snprintf(p->reason, sizeof p->reason, "%s", res.reason);
+        goto out;
+    }
+    add_cand(m->view, p, snap, res.server);
+    for (size_t i = 0; i < res.n_alternates; i++)
+        add_cand(m->view, p, snap, res.alternates[i]);
+    p->moved = res.moved;
+    if (res.moved)
+        snprintf(p->reason, sizeof p->reason, "%s", res.reason);
+    if (res.affinity && cur != NULL) {
+        p->reuse = true;
+        snprintf(p->session_id, sizeof p->session_id, "%s", cur->session_id);
+        p->preselected_ok = cr->preselected != NULL && cr->preselected->session_id != NULL &&
+                            strcmp(cr->preselected->session_id, cur->session_id) == 0;
+    } else {
+        lb_random_id(p->session_id);
+        if (!sr->dry_run) {
+            reg_add_pending_locked(m->view, p->cand[0].server, +1);
+            p->pending_on = 0;
+        }
+    }
+    if (res.slave >= 0) {
+        const sel_slave *sl = sel_snapshot_slave(snap, res.slave);
+        reg_slave *rs = reg_slave_locked(m->view, sl->id);
+        snprintf(p->slave_id, sizeof p->slave_id, "%s", sl->id);
+        snprintf(p->slave_endpoint, sizeof p->slave_endpoint, "%s",
+                 rs != NULL ? rs->info->endpoint : "");
+    } else {
+        snprintf(p->slave_id, sizeof p->slave_id, "%s", sr->slave_id ? sr->slave_id : "");
+    }
+out:
+    reg_unlock(m->view);
+}
+
+void plan_abandon(master *m, plan *p, size_t i)
+{
+    if (p->pending_on != (int)i)
+        return;
+    reg_lock(m->view);
+    reg_add_pending_locked(m->view, p->cand[i].server, -1);
+    reg_unlock(m->view);
+    p->pending_on = -1;
+}
+
+void plan_commit(master *m, const Lb__SelectionRequest *sr, plan *p, size_t i,
+                 const Lb__ProcessId *proc)
+{
+    const Lb__ClientRequest *cr = sr->request;
+    int64_t now = lb_wall_ms();
+    Lb__Session s = LB__SESSION__INIT;
+    Lb__ProcessId pid = *proc;
+    s.session_id = p->session_id;
+    s.client_id = cr->client_id;
+    s.app = cr->app;
+    s.server_id = p->cand[i].server;
+    s.process = &pid;
+    s.slave_id = p->slave_id;
+    s.created_ms = now;
+    s.expires_ms = now + m->cfg.session_ttl_ms;
+    reg_lock(m->view);
+    const Lb__Session *old = reg_session_locked(m->view, p->session_id);
+    if (old != NULL)
+        s.created_ms = old->created_ms;
+    /* a client that moved leaves its old session behind: drop it */
+    const char *prev = reg_affinity_locked(m->view, cr->client_id, cr->app);
+    if (prev != NULL && strcmp(prev, p->session_id) != 0) {
+        char key[512];
+        reg_key(m->view, key, sizeof key, "sessions", prev);
+        master_queue_write(m, key, NULL, 0);
+        reg_session_del_locked(m->view, prev);
+    }
+    if (!p->reuse && p->pending_on != (int)i) { /* landed on an alternate: count it there */
+        reg_add_pending_locked(m->view, p->cand[i].server, +1);
+        p->pending_on = (int)i;
+    }
+    reg_session_put_locked(m->view, reg_session_dup(&s));
+    reg_unlock(m->view);
+    master_queue_session(m, &s);
+}

@@ -1,0 +1,46 @@
+/*
+ * A request's plan: what the selection decided (candidates to launch on, in
+ * order, the slave, the session) and the bookkeeping after the launch.
+ * Pure data plus the functions that fill it under the view's lock.
+ */
+#ifndef LB_MASTER_PLAN_H
+#define LB_MASTER_PLAN_H
+
+#include "master.h"
+
+#define PLAN_MAX_CAND (1 + SEL_MAX_ALTERNATES)
+#define PLAN_ID 128
+#define PLAN_EP 256
+
+typedef struct plan_cand {
+    char server[PLAN_ID];
+    char endpoint[PLAN_EP]; /* agent endpoint */
+    char host[PLAN_EP];
+    char zone[PLAN_ID];
+} plan_cand;
+
+typedef struct plan {
+    bool reject;
+    char reason[256]; /* REJECT reason, or why a sticky client moved */
+    bool moved;
+    bool reuse;      /* sticky: the client's session on cand[0] is kept */
+    bool preselected_ok; /* a redirected request's preselection still holds */
+    int pending_on;      /* candidate counted as pending at its server, -1 none */
+    char session_id[64];
+    plan_cand cand[PLAN_MAX_CAND];
+    size_t n_cand;
+    char slave_id[PLAN_ID];
+    char slave_endpoint[PLAN_EP];
+} plan;
+
+/* Validates the request and runs the selection; never touches etcd or agents. */
+void plan_make(master *m, const Lb__SelectionRequest *sr, plan *p);
+
+/* Records the session of a successful launch on candidate i (view + etcd queue). */
+void plan_commit(master *m, const Lb__SelectionRequest *sr, plan *p, size_t i,
+                 const Lb__ProcessId *proc);
+
+/* Gives back the pending count of a candidate whose launch failed. */
+void plan_abandon(master *m, plan *p, size_t i);
+
+#endif

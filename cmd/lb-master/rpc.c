@@ -1,0 +1,391 @@
+/*
+ * The master's RPC: a REP socket with cfg.contexts contexts, each a small
+ * state machine driven by nng's callbacks:
+ *
+ *   RECV -> (decode, plan) -> LAUNCH_SEND -> LAUNCH_RECV -> [next candidate] -> REPLY -> RECV
+ *
+ * Nothing here blocks: the plan is pure work under the view's lock, the launch
+ * is an aio on the agent's socket, and etcd writes are queued for the writer.
+ */
+#include "master.h"
+#include "plan.h"
+
+#include "common/util.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
+#include "wire/wire.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define AGENT_SEND_TIMEOUT_MS 1000 /* an agent that is not connected fails fast */
+
+typedef enum rpc_state { ST_RECV, ST_LAUNCH_SEND, ST_LAUNCH_RECV, ST_REPLY } rpc_state;
+
+typedef struct rpc_ctx {
+    master *m;
+    nng_ctx ctx;
+    nng_aio *aio;  /* REP side */
+    nng_aio *laio; /* agent side */
+    nng_ctx lctx;
+    bool lctx_open;
+    rpc_state state;
+    Lb__Envelope *req;
+    int64_t started_ms;
+    plan plan;
+    size_t cur; /* candidate being launched */
+    char failures[512];
+} rpc_ctx;
+
+static struct {
+    obs_counter *serve, *redirect, *reject, *confirm, *errors, *launch_ok, *launch_fail;
+} rpc_c;
+
+static void rpc_recv(rpc_ctx *c)
+{
+    wire_free(&c->req);
+    c->state = ST_RECV;
+    nng_ctx_recv(c->ctx, c->aio);
+}
+
+static void rpc_send_msg(rpc_ctx *c, nng_msg *msg)
+{
+    if (msg == NULL) { /* out of memory: drop the request */
+        rpc_recv(c);
+        return;
+    }
+    c->state = ST_REPLY;
+    nng_aio_set_msg(c->aio, msg);
+    nng_ctx_send(c->ctx, c->aio);
+}
+
+static void rpc_error(rpc_ctx *c, uint64_t id, lb_err code, const char *text)
+{
+    nng_msg *msg = NULL;
+    obs_inc(rpc_c.errors);
+    wire_error_reply(id, code, text, &msg);
+    rpc_send_msg(c, msg);
+}
+
+static void rpc_reply(rpc_ctx *c, Lb__SelectionInstruction *in)
+{
+    Lb__Envelope env = LB__ENVELOPE__INIT;
+    env.version = WIRE_VERSION;
+    env.request_id = c->req->request_id;
+    env.body_case = LB__ENVELOPE__BODY_INSTRUCTION;
+    env.instruction = in;
+    nng_msg *msg = NULL;
+    wire_encode(&env, &msg);
+    rpc_send_msg(c, msg);
+}
+
+static void rpc_reject(rpc_ctx *c, const char *reason)
+{
+    Lb__SelectionInstruction in = LB__SELECTION_INSTRUCTION__INIT;
+    in.action = LB__ACTION__REJECT;
+    in.reason = (char *)reason;
+    obs_inc(rpc_c.reject);
+    const Lb__ClientRequest *cr = c->req->selection_request->request;
+    LOG_INFO("master", "rejected", "client=%s app=%s reason=\"%s\"",
+             cr && cr->client_id ? cr->client_id : "", cr && cr->app ? cr->app : "", reason);
+    rpc_reply(c, &in);
+}
+
+/* Answers with the plan's outcome for candidate i and its process. */
+static void rpc_answer(rpc_ctx *c, size_t i, Lb__ProcessId *proc)
+{
+    const Lb__SelectionRequest *sr = c->req->selection_request;
+    plan *p = &c->plan;
+    Lb__SelectionInstruction in = LB__SELECTION_INSTRUCTION__INIT;
+    Lb__Alternate alts[PLAN_MAX_CAND], *altp[PLAN_MAX_CAND];
+    bool serve = p->slave_id[0] == '\0' || (sr->slave_id && strcmp(p->slave_id, sr->slave_id) == 0);
+    in.action = serve ? LB__ACTION__SERVE : LB__ACTION__REDIRECT;
+    in.slave_id = p->slave_id;
+    in.slave_endpoint = p->slave_endpoint;
+    in.server_id = p->cand[i].server;
+    in.process = proc;
+    in.session_id = p->session_id;
+    in.moved = p->moved;
+    in.reason = p->moved ? p->reason : "";
+    in.confirmed = p->preselected_ok && i == 0;
+    in.visited = sr->request->visited;
+    in.n_visited = sr->request->n_visited;
+    size_t na = 0;
+    for (size_t k = 0; k < p->n_cand; k++) {
+        if (k == i)
+            continue;
+        lb__alternate__init(&alts[na]);
+        alts[na].server_id = p->cand[k].server;
+        alts[na].host = p->cand[k].host;
+        alts[na].zone = p->cand[k].zone;
+        altp[na] = &alts[na];
+        na++;
+    }
+    in.alternates = altp;
+    in.n_alternates = na;
+    obs_inc(serve ? rpc_c.serve : rpc_c.redirect);
+    if (in.confirmed)
+        obs_inc(rpc_c.confirm);
+    rpc_reply(c, &in);
+}
+
+static void rpc_launch(rpc_ctx *c);
+
+static void rpc_launch_failed(rpc_ctx *c, const char *why)
+{
+    plan *p = &c->plan;
+    obs_inc(rpc_c.launch_fail);
+    LOG_WARN("master", "launch failed", "server=%s app=%s err=\"%s\"", p->cand[c->cur].server,
+             c->req->selection_request->request->app, why);
+    size_t used = strlen(c->failures);
+    snprintf(c->failures + used, sizeof c->failures - used, "%s%s: %s", used ? "; " : "",
+             p->cand[c->cur].server, why);
+    plan_abandon(c->m, p, c->cur);
+    if (c->lctx_open) {
+        nng_ctx_close(c->lctx);
+        c->lctx_open = false;
+    }
+    c->cur++;
+    if (c->cur < p->n_cand) {
+        rpc_launch(c);
+        return;
+    }
+    char reason[640];
+    snprintf(reason, sizeof reason, "launch failed on every candidate: %s", c->failures);
+    rpc_reject(c, reason);
+}
+
+static void rpc_launch(rpc_ctx *c)
+{
+    plan *p = &c->plan;
+    const Lb__ClientRequest *cr = c->req->selection_request->request;
+    if (!master_agent_ctx(c->m, p->cand[c->cur].server, p->cand[c->cur].endpoint, &c->lctx)) {
+        rpc_launch_failed(c, "agent unreachable");
+        return;
+    }
+    c->lctx_open = true;
+    Lb__LaunchRequest lr = LB__LAUNCH_REQUEST__INIT;
+    lr.app = cr->app;
+    lr.session_id = p->session_id;
+    lr.client_id = cr->client_id;
+    Lb__Envelope env = LB__ENVELOPE__INIT;
+    env.version = WIRE_VERSION;
+    env.request_id = wire_next_id();
+    env.body_case = LB__ENVELOPE__BODY_LAUNCH_REQUEST;
+    env.launch_request = &lr;
+    nng_msg *msg = NULL;
+    if (wire_encode(&env, &msg) != LB_OK) {
+        rpc_launch_failed(c, "out of memory");
+        return;
+    }
+    c->state = ST_LAUNCH_SEND;
+    nng_aio_set_msg(c->laio, msg);
+    nng_aio_set_timeout(c->laio, AGENT_SEND_TIMEOUT_MS);
+    nng_ctx_send(c->lctx, c->laio);
+}
+
+static void rpc_launch_done(rpc_ctx *c, nng_msg *msg)
+{
+    Lb__Envelope *env = NULL;
+    lb_errmsg em = {{0}};
+    lb_err err = wire_decode(msg, c->m->cfg.max_message, &env, &em);
+    nng_msg_free(msg);
+    nng_ctx_close(c->lctx);
+    c->lctx_open = false;
+    if (err != LB_OK) {
+        rpc_launch_failed(c, em.text);
+        return;
+    }
+    if (env->body_case == LB__ENVELOPE__BODY_ERROR) {
+        char why[300];
+        snprintf(why, sizeof why, "%s", env->error->message);
+        wire_free(&env);
+        rpc_launch_failed(c, why);
+        return;
+    }
+    if (env->body_case != LB__ENVELOPE__BODY_LAUNCH_REPLY || !env->launch_reply->ok ||
+        env->launch_reply->process == NULL) {
+        char why[300];
+        snprintf(why, sizeof why, "%s",
+                 env->body_case == LB__ENVELOPE__BODY_LAUNCH_REPLY ? env->launch_reply->error
+                                                                   : "unexpected answer");
+        wire_free(&env);
+        rpc_launch_failed(c, why);
+        return;
+    }
+    obs_inc(rpc_c.launch_ok);
+    plan *p = &c->plan;
+    if (c->cur > 0 && p->reuse && !p->moved) {
+        p->moved = true;
+        snprintf(p->reason, sizeof p->reason, "affinity server failed to launch: %s",
+                 c->failures);
+    }
+    plan_commit(c->m, c->req->selection_request, p, c->cur, env->launch_reply->process);
+    rpc_answer(c, c->cur, env->launch_reply->process);
+    wire_free(&env);
+}
+
+static void rpc_selection(rpc_ctx *c)
+{
+    master *m = c->m;
+    const Lb__SelectionRequest *sr = c->req->selection_request;
+    if (!atomic_load(&m->is_leader)) {
+        char leader[128], ep[256] = "", text[512];
+        reg_leader(m->view, leader, sizeof leader);
+        if (leader[0] != '\0')
+            reg_master_endpoint(m->view, leader, ep, sizeof ep);
+        snprintf(text, sizeof text, "master %s is a standby; leader: %s %s", m->cfg.id,
+                 leader[0] ? leader : "(none)", ep);
+        rpc_error(c, c->req->request_id, LB_EUNAVAIL, text);
+        return;
+    }
+    plan_make(m, sr, &c->plan);
+    if (c->plan.reject) {
+        rpc_reject(c, c->plan.reason);
+        return;
+    }
+    if (sr->dry_run) {
+        Lb__ProcessId none = LB__PROCESS_ID__INIT;
+        rpc_answer(c, 0, &none);
+        return;
+    }
+    c->cur = 0;
+    c->failures[0] = '\0';
+    rpc_launch(c);
+}
+
+static void rpc_request(rpc_ctx *c, nng_msg *msg)
+{
+    lb_errmsg em = {{0}};
+    lb_err err = wire_decode(msg, c->m->cfg.max_message, &c->req, &em);
+    nng_msg_free(msg);
+    if (err != LB_OK) {
+        LOG_WARN("master", "bad request", "err=\"%s\"", em.text);
+        obs_count("master_rpc_errors_total{kind=\"decode\"}");
+        rpc_error(c, 0, err, em.text);
+        return;
+    }
+    c->started_ms = lb_mono_ms();
+    switch (c->req->body_case) {
+    case LB__ENVELOPE__BODY_SELECTION_REQUEST:
+        rpc_selection(c);
+        break;
+    case LB__ENVELOPE__BODY_STATS_REQUEST: {
+        nng_msg *out = NULL;
+        wire_stats_reply(c->req->request_id, "lb-master", c->m->cfg.id, &out);
+        rpc_send_msg(c, out);
+        break;
+    }
+    default: {
+        char text[128];
+        snprintf(text, sizeof text, "unexpected message (body %d) at the master",
+                 (int)c->req->body_case);
+        LOG_WARN("master", "bad request", "err=\"%s\"", text);
+        obs_count("master_rpc_errors_total{kind=\"unexpected\"}");
+        rpc_error(c, c->req->request_id, LB_EINVAL, text);
+    }
+    }
+}
+
+static void rpc_cb(void *arg)
+{
+    rpc_ctx *c = arg;
+    int rv = nng_aio_result(c->aio);
+    switch (c->state) {
+    case ST_RECV:
+        if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+            return;
+        if (rv != 0) {
+            rpc_recv(c);
+            return;
+        }
+        rpc_request(c, nng_aio_get_msg(c->aio));
+        break;
+    case ST_REPLY:
+        if (rv != 0) {
+            nng_msg_free(nng_aio_get_msg(c->aio));
+            if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+                return;
+        }
+        rpc_recv(c);
+        break;
+    default:
+        break;
+    }
+}
+
+static void rpc_launch_cb(void *arg)
+{
+    rpc_ctx *c = arg;
+    int rv = nng_aio_result(c->laio);
+    if (rv == NNG_ECLOSED && atomic_load(&c->m->stopping))
+        return;
+    if (c->state == ST_LAUNCH_SEND) {
+        if (rv != 0) {
+            nng_msg_free(nng_aio_get_msg(c->laio));
+            rpc_launch_failed(c, rv == NNG_ETIMEDOUT ? "agent not connected" : nng_strerror(rv));
+            return;
+        }
+        c->state = ST_LAUNCH_RECV;
+        nng_aio_set_timeout(c->laio, (nng_duration)c->m->cfg.launch_timeout_ms);
+        nng_ctx_recv(c->lctx, c->laio);
+    } else if (c->state == ST_LAUNCH_RECV) {
+        if (rv != 0) {
+            rpc_launch_failed(c, rv == NNG_ETIMEDOUT ? "launch timed out" : nng_strerror(rv));
+            return;
+        }
+        rpc_launch_done(c, nng_aio_get_msg(c->laio));
+    }
+}
+
+int master_rpc_start(master *m)
+{
+    rpc_c.serve = obs_counter_get("master_selections_total{action=\"serve\"}");
+    rpc_c.redirect = obs_counter_get("master_selections_total{action=\"redirect\"}");
+    rpc_c.reject = obs_counter_get("master_selections_total{action=\"reject\"}");
+    rpc_c.confirm = obs_counter_get("master_confirms_total");
+    rpc_c.errors = obs_counter_get("master_rpc_error_replies_total");
+    rpc_c.launch_ok = obs_counter_get("master_launches_total{result=\"ok\"}");
+    rpc_c.launch_fail = obs_counter_get("master_launches_total{result=\"failed\"}");
+    lb_errmsg em = {{0}};
+    if (wire_rep_listen(m->cfg.listen, &m->rpc, &em) != LB_OK) {
+        LOG_ERROR("master", "rpc socket", "err=\"%s\"", em.text);
+        return -1;
+    }
+    m->n_ctxs = (size_t)m->cfg.contexts;
+    m->ctxs = lb_xcalloc(m->n_ctxs, sizeof *m->ctxs);
+    for (size_t i = 0; i < m->n_ctxs; i++) {
+        rpc_ctx *c = lb_xcalloc(1, sizeof *c);
+        c->m = m;
+        m->ctxs[i] = c;
+        if (nng_ctx_open(&c->ctx, m->rpc) != 0 || nng_aio_alloc(&c->aio, rpc_cb, c) != 0 ||
+            nng_aio_alloc(&c->laio, rpc_launch_cb, c) != 0)
+            return -1;
+        rpc_recv(c);
+    }
+    return 0;
+}
+
+void master_rpc_stop(master *m)
+{
+    for (size_t i = 0; i < m->n_ctxs; i++)
+        if (m->ctxs[i] != NULL) {
+            nng_aio_stop(m->ctxs[i]->aio);
+            nng_aio_stop(m->ctxs[i]->laio);
+        }
+    nng_close(m->rpc);
+    for (size_t i = 0; i < m->n_ctxs; i++) {
+        rpc_ctx *c = m->ctxs[i];
+        if (c == NULL)
+            continue;
+        nng_aio_free(c->aio);
+        nng_aio_free(c->laio);
+        if (c->lctx_open)
+            nng_ctx_close(c->lctx);
+        wire_free(&c->req);
+        free(c);
+    }
+    free(m->ctxs);
+    m->ctxs = NULL;
+}

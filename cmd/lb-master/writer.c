@@ -1,0 +1,374 @@
+/*
+ * The master's etcd side: the watch that feeds the view, the lease that keeps
+ * masters/<id> (and the leader key) alive, leader election, and one writer
+ * thread that batches sessions, affinity and load into txns of at most 128
+ * ops and runs the periodic chores. Nothing here runs on the request path.
+ */
+#include "master.h"
+
+#include "common/util.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define TXN_MAX_OPS 128
+#define WQ_MAX 200000 /* writes kept while etcd is down; beyond, the oldest are dropped */
+
+/* ---- watch feed ------------------------------------------------------------------ */
+
+static void on_reset(void *arg, const etcd_kvs *snap)
+{
+    master *m = arg;
+    reg_reset(m->view, snap);
+}
+
+static void on_events(void *arg, const etcd_event *evs, size_t n, int64_t revision)
+{
+    (void)revision;
+    master *m = arg;
+    reg_apply(m->view, evs, n);
+}
+
+static void on_status(void *arg, bool connected, lb_err err, const char *msg)
+{
+    master *m = arg;
+    bool was = atomic_exchange(&m->etcd_ok, connected);
+    if (was != connected) {
+        if (connected)
+            LOG_INFO("master", "etcd watch connected", "etcd=%s", m->cfg.etcd);
+        else
+            LOG_ERROR("master", "etcd watch lost", "etcd=%s err=\"%s\" detail=\"%s\"",
+                      m->cfg.etcd, lb_strerror(err), msg != NULL ? msg : "");
+    }
+}
+
+/* ---- registration and leadership ------------------------------------------------- */
+
+static void try_lead(master *m, int64_t lease)
+{
+    char key[512];
+    reg_key(m->view, key, sizeof key, "leader", "");
+    key[strlen(key) - 1] = '\0'; /* "<prefix>leader" */
+    etcd_cmp cmp = {.key = key, .target = ETCD_CMP_CREATE, .result = ETCD_CMP_EQUAL, .number = 0};
+    etcd_op put = {.type = ETCD_OP_PUT,
+                   .key = key,
+                   .value = m->cfg.id,
+                   .value_len = strlen(m->cfg.id),
+                   .lease = lease};
+    bool won = false;
+    lb_errmsg em = {{0}};
+    if (etcd_txn(m->etcd, &cmp, 1, &put, 1, NULL, 0, &won, NULL, &em) != LB_OK) {
+        LOG_WARN("master", "leader election failed", "err=\"%s\"", em.text);
+        return;
+    }
+    if (won)
+        LOG_INFO("master", "became leader", "id=%s", m->cfg.id);
+}
+
+static lb_err on_granted(void *arg, int64_t lease)
+{
+    master *m = arg;
+    Lb__MasterInfo mi = LB__MASTER_INFO__INIT;
+    mi.id = m->cfg.id;
+    mi.rpc_endpoint = m->cfg.listen;
+    mi.report_endpoint = m->cfg.report_listen;
+    size_t len = lb__master_info__get_packed_size(&mi);
+    uint8_t *buf = lb_xcalloc(1, len);
+    lb__master_info__pack(&mi, buf);
+    char key[512];
+    reg_key(m->view, key, sizeof key, "masters", m->cfg.id);
+    lb_errmsg em = {{0}};
+    lb_err err = etcd_put(m->etcd, key, buf, len, lease, NULL, &em);
+    free(buf);
+    if (err != LB_OK) {
+        LOG_WARN("master", "registration failed", "key=%s err=\"%s\"", key, em.text);
+        return err;
+    }
+    try_lead(m, lease);
+    return LB_OK;
+}
+
+/* ---- write queue ------------------------------------------------------------------- */
+
+void master_queue_write(master *m, const char *key, const void *value, size_t len)
+{
+    write_op *op = lb_xcalloc(1, sizeof *op);
+    op->key = lb_strdup(key);
+    if (value != NULL) {
+        op->value = lb_xcalloc(1, len);
+        memcpy(op->value, value, len);
+        op->len = len;
+    }
+    pthread_mutex_lock(&m->wq_lock);
+    if (m->wq_tail != NULL)
+        m->wq_tail->next = op;
+    else
+        m->wq_head = op;
+    m->wq_tail = op;
+    m->wq_len++;
+    while (m->wq_len > WQ_MAX) {
+        write_op *old = m->wq_head;
+        m->wq_head = old->next;
+        m->wq_len--;
+        free(old->key);
+        free(old->value);
+        free(old);
+        obs_count("master_etcd_writes_dropped_total");
+    }
+    pthread_cond_signal(&m->wq_cond);
+    pthread_mutex_unlock(&m->wq_lock);
+}
+
+void master_queue_session(master *m, const Lb__Session *s)
+{
+    char key[512];
+    size_t len = lb__session__get_packed_size(s);
+    uint8_t *buf = lb_xcalloc(1, len);
+    lb__session__pack(s, buf);
+    reg_key(m->view, key, sizeof key, "sessions", s->session_id);
+    master_queue_write(m, key, buf, len);
+    free(buf);
+    Lb__Affinity a = LB__AFFINITY__INIT;
+    a.session_id = s->session_id;
+    uint8_t abuf[256];
+    if (lb__affinity__get_packed_size(&a) <= sizeof abuf) {
+        len = lb__affinity__pack(&a, abuf);
+        reg_affinity_key(m->view, key, sizeof key, s->client_id, s->app);
+        master_queue_write(m, key, abuf, len);
+    }
+}
+
+static void free_ops(write_op *op)
+{
+    while (op != NULL) {
+        write_op *next = op->next;
+        free(op->key);
+        free(op->value);
+        free(op);
+        op = next;
+    }
+}
+
+/* Writes one batch: the last op per key wins (etcd refuses a key twice in a txn). */
+static lb_err flush_batch(master *m, write_op **batch, size_t n)
+{
+    etcd_op ops[TXN_MAX_OPS];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool later = false;
+        for (size_t j = i + 1; j < n && !later; j++)
+            later = strcmp(batch[i]->key, batch[j]->key) == 0;
+        if (later)
+            continue;
+        ops[k++] = (etcd_op){.type = batch[i]->value != NULL ? ETCD_OP_PUT : ETCD_OP_DELETE,
+                             .key = batch[i]->key,
+                             .value = batch[i]->value,
+                             .value_len = batch[i]->len};
+    }
+    bool ok = false;
+    lb_errmsg em = {{0}};
+    lb_err err = etcd_txn(m->etcd, NULL, 0, ops, k, NULL, 0, &ok, NULL, &em);
+    if (err != LB_OK) {
+        obs_count("master_etcd_write_errors_total");
+        LOG_WARN("master", "batched write failed", "ops=%zu err=\"%s\"", k, em.text);
+    } else {
+        obs_add(obs_counter_get("master_etcd_writes_total"), k);
+    }
+    return err;
+}
+
+static void flush_queue(master *m)
+{
+    pthread_mutex_lock(&m->wq_lock);
+    write_op *head = m->wq_head;
+    m->wq_head = m->wq_tail = NULL;
+    m->wq_len = 0;
+    pthread_mutex_unlock(&m->wq_lock);
+    write_op *batch[TXN_MAX_OPS];
+    write_op *op = head, *failed = NULL;
+    while (op != NULL) {
+        size_t n = 0;
+        write_op *start = op;
+        while (op != NULL && n < TXN_MAX_OPS) {
+            batch[n++] = op;
+            op = op->next;
+        }
+        if (flush_batch(m, batch, n) != LB_OK) {
+            failed = start; /* keep this batch and the rest for the next round */
+            break;
+        }
+    }
+    /* free what was written; requeue the rest in front */
+    write_op *p = head;
+    while (p != NULL && p != failed) {
+        write_op *next = p->next;
+        p->next = NULL;
+        free_ops(p);
+        p = next;
+    }
+    if (failed != NULL) {
+        write_op *tail = failed;
+        size_t n = 1;
+        while (tail->next != NULL) {
+            tail = tail->next;
+            n++;
+        }
+        pthread_mutex_lock(&m->wq_lock);
+        tail->next = m->wq_head;
+        m->wq_head = failed;
+        if (m->wq_tail == NULL)
+            m->wq_tail = tail;
+        m->wq_len += n;
+        pthread_mutex_unlock(&m->wq_lock);
+    }
+}
+
+/* ---- chores ------------------------------------------------------------------------- */
+
+struct expired {
+    char **sids;
+    size_t n, cap;
+    int64_t now;
+};
+
+static void collect_expired(const Lb__Session *s, void *arg)
+{
+    struct expired *e = arg;
+    if (s->expires_ms > e->now || e->n == e->cap)
+        return;
+    e->sids[e->n++] = lb_strdup(s->session_id);
+}
+
+static void reap_sessions(master *m)
+{
+    struct expired e = {.cap = 4096, .now = lb_wall_ms()};
+    e.sids = lb_xcalloc(e.cap, sizeof *e.sids);
+    char key[512];
+    reg_lock(m->view);
+    reg_sessions_foreach_locked(m->view, collect_expired, &e);
+    for (size_t i = 0; i < e.n; i++) {
+        const Lb__Session *s = reg_session_locked(m->view, e.sids[i]);
+        reg_affinity_key(m->view, key, sizeof key, s->client_id, s->app);
+        master_queue_write(m, key, NULL, 0);
+        reg_key(m->view, key, sizeof key, "sessions", e.sids[i]);
+        master_queue_write(m, key, NULL, 0);
+        reg_session_del_locked(m->view, e.sids[i]);
+    }
+    reg_unlock(m->view);
+    if (e.n > 0)
+        LOG_INFO("master", "sessions expired", "count=%zu", e.n);
+    obs_add(obs_counter_get("master_sessions_expired_total"), e.n);
+    for (size_t i = 0; i < e.n; i++)
+        free(e.sids[i]);
+    free(e.sids);
+}
+
+/* Publishes every server's last load report at load/<id> for lbctl. */
+static void write_loads(master *m)
+{
+    char key[512];
+    reg_lock(m->view);
+    size_t it = 0;
+    reg_server *s;
+    while ((s = reg_server_next_locked(m->view, &it)) != NULL) {
+        if (s->load == NULL)
+            continue;
+        size_t len = lb__server_load__get_packed_size(s->load);
+        uint8_t *buf = lb_xcalloc(1, len);
+        lb__server_load__pack(s->load, buf);
+        reg_key(m->view, key, sizeof key, "load", s->info->id);
+        master_queue_write(m, key, buf, len);
+        free(buf);
+    }
+    reg_unlock(m->view);
+}
+
+static void chores(master *m)
+{
+    reg_check_stale(m->view);
+    char leader[128];
+    reg_leader(m->view, leader, sizeof leader);
+    bool lead = strcmp(leader, m->cfg.id) == 0;
+    if (atomic_exchange(&m->is_leader, lead) != lead && !lead)
+        LOG_WARN("master", "not leader", "leader=%s", leader[0] ? leader : "(none)");
+    if (leader[0] == '\0' && m->keeper != NULL && etcd_keeper_lease(m->keeper) != 0)
+        try_lead(m, etcd_keeper_lease(m->keeper));
+    if (lead) {
+        reap_sessions(m);
+        write_loads(m);
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    master *m = arg;
+    int64_t next_chore = lb_mono_ms();
+    while (!atomic_load(&m->stopping)) {
+        pthread_mutex_lock(&m->wq_lock);
+        if (m->wq_head == NULL && !atomic_load(&m->stopping)) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 200 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&m->wq_cond, &m->wq_lock, &ts);
+        }
+        pthread_mutex_unlock(&m->wq_lock);
+        /* a short window lets concurrent requests share one txn */
+        lb_sleep_ms(m->cfg.write_interval_ms);
+        flush_queue(m);
+        if (lb_mono_ms() >= next_chore) {
+            chores(m);
+            next_chore = lb_mono_ms() + 1000;
+        }
+    }
+    flush_queue(m);
+    return NULL;
+}
+
+int master_etcd_start(master *m)
+{
+    lb_errmsg em = {{0}};
+    if (etcd_open(m->cfg.etcd, (int)m->cfg.etcd_timeout_ms, &m->etcd, &em) != LB_OK) {
+        LOG_ERROR("master", "etcd client", "err=\"%s\"", em.text);
+        return -1;
+    }
+    etcd_watch_cb cb = {
+        .on_reset = on_reset, .on_events = on_events, .on_status = on_status, .arg = m};
+    if (etcd_watch_start(m->etcd, m->cfg.prefix, &cb, &m->watch, &em) != LB_OK) {
+        LOG_ERROR("master", "etcd watch", "err=\"%s\"", em.text);
+        return -1;
+    }
+    int64_t ttl_s = m->cfg.lease_ttl_ms / 1000 > 2 ? m->cfg.lease_ttl_ms / 1000 : 2;
+    if (etcd_keeper_start(m->etcd, ttl_s, on_granted, m, &m->keeper, &em) != LB_OK) {
+        LOG_ERROR("master", "etcd lease", "err=\"%s\"", em.text);
+        return -1;
+    }
+    pthread_mutex_init(&m->wq_lock, NULL);
+    pthread_cond_init(&m->wq_cond, NULL);
+    if (pthread_create(&m->writer, NULL, writer_main, m) != 0)
+        return -1;
+    return 0;
+}
+
+void master_etcd_stop(master *m)
+{
+    atomic_store(&m->stopping, true);
+    pthread_mutex_lock(&m->wq_lock);
+    pthread_cond_signal(&m->wq_cond);
+    pthread_mutex_unlock(&m->wq_lock);
+    pthread_join(m->writer, NULL);
+    etcd_keeper_stop(&m->keeper);
+    etcd_watch_stop(&m->watch);
+    free_ops(m->wq_head);
+    m->wq_head = m->wq_tail = NULL;
+    pthread_cond_destroy(&m->wq_cond);
+    pthread_mutex_destroy(&m->wq_lock);
+    etcd_close(&m->etcd);
+}

@@ -1,0 +1,28 @@
+/*
+ * A string-keyed hash map (open addressing, linear probing, tombstones).
+ * The map copies keys; values are opaque pointers the caller owns.
+ * Thread-safety: none; callers serialise access.
+ */
+#ifndef LB_COMMON_HMAP_H
+#define LB_COMMON_HMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct hmap hmap;
+
+hmap *hmap_new(void);
+/* Frees the map and its keys; free_val (may be NULL) is called on each value. */
+void hmap_free(hmap **m, void (*free_val)(void *));
+
+void *hmap_get(const hmap *m, const char *key);
+/* Inserts or replaces; returns the previous value (or NULL) for the caller to free. */
+void *hmap_put(hmap *m, const char *key, void *val);
+/* Removes key; returns its value (or NULL). */
+void *hmap_del(hmap *m, const char *key);
+size_t hmap_len(const hmap *m);
+
+/* Iteration: i from 0 while hmap_next returns true. Do not modify during it. */
+bool hmap_next(const hmap *m, size_t *i, const char **key, void **val);
+
+#endif

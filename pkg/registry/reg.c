@@ -1,0 +1,460 @@
+/* The registry's core: construction, the etcd feed, load reports. */
+#include "registry/reg_internal.h"
+
+#include "common/util.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void free_server(void *p)
+{
+    reg_server *s = p;
+    if (s == NULL)
+        return;
+    lb__server_info__free_unpacked(s->info, NULL);
+    if (s->load != NULL)
+        lb__server_load__free_unpacked(s->load, NULL);
+    free(s);
+}
+
+static void free_slave(void *p)
+{
+    reg_slave *s = p;
+    if (s == NULL)
+        return;
+    lb__slave_info__free_unpacked(s->info, NULL);
+    free(s);
+}
+
+static void free_master(void *p)
+{
+    if (p != NULL)
+        lb__master_info__free_unpacked(p, NULL);
+}
+
+static void free_group(void *p)
+{
+    if (p != NULL)
+        lb__group_info__free_unpacked(p, NULL);
+}
+
+static void free_override(void *p)
+{
+    if (p != NULL)
+        lb__override__free_unpacked(p, NULL);
+}
+
+static void free_session(void *p)
+{
+    if (p != NULL)
+        lb__session__free_unpacked(p, NULL);
+}
+
+reg *reg_new(const char *prefix, int64_t report_stale_ms)
+{
+    reg *r = lb_xcalloc(1, sizeof *r);
+    pthread_mutex_init(&r->lock, NULL);
+    r->prefix = lb_strdup(prefix);
+    r->prefix_len = strlen(prefix);
+    r->report_stale_ms = report_stale_ms;
+    r->servers = hmap_new();
+    r->slaves = hmap_new();
+    r->masters = hmap_new();
+    r->groups = hmap_new();
+    r->overrides = hmap_new();
+    r->sessions = hmap_new();
+    r->affinity = hmap_new();
+    r->dirty = true;
+    return r;
+}
+
+static void reg_clear(reg *r)
+{
+    reg_snapshot_drop(r);
+    hmap_free(&r->servers, free_server);
+    hmap_free(&r->slaves, free_slave);
+    hmap_free(&r->masters, free_master);
+    hmap_free(&r->groups, free_group);
+    hmap_free(&r->overrides, free_override);
+    hmap_free(&r->sessions, free_session);
+    hmap_free(&r->affinity, free);
+}
+
+void reg_free(reg **rp)
+{
+    if (rp == NULL || *rp == NULL)
+        return;
+    reg *r = *rp;
+    reg_clear(r);
+    pthread_mutex_destroy(&r->lock);
+    free(r->prefix);
+    free(r);
+    *rp = NULL;
+}
+
+const char *reg_prefix(const reg *r)
+{
+    return r->prefix;
+}
+
+void reg_lock(reg *r)
+{
+    pthread_mutex_lock(&r->lock);
+}
+
+void reg_unlock(reg *r)
+{
+    pthread_mutex_unlock(&r->lock);
+}
+
+void reg_key(const reg *r, char *out, size_t cap, const char *kind, const char *id)
+{
+    snprintf(out, cap, "%s%s/%s", r->prefix, kind, id);
+}
+
+void reg_affinity_name(char *out, size_t cap, const char *client, const char *app)
+{
+    snprintf(out, cap, "%s/%s", client, app);
+}
+
+void reg_affinity_key(const reg *r, char *out, size_t cap, const char *client, const char *app)
+{
+    snprintf(out, cap, "%saffinity/%s/%s", r->prefix, client, app);
+}
+
+/* ---- applying one key ---------------------------------------------------------- */
+
+static void put_server(reg *r, const char *id, const etcd_kv *kv)
+{
+    Lb__ServerInfo *info = lb__server_info__unpack(NULL, kv->value_len, kv->value);
+    if (info == NULL) {
+        obs_count("registry_decode_errors_total{kind=\"server\"}");
+        LOG_WARN("registry", "undecodable server record", "key=%s", kv->key);
+        return;
+    }
+    reg_server *s = hmap_get(r->servers, id);
+    if (s == NULL) {
+        s = lb_xcalloc(1, sizeof *s);
+        s->idx = -1;
+        s->override = hmap_get(r->overrides, id);
+        hmap_put(r->servers, id, s);
+        LOG_INFO("registry", "server up", "server=%s zone=%s group=%s", info->id, info->zone,
+                 info->group);
+    } else {
+        lb__server_info__free_unpacked(s->info, NULL);
+    }
+    s->info = info;
+    r->dirty = true;
+}
+
+static void put_record(reg *r, const char *kind, const char *id, const etcd_kv *kv)
+{
+    if (strcmp(kind, "servers") == 0) {
+        put_server(r, id, kv);
+    } else if (strcmp(kind, "slaves") == 0) {
+        Lb__SlaveInfo *info = lb__slave_info__unpack(NULL, kv->value_len, kv->value);
+        if (info == NULL)
+            goto bad;
+        reg_slave *s = hmap_get(r->slaves, id);
+        if (s == NULL) {
+            s = lb_xcalloc(1, sizeof *s);
+            hmap_put(r->slaves, id, s);
+        } else {
+            lb__slave_info__free_unpacked(s->info, NULL);
+        }
+        s->info = info;
+        r->dirty = true;
+    } else if (strcmp(kind, "masters") == 0) {
+        Lb__MasterInfo *m = lb__master_info__unpack(NULL, kv->value_len, kv->value);
+        if (m == NULL)
+            goto bad;
+        free_master(hmap_put(r->masters, id, m));
+    } else if (strcmp(kind, "groups") == 0) {
+        Lb__GroupInfo *g = lb__group_info__unpack(NULL, kv->value_len, kv->value);
+        if (g == NULL)
+            goto bad;
+        free_group(hmap_put(r->groups, id, g));
+        r->dirty = true;
+    } else if (strcmp(kind, "overrides") == 0) {
+        Lb__Override *o = lb__override__unpack(NULL, kv->value_len, kv->value);
+        if (o == NULL)
+            goto bad;
+        free_override(hmap_put(r->overrides, id, o));
+        reg_server *s = hmap_get(r->servers, id);
+        if (s != NULL)
+            s->override = o;
+        r->dirty = true;
+    } else if (strcmp(kind, "sessions") == 0) {
+        Lb__Session *in = lb__session__unpack(NULL, kv->value_len, kv->value);
+        if (in == NULL)
+            goto bad;
+        const Lb__Session *cur = hmap_get(r->sessions, id);
+        /* Our own writes echo back through the watch, possibly after a newer
+         * in-memory update: only a renewal (later expiry) replaces what we have. */
+        if (cur != NULL && cur->expires_ms > in->expires_ms) {
+            free_session(in);
+            return;
+        }
+        reg_session_put_locked(r, in);
+    }
+    return;
+bad:
+    obs_count("registry_decode_errors_total{kind=\"record\"}");
+    LOG_WARN("registry", "undecodable record", "key=%s", kv->key);
+}
+
+static void del_record(reg *r, const char *kind, const char *id)
+{
+    if (strcmp(kind, "servers") == 0) {
+        reg_server *s = hmap_del(r->servers, id);
+        if (s != NULL) {
+            LOG_INFO("registry", "server gone", "server=%s", id);
+            reg_snapshot_drop(r); /* the snapshot borrows s's strings */
+            free_server(s);
+        }
+    } else if (strcmp(kind, "slaves") == 0) {
+        reg_slave *s = hmap_del(r->slaves, id);
+        if (s != NULL) {
+            reg_snapshot_drop(r);
+            free_slave(s);
+        }
+    } else if (strcmp(kind, "masters") == 0) {
+        free_master(hmap_del(r->masters, id));
+    } else if (strcmp(kind, "groups") == 0) {
+        free_group(hmap_del(r->groups, id));
+        r->dirty = true;
+    } else if (strcmp(kind, "overrides") == 0) {
+        reg_server *s = hmap_get(r->servers, id);
+        if (s != NULL)
+            s->override = NULL;
+        free_override(hmap_del(r->overrides, id));
+        r->dirty = true;
+    } else if (strcmp(kind, "sessions") == 0) {
+        reg_session_del_locked(r, id);
+    }
+}
+
+/* Splits "<prefix><kind>/<id>" (id may contain '/'); "leader" has no id. */
+static bool split_key(const reg *r, const char *key, char *kind, size_t kcap, const char **id)
+{
+    if (strncmp(key, r->prefix, r->prefix_len) != 0)
+        return false;
+    const char *rest = key + r->prefix_len;
+    const char *slash = strchr(rest, '/');
+    if (slash == NULL) {
+        snprintf(kind, kcap, "%s", rest);
+        *id = "";
+        return true;
+    }
+    size_t n = (size_t)(slash - rest);
+    if (n >= kcap)
+        return false;
+    memcpy(kind, rest, n);
+    kind[n] = '\0';
+    *id = slash + 1;
+    return **id != '\0';
+}
+
+static void apply_one(reg *r, etcd_event_type type, const etcd_kv *kv)
+{
+    char kind[32];
+    const char *id;
+    if (!split_key(r, kv->key, kind, sizeof kind, &id))
+        return;
+    if (strcmp(kind, "leader") == 0) {
+        if (type == ETCD_EV_PUT)
+            snprintf(r->leader, sizeof r->leader, "%.*s", (int)kv->value_len,
+                     (const char *)kv->value);
+        else
+            r->leader[0] = '\0';
+        return;
+    }
+    if (type == ETCD_EV_PUT)
+        put_record(r, kind, id, kv);
+    else
+        del_record(r, kind, id);
+}
+
+void reg_reset(reg *r, const etcd_kvs *snapshot)
+{
+    reg_lock(r);
+    /* Keep load reports across a reload: they come from the agents, not etcd. */
+    hmap *old_servers = r->servers;
+    r->servers = hmap_new();
+    reg_snapshot_drop(r);
+    hmap_free(&r->slaves, free_slave);
+    r->slaves = hmap_new();
+    hmap_free(&r->masters, free_master);
+    r->masters = hmap_new();
+    hmap_free(&r->groups, free_group);
+    r->groups = hmap_new();
+    hmap_free(&r->overrides, free_override);
+    r->overrides = hmap_new();
+    r->leader[0] = '\0';
+    for (size_t i = 0; i < snapshot->n; i++)
+        apply_one(r, ETCD_EV_PUT, &snapshot->kvs[i]);
+    size_t it = 0;
+    const char *id;
+    void *v;
+    while (hmap_next(old_servers, &it, &id, &v)) {
+        reg_server *old = v, *cur = hmap_get(r->servers, id);
+        if (cur != NULL && old->load != NULL) {
+            cur->load = old->load;
+            cur->load_at_ms = old->load_at_ms;
+            old->load = NULL;
+        }
+    }
+    hmap_free(&old_servers, free_server);
+    r->dirty = true;
+    reg_unlock(r);
+    LOG_INFO("registry", "view loaded", "keys=%zu revision=%lld", snapshot->n,
+             (long long)snapshot->revision);
+}
+
+void reg_apply(reg *r, const etcd_event *evs, size_t n)
+{
+    reg_lock(r);
+    for (size_t i = 0; i < n; i++)
+        apply_one(r, evs[i].type, &evs[i].kv);
+    reg_unlock(r);
+}
+
+/* ---- load reports ----------------------------------------------------------------- */
+
+bool reg_on_server_load(reg *r, const Lb__ServerLoad *l)
+{
+    size_t len = lb__server_load__get_packed_size(l);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf == NULL)
+        return false;
+    lb__server_load__pack(l, buf);
+    Lb__ServerLoad *copy = lb__server_load__unpack(NULL, len, buf);
+    free(buf);
+    if (copy == NULL)
+        return false;
+    reg_lock(r);
+    reg_server *s = hmap_get(r->servers, l->server_id);
+    bool known = s != NULL;
+    if (known) {
+        if (s->load != NULL)
+            lb__server_load__free_unpacked(s->load, NULL);
+        s->load = copy;
+        s->load_at_ms = lb_mono_ms();
+        s->pending = 0;
+        if (s->stale) {
+            s->stale = false;
+            r->dirty = true;
+        }
+        if (!r->dirty && r->snap != NULL && s->idx >= 0)
+            sel_snapshot_set_load(r->snap, s->idx, copy->sessions, copy->cpu_load,
+                                  copy->mem_free, copy->disk_free);
+    } else {
+        lb__server_load__free_unpacked(copy, NULL);
+    }
+    reg_unlock(r);
+    return known;
+}
+
+bool reg_on_slave_load(reg *r, const Lb__SlaveLoad *l)
+{
+    reg_lock(r);
+    reg_slave *s = hmap_get(r->slaves, l->slave_id);
+    if (s != NULL) {
+        s->load = l->load;
+        if (!r->dirty && r->snap != NULL && s->idx >= 0)
+            sel_snapshot_set_slave_load(r->snap, s->idx, l->load);
+    }
+    reg_unlock(r);
+    return s != NULL;
+}
+
+void reg_check_stale(reg *r)
+{
+    if (r->report_stale_ms <= 0)
+        return;
+    int64_t now = lb_mono_ms();
+    reg_lock(r);
+    size_t it = 0;
+    const char *id;
+    void *v;
+    while (hmap_next(r->servers, &it, &id, &v)) {
+        reg_server *s = v;
+        bool stale = s->load != NULL && now - s->load_at_ms > r->report_stale_ms;
+        if (stale != s->stale) {
+            s->stale = stale;
+            r->dirty = true;
+            LOG_WARN("registry", stale ? "server reports stopped" : "server reports resumed",
+                     "server=%s", id);
+        }
+    }
+    reg_unlock(r);
+}
+
+/* ---- lookups -------------------------------------------------------------------------- */
+
+reg_server *reg_server_locked(reg *r, const char *id)
+{
+    return hmap_get(r->servers, id);
+}
+
+reg_slave *reg_slave_locked(reg *r, const char *id)
+{
+    return hmap_get(r->slaves, id);
+}
+
+size_t reg_n_servers_locked(const reg *r)
+{
+    return hmap_len(r->servers);
+}
+
+size_t reg_n_slaves_locked(const reg *r)
+{
+    return hmap_len(r->slaves);
+}
+
+reg_server *reg_server_next_locked(reg *r, size_t *i)
+{
+    const char *id;
+    void *v;
+    return hmap_next(r->servers, i, &id, &v) ? v : NULL;
+}
+
+reg_slave *reg_slave_next_locked(reg *r, size_t *i)
+{
+    const char *id;
+    void *v;
+    return hmap_next(r->slaves, i, &id, &v) ? v : NULL;
+}
+
+void reg_add_pending_locked(reg *r, const char *id, int delta)
+{
+    reg_server *s = hmap_get(r->servers, id);
+    if (s == NULL)
+        return;
+    if (delta < 0 && s->pending < (uint32_t)-delta)
+        s->pending = 0;
+    else
+        s->pending = (uint32_t)((int64_t)s->pending + delta);
+    if (!r->dirty && r->snap != NULL && s->idx >= 0)
+        sel_snapshot_add_pending(r->snap, s->idx, delta);
+}
+
+void reg_leader(reg *r, char *out, size_t cap)
+{
+    reg_lock(r);
+    snprintf(out, cap, "%s", r->leader);
+    reg_unlock(r);
+}
+
+bool reg_master_endpoint(reg *r, const char *id, char *out, size_t cap)
+{
+    reg_lock(r);
+    const Lb__MasterInfo *m = hmap_get(r->masters, id);
+    if (m != NULL)
+        snprintf(out, cap, "%s", m->rpc_endpoint);
+    reg_unlock(r);
+    return m != NULL;
+}

@@ -1,0 +1,105 @@
+/*
+ * The in-memory cluster view: servers, slaves, groups, overrides, sessions and
+ * affinity as stored in etcd (fed by a range + watch over the prefix), plus the
+ * load reports that agents and slaves publish. The master selects from it
+ * without ever reading etcd on the request path.
+ *
+ * Keys under the prefix (values are protobuf records from proto/lb.proto):
+ *   servers/<id> ServerInfo   slaves/<id> SlaveInfo   masters/<id> MasterInfo
+ *   groups/<name> GroupInfo   overrides/<id> Override  leader (master id, raw)
+ *   sessions/<sid> Session    affinity/<client>/<app> Affinity   load/<id> ServerLoad
+ *
+ * Thread-safety: every reg_* call that takes a reg * locks internally unless its
+ * name ends in _locked; those require the caller to hold reg_lock(). Pointers
+ * returned by _locked calls are valid only while the lock is held.
+ */
+#ifndef LB_REGISTRY_REG_H
+#define LB_REGISTRY_REG_H
+
+#include "etcd/etcd.h"
+#include "lb.pb-c.h"
+#include "select/sel.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct reg reg;
+
+typedef struct reg_server {
+    Lb__ServerInfo *info;   /* owned */
+    Lb__ServerLoad *load;   /* owned; last report, NULL before the first */
+    int64_t load_at_ms;     /* monotonic time of the last report */
+    Lb__Override *override; /* owned, NULL when none */
+    uint32_t pending;       /* sessions assigned by this master since the last report */
+    bool stale;             /* reports stopped: treated as down */
+    int idx;                /* index in the current snapshot, -1 when not in it */
+} reg_server;
+
+typedef struct reg_slave {
+    Lb__SlaveInfo *info; /* owned */
+    uint32_t load;
+    int idx;
+} reg_slave;
+
+/* prefix: e.g. "/lb/" (must end in '/'). report_stale_ms: a server whose last
+ * load report is older is considered down (0: never). */
+reg *reg_new(const char *prefix, int64_t report_stale_ms);
+void reg_free(reg **r);
+
+const char *reg_prefix(const reg *r);
+
+void reg_lock(reg *r);
+void reg_unlock(reg *r);
+
+/* Feeding from etcd (etcd_watch_cb callbacks map onto these). */
+void reg_reset(reg *r, const etcd_kvs *snapshot);
+void reg_apply(reg *r, const etcd_event *evs, size_t n);
+
+/* Feeding from load reports. Unknown ids are ignored (false). */
+bool reg_on_server_load(reg *r, const Lb__ServerLoad *l);
+bool reg_on_slave_load(reg *r, const Lb__SlaveLoad *l);
+
+/* The selection snapshot, rebuilt when the view changed. Never NULL. */
+sel_snapshot *reg_snapshot_locked(reg *r);
+/* Marks servers whose reports went stale as down (call periodically). */
+void reg_check_stale(reg *r);
+
+reg_server *reg_server_locked(reg *r, const char *id);
+/* Counts one more (+1) or one fewer (-1) session assigned to server id since its
+ * last report, in the view and in the snapshot. */
+void reg_add_pending_locked(reg *r, const char *id, int delta);
+/* Iterates servers: i from 0 while it returns non-NULL. */
+reg_server *reg_server_next_locked(reg *r, size_t *i);
+reg_slave *reg_slave_next_locked(reg *r, size_t *i);
+reg_slave *reg_slave_locked(reg *r, const char *id);
+size_t reg_n_servers_locked(const reg *r);
+size_t reg_n_slaves_locked(const reg *r);
+
+/* Sessions (owned by the registry once put). */
+const Lb__Session *reg_session_locked(reg *r, const char *sid);
+/* Session id of the client's affinity for app, or NULL. */
+const char *reg_affinity_locked(reg *r, const char *client, const char *app);
+/* Takes ownership of s (allocated with protobuf-c's default allocator or
+ * reg_session_new); replaces any session of the same id and points the
+ * client/app affinity at it. */
+void reg_session_put_locked(reg *r, Lb__Session *s);
+void reg_session_del_locked(reg *r, const char *sid);
+size_t reg_n_sessions_locked(const reg *r);
+/* Calls fn for every session (lock held). */
+void reg_sessions_foreach_locked(reg *r, void (*fn)(const Lb__Session *s, void *arg), void *arg);
+
+/* A deep copy of a Session (for handing to a writer thread). */
+Lb__Session *reg_session_dup(const Lb__Session *s);
+void reg_session_free(Lb__Session *s);
+
+/* etcd key helpers: out gets prefix + parts. */
+void reg_key(const reg *r, char *out, size_t cap, const char *kind, const char *id);
+void reg_affinity_key(const reg *r, char *out, size_t cap, const char *client, const char *app);
+
+/* Current leader id from the `leader` key ("" when none). Copies into out. */
+void reg_leader(reg *r, char *out, size_t cap);
+
+/* Master rpc endpoint of the given master id, copied into out; false if unknown. */
+bool reg_master_endpoint(reg *r, const char *id, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,38 @@
+/* Internal layout of the registry, shared by its files. */
+#ifndef LB_REGISTRY_INTERNAL_H
+#define LB_REGISTRY_INTERNAL_H
+
+#include "common/hmap.h"
+#include "registry/reg.h"
+
+#include <pthread.h>
+
+struct reg {
+    pthread_mutex_t lock;
+    char *prefix;
+    size_t prefix_len;
+    int64_t report_stale_ms;
+
+    hmap *servers;   /* id -> reg_server */
+    hmap *slaves;    /* id -> reg_slave */
+    hmap *masters;   /* id -> Lb__MasterInfo */
+    hmap *groups;    /* name -> Lb__GroupInfo */
+    hmap *overrides; /* server id -> Lb__Override (also linked from reg_server) */
+    hmap *sessions;  /* sid -> Lb__Session */
+    hmap *affinity;  /* client "\x1f" app -> sid (owned string) */
+    char leader[128];
+
+    /* selection snapshot and the arrays it borrows */
+    bool dirty;
+    sel_snapshot *snap;
+    sel_server *sel_servers;
+    sel_label *sel_labels;
+    sel_slave *sel_slaves;
+    reg_server **by_idx; /* snapshot index -> server */
+    reg_slave **slave_by_idx;
+};
+
+void reg_snapshot_drop(reg *r);
+void reg_affinity_name(char *out, size_t cap, const char *client, const char *app);
+
+#endif

@@ -23,6 +23,7 @@
  */
 #include "master.h"
 
+#include "common/errmsg.h"
 #include "common/util.h"
 #include "config/cfg.h"
 #include "wire/wire.h"

@@ -91,6 +91,14 @@ static void fill_request(const Lb__SelectionRequest *sr, const Lb__Session *cur,
     }
 }
 
+static bool visited(const Lb__ClientRequest *cr, const char *slave_id)
+{
+    for (size_t i = 0; i < cr->n_visited; i++)
+        if (strcmp(cr->visited[i], slave_id) == 0)
+            return true;
+    return false;
+}
+
 void plan_make(master *m, const Lb__SelectionRequest *sr, plan *p)
 {
     memset(p, 0, sizeof *p);
@@ -130,7 +138,11 @@ void plan_make(master *m, const Lb__SelectionRequest *sr, plan *p)
             p->pending_on = 0;
         }
     }
-    if (res.slave >= 0) {
+    if (res.slave >= 0 && visited(cr, sel_snapshot_slave(snap, res.slave)->id) &&
+        sr->slave_id != NULL && sr->slave_id[0] != '\0') {
+        /* the client has been there already: serve here rather than loop */
+        snprintf(p->slave_id, sizeof p->slave_id, "%s", sr->slave_id);
+    } else if (res.slave >= 0) {
         const sel_slave *sl = sel_snapshot_slave(snap, res.slave);
         reg_slave *rs = reg_slave_locked(m->view, sl->id);
         snprintf(p->slave_id, sizeof p->slave_id, "%s", sl->id);

@@ -218,7 +218,7 @@ static void rpc_launch_done(rpc_ctx *c, nng_msg *msg)
     plan *p = &c->plan;
     if (c->cur > 0 && p->reuse && !p->moved) {
         p->moved = true;
-        snprintf(p->reason, sizeof p->reason, "affinity server failed to launch: %s",
+        snprintf(p->reason, sizeof p->reason, "affinity server failed to launch: %.200s",
                  c->failures);
     }
     plan_commit(c->m, c->req->selection_request, p, c->cur, env->launch_reply->process);

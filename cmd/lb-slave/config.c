@@ -1,0 +1,131 @@
+/*
+ * lb-slave configuration (YAML). Every key is optional:
+ *
+ *   id: slave-a                      # default: hostname
+ *   zone: default
+ *   region: default
+ *   listen: tcp://127.0.0.1:7201     # client endpoint
+ *   advertise: tcp://127.0.0.1:7201  # endpoint named in redirects (default: listen)
+ *   masters: [tcp://127.0.0.1:7101]  # master RPC endpoints (default: discovered from etcd)
+ *   report: [tcp://127.0.0.1:7102]   # master report endpoints (default: discovered from etcd)
+ *   etcd: http://127.0.0.1:2379      # string (comma-separated) or list
+ *   prefix: /lb/
+ *   lease_ttl: 5s
+ *   report_interval: 1s
+ *   request_timeout: 15s             # one call to a master (covers the launch)
+ *   etcd_timeout: 3s
+ *   limit: 10000                     # requests per report interval counted as full load
+ *   contexts: 64                     # client requests in flight
+ *   max_message: 256KiB
+ *   log_level: info
+ */
+#include "slave.h"
+
+#include "common/errmsg.h"
+#include "common/util.h"
+#include "config/cfg.h"
+#include "wire/wire.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const slave_keys[] = {
+    "id",     "zone",          "region",          "listen",       "advertise", "masters",
+    "report", "etcd",          "prefix",          "lease_ttl",    "report_interval",
+    "request_timeout", "etcd_timeout", "limit",   "contexts",     "max_message", "log_level",
+    NULL};
+
+static char *join(char **items, size_t n, const char *def)
+{
+    if (n == 0)
+        return lb_strdup(def);
+    size_t len = 1;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(items[i]) + 1;
+    char *out = lb_xcalloc(1, len);
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            strcat(out, ",");
+        strcat(out, items[i]);
+    }
+    return out;
+}
+
+static lb_err load_all(const cfg_doc *doc, slave_config *cfg, lb_errmsg *em)
+{
+    const cfg_node *root = cfg_root(doc);
+    char host[256] = "slave";
+    gethostname(host, sizeof host - 1);
+    char **etcd = NULL;
+    size_t n_etcd = 0;
+    lb_err err;
+    if ((err = cfg_expect(doc, root, CFG_MAP, em)) ||
+        (err = cfg_check_keys(doc, root, slave_keys, em)) ||
+        (err = cfg_get_str(doc, root, "id", host, &cfg->id, em)) ||
+        (err = cfg_get_str(doc, root, "zone", "default", &cfg->zone, em)) ||
+        (err = cfg_get_str(doc, root, "region", "default", &cfg->region, em)) ||
+        (err = cfg_get_str(doc, root, "listen", "tcp://127.0.0.1:7201", &cfg->listen, em)) ||
+        (err = cfg_get_str(doc, root, "advertise", cfg->listen, &cfg->advertise, em)) ||
+        (err = cfg_get_strlist(doc, root, "masters", &cfg->masters, &cfg->n_masters, em)) ||
+        (err = cfg_get_strlist(doc, root, "report", &cfg->report, &cfg->n_report, em)) ||
+        (err = cfg_get_strlist(doc, root, "etcd", &etcd, &n_etcd, em)) ||
+        (err = cfg_get_str(doc, root, "prefix", "/lb/", &cfg->prefix, em)) ||
+        (err = cfg_get_duration_ms(doc, root, "lease_ttl", 5000, &cfg->lease_ttl_ms, em)) ||
+        (err = cfg_get_duration_ms(doc, root, "report_interval", 1000, &cfg->report_interval_ms,
+                                   em)) ||
+        (err = cfg_get_duration_ms(doc, root, "request_timeout", 15000,
+                                   &cfg->request_timeout_ms, em)) ||
+        (err = cfg_get_duration_ms(doc, root, "etcd_timeout", 3000, &cfg->etcd_timeout_ms, em)) ||
+        (err = cfg_get_int(doc, root, "limit", 0, 100000000, 10000, &cfg->limit, em)) ||
+        (err = cfg_get_int(doc, root, "contexts", 1, 4096, 64, &cfg->contexts, em)) ||
+        (err = cfg_get_size(doc, root, "max_message", WIRE_DEFAULT_MAX, &cfg->max_message, em)) ||
+        (err = cfg_get_str(doc, root, "log_level", "info", &cfg->log_level, em)))
+        goto out;
+    cfg->etcd = join(etcd, n_etcd, "http://127.0.0.1:2379");
+    if (cfg->n_masters > SLAVE_MAX_MASTERS) {
+        err = lb_fail(em, LB_ECONFIG, "%s:%d: masters: at most %d endpoints", cfg_file(doc),
+                      cfg_line(cfg_map_get(root, "masters")), SLAVE_MAX_MASTERS);
+        goto out;
+    }
+    size_t pl = strlen(cfg->prefix);
+    if (pl == 0 || cfg->prefix[pl - 1] != '/')
+        err = lb_fail(em, LB_ECONFIG, "%s: prefix: must end in '/' (got '%s')", cfg_file(doc),
+                      cfg->prefix);
+out:
+    cfg_strlist_free(&etcd, n_etcd);
+    return err;
+}
+
+int slave_config_load(const char *path, slave_config *cfg)
+{
+    lb_errmsg em = {{0}};
+    cfg_doc *doc = NULL;
+    memset(cfg, 0, sizeof *cfg);
+    lb_err err = path != NULL ? cfg_load_file(path, &doc, &em)
+                              : cfg_load_string("<defaults>", "", &doc, &em);
+    if (err == LB_OK)
+        err = load_all(doc, cfg, &em);
+    cfg_free(&doc);
+    if (err != LB_OK) {
+        fprintf(stderr, "lb-slave: config error: %s\n", em.text);
+        return -1;
+    }
+    return 0;
+}
+
+void slave_config_free(slave_config *cfg)
+{
+    free(cfg->id);
+    free(cfg->zone);
+    free(cfg->region);
+    free(cfg->listen);
+    free(cfg->advertise);
+    cfg_strlist_free(&cfg->masters, cfg->n_masters);
+    cfg_strlist_free(&cfg->report, cfg->n_report);
+    free(cfg->etcd);
+    free(cfg->prefix);
+    free(cfg->log_level);
+    memset(cfg, 0, sizeof *cfg);
+}

@@ -1,0 +1,322 @@
+/*
+ * Client requests: a REP socket with cfg.contexts contexts, each a state machine
+ *
+ *   RECV -> MASTER_SEND -> MASTER_RECV -> [next master on failure] -> REPLY -> RECV
+ *
+ * The slave forwards the client's request with its own id and load; the
+ * master's instruction (SERVE, REDIRECT to another slave, REJECT) goes back to
+ * the client as it is. A standby master's "unavailable" moves on to the next.
+ */
+#include "slave.h"
+
+#include "common/util.h"
+#include "lb.pb-c.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
+#include "wire/wire.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MASTER_SEND_TIMEOUT_MS 1000
+
+typedef enum { ST_RECV, ST_MASTER_SEND, ST_MASTER_RECV, ST_REPLY } slave_state;
+
+typedef struct slave_ctx {
+    slave *s;
+    nng_ctx ctx;
+    nng_aio *aio;
+    nng_aio *maio;
+    nng_ctx mctx;
+    bool mctx_open;
+    slave_state state;
+    Lb__Envelope *req;
+    nng_msg *fwd; /* encoded SelectionRequest, kept for retries on other masters */
+    size_t attempt;
+    size_t which;
+    char master_ep[256];
+    char failures[512];
+} slave_ctx;
+
+static struct {
+    obs_counter *requests, *serve, *redirect, *reject, *no_master, *bad;
+} sc;
+
+static void ctx_recv(slave_ctx *c)
+{
+    wire_free(&c->req);
+    if (c->fwd != NULL) {
+        nng_msg_free(c->fwd);
+        c->fwd = NULL;
+    }
+    if (c->mctx_open) {
+        nng_ctx_close(c->mctx);
+        c->mctx_open = false;
+    }
+    atomic_fetch_sub(&c->s->inflight, c->state == ST_REPLY ? 1 : 0);
+    c->state = ST_RECV;
+    nng_ctx_recv(c->ctx, c->aio);
+}
+
+static void ctx_send(slave_ctx *c, nng_msg *msg)
+{
+    if (msg == NULL) {
+        c->state = ST_REPLY;
+        ctx_recv(c);
+        return;
+    }
+    c->state = ST_REPLY;
+    nng_aio_set_msg(c->aio, msg);
+    nng_ctx_send(c->ctx, c->aio);
+}
+
+static void ctx_error(slave_ctx *c, lb_err code, const char *text)
+{
+    nng_msg *msg = NULL;
+    wire_error_reply(c->req != NULL ? c->req->request_id : 0, code, text, &msg);
+    ctx_send(c, msg);
+}
+
+static void try_master(slave_ctx *c);
+
+static void master_failed(slave_ctx *c, const char *why)
+{
+    LOG_WARN("slave", "master call failed", "master=%s err=\"%s\"", c->master_ep, why);
+    size_t used = strlen(c->failures);
+    snprintf(c->failures + used, sizeof c->failures - used, "%s%s: %s", used ? "; " : "",
+             c->master_ep, why);
+    if (c->mctx_open) {
+        nng_ctx_close(c->mctx);
+        c->mctx_open = false;
+    }
+    c->attempt++;
+    try_master(c);
+}
+
+static void try_master(slave_ctx *c)
+{
+    if (!slave_master_ctx(c->s, c->attempt, &c->mctx, &c->which, c->master_ep,
+                          sizeof c->master_ep)) {
+        char text[640];
+        obs_inc(sc.no_master);
+        snprintf(text, sizeof text, "no master answered: %s",
+                 c->failures[0] ? c->failures : "no master known");
+        LOG_ERROR("slave", "no master", "err=\"%s\"", text);
+        ctx_error(c, LB_EUNAVAIL, text);
+        return;
+    }
+    c->mctx_open = true;
+    nng_msg *copy = NULL;
+    if (nng_msg_dup(&copy, c->fwd) != 0) {
+        ctx_error(c, LB_ENOMEM, "out of memory");
+        return;
+    }
+    c->state = ST_MASTER_SEND;
+    nng_aio_set_msg(c->maio, copy);
+    nng_aio_set_timeout(c->maio, MASTER_SEND_TIMEOUT_MS);
+    nng_ctx_send(c->mctx, c->maio);
+}
+
+/* Forwards the master's answer (decoded) to the client. */
+static void master_answered(slave_ctx *c, nng_msg *msg)
+{
+    Lb__Envelope *env = NULL;
+    lb_errmsg em = {{0}};
+    lb_err err = wire_decode(msg, c->s->cfg.max_message, &env, &em);
+    nng_msg_free(msg);
+    nng_ctx_close(c->mctx);
+    c->mctx_open = false;
+    if (err != LB_OK) {
+        master_failed(c, em.text);
+        return;
+    }
+    if (env->body_case == LB__ENVELOPE__BODY_ERROR && env->error->code == LB_EUNAVAIL) {
+        char why[300];
+        snprintf(why, sizeof why, "%s", env->error->message);
+        wire_free(&env);
+        master_failed(c, why);
+        return;
+    }
+    slave_master_ok(c->s, c->which);
+    if (env->body_case == LB__ENVELOPE__BODY_INSTRUCTION) {
+        Lb__SelectionInstruction *in = env->instruction;
+        obs_inc(in->action == LB__ACTION__SERVE      ? sc.serve
+                : in->action == LB__ACTION__REDIRECT ? sc.redirect
+                                                     : sc.reject);
+        LOG_DEBUG("slave", "answered", "client=%s action=%d server=%s",
+                  c->req->client_request->client_id, (int)in->action,
+                  in->server_id ? in->server_id : "");
+    }
+    env->request_id = c->req->request_id;
+    nng_msg *out = NULL;
+    wire_encode(env, &out);
+    wire_free(&env);
+    ctx_send(c, out);
+}
+
+static void handle_client(slave_ctx *c)
+{
+    slave *s = c->s;
+    Lb__ClientRequest *cr = c->req->client_request;
+    /* forward with this slave added to the visited list (the master avoids
+     * redirecting back to a slave the client has already seen) */
+    char **visited = lb_xcalloc(cr->n_visited + 1, sizeof *visited);
+    for (size_t i = 0; i < cr->n_visited; i++)
+        visited[i] = cr->visited[i];
+    visited[cr->n_visited] = s->cfg.id;
+    Lb__ClientRequest fwd_cr = *cr;
+    fwd_cr.visited = visited;
+    fwd_cr.n_visited = cr->n_visited + 1;
+    Lb__SelectionRequest sr = LB__SELECTION_REQUEST__INIT;
+    sr.request = &fwd_cr;
+    sr.slave_id = s->cfg.id;
+    sr.slave_load = (uint32_t)atomic_load(&s->load);
+    Lb__Envelope env = LB__ENVELOPE__INIT;
+    env.version = WIRE_VERSION;
+    env.request_id = wire_next_id();
+    env.body_case = LB__ENVELOPE__BODY_SELECTION_REQUEST;
+    env.selection_request = &sr;
+    lb_err err = wire_encode(&env, &c->fwd);
+    free(visited);
+    if (err != LB_OK) {
+        ctx_error(c, err, "out of memory");
+        return;
+    }
+    c->attempt = 0;
+    c->failures[0] = '\0';
+    try_master(c);
+}
+
+static void handle_request(slave_ctx *c, nng_msg *msg)
+{
+    lb_errmsg em = {{0}};
+    lb_err err = wire_decode(msg, c->s->cfg.max_message, &c->req, &em);
+    nng_msg_free(msg);
+    atomic_fetch_add(&c->s->inflight, 1);
+    atomic_fetch_add(&c->s->window, 1);
+    obs_inc(sc.requests);
+    if (err != LB_OK) {
+        obs_inc(sc.bad);
+        LOG_WARN("slave", "bad request", "err=\"%s\"", em.text);
+        ctx_error(c, err, em.text);
+        return;
+    }
+    switch (c->req->body_case) {
+    case LB__ENVELOPE__BODY_CLIENT_REQUEST:
+        handle_client(c);
+        break;
+    case LB__ENVELOPE__BODY_STATS_REQUEST: {
+        nng_msg *out = NULL;
+        wire_stats_reply(c->req->request_id, "lb-slave", c->s->cfg.id, &out);
+        ctx_send(c, out);
+        break;
+    }
+    default: {
+        char text[128];
+        snprintf(text, sizeof text, "unexpected message (body %d) at a slave",
+                 (int)c->req->body_case);
+        obs_inc(sc.bad);
+        LOG_WARN("slave", "bad request", "err=\"%s\"", text);
+        ctx_error(c, LB_EINVAL, text);
+    }
+    }
+}
+
+static void ctx_cb(void *arg)
+{
+    slave_ctx *c = arg;
+    int rv = nng_aio_result(c->aio);
+    if (c->state == ST_RECV) {
+        if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+            return;
+        if (rv != 0) {
+            ctx_recv(c);
+            return;
+        }
+        handle_request(c, nng_aio_get_msg(c->aio));
+    } else if (c->state == ST_REPLY) {
+        if (rv != 0) {
+            nng_msg_free(nng_aio_get_msg(c->aio));
+            if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+                return;
+        }
+        ctx_recv(c);
+    }
+}
+
+static void master_cb(void *arg)
+{
+    slave_ctx *c = arg;
+    int rv = nng_aio_result(c->maio);
+    if (rv == NNG_ECLOSED && atomic_load(&c->s->stopping))
+        return;
+    if (c->state == ST_MASTER_SEND) {
+        if (rv != 0) {
+            nng_msg_free(nng_aio_get_msg(c->maio));
+            master_failed(c, rv == NNG_ETIMEDOUT ? "not connected" : nng_strerror(rv));
+            return;
+        }
+        c->state = ST_MASTER_RECV;
+        nng_aio_set_timeout(c->maio, (nng_duration)c->s->cfg.request_timeout_ms);
+        nng_ctx_recv(c->mctx, c->maio);
+    } else if (c->state == ST_MASTER_RECV) {
+        if (rv != 0) {
+            master_failed(c, rv == NNG_ETIMEDOUT ? "timed out" : nng_strerror(rv));
+            return;
+        }
+        master_answered(c, nng_aio_get_msg(c->maio));
+    }
+}
+
+int slave_rpc_start(slave *s)
+{
+    sc.requests = obs_counter_get("slave_requests_total");
+    sc.serve = obs_counter_get("slave_answers_total{action=\"serve\"}");
+    sc.redirect = obs_counter_get("slave_answers_total{action=\"redirect\"}");
+    sc.reject = obs_counter_get("slave_answers_total{action=\"reject\"}");
+    sc.no_master = obs_counter_get("slave_no_master_total");
+    sc.bad = obs_counter_get("slave_bad_requests_total");
+    lb_errmsg em = {{0}};
+    if (wire_rep_listen(s->cfg.listen, &s->rep, &em) != LB_OK) {
+        LOG_ERROR("slave", "client socket", "err=\"%s\"", em.text);
+        return -1;
+    }
+    s->n_ctxs = (size_t)s->cfg.contexts;
+    s->ctxs = lb_xcalloc(s->n_ctxs, sizeof *s->ctxs);
+    for (size_t i = 0; i < s->n_ctxs; i++) {
+        slave_ctx *c = lb_xcalloc(1, sizeof *c);
+        c->s = s;
+        s->ctxs[i] = c;
+        if (nng_ctx_open(&c->ctx, s->rep) != 0 || nng_aio_alloc(&c->aio, ctx_cb, c) != 0 ||
+            nng_aio_alloc(&c->maio, master_cb, c) != 0)
+            return -1;
+        c->state = ST_RECV;
+        nng_ctx_recv(c->ctx, c->aio);
+    }
+    return 0;
+}
+
+void slave_rpc_stop(slave *s)
+{
+    for (size_t i = 0; i < s->n_ctxs; i++)
+        if (s->ctxs[i] != NULL) {
+            nng_aio_stop(s->ctxs[i]->aio);
+            nng_aio_stop(s->ctxs[i]->maio);
+        }
+    nng_close(s->rep);
+    for (size_t i = 0; i < s->n_ctxs; i++) {
+        slave_ctx *c = s->ctxs[i];
+        if (c == NULL)
+            continue;
+        nng_aio_free(c->aio);
+        nng_aio_free(c->maio);
+        if (c->mctx_open)
+            nng_ctx_close(c->mctx);
+        if (c->fwd != NULL)
+            nng_msg_free(c->fwd);
+        wire_free(&c->req);
+        free(c);
+    }
+    free(s->ctxs);
+}

@@ -1,0 +1,83 @@
+/*
+ * lb-slave: the clients' front door. Threads: nng callbacks run the per-request
+ * state machines (rpc.c); one thread publishes load reports and refreshes the
+ * masters from etcd (upstream.c); the etcd lease keeper runs its own.
+ */
+#ifndef LB_SLAVE_H
+#define LB_SLAVE_H
+
+#include "etcd/etcd.h"
+
+#include <nng/nng.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define SLAVE_MAX_MASTERS 8
+
+typedef struct slave_config {
+    char *id;
+    char *zone;
+    char *region;
+    char *listen;    /* client endpoint */
+    char *advertise; /* endpoint given to clients in redirects (default: listen) */
+    char **masters;  /* master RPC endpoints; empty: discovered from etcd */
+    size_t n_masters;
+    char **report; /* master report endpoints; empty: discovered from etcd */
+    size_t n_report;
+    char *etcd;
+    char *prefix;
+    int64_t lease_ttl_ms;
+    int64_t report_interval_ms;
+    int64_t request_timeout_ms; /* one master call */
+    int64_t etcd_timeout_ms;
+    int64_t limit; /* requests per report interval before it counts as overloaded */
+    int64_t contexts;
+    uint64_t max_message;
+    char *log_level;
+} slave_config;
+
+typedef struct upstream {
+    char endpoint[256];
+    nng_socket sock;
+} upstream;
+
+typedef struct slave {
+    slave_config cfg;
+    etcd_client *etcd;
+    etcd_keeper *keeper;
+    nng_socket rep;
+    nng_socket pub;
+    struct slave_ctx **ctxs;
+    size_t n_ctxs;
+
+    pthread_mutex_t up_lock; /* guards ups, n_ups, preferred */
+    upstream ups[SLAVE_MAX_MASTERS];
+    size_t n_ups;
+    size_t preferred; /* the master that answered last */
+
+    atomic_uint_fast32_t inflight;
+    atomic_uint_fast32_t window; /* requests in the current report window */
+    atomic_uint_fast32_t load;   /* requests in the last full window */
+    pthread_t upstream_thread;
+    atomic_bool stopping;
+} slave;
+
+int slave_config_load(const char *path, slave_config *cfg);
+void slave_config_free(slave_config *cfg);
+
+/* upstream.c */
+int slave_upstream_start(slave *s);
+void slave_upstream_stop(slave *s);
+/* Opens a context on master i (in preference order from `preferred`); false
+ * when i >= number of masters. *which receives the master's slot. */
+bool slave_master_ctx(slave *s, size_t i, nng_ctx *out, size_t *which, char *ep, size_t ep_cap);
+void slave_master_ok(slave *s, size_t which);
+size_t slave_n_masters(slave *s);
+
+/* rpc.c */
+int slave_rpc_start(slave *s);
+void slave_rpc_stop(slave *s);
+
+#endif

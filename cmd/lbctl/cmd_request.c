@@ -1,0 +1,238 @@
+/*
+ * lbctl request: acts as a client. Asks a slave, follows REDIRECTs (at most
+ * MAX_HOPS, refusing to revisit an endpoint), prints each hop and the final
+ * assignment.
+ */
+#include "lbctl.h"
+
+#include "common/util.h"
+#include "wire/wire.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_HOPS 3
+
+typedef struct req_args {
+    const char *app, *client, *location, *require;
+} req_args;
+
+static int parse_require(const char *spec, Lb__Requirements *r, char ***labels)
+{
+    char *copy = lb_strdup(spec), *save = NULL;
+    int rc = 0;
+    *labels = calloc(strlen(spec) + 1, sizeof **labels);
+    for (char *tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (eq == NULL) {
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        const char *v = eq + 1;
+        if (strcmp(tok, "cpu") == 0) {
+            char *end;
+            r->min_cpu = strtod(v, &end);
+            rc = *end == '\0' ? 0 : -1;
+        } else if (strcmp(tok, "mem") == 0) {
+            rc = lb_parse_size(v, &r->min_mem_bytes) ? 0 : -1;
+        } else if (strcmp(tok, "label") == 0) {
+            (*labels)[r->n_labels++] = lb_strdup(v);
+        } else {
+            rc = -1;
+        }
+        if (rc != 0)
+            break;
+    }
+    r->labels = *labels;
+    free(copy);
+    if (rc != 0)
+        fprintf(stderr, "lbctl: --require takes cpu=N,mem=SIZE,label=K[=V] (got '%s')\n", spec);
+    return rc;
+}
+
+static cJSON *alternates_json(const Lb__SelectionInstruction *in)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < in->n_alternates; i++) {
+        cJSON *a = cJSON_CreateObject();
+        cJSON_AddStringToObject(a, "server", in->alternates[i]->server_id);
+        cJSON_AddStringToObject(a, "host", in->alternates[i]->host);
+        cJSON_AddStringToObject(a, "zone", in->alternates[i]->zone);
+        cJSON_AddItemToArray(arr, a);
+    }
+    return arr;
+}
+
+static void print_final(const ctl_opts *o, const Lb__SelectionInstruction *in, char **hops,
+                        size_t n_hops, const char *serving_slave)
+{
+    const Lb__ProcessId *p = in->process;
+    if (o->out == OUT_JSON) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "action", in->action == LB__ACTION__REJECT ? "REJECT" : "SERVE");
+        cJSON *h = cJSON_AddArrayToObject(j, "hops");
+        for (size_t i = 0; i < n_hops; i++)
+            cJSON_AddItemToArray(h, cJSON_CreateString(hops[i]));
+        cJSON_AddBoolToObject(j, "redirected", n_hops > 1);
+        if (in->action == LB__ACTION__REJECT) {
+            cJSON_AddStringToObject(j, "reason", in->reason);
+        } else {
+            cJSON_AddStringToObject(j, "slave", in->slave_id);
+            cJSON_AddStringToObject(j, "slave_endpoint", serving_slave);
+            cJSON_AddStringToObject(j, "server", in->server_id);
+            cJSON_AddNumberToObject(j, "pid", p ? p->pid : 0);
+            cJSON_AddStringToObject(j, "host", p && p->host ? p->host : "");
+            cJSON_AddNumberToObject(j, "port", p ? p->port : 0);
+            cJSON_AddStringToObject(j, "session", in->session_id);
+            cJSON_AddBoolToObject(j, "confirmed", in->confirmed);
+            cJSON_AddBoolToObject(j, "moved", in->moved);
+            cJSON_AddStringToObject(j, "reason", in->reason);
+            cJSON_AddItemToObject(j, "alternates", alternates_json(in));
+        }
+        ctl_print_json(j);
+        return;
+    }
+    if (in->action == LB__ACTION__REJECT) {
+        printf("REJECT: %s\n", in->reason);
+        return;
+    }
+    printf("SERVE by slave %s (%s): server %s, pid %d at %s:%u, session %s%s\n", in->slave_id,
+           serving_slave, in->server_id, p ? p->pid : 0, p && p->host ? p->host : "",
+           p ? p->port : 0, in->session_id, in->confirmed ? " (confirmed)" : "");
+    if (in->moved)
+        printf("moved: %s\n", in->reason);
+}
+
+/* One hop: asks the slave at addr; *rep gets its answer. */
+static int ask(const ctl_opts *o, const char *addr, Lb__ClientRequest *cr, Lb__Envelope **rep)
+{
+    nng_socket s;
+    lb_errmsg em = {{0}};
+    if (wire_req_dial(addr, &s, &em) != LB_OK) {
+        fprintf(stderr, "lbctl: %s\n", em.text);
+        return -1;
+    }
+    Lb__Envelope env = LB__ENVELOPE__INIT;
+    env.version = WIRE_VERSION;
+    env.request_id = wire_next_id();
+    env.body_case = LB__ENVELOPE__BODY_CLIENT_REQUEST;
+    env.client_request = cr;
+    lb_err err = wire_call(s, &env, o->timeout_ms, WIRE_TRANSPORT_MAX, rep, &em);
+    nng_close(s);
+    if (err != LB_OK) {
+        fprintf(stderr, "lbctl: slave %s: %s\n", addr, em.text);
+        return -1;
+    }
+    if ((*rep)->body_case == LB__ENVELOPE__BODY_ERROR) {
+        fprintf(stderr, "lbctl: slave %s: %s (%s)\n", addr, (*rep)->error->message,
+                lb_strerror((lb_err)(*rep)->error->code));
+        return -1;
+    }
+    if ((*rep)->body_case != LB__ENVELOPE__BODY_INSTRUCTION) {
+        fprintf(stderr, "lbctl: slave %s answered an unexpected message\n", addr);
+        return -1;
+    }
+    return 0;
+}
+
+static int follow(const ctl_opts *o, Lb__ClientRequest *cr)
+{
+    char *hops[MAX_HOPS + 1];
+    size_t n_hops = 0;
+    char *addr = lb_strdup(o->slave);
+    Lb__Envelope *rep = NULL, *prev = NULL;
+    Lb__Preselection pre = LB__PRESELECTION__INIT;
+    int rc = EXIT_FAIL;
+    for (;;) {
+        for (size_t i = 0; i < n_hops; i++) {
+            if (strcmp(hops[i], addr) == 0) {
+                fprintf(stderr, "lbctl: redirect loop: %s visited twice\n", addr);
+                free(addr);
+                goto out;
+            }
+        }
+        if (n_hops == MAX_HOPS) {
+            fprintf(stderr, "lbctl: more than %d hops\n", MAX_HOPS);
+            free(addr);
+            goto out;
+        }
+        hops[n_hops++] = addr;
+        if (ask(o, addr, cr, &rep) != 0)
+            goto out;
+        const Lb__SelectionInstruction *in = rep->instruction;
+        if (in->action != LB__ACTION__REDIRECT) {
+            print_final(o, in, hops, n_hops, addr);
+            rc = in->action == LB__ACTION__REJECT ? EXIT_FAIL : EXIT_OK;
+            goto out;
+        }
+        if (o->out != OUT_JSON)
+            printf("hop %zu: %s -> REDIRECT to slave %s (%s), server %s pid %d\n", n_hops, addr,
+                   in->slave_id, in->slave_endpoint, in->server_id,
+                   in->process ? in->process->pid : 0);
+        /* the next hop carries the preselection and the slaves visited so far */
+        pre.server_id = in->server_id;
+        pre.process = in->process;
+        pre.session_id = in->session_id;
+        pre.slave_id = in->slave_id;
+        cr->preselected = &pre;
+        cr->visited = in->visited;
+        cr->n_visited = in->n_visited;
+        addr = lb_strdup(in->slave_endpoint);
+        wire_free(&prev);
+        prev = rep; /* pre points into it */
+        rep = NULL;
+    }
+out:
+    wire_free(&rep);
+    wire_free(&prev);
+    for (size_t i = 0; i < n_hops; i++)
+        free(hops[i]);
+    return rc;
+}
+
+int cmd_request(const ctl_opts *o, int argc, char **argv)
+{
+    req_args a = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(argv[i], "--app") == 0 && v)
+            a.app = argv[++i];
+        else if (strcmp(argv[i], "--client") == 0 && v)
+            a.client = argv[++i];
+        else if (strcmp(argv[i], "--location") == 0 && v)
+            a.location = argv[++i];
+        else if (strcmp(argv[i], "--require") == 0 && v)
+            a.require = argv[++i];
+        else {
+            fprintf(stderr, "lbctl request: unexpected argument '%s'\n", argv[i]);
+            a.app = NULL;
+            break;
+        }
+    }
+    if (a.app == NULL || a.client == NULL || o->slave == NULL) {
+        fprintf(stderr, "usage: lbctl --slave ADDR request --app APP --client ID "
+                        "[--location ZONE] [--require cpu=N,mem=SIZE,label=K[=V]] [-o json]\n");
+        return EXIT_USAGE;
+    }
+    Lb__ClientRequest cr = LB__CLIENT_REQUEST__INIT;
+    Lb__Requirements req = LB__REQUIREMENTS__INIT;
+    char **labels = NULL;
+    cr.client_id = (char *)a.client;
+    cr.app = (char *)a.app;
+    cr.location = (char *)(a.location != NULL ? a.location : "");
+    if (a.require != NULL) {
+        if (parse_require(a.require, &req, &labels) != 0) {
+            free(labels);
+            return EXIT_USAGE;
+        }
+        cr.requirements = &req;
+    }
+    int rc = follow(o, &cr);
+    for (size_t i = 0; labels != NULL && i < req.n_labels; i++)
+        free(labels[i]);
+    free(labels);
+    return rc;
+}

@@ -1,0 +1,175 @@
+/* lbctl servers: the processing servers as etcd has them, with their load. */
+#include "lbctl.h"
+
+#include "common/hmap.h"
+#include "etcd/etcd.h"
+#include "lb.pb-c.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct server_row {
+    Lb__ServerInfo *info;
+    Lb__ServerLoad *load;
+    Lb__Override *ov;
+};
+
+static void free_load(void *p)
+{
+    lb__server_load__free_unpacked(p, NULL);
+}
+
+static void free_override(void *p)
+{
+    lb__override__free_unpacked(p, NULL);
+}
+
+static const char *last_part(const char *key)
+{
+    const char *s = strrchr(key, '/');
+    return s != NULL ? s + 1 : key;
+}
+
+static int load_prefix(etcd_client *c, const ctl_opts *o, const char *kind, etcd_kvs *out)
+{
+    char prefix[512];
+    lb_errmsg em = {{0}};
+    snprintf(prefix, sizeof prefix, "%s%s/", o->prefix, kind);
+    if (etcd_range_prefix(c, prefix, out, &em) != LB_OK) {
+        fprintf(stderr, "lbctl: reading %s from etcd: %s\n", prefix, em.text);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *status_of(const struct server_row *r)
+{
+    if (r->ov != NULL && r->ov->disable)
+        return "DISABLED";
+    if (r->ov != NULL && r->ov->drain)
+        return "DRAINING";
+    return "UP";
+}
+
+static void apps_string(const Lb__ServerInfo *in, char *out, size_t cap)
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < in->n_apps; i++) {
+        size_t used = strlen(out);
+        snprintf(out + used, cap - used, "%s%s", i ? "," : "", in->apps[i]);
+    }
+}
+
+static void print_rows(const ctl_opts *o, struct server_row *rows, size_t n)
+{
+    if (o->out == OUT_JSON) {
+        cJSON *arr = cJSON_CreateArray();
+        for (size_t i = 0; i < n; i++) {
+            const Lb__ServerInfo *in = rows[i].info;
+            cJSON *s = cJSON_CreateObject();
+            cJSON_AddStringToObject(s, "id", in->id);
+            cJSON_AddStringToObject(s, "zone", in->zone);
+            cJSON_AddStringToObject(s, "region", in->region);
+            cJSON_AddStringToObject(s, "group",
+                                    rows[i].ov && rows[i].ov->group && rows[i].ov->group[0]
+                                        ? rows[i].ov->group
+                                        : in->group);
+            cJSON_AddStringToObject(s, "status", status_of(&rows[i]));
+            cJSON_AddNumberToObject(s, "sessions", rows[i].load ? rows[i].load->sessions : 0);
+            cJSON_AddNumberToObject(s, "capacity", in->capacity);
+            cJSON_AddStringToObject(s, "host", in->host);
+            cJSON_AddStringToObject(s, "agent", in->agent_endpoint);
+            cJSON *apps = cJSON_AddArrayToObject(s, "apps");
+            for (size_t k = 0; k < in->n_apps; k++)
+                cJSON_AddItemToArray(apps, cJSON_CreateString(in->apps[k]));
+            if (rows[i].load != NULL) {
+                cJSON_AddNumberToObject(s, "cpu_load", rows[i].load->cpu_load);
+                cJSON_AddNumberToObject(s, "mem_free", (double)rows[i].load->mem_free);
+            }
+            cJSON_AddItemToArray(arr, s);
+        }
+        ctl_print_json(arr);
+        return;
+    }
+    printf("%-16s %-10s %-10s %-9s %-9s %-8s %s\n", "ID", "ZONE", "GROUP", "STATUS", "SESSIONS",
+           "CAPACITY", o->out == OUT_WIDE ? "APPS  AGENT" : "APPS");
+    for (size_t i = 0; i < n; i++) {
+        const Lb__ServerInfo *in = rows[i].info;
+        char apps[256], sessions[16];
+        apps_string(in, apps, sizeof apps);
+        if (rows[i].load != NULL)
+            snprintf(sessions, sizeof sessions, "%u", rows[i].load->sessions);
+        else
+            snprintf(sessions, sizeof sessions, "-");
+        printf("%-16s %-10s %-10s %-9s %-9s %-8u %s%s%s\n", in->id, in->zone, in->group,
+               status_of(&rows[i]), sessions, in->capacity, apps,
+               o->out == OUT_WIDE ? "  " : "", o->out == OUT_WIDE ? in->agent_endpoint : "");
+    }
+}
+
+static int by_id(const void *a, const void *b)
+{
+    return strcmp(((const struct server_row *)a)->info->id,
+                  ((const struct server_row *)b)->info->id);
+}
+
+int cmd_servers(const ctl_opts *o, int argc, char **argv)
+{
+    (void)argv;
+    if (argc > 1) {
+        fprintf(stderr, "usage: lbctl [--etcd URL] servers [-o table|wide|json]\n");
+        return EXIT_USAGE;
+    }
+    etcd_client *c = NULL;
+    lb_errmsg em = {{0}};
+    if (etcd_open(o->etcd, o->timeout_ms, &c, &em) != LB_OK) {
+        fprintf(stderr, "lbctl: etcd: %s\n", em.text);
+        return EXIT_FAIL;
+    }
+    etcd_kvs servers = {0}, loads = {0}, ovs = {0};
+    int rc = EXIT_FAIL;
+    if (load_prefix(c, o, "servers", &servers) != 0 || load_prefix(c, o, "load", &loads) != 0 ||
+        load_prefix(c, o, "overrides", &ovs) != 0)
+        goto out;
+    hmap *load_by = hmap_new(), *ov_by = hmap_new();
+    for (size_t i = 0; i < loads.n; i++) {
+        Lb__ServerLoad *l = lb__server_load__unpack(NULL, loads.kvs[i].value_len, loads.kvs[i].value);
+        if (l != NULL)
+            hmap_put(load_by, last_part(loads.kvs[i].key), l);
+    }
+    for (size_t i = 0; i < ovs.n; i++) {
+        Lb__Override *ov = lb__override__unpack(NULL, ovs.kvs[i].value_len, ovs.kvs[i].value);
+        if (ov != NULL)
+            hmap_put(ov_by, last_part(ovs.kvs[i].key), ov);
+    }
+    struct server_row *rows = calloc(servers.n + 1, sizeof *rows);
+    size_t n = 0;
+    for (size_t i = 0; i < servers.n; i++) {
+        Lb__ServerInfo *in = lb__server_info__unpack(NULL, servers.kvs[i].value_len,
+                                                     servers.kvs[i].value);
+        if (in == NULL) {
+            fprintf(stderr, "lbctl: undecodable record at %s\n", servers.kvs[i].key);
+            continue;
+        }
+        rows[n].info = in;
+        rows[n].load = hmap_get(load_by, in->id);
+        rows[n].ov = hmap_get(ov_by, in->id);
+        n++;
+    }
+    qsort(rows, n, sizeof *rows, by_id);
+    print_rows(o, rows, n);
+    for (size_t i = 0; i < n; i++)
+        lb__server_info__free_unpacked(rows[i].info, NULL);
+    free(rows);
+    hmap_free(&load_by, free_load);
+    hmap_free(&ov_by, free_override);
+    rc = EXIT_OK;
+out:
+    etcd_kvs_free(&servers);
+    etcd_kvs_free(&loads);
+    etcd_kvs_free(&ovs);
+    etcd_close(&c);
+    return rc;
+}

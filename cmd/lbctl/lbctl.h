@@ -1,0 +1,32 @@
+/* lbctl: the operator CLI. Exit codes: 0 ok, 1 operation failed, 2 usage. */
+#ifndef LB_LBCTL_H
+#define LB_LBCTL_H
+
+#include <stdbool.h>
+
+#define EXIT_OK 0
+#define EXIT_FAIL 1
+#define EXIT_USAGE 2
+
+typedef enum out_format { OUT_TABLE, OUT_WIDE, OUT_JSON } out_format;
+
+typedef struct ctl_opts {
+    const char *etcd;   /* --etcd or LBCP_ETCD */
+    const char *master; /* --master or LBCP_MASTER */
+    const char *slave;  /* --slave or LBCP_SLAVE */
+    const char *addr;   /* --addr: any daemon (stats) */
+    const char *prefix; /* --prefix, default /lb/ */
+    out_format out;
+    int timeout_ms;
+} ctl_opts;
+
+/* Each command parses its own arguments (argv[0] is the command name). */
+int cmd_servers(const ctl_opts *o, int argc, char **argv);
+int cmd_request(const ctl_opts *o, int argc, char **argv);
+int cmd_stats(const ctl_opts *o, int argc, char **argv);
+
+/* Prints a cJSON value (freed) to stdout followed by a newline. */
+struct cJSON;
+void ctl_print_json(struct cJSON *v);
+
+#endif

@@ -1,0 +1,122 @@
+/* lbctl: global flags, then a command. */
+#include "lbctl.h"
+
+#include <cjson/cJSON.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: lbctl [global flags] COMMAND [flags]\n"
+            "\n"
+            "global flags:\n"
+            "  --etcd URL[,URL]   etcd gateway (env LBCP_ETCD, default http://127.0.0.1:2379)\n"
+            "  --slave ADDR       a slave's client endpoint (env LBCP_SLAVE)\n"
+            "  --master ADDR      the master's RPC endpoint (env LBCP_MASTER)\n"
+            "  --addr ADDR        any daemon's RPC endpoint (for stats)\n"
+            "  --prefix P         etcd key prefix (default /lb/)\n"
+            "  --timeout MS       per call (default 20000)\n"
+            "  -o table|wide|json output format\n"
+            "\n"
+            "commands:\n"
+            "  servers                                   list processing servers\n"
+            "  request --app APP --client ID [--location ZONE] [--require cpu=N,mem=SIZE,label=K[=V]]\n"
+            "                                            ask a slave as a client; follows redirects\n"
+            "  stats                                     a daemon's counters (--addr)\n");
+}
+
+static const char *env_or(const char *name, const char *def)
+{
+    const char *v = getenv(name);
+    return v != NULL && *v != '\0' ? v : def;
+}
+
+static bool parse_out(const char *s, out_format *out)
+{
+    if (strcmp(s, "table") == 0)
+        *out = OUT_TABLE;
+    else if (strcmp(s, "wide") == 0)
+        *out = OUT_WIDE;
+    else if (strcmp(s, "json") == 0)
+        *out = OUT_JSON;
+    else
+        return false;
+    return true;
+}
+
+void ctl_print_json(cJSON *v)
+{
+    char *s = cJSON_PrintUnformatted(v);
+    if (s != NULL) {
+        printf("%s\n", s);
+        free(s);
+    }
+    cJSON_Delete(v);
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    ctl_opts o = {.etcd = env_or("LBCP_ETCD", "http://127.0.0.1:2379"),
+                  .master = env_or("LBCP_MASTER", NULL),
+                  .slave = env_or("LBCP_SLAVE", NULL),
+                  .prefix = "/lb/",
+                  .out = OUT_TABLE,
+                  .timeout_ms = 20000};
+    int i = 1;
+    /* global flags may also follow the command: collect them wherever they are */
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    int nrest = 0;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if ((strcmp(a, "--etcd") == 0 || strcmp(a, "--slave") == 0 ||
+             strcmp(a, "--master") == 0 || strcmp(a, "--addr") == 0 ||
+             strcmp(a, "--prefix") == 0 || strcmp(a, "--timeout") == 0 ||
+             strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) &&
+            v == NULL) {
+            fprintf(stderr, "lbctl: %s needs a value\n", a);
+            free(rest);
+            return EXIT_USAGE;
+        }
+        if (strcmp(a, "--etcd") == 0)
+            o.etcd = argv[++i];
+        else if (strcmp(a, "--slave") == 0)
+            o.slave = argv[++i];
+        else if (strcmp(a, "--master") == 0)
+            o.master = argv[++i];
+        else if (strcmp(a, "--addr") == 0)
+            o.addr = argv[++i];
+        else if (strcmp(a, "--prefix") == 0)
+            o.prefix = argv[++i];
+        else if (strcmp(a, "--timeout") == 0)
+            o.timeout_ms = atoi(argv[++i]);
+        else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
+            if (!parse_out(argv[++i], &o.out)) {
+                fprintf(stderr, "lbctl: -o must be table, wide or json (got '%s')\n", argv[i]);
+                free(rest);
+                return EXIT_USAGE;
+            }
+        } else
+            rest[nrest++] = argv[i];
+    }
+    int rc = EXIT_USAGE;
+    if (nrest == 0 || strcmp(rest[0], "--help") == 0 || strcmp(rest[0], "-h") == 0 ||
+        strcmp(rest[0], "help") == 0) {
+        usage(nrest == 0 ? stderr : stdout);
+        rc = nrest == 0 ? EXIT_USAGE : EXIT_OK;
+    } else if (strcmp(rest[0], "servers") == 0) {
+        rc = cmd_servers(&o, nrest, rest);
+    } else if (strcmp(rest[0], "request") == 0) {
+        rc = cmd_request(&o, nrest, rest);
+    } else if (strcmp(rest[0], "stats") == 0) {
+        rc = cmd_stats(&o, nrest, rest);
+    } else {
+        fprintf(stderr, "lbctl: unknown command '%s' (see lbctl --help)\n", rest[0]);
+    }
+    free(rest);
+    return rc;
+}

@@ -1,0 +1,3 @@
+# Test tools (not tests themselves).
+add_executable(lb-rawreq ${CMAKE_SOURCE_DIR}/tests/tools/rawreq.c)
+target_link_libraries(lb-rawreq PRIVATE lbwire)

@@ -65,8 +65,10 @@ static void try_lead(master *m, int64_t lease)
         LOG_WARN("master", "leader election failed", "err=\"%s\"", em.text);
         return;
     }
-    if (won)
+    if (won) {
+        atomic_store(&m->is_leader, true);
         LOG_INFO("master", "became leader", "id=%s", m->cfg.id);
+    }
 }
 
 static lb_err on_granted(void *arg, int64_t lease)

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Runs a whole lbcp cluster on loopback: a real single-node etcd (client on
+# http://127.0.0.1:12379), one master, slaves zone-a (tcp://127.0.0.1:7201) and
+# zone-b (tcp://127.0.0.1:7202), agents agent-a1, agent-a2 (zone-a) and agent-b1
+# (zone-b), each offering app `echo` (lb-echo). Then shows serve, redirect and
+# stickiness, and leaves the cluster running. ./deploy/local/down.sh stops it.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+state="$here/state"
+cd "$root"
+
+. tests/deps.sh
+lb_install_deps
+
+if [ -f "$state/pids" ]; then
+    echo "a demo cluster is already running (state in $state); stopping it first"
+    "$here/down.sh"
+fi
+
+echo "== building (build/)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc)" >/dev/null
+bin="$root/build/bin"
+export PATH="$bin:$PATH"
+
+mkdir -p "$state/logs"
+: >"$state/pids"
+
+start() { # name command...
+    local name=$1
+    shift
+    "$@" >>"$state/logs/$name.log" 2>&1 &
+    echo "$! $name" >>"$state/pids"
+}
+
+wait_until() { # seconds description command...
+    local secs=$1 what=$2
+    shift 2
+    for _ in $(seq $((secs * 10))); do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 0.1
+    done
+    echo "timed out waiting for $what; logs in $state/logs" >&2
+    exit 1
+}
+
+echo "== starting etcd on http://127.0.0.1:12379"
+start etcd etcd --name demo --data-dir "$state/etcd" \
+    --listen-client-urls http://127.0.0.1:12379 --advertise-client-urls http://127.0.0.1:12379 \
+    --listen-peer-urls http://127.0.0.1:12380 --initial-advertise-peer-urls http://127.0.0.1:12380 \
+    --initial-cluster demo=http://127.0.0.1:12380 --initial-cluster-state new \
+    --initial-cluster-token lbcp-demo
+wait_until 30 "etcd" curl -sf http://127.0.0.1:12379/health
+
+export LBCP_ETCD=http://127.0.0.1:12379
+echo "== starting master, slaves and agents"
+start master-1 lb-master --config "$here/master.yaml"
+wait_until 15 "master leadership" sh -c "lbctl stats --addr tcp://127.0.0.1:7101 >/dev/null"
+start slave-a lb-slave --config "$here/slave-a.yaml"
+start slave-b lb-slave --config "$here/slave-b.yaml"
+for a in agent-a1 agent-a2 agent-b1; do
+    start "$a" lb-agent --config "$here/$a.yaml"
+done
+wait_until 20 "three agents in etcd" sh -c "[ \$(lbctl servers -o json | grep -o '\"id\"' | wc -l) -eq 3 ]"
+wait_until 20 "load reports at the master" sh -c \
+    "lbctl --addr tcp://127.0.0.1:7101 stats | awk '/load_reports_total.from=.agent/ {exit !(\$2 >= 3)}'"
+
+show() {
+    echo
+    echo "\$ $*"
+    "$@"
+}
+
+echo
+echo "== a zone-a client asks the zone-a slave: served there"
+show lbctl --slave tcp://127.0.0.1:7201 request --app echo --client alice --location zone-a
+echo
+echo "== a zone-b client asks the zone-a slave: redirected to the zone-b slave, served there"
+show lbctl --slave tcp://127.0.0.1:7201 request --app echo --client bob --location zone-b
+echo
+echo "== alice asks again: sticky, same server and same pid"
+show lbctl --slave tcp://127.0.0.1:7201 request --app echo --client alice --location zone-a
+echo
+echo "== talking to alice's process"
+out=$(lbctl --slave tcp://127.0.0.1:7201 request --app echo --client alice --location zone-a -o json)
+port=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["port"])')
+echo "\$ echo hello | nc 127.0.0.1 $port"
+python3 - "$port" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"hello\n")
+print(s.recv(4096).decode().strip())
+PY
+sleep 1.2 # one report interval, so the table shows the sessions
+echo
+echo "== the servers"
+show lbctl servers
+
+cat <<TXT
+
+The cluster is running:
+  etcd      http://127.0.0.1:12379      (export LBCP_ETCD=http://127.0.0.1:12379)
+  master    tcp://127.0.0.1:7101
+  slaves    zone-a tcp://127.0.0.1:7201, zone-b tcp://127.0.0.1:7202
+  agents    agent-a1, agent-a2 (zone-a), agent-b1 (zone-b)
+  logs      $state/logs/
+Try:
+  $bin/lbctl --slave tcp://127.0.0.1:7202 request --app echo --client carol --location zone-b
+  $bin/lbctl servers
+  $bin/lbctl --addr tcp://127.0.0.1:7101 stats
+Stop it with ./deploy/local/down.sh
+TXT

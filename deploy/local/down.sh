@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Stops every process ./deploy/local/demo.sh started and removes its state.
+set -uo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+state="$here/state"
+if [ ! -f "$state/pids" ]; then
+    echo "no demo cluster is running"
+    rm -rf "$state"
+    exit 0
+fi
+# daemons first (agents stop their processes), etcd last
+tac "$state/pids" | while read -r pid name; do
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null && echo "killed $name ($pid)" || echo "stopped $name ($pid)"
+    fi
+done
+rm -rf "$state"
+echo "demo cluster stopped, state removed"

@@ -1,0 +1,330 @@
+"""Integration-test harness: a throwaway etcd and real lbcp daemons on loopback.
+
+Every test gets its own etcd on free ports and its own daemons, configured
+through YAML files in a temporary directory. Processes the daemons start
+(lb-echo) carry a per-cluster tag in their environment so teardown can find and
+kill them even after their agent was SIGKILLed.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+import urllib.request
+import base64
+
+BIN = os.environ.get("LBCP_BIN", os.path.join(os.path.dirname(__file__), "../../build-asan/bin"))
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout=15.0, interval=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is dead for our purposes
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def echo_line(host, port, line="hi", timeout=5.0):
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(line.encode() + b"\n")
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            buf += chunk
+        return buf.decode().strip()
+
+
+class Etcd:
+    def __init__(self, workdir):
+        self.dir = os.path.join(workdir, "etcd")
+        self.port = free_port()
+        self.peer = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+        self.log = open(os.path.join(workdir, "etcd.log"), "ab")
+
+    def start(self):
+        cmd = ["etcd", "--name", "t1", "--data-dir", self.dir,
+               "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+               "--listen-peer-urls", f"http://127.0.0.1:{self.peer}",
+               "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer}",
+               "--initial-cluster", f"t1=http://127.0.0.1:{self.peer}",
+               "--initial-cluster-state", "new", "--initial-cluster-token", "test",
+               "--unsafe-no-fsync"]
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
+        wait_for(self.healthy, 20, 0.1, "etcd health")
+
+    def healthy(self):
+        try:
+            with urllib.request.urlopen(self.url + "/health", timeout=1) as r:
+                return b"true" in r.read()
+        except Exception:
+            return False
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def call(self, path, body):
+        req = urllib.request.Request(self.url + "/v3/" + path, data=json.dumps(body).encode(),
+                                     method="POST")
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read())
+
+    def keys(self, prefix):
+        """Keys (decoded) under prefix."""
+        p = prefix.encode()
+        end = p[:-1] + bytes([p[-1] + 1])
+        ans = self.call("kv/range", {"key": base64.b64encode(p).decode(),
+                                     "range_end": base64.b64encode(end).decode(),
+                                     "keys_only": True})
+        return sorted(base64.b64decode(kv["key"]).decode() for kv in ans.get("kvs", []))
+
+
+class Daemon:
+    def __init__(self, name, argv, log_path, env):
+        self.name = name
+        self.log_path = log_path
+        self.log = open(log_path, "ab")
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=self.log, env=env)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def output(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+
+class Cluster:
+    """A throwaway lbcp cluster. Use as a context manager or call close()."""
+
+    def __init__(self, prefix="/lb/"):
+        self.dir = tempfile.mkdtemp(prefix="lbcp-test-")
+        self.prefix = prefix
+        self.tag = os.path.basename(self.dir)
+        self.etcd = Etcd(self.dir)
+        self.etcd.start()
+        self.daemons = {}
+        self.env = dict(os.environ, LBCP_TEST_TAG=self.tag)
+        self.master_rpc = None
+        self.master_report = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def write_config(self, name, text):
+        path = os.path.join(self.dir, name + ".yaml")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def start(self, name, binary, config_text, extra_args=()):
+        path = self.write_config(name, config_text)
+        d = Daemon(name, [os.path.join(BIN, binary), "--config", path, *extra_args],
+                   os.path.join(self.dir, name + ".log"), self.env)
+        self.daemons[name] = d
+        return d
+
+    def start_master(self, name="master-1", **kw):
+        self.master_rpc = kw.pop("listen", f"tcp://127.0.0.1:{free_port()}")
+        self.master_report = kw.pop("report_listen", f"tcp://127.0.0.1:{free_port()}")
+        cfg = {"id": name, "listen": self.master_rpc, "report_listen": self.master_report,
+               "etcd": self.etcd.url, "prefix": self.prefix, "lease_ttl": "2s",
+               "report_stale": "3s"}
+        cfg.update(kw)
+        d = self.start(name, "lb-master", to_yaml(cfg))
+        wait_for(lambda: self.prefix + "leader" in self.etcd.keys(self.prefix), 15,
+                 what="master leadership")
+        return d
+
+    def start_slave(self, name, zone, **kw):
+        listen = kw.pop("listen", f"tcp://127.0.0.1:{free_port()}")
+        cfg = {"id": name, "zone": zone, "region": kw.pop("region", "region-1"), "listen": listen,
+               "masters": [self.master_rpc], "report": [self.master_report],
+               "etcd": self.etcd.url, "prefix": self.prefix, "lease_ttl": "2s",
+               "report_interval": "200ms"}
+        cfg.update(kw)
+        d = self.start(name, "lb-slave", to_yaml(cfg))
+        d.endpoint = listen
+        wait_for(lambda: f"{self.prefix}slaves/{name}" in self.etcd.keys(self.prefix), 15,
+                 what=f"slave {name} registration")
+        return d
+
+    def start_agent(self, name, zone, apps=None, **kw):
+        lo = 20000 + (free_port() % 20000)
+        apps = apps or {"echo": {"argv": [os.path.join(BIN, "lb-echo"), "--port", "{port}",
+                                          "--session", "{session}"],
+                                 "ready_timeout": "5s"}}
+        listen = kw.pop("listen", f"tcp://127.0.0.1:{free_port()}")
+        cfg = {"id": name, "zone": zone, "region": kw.pop("region", "region-1"),
+               "group": kw.pop("group", "primary"), "capacity": kw.pop("capacity", 100),
+               "host": "127.0.0.1", "listen": listen, "report": [self.master_report],
+               "etcd": self.etcd.url, "prefix": self.prefix, "lease_ttl": "2s",
+               "report_interval": "200ms", "ports": {"min": lo, "max": lo + 200}, "apps": apps}
+        cfg.update(kw)
+        d = self.start(name, "lb-agent", to_yaml(cfg))
+        d.endpoint = listen
+        wait_for(lambda: f"{self.prefix}servers/{name}" in self.etcd.keys(self.prefix), 15,
+                 what=f"agent {name} registration")
+        return d
+
+    def wait_master_sees(self, n_servers, timeout=15):
+        """Waits until a request path works: the master knows n servers with reports."""
+        def ok():
+            st = self.stats(self.master_rpc)
+            return st and st["counters"].get('master_load_reports_total{from="agent"}', 0) >= n_servers
+        wait_for(ok, timeout, 0.1, "load reports at the master")
+        time.sleep(0.3)
+
+    def lbctl(self, *args, check=False, timeout=60):
+        r = subprocess.run([os.path.join(BIN, "lbctl"), "--etcd", self.etcd.url,
+                            "--prefix", self.prefix, *args],
+                           capture_output=True, text=True, timeout=timeout, env=self.env)
+        if check and r.returncode != 0:
+            raise AssertionError(f"lbctl {args} failed ({r.returncode}): {r.stderr}")
+        return r
+
+    def request(self, slave, app, client, location=None, expect_ok=True, extra=()):
+        args = ["--slave", slave.endpoint if hasattr(slave, "endpoint") else slave,
+                "request", "--app", app, "--client", client, "-o", "json", *extra]
+        if location:
+            args += ["--location", location]
+        r = self.lbctl(*args)
+        out = json.loads(r.stdout) if r.stdout.strip() else None
+        if expect_ok and r.returncode != 0:
+            raise AssertionError(f"request failed ({r.returncode}): {r.stdout} {r.stderr}")
+        return r.returncode, out, r.stderr
+
+    def stats(self, addr):
+        r = self.lbctl("--addr", addr, "stats", "-o", "json", "--timeout", "3000")
+        return json.loads(r.stdout) if r.returncode == 0 else None
+
+    def rawreq(self, addr, data, timeout_ms=5000):
+        r = subprocess.run([os.path.join(BIN, "lb-rawreq"), addr, "--timeout", str(timeout_ms)],
+                           input=data, capture_output=True, timeout=30)
+        return r.returncode, r.stdout.decode().strip()
+
+    def tagged_pids(self):
+        """Processes (e.g. lb-echo) started by this cluster's agents."""
+        pids = []
+        needle = f"LBCP_TEST_TAG={self.tag}".encode()
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    if needle in f.read().split(b"\0"):
+                        pids.append(int(entry))
+            except OSError:
+                pass
+        return pids
+
+    def close(self):
+        for d in list(self.daemons.values()):
+            d.stop()
+        for pid in self.tagged_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        self.etcd.stop()
+        if os.environ.get("LBCP_KEEP_TEST_DIR"):
+            print("test dir kept:", self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def to_yaml(v, indent=0):
+    """Enough YAML for our configs: maps, lists and scalars (strings quoted)."""
+    pad = "  " * indent
+    if isinstance(v, dict):
+        lines = []
+        for k, x in v.items():
+            if isinstance(x, (dict, list)) and x:
+                lines.append(f"{pad}{k}:")
+                lines.append(to_yaml(x, indent + 1))
+            else:
+                lines.append(f"{pad}{k}: {scalar(x)}")
+        return "\n".join(lines)
+    if isinstance(v, list):
+        return "\n".join(f"{pad}- {scalar(x)}" for x in v)
+    return pad + scalar(v)
+
+
+def scalar(x):
+    if isinstance(x, bool):
+        return "true" if x else "false"
+    if isinstance(x, (int, float)):
+        return str(x)
+    if isinstance(x, dict) and not x:
+        return "{}"
+    if isinstance(x, list) and not x:
+        return "[]"
+    return json.dumps(str(x))
+
+
+class ClusterTest(unittest.TestCase):
+    """Base class: self.c is a fresh cluster, closed after the test; daemon logs are
+    printed when a test fails."""
+
+    def setUp(self):
+        self.c = Cluster()
+
+    def tearDown(self):
+        failed = any(e for _, e in (self._outcome.result.errors + self._outcome.result.failures)
+                     if e) if hasattr(self._outcome, "result") else False
+        if failed:
+            for d in self.c.daemons.values():
+                print(f"----- {d.name} log -----\n{d.output()[-4000:]}")
+        self.c.close()

@@ -1,0 +1,185 @@
+/*
+ * lb-agent: runs on each processing server. It registers the server in etcd
+ * under a kept-alive lease, publishes load reports to every master, launches
+ * allow-listed applications on request (LaunchRequest over REQ/REP) and
+ * supervises them (reaping, stop, shutdown).
+ *
+ * One agent struct holds all state; each file owns one concern:
+ *   config.c   YAML -> agent_config (every key, its default, its checks)
+ *   procs.c    the process table and reaping
+ *   launch.c   LaunchRequest: reuse, port choice, spawn, readiness
+ *   report.c   ServerLoad on the PUB socket, host resources
+ *   register.c ServerInfo in etcd under the keeper's lease
+ *   rpc.c      REP socket, worker threads, request dispatch
+ *   main.c     flags, signals, the main loop, shutdown
+ */
+#ifndef LB_AGENT_H
+#define LB_AGENT_H
+
+#include "etcd/etcd.h"
+#include "lb.pb-c.h"
+#include "lb/err.h"
+
+#include <nng/nng.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define AGENT_COMP "agent"
+#define AGENT_WORKERS 8
+#define AGENT_SESSION_MAX 64
+#define AGENT_EXITED_MAX 4096
+
+/* ---- configuration (config.c) ---- */
+
+typedef struct agent_app {
+    char *name;
+    char **argv; /* templates; argv[0] resolved to an absolute path at load */
+    size_t argc;
+    char **env; /* "KEY=value", added to (and overriding) the agent's environment */
+    size_t n_env;
+    int64_t ready_timeout_ms;
+    bool per_session; /* false: one shared process serves every session */
+} agent_app;
+
+typedef struct agent_config {
+    char *file;
+    char *id, *zone, *region, *group;
+    int32_t priority;
+    uint32_t capacity;
+    char *host;   /* advertised host of the processes; readiness connects here */
+    char *listen; /* launch RPC endpoint */
+    char **report;
+    size_t n_report;
+    char *etcd; /* comma-separated endpoints */
+    char *prefix;
+    int64_t lease_ttl_ms, report_interval_ms;
+    uint32_t port_min, port_max;
+    char **label_keys, **label_values;
+    size_t n_labels;
+    uint64_t max_message;
+    char *log_level;
+    agent_app *apps;
+    size_t n_apps;
+} agent_config;
+
+/* Loads and checks path into cfg (zeroed by the caller). On failure em holds
+ * "file:line: key: problem" and cfg holds nothing to free. */
+lb_err agent_config_load(const char *path, agent_config *cfg, lb_errmsg *em);
+void agent_config_free(agent_config *cfg);
+const agent_app *agent_config_app(const agent_config *cfg, const char *name);
+
+/* ---- process table (procs.c) ---- */
+
+typedef struct agent_proc {
+    pid_t pid; /* also its process group */
+    uint16_t port;
+    char session[AGENT_SESSION_MAX + 1];
+    const agent_app *app;
+    int64_t started_at_ms;
+    bool starting; /* spawned, not yet ready: its launch owns it */
+    bool exited;   /* reaped while starting: status is valid */
+    bool failed;   /* launch gave up on it: reaped silently, never reused */
+    int status;
+    struct agent_proc *next;
+} agent_proc;
+
+typedef struct agent_procs {
+    pthread_mutex_t lock; /* guards everything below; waitpid runs under it */
+    agent_proc *head;
+    int32_t exited[AGENT_EXITED_MAX]; /* pids reaped since the last report */
+    size_t n_exited;
+    uint32_t next_port; /* where the next port search starts */
+} agent_procs;
+
+/* ---- the agent ---- */
+
+typedef struct agent {
+    agent_config cfg;
+    int64_t started_at_ms;
+    atomic_bool stopping; /* set at shutdown: launches refuse and give up */
+    agent_procs procs;
+    atomic_uint_fast64_t launches; /* processes started since start */
+
+    nng_socket rep; /* launch RPC */
+    bool rep_open;
+    pthread_t workers[AGENT_WORKERS];
+    size_t n_workers;
+
+    nng_socket pub; /* load reports */
+    bool pub_open;
+    pthread_mutex_t report_lock; /* orders reports (seq) */
+    uint64_t report_seq;
+
+    etcd_client *etcd;
+    etcd_keeper *keeper; /* set by the registration thread once granted */
+    pthread_t reg_thread;
+    bool reg_started;
+    pthread_mutex_t reg_lock; /* guards keeper and reg_stop */
+    pthread_cond_t reg_cond;
+    bool reg_stop;
+} agent;
+
+void procs_init(agent_procs *p, uint32_t first_port);
+void procs_destroy(agent_procs *p);
+/* Reaps every exited child; returns how many running (not starting) processes
+ * went, which the caller reports. procs_reap_locked needs p->lock held. */
+size_t procs_reap(agent *a);
+size_t procs_reap_locked(agent *a);
+/* The live process of session (NULL if none); p->lock held. */
+agent_proc *procs_find_session_locked(agent_procs *p, const char *session);
+/* The live shared process of app (per_session false); p->lock held. */
+agent_proc *procs_find_shared_locked(agent_procs *p, const agent_app *app);
+bool procs_port_used_locked(agent_procs *p, uint16_t port);
+size_t procs_live_locked(agent_procs *p);
+void procs_insert_locked(agent_procs *p, agent_proc *e);
+void procs_remove_locked(agent_procs *p, agent_proc *e);
+/* Sends sig to the process group of every live process; returns how many. */
+size_t procs_signal_all(agent *a, int sig);
+/* "exit status 3" or "killed by signal 9" into buf, returned. */
+const char *procs_status_text(int status, char *buf, size_t len);
+/* SIGTERM to session's process group: LB_ENOTFOUND when it has none. */
+lb_err procs_stop_session(agent *a, const char *session);
+/* Fills sessions (running processes), per-app counts (cfg.n_apps entries) and
+ * moves the exited pids into *exited (caller frees). */
+void procs_snapshot(agent *a, uint32_t *sessions, uint32_t *per_app, int32_t **exited,
+                    size_t *n_exited);
+
+/* ---- launch (launch.c) ---- */
+
+/* Answers one LaunchRequest into rep (whose strings and process the caller
+ * frees with launch_reply_clear). Blocks up to the app's ready_timeout. */
+void launch_handle(agent *a, const Lb__LaunchRequest *req, Lb__LaunchReply *rep);
+void launch_reply_clear(Lb__LaunchReply *rep);
+bool launch_session_valid(const char *s);
+
+/* ---- reports (report.c) ---- */
+
+typedef struct agent_res {
+    uint32_t cores;
+    double cpu_load;
+    uint64_t mem_total, mem_free, disk_free;
+    char arch[65], os[65];
+} agent_res;
+
+void agent_res_read(agent_res *r);
+lb_err report_open(agent *a, lb_errmsg *em);
+/* Publishes one ServerLoad now. Safe from any thread. */
+void report_send(agent *a);
+void report_close(agent *a);
+
+/* ---- registration (register.c) ---- */
+
+lb_err register_start(agent *a, lb_errmsg *em);
+/* Revokes the lease (the server key leaves etcd at once). */
+void register_stop(agent *a);
+
+/* ---- RPC (rpc.c) ---- */
+
+lb_err rpc_start(agent *a, lb_errmsg *em);
+/* Closes the REP socket and joins the workers. */
+void rpc_stop(agent *a);
+
+#endif

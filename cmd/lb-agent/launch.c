@@ -1,0 +1,473 @@
+/*
+ * LaunchRequest: reuse the session's live process, or pick a port, spawn the
+ * app (posix_spawn, never a shell, its own process group) and wait until its
+ * port accepts a TCP connection, so the client the master sends there is
+ * never refused.
+ *
+ * Runs on an RPC worker thread and may block up to the app's ready_timeout;
+ * the other workers serve meanwhile. The table lock is held only for the
+ * quick steps (reap, lookup, port choice, spawn + insert), never while waiting.
+ */
+#define _GNU_SOURCE /* posix_spawn_file_actions_addclosefrom_np */
+#include "agent.h"
+
+#include "common/util.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define LAUNCH_POLL_MS 20
+
+bool launch_session_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > AGENT_SESSION_MAX)
+        return false;
+    for (; *s != '\0'; s++) {
+        char c = *s;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+/* Frees a string field we set; protobuf-c's init points unset ones at its
+ * static empty string, which must not be freed. */
+static void launch_free_str(char *s)
+{
+    if (s != protobuf_c_empty_string)
+        free(s);
+}
+
+void launch_reply_clear(Lb__LaunchReply *rep)
+{
+    launch_free_str(rep->error);
+    if (rep->process != NULL) {
+        free(rep->process->host);
+        free(rep->process->server_id);
+        free(rep->process);
+    }
+    lb__launch_reply__init(rep);
+}
+
+static void launch_fail(Lb__LaunchReply *rep, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void launch_fail(Lb__LaunchReply *rep, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    rep->ok = false;
+    launch_free_str(rep->error);
+    rep->error = lb_strdup(buf);
+}
+
+static void launch_count(const char *app, const char *result)
+{
+    char name[192];
+    if (app != NULL)
+        snprintf(name, sizeof name, "agent_launches_total{app=\"%s\",result=\"%s\"}", app, result);
+    else /* an unknown app's name is the client's: keep it out of metric names */
+        snprintf(name, sizeof name, "agent_launches_total{result=\"%s\"}", result);
+    obs_count(name);
+}
+
+/* tmpl with every {port} and {session} replaced. */
+static char *launch_subst(const char *tmpl, const char *port, const char *session)
+{
+    size_t cap = strlen(tmpl) + 1, len = 0;
+    for (const char *p = strchr(tmpl, '{'); p != NULL; p = strchr(p + 1, '{'))
+        cap += strlen(port) + strlen(session); /* generous upper bound */
+    char *out = lb_xcalloc(1, cap);
+    for (const char *p = tmpl; *p != '\0';) {
+        const char *val = NULL;
+        size_t skip = 0;
+        if (strncmp(p, "{port}", 6) == 0) {
+            val = port;
+            skip = 6;
+        } else if (strncmp(p, "{session}", 9) == 0) {
+            val = session;
+            skip = 9;
+        }
+        if (val != NULL) {
+            memcpy(out + len, val, strlen(val));
+            len += strlen(val);
+            p += skip;
+        } else {
+            out[len++] = *p++;
+        }
+    }
+    return out;
+}
+
+static void launch_strv_free(char **v)
+{
+    for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* The agent's environment minus what the app overrides, plus the app's. */
+static char **launch_envp(const agent_app *app)
+{
+    size_t n = 0, k = 0;
+    while (environ[n] != NULL)
+        n++;
+    char **envp = lb_xcalloc(n + app->n_env + 1, sizeof *envp);
+    for (size_t i = 0; i < n; i++) {
+        const char *eq = strchr(environ[i], '=');
+        size_t klen = eq != NULL ? (size_t)(eq - environ[i]) : strlen(environ[i]);
+        bool overridden = false;
+        for (size_t j = 0; j < app->n_env && !overridden; j++)
+            overridden = strncmp(app->env[j], environ[i], klen) == 0 && app->env[j][klen] == '=';
+        if (!overridden)
+            envp[k++] = lb_strdup(environ[i]);
+    }
+    for (size_t j = 0; j < app->n_env; j++)
+        envp[k++] = lb_strdup(app->env[j]);
+    return envp;
+}
+
+/* True when nothing listens on host:port (or on any address when host is not
+ * local, e.g. an advertised public name behind NAT). */
+static bool launch_port_free(const char *host, uint16_t port)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char ps[8];
+    snprintf(ps, sizeof ps, "%u", port);
+    if (getaddrinfo(host, ps, &hints, &res) != 0)
+        return false;
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1, rv = -1;
+    if (fd >= 0) {
+        /* as the app will: TIME_WAIT leftovers do not make a port busy */
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        rv = bind(fd, res->ai_addr, res->ai_addrlen);
+        if (rv != 0 && errno == EADDRNOTAVAIL) {
+            struct sockaddr_storage any = {0};
+            memcpy(&any, res->ai_addr, res->ai_addrlen);
+            if (any.ss_family == AF_INET)
+                ((struct sockaddr_in *)&any)->sin_addr.s_addr = htonl(INADDR_ANY);
+            else
+                ((struct sockaddr_in6 *)&any)->sin6_addr = in6addr_any;
+            rv = bind(fd, (struct sockaddr *)&any, res->ai_addrlen);
+        }
+        close(fd);
+    }
+    freeaddrinfo(res);
+    return rv == 0;
+}
+
+/* A port of the range not held by a child and bindable now; p->lock held. */
+static lb_err launch_pick_port_locked(agent *a, uint16_t *out)
+{
+    agent_procs *p = &a->procs;
+    uint32_t lo = a->cfg.port_min, hi = a->cfg.port_max, span = hi - lo + 1;
+    for (uint32_t i = 0; i < span; i++) {
+        uint32_t port = lo + (p->next_port - lo + i) % span;
+        if (procs_port_used_locked(p, (uint16_t)port) ||
+            !launch_port_free(a->cfg.host, (uint16_t)port))
+            continue;
+        /* Rotate so a port just released is not handed out again at once. */
+        p->next_port = port + 1 > hi ? lo : port + 1;
+        *out = (uint16_t)port;
+        return LB_OK;
+    }
+    return LB_EUNAVAIL;
+}
+
+/* Spawns app for session on port; p->lock held, so the entry is in the table
+ * before the reaper can see the child. */
+static int launch_spawn_locked(agent *a, const agent_app *app, const char *session, uint16_t port,
+                               agent_proc **out)
+{
+    char ps[8];
+    snprintf(ps, sizeof ps, "%u", port);
+    char **argv = lb_xcalloc(app->argc + 1, sizeof *argv);
+    for (size_t i = 0; i < app->argc; i++)
+        argv[i] = launch_subst(app->argv[i], ps, session);
+    char **envp = launch_envp(app);
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_t fa;
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_init(&attr);
+    /* Own group (stop and kill reach its helpers too); the agent's blocked and
+     * ignored signals must not leak into the app. */
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                        POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+    pid_t pid = -1;
+    int rv = posix_spawn(&pid, argv[0], &fa, &attr, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    launch_strv_free(argv);
+    launch_strv_free(envp);
+    if (rv == 0) {
+        agent_proc *e = lb_xcalloc(1, sizeof *e);
+        e->pid = pid;
+        e->port = port;
+        e->app = app;
+        e->starting = true;
+        e->started_at_ms = lb_wall_ms();
+        snprintf(e->session, sizeof e->session, "%s", session);
+        procs_insert_locked(&a->procs, e);
+        *out = e;
+    }
+    return rv;
+}
+
+/* One TCP connect attempt to host:port bounded by timeout_ms. */
+static bool launch_connect(const struct addrinfo *ai, int timeout_ms)
+{
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    bool ok = false;
+    if (fd < 0)
+        return false;
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+        ok = true;
+    } else if (errno == EINPROGRESS) {
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        int soerr = 0;
+        socklen_t len = sizeof soerr;
+        if (poll(&pfd, 1, timeout_ms) == 1 &&
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0)
+            ok = soerr == 0;
+    }
+    close(fd);
+    return ok;
+}
+
+/* Waits until e's port accepts a connection. Returns NULL when ready, else
+ * the result label with rep holding the error. */
+static const char *launch_wait_ready(agent *a, agent_proc *e, Lb__LaunchReply *rep)
+{
+    const agent_app *app = e->app;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    char ps[8], why[64];
+    snprintf(ps, sizeof ps, "%u", e->port);
+    int rv = getaddrinfo(a->cfg.host, ps, &hints, &ai);
+    if (rv != 0) {
+        launch_fail(rep, "cannot resolve host '%s': %s", a->cfg.host, gai_strerror(rv));
+        return "resolve";
+    }
+    const char *result = NULL;
+    int64_t deadline = lb_mono_ms() + app->ready_timeout_ms;
+    for (;;) {
+        pthread_mutex_lock(&a->procs.lock);
+        size_t gone = procs_reap_locked(a);
+        bool exited = e->exited;
+        int status = e->status;
+        pthread_mutex_unlock(&a->procs.lock);
+        if (gone > 0)
+            report_send(a);
+        int64_t left = deadline - lb_mono_ms();
+        if (exited) {
+            launch_fail(rep, "app '%s' (pid %d) exited during start-up: %s", app->name, (int)e->pid,
+                        procs_status_text(status, why, sizeof why));
+            result = "exited";
+        } else if (atomic_load(&a->stopping)) {
+            launch_fail(rep, "agent '%s' is shutting down", a->cfg.id);
+            result = "shutdown";
+        } else if (launch_connect(ai, left < 200 ? (int)(left > 0 ? left : 1) : 200)) {
+            break;
+        } else if ((left = deadline - lb_mono_ms()) <= 0) {
+            launch_fail(rep, "app '%s' (pid %d) did not accept connections on %s:%u within %lld ms",
+                        app->name, (int)e->pid, a->cfg.host, e->port,
+                        (long long)app->ready_timeout_ms);
+            result = "timeout";
+        }
+        if (result != NULL)
+            break;
+        lb_sleep_ms(left < LAUNCH_POLL_MS ? left : LAUNCH_POLL_MS);
+    }
+    freeaddrinfo(ai);
+    return result;
+}
+
+/* Fills an ok reply with e's identity; p->lock held. */
+static void launch_fill(agent *a, const agent_proc *e, Lb__LaunchReply *rep)
+{
+    Lb__ProcessId *pid = lb_xcalloc(1, sizeof *pid);
+    lb__process_id__init(pid);
+    pid->pid = e->pid;
+    pid->host = lb_strdup(a->cfg.host);
+    pid->port = e->port;
+    pid->started_at = e->started_at_ms;
+    pid->server_id = lb_strdup(a->cfg.id);
+    rep->ok = true;
+    rep->process = pid;
+}
+
+/* Picks a port and spawns; p->lock held. NULL with *out set on success. */
+static const char *launch_start_locked(agent *a, const agent_app *app, const char *session,
+                                       Lb__LaunchReply *rep, agent_proc **out)
+{
+    uint16_t port = 0;
+    if (launch_pick_port_locked(a, &port) != LB_OK) {
+        launch_fail(rep, "no free port in [%u, %u] on %s", a->cfg.port_min, a->cfg.port_max,
+                    a->cfg.host);
+        return "no_port";
+    }
+    int rv = launch_spawn_locked(a, app, session, port, out);
+    if (rv != 0) {
+        launch_fail(rep, "cannot start app '%s' (%s): %s", app->name, app->argv[0], strerror(rv));
+        return "spawn_error";
+    }
+    LOG_INFO(AGENT_COMP, "process started", "app=%s session=%s pid=%d port=%u", app->name, session,
+             (int)(*out)->pid, port);
+    return NULL;
+}
+
+/* Finds the process to reuse or starts one. Returns NULL when *out is a new
+ * child to wait for, else the result label of a finished reply. */
+static const char *launch_acquire(agent *a, const agent_app *app, const char *session,
+                                  Lb__LaunchReply *rep, agent_proc **out)
+{
+    /* A launch of the same session in flight finishes within its timeout. */
+    int64_t deadline = lb_mono_ms() + app->ready_timeout_ms + 1000;
+    for (;;) {
+        const char *result = NULL;
+        bool wait = false;
+        pthread_mutex_lock(&a->procs.lock);
+        size_t gone = procs_reap_locked(a);
+        agent_proc *e = app->per_session ? procs_find_session_locked(&a->procs, session)
+                                         : procs_find_shared_locked(&a->procs, app);
+        if (e != NULL && e->app != app) {
+            launch_fail(rep, "session '%s' already runs app '%s'", session, e->app->name);
+            result = "conflict";
+        } else if (e != NULL && e->starting) {
+            wait = true;
+        } else if (e != NULL) {
+            launch_fill(a, e, rep);
+            rep->reused = true;
+            result = "reused";
+        } else if (procs_live_locked(&a->procs) >= a->cfg.capacity) {
+            launch_fail(rep, "agent '%s' is at capacity (%u sessions)", a->cfg.id, a->cfg.capacity);
+            result = "capacity";
+        } else {
+            result = launch_start_locked(a, app, session, rep, out);
+        }
+        pthread_mutex_unlock(&a->procs.lock);
+        if (gone > 0)
+            report_send(a);
+        if (!wait)
+            return result;
+        if (lb_mono_ms() > deadline || atomic_load(&a->stopping)) {
+            launch_fail(rep, "session '%s' is still starting", session);
+            return "busy";
+        }
+        lb_sleep_ms(LAUNCH_POLL_MS);
+    }
+}
+
+/* Waits for the new child e; on failure kills its group and leaves it to the
+ * reaper. Returns the result label. */
+static const char *launch_finish(agent *a, agent_proc *e, Lb__LaunchReply *rep)
+{
+    const char *result = launch_wait_ready(a, e, rep);
+    char why[64];
+    pthread_mutex_lock(&a->procs.lock);
+    if (result == NULL && e->exited) { /* accepted, then died at once */
+        launch_fail(rep, "app '%s' (pid %d) exited right after start-up: %s", e->app->name,
+                    (int)e->pid, procs_status_text(e->status, why, sizeof why));
+        result = "exited";
+    }
+    pid_t pid = e->pid;
+    const char *app = e->app->name;
+    if (result == NULL) {
+        e->starting = false;
+        launch_fill(a, e, rep);
+    } else if (e->exited) {
+        procs_remove_locked(&a->procs, e);
+    } else {
+        kill(-e->pid, SIGKILL);
+        e->starting = false;
+        e->failed = true;
+    }
+    pthread_mutex_unlock(&a->procs.lock);
+    if (result == NULL) {
+        atomic_fetch_add(&a->launches, 1);
+        LOG_INFO(AGENT_COMP, "process ready", "app=%s pid=%d", app, (int)pid);
+        report_send(a); /* the master learns of the new session at once */
+        return "ok";
+    }
+    LOG_WARN(AGENT_COMP, "launch failed", "app=%s pid=%d error=\"%s\"", app, (int)pid, rep->error);
+    return result;
+}
+
+/* Copies s for a message: at most max bytes, non-printable bytes as '?'. */
+static void launch_printable(char *dst, size_t cap, const char *s)
+{
+    size_t i = 0;
+    for (; s[i] != '\0' && i + 1 < cap; i++)
+        dst[i] = (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"') ? s[i] : '?';
+    dst[i] = '\0';
+}
+
+static void launch_unknown_app(agent *a, const char *name, Lb__LaunchReply *rep)
+{
+    char list[256] = "", shown[65];
+    size_t len = 0;
+    for (size_t i = 0; i < a->cfg.n_apps && len + 1 < sizeof list; i++) {
+        int n =
+            snprintf(list + len, sizeof list - len, "%s%s", i > 0 ? ", " : "", a->cfg.apps[i].name);
+        len += n > 0 ? (size_t)n : 0;
+    }
+    launch_printable(shown, sizeof shown, name);
+    launch_fail(rep, "unknown app '%s' (this agent offers: %s)", shown,
+                a->cfg.n_apps > 0 ? list : "none");
+}
+
+void launch_handle(agent *a, const Lb__LaunchRequest *req, Lb__LaunchReply *rep)
+{
+    const char *name = req->app != NULL ? req->app : "";
+    const char *session = req->session_id != NULL ? req->session_id : "";
+    const agent_app *app = agent_config_app(&a->cfg, name);
+    const char *result = NULL;
+    char shown[AGENT_SESSION_MAX + 2];
+    agent_proc *e = NULL;
+    lb__launch_reply__init(rep);
+    if (atomic_load(&a->stopping)) {
+        launch_fail(rep, "agent '%s' is shutting down", a->cfg.id);
+        result = "shutdown";
+    } else if (app == NULL) {
+        launch_unknown_app(a, name, rep);
+        result = "unknown_app";
+    } else if (!launch_session_valid(session)) {
+        launch_printable(shown, sizeof shown, session);
+        launch_fail(rep, "invalid session_id '%s' (want 1-%d of A-Z a-z 0-9 _ -)", shown,
+                    AGENT_SESSION_MAX);
+        result = "bad_session";
+    } else {
+        result = launch_acquire(a, app, session, rep, &e);
+        if (e != NULL)
+            result = launch_finish(a, e, rep);
+    }
+    launch_count(app != NULL ? app->name : NULL, result);
+}

@@ -1,0 +1,232 @@
+/*
+ * The process table: every child the agent started, until it is reaped.
+ *
+ * Every waitpid runs under the table lock, and so does every spawn together
+ * with the insertion of its entry: a child can therefore never be reaped
+ * before its entry exists, and whoever reaps it (the main loop on SIGCHLD, or
+ * a launch worker checking on its child) finds the entry. A child that exits
+ * while still starting stays in the table, marked exited, for its launch to
+ * report; every other reaped child leaves the table and its pid goes into the
+ * next load report.
+ */
+#include "agent.h"
+
+#include "common/util.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+void procs_init(agent_procs *p, uint32_t first_port)
+{
+    memset(p, 0, sizeof *p);
+    pthread_mutex_init(&p->lock, NULL);
+    p->next_port = first_port;
+}
+
+void procs_destroy(agent_procs *p)
+{
+    agent_proc *e = p->head;
+    while (e != NULL) {
+        agent_proc *next = e->next;
+        free(e);
+        e = next;
+    }
+    p->head = NULL;
+    pthread_mutex_destroy(&p->lock);
+}
+
+static bool procs_live(const agent_proc *e)
+{
+    return !e->exited && !e->failed;
+}
+
+void procs_insert_locked(agent_procs *p, agent_proc *e)
+{
+    e->next = p->head;
+    p->head = e;
+}
+
+void procs_remove_locked(agent_procs *p, agent_proc *e)
+{
+    for (agent_proc **pp = &p->head; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == e) {
+            *pp = e->next;
+            free(e);
+            return;
+        }
+    }
+}
+
+static agent_proc *procs_by_pid_locked(agent_procs *p, pid_t pid)
+{
+    for (agent_proc *e = p->head; e != NULL; e = e->next) {
+        if (e->pid == pid)
+            return e;
+    }
+    return NULL;
+}
+
+const char *procs_status_text(int status, char *buf, size_t len)
+{
+    if (WIFEXITED(status))
+        snprintf(buf, len, "exit status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(buf, len, "killed by signal %d", WTERMSIG(status));
+    else
+        snprintf(buf, len, "status 0x%x", (unsigned)status);
+    return buf;
+}
+
+/* Books one reaped child; returns 1 when a running process went. */
+static size_t procs_on_reaped(agent *a, pid_t pid, int status)
+{
+    agent_procs *p = &a->procs;
+    agent_proc *e = procs_by_pid_locked(p, pid);
+    char why[64];
+    if (e == NULL)
+        return 0; /* not ours (cannot happen: we spawn every child) */
+    if (e->starting) {
+        e->exited = true;
+        e->status = status;
+        return 0;
+    }
+    if (e->failed) {
+        procs_remove_locked(p, e);
+        return 0;
+    }
+    LOG_INFO(AGENT_COMP, "process exited",
+             "app=%s session=%s pid=%d port=%u status=\"%s\" ran_ms=%lld", e->app->name, e->session,
+             (int)pid, e->port, procs_status_text(status, why, sizeof why),
+             (long long)(lb_wall_ms() - e->started_at_ms));
+    char name[160];
+    snprintf(name, sizeof name, "agent_process_exits_total{app=\"%s\"}", e->app->name);
+    obs_count(name);
+    if (p->n_exited < AGENT_EXITED_MAX)
+        p->exited[p->n_exited++] = (int32_t)pid;
+    else
+        obs_count("agent_exited_pids_dropped_total");
+    procs_remove_locked(p, e);
+    return 1;
+}
+
+size_t procs_reap_locked(agent *a)
+{
+    size_t gone = 0;
+    for (;;) {
+        int status = 0;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid <= 0) {
+            if (pid < 0 && errno == EINTR)
+                continue;
+            break; /* 0: none exited yet; ECHILD: no children */
+        }
+        gone += procs_on_reaped(a, pid, status);
+    }
+    return gone;
+}
+
+size_t procs_reap(agent *a)
+{
+    pthread_mutex_lock(&a->procs.lock);
+    size_t gone = procs_reap_locked(a);
+    pthread_mutex_unlock(&a->procs.lock);
+    return gone;
+}
+
+agent_proc *procs_find_session_locked(agent_procs *p, const char *session)
+{
+    for (agent_proc *e = p->head; e != NULL; e = e->next) {
+        if (procs_live(e) && strcmp(e->session, session) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+agent_proc *procs_find_shared_locked(agent_procs *p, const agent_app *app)
+{
+    for (agent_proc *e = p->head; e != NULL; e = e->next) {
+        if (procs_live(e) && e->app == app)
+            return e;
+    }
+    return NULL;
+}
+
+bool procs_port_used_locked(agent_procs *p, uint16_t port)
+{
+    /* An entry holds its port until reaped, failed ones too: their process may
+     * still be bound to it. */
+    for (agent_proc *e = p->head; e != NULL; e = e->next) {
+        if (e->port == port)
+            return true;
+    }
+    return false;
+}
+
+size_t procs_live_locked(agent_procs *p)
+{
+    size_t n = 0;
+    for (agent_proc *e = p->head; e != NULL; e = e->next)
+        n += procs_live(e);
+    return n;
+}
+
+size_t procs_signal_all(agent *a, int sig)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&a->procs.lock);
+    for (agent_proc *e = a->procs.head; e != NULL; e = e->next) {
+        if (!e->exited && kill(-e->pid, sig) == 0)
+            n++;
+    }
+    pthread_mutex_unlock(&a->procs.lock);
+    return n;
+}
+
+lb_err procs_stop_session(agent *a, const char *session)
+{
+    lb_err err = LB_ENOTFOUND;
+    pthread_mutex_lock(&a->procs.lock);
+    procs_reap_locked(a);
+    agent_proc *e = procs_find_session_locked(&a->procs, session);
+    if (e != NULL && !e->starting) {
+        /* The whole group: helpers the app started go with it. */
+        kill(-e->pid, SIGTERM);
+        LOG_INFO(AGENT_COMP, "stopping process", "app=%s session=%s pid=%d", e->app->name,
+                 e->session, (int)e->pid);
+        err = LB_OK;
+    }
+    pthread_mutex_unlock(&a->procs.lock);
+    return err;
+}
+
+void procs_snapshot(agent *a, uint32_t *sessions, uint32_t *per_app, int32_t **exited,
+                    size_t *n_exited)
+{
+    agent_procs *p = &a->procs;
+    *sessions = 0;
+    memset(per_app, 0, a->cfg.n_apps * sizeof *per_app);
+    pthread_mutex_lock(&p->lock);
+    for (agent_proc *e = p->head; e != NULL; e = e->next) {
+        if (!procs_live(e) || e->starting)
+            continue;
+        (*sessions)++;
+        per_app[e->app - a->cfg.apps]++;
+    }
+    *n_exited = p->n_exited;
+    *exited = NULL;
+    if (p->n_exited > 0) {
+        *exited = malloc(p->n_exited * sizeof **exited);
+        if (*exited != NULL)
+            memcpy(*exited, p->exited, p->n_exited * sizeof **exited);
+        else
+            *n_exited = 0;
+    }
+    p->n_exited = 0;
+    pthread_mutex_unlock(&p->lock);
+}

@@ -1,0 +1,138 @@
+/*
+ * Load reports: one Envelope{server_load} published on a PUB socket that dials
+ * every master's report endpoint, so leader and standbys all stay current.
+ * Sent every report_interval by the main loop, and at once after a launch or
+ * a process exit so the master's view is never a full period behind.
+ *
+ * The host resources read here also go into the ServerInfo (register.c).
+ */
+#include "agent.h"
+
+#include "common/errmsg.h"
+#include "common/util.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
+#include "wire/wire.h"
+
+#include <nng/protocol/pubsub0/pub.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+/* MemTotal and MemAvailable from /proc/meminfo, in bytes. */
+static void res_meminfo(uint64_t *total, uint64_t *avail)
+{
+    char line[256];
+    FILE *f = fopen("/proc/meminfo", "r");
+    *total = *avail = 0;
+    if (f == NULL)
+        return;
+    while (fgets(line, sizeof line, f) != NULL) {
+        unsigned long long kb = 0;
+        if (sscanf(line, "MemTotal: %llu kB", &kb) == 1)
+            *total = kb * 1024;
+        else if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+            *avail = kb * 1024;
+    }
+    fclose(f);
+}
+
+void agent_res_read(agent_res *r)
+{
+    memset(r, 0, sizeof *r);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    r->cores = cores > 0 ? (uint32_t)cores : 1;
+    double load[1] = {0};
+    if (getloadavg(load, 1) == 1)
+        r->cpu_load = load[0];
+    res_meminfo(&r->mem_total, &r->mem_free);
+    struct statvfs vfs;
+    if (statvfs("/", &vfs) == 0)
+        r->disk_free = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    struct utsname u;
+    if (uname(&u) == 0) {
+        snprintf(r->arch, sizeof r->arch, "%s", u.machine);
+        snprintf(r->os, sizeof r->os, "%s", u.sysname);
+    }
+}
+
+lb_err report_open(agent *a, lb_errmsg *em)
+{
+    int rv = nng_pub0_open(&a->pub);
+    if (rv != 0)
+        return lb_fail(em, wire_from_nng(rv), "pub socket: %s", nng_strerror(rv));
+    a->pub_open = true;
+    nng_socket_set_ms(a->pub, NNG_OPT_RECONNMINT, 50);
+    nng_socket_set_ms(a->pub, NNG_OPT_RECONNMAXT, 1000);
+    for (size_t i = 0; i < a->cfg.n_report; i++) {
+        /* Non-blocking: a master that is down now is dialed again and again. */
+        rv = nng_dial(a->pub, a->cfg.report[i], NULL, NNG_FLAG_NONBLOCK);
+        if (rv != 0)
+            return lb_fail(em, wire_from_nng(rv), "%s: report endpoint '%s': %s", a->cfg.file,
+                           a->cfg.report[i], nng_strerror(rv));
+    }
+    return LB_OK;
+}
+
+void report_send(agent *a)
+{
+    if (!a->pub_open)
+        return;
+    uint32_t *per_app = lb_xcalloc(a->cfg.n_apps, sizeof *per_app);
+    Lb__AppLoad *apps = lb_xcalloc(a->cfg.n_apps, sizeof *apps);
+    Lb__AppLoad **app_ptrs = lb_xcalloc(a->cfg.n_apps, sizeof *app_ptrs);
+    Lb__ServerLoad sl = LB__SERVER_LOAD__INIT;
+    Lb__Envelope env = LB__ENVELOPE__INIT;
+    int32_t *exited = NULL;
+    size_t n_exited = 0;
+    uint32_t sessions = 0;
+    agent_res res;
+    agent_res_read(&res);
+    /* Under the report lock, so seq order is send order and no exited pid is
+     * lost between the snapshot and the send. */
+    pthread_mutex_lock(&a->report_lock);
+    procs_snapshot(a, &sessions, per_app, &exited, &n_exited);
+    for (size_t i = 0; i < a->cfg.n_apps; i++) {
+        lb__app_load__init(&apps[i]);
+        apps[i].app = a->cfg.apps[i].name;
+        apps[i].processes = per_app[i];
+        app_ptrs[i] = &apps[i];
+    }
+    sl.server_id = a->cfg.id;
+    sl.sessions = sessions;
+    sl.n_apps = a->cfg.n_apps;
+    sl.apps = app_ptrs;
+    sl.cpu_load = res.cpu_load;
+    sl.mem_total = res.mem_total;
+    sl.mem_free = res.mem_free;
+    sl.disk_free = res.disk_free;
+    sl.n_exited_pids = n_exited;
+    sl.exited_pids = exited;
+    sl.seq = ++a->report_seq;
+    sl.at_ms = lb_wall_ms();
+    sl.launches = atomic_load(&a->launches);
+    env.version = WIRE_VERSION;
+    env.request_id = sl.seq;
+    env.body_case = LB__ENVELOPE__BODY_SERVER_LOAD;
+    env.server_load = &sl;
+    nng_msg *m = NULL;
+    if (wire_encode(&env, &m) == LB_OK && nng_sendmsg(a->pub, m, NNG_FLAG_NONBLOCK) != 0)
+        nng_msg_free(m);
+    pthread_mutex_unlock(&a->report_lock);
+    obs_count("agent_reports_total");
+    free(exited);
+    free(app_ptrs);
+    free(apps);
+    free(per_app);
+}
+
+void report_close(agent *a)
+{
+    if (a->pub_open) {
+        nng_close(a->pub);
+        a->pub_open = false;
+    }
+}

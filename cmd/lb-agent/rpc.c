@@ -1,0 +1,184 @@
+/*
+ * The launch RPC: a REP socket served by AGENT_WORKERS threads, each with its
+ * own nng context looping receive -> handle -> send. A launch may block for
+ * its app's ready_timeout; the other workers keep serving meanwhile (nng 1.5
+ * has no ctx sendmsg, so each worker waits on its own aio).
+ *
+ * Nothing a peer sends can stop the loop: a message that does not decode, is
+ * too big or is not a request this agent serves gets an ErrorReply, a log
+ * line and a counter, and the worker goes back to receiving.
+ */
+#include "agent.h"
+
+#include "common/errmsg.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
+#include "wire/wire.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *rpc_body_name(Lb__Envelope__BodyCase c)
+{
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field(&lb__envelope__descriptor, (unsigned)c);
+    return f != NULL ? f->name : "unknown";
+}
+
+/* An ErrorReply for a request that could not be served; logged and counted. */
+static nng_msg *rpc_error(uint64_t id, lb_err code, const char *kind, const char *text)
+{
+    char name[96];
+    nng_msg *m = NULL;
+    snprintf(name, sizeof name, "agent_rpc_errors_total{kind=\"%s\"}", kind);
+    obs_count(name);
+    LOG_WARN(AGENT_COMP, "bad request", "kind=%s request_id=%llu error=\"%s\"", kind,
+             (unsigned long long)id, text);
+    if (wire_error_reply(id, code, text, &m) != LB_OK)
+        return NULL;
+    return m;
+}
+
+static nng_msg *rpc_launch(agent *a, const Lb__Envelope *req)
+{
+    Lb__LaunchReply lr;
+    Lb__Envelope env = LB__ENVELOPE__INIT;
+    nng_msg *m = NULL;
+    launch_handle(a, req->launch_request, &lr);
+    env.version = WIRE_VERSION;
+    env.request_id = req->request_id;
+    env.body_case = LB__ENVELOPE__BODY_LAUNCH_REPLY;
+    env.launch_reply = &lr;
+    if (wire_encode(&env, &m) != LB_OK)
+        m = NULL;
+    launch_reply_clear(&lr);
+    return m;
+}
+
+static nng_msg *rpc_stop_session(agent *a, const Lb__Envelope *req)
+{
+    Lb__LaunchReply lr = LB__LAUNCH_REPLY__INIT;
+    Lb__Envelope env = LB__ENVELOPE__INIT;
+    nng_msg *m = NULL;
+    const char *session = req->stop_request->session_id;
+    char text[128];
+    if (session != NULL && launch_session_valid(session) &&
+        procs_stop_session(a, session) == LB_OK) {
+        lr.ok = true;
+        obs_count("agent_stops_total{result=\"ok\"}");
+    } else {
+        snprintf(text, sizeof text, "no such session");
+        lr.error = text;
+        obs_count("agent_stops_total{result=\"not_found\"}");
+    }
+    env.version = WIRE_VERSION;
+    env.request_id = req->request_id;
+    env.body_case = LB__ENVELOPE__BODY_LAUNCH_REPLY;
+    env.launch_reply = &lr;
+    if (wire_encode(&env, &m) != LB_OK)
+        m = NULL;
+    return m;
+}
+
+/* Answers one request message (not consumed); NULL only when out of memory. */
+static nng_msg *rpc_handle(agent *a, nng_msg *msg)
+{
+    Lb__Envelope *req = NULL;
+    lb_errmsg em = {{0}};
+    nng_msg *rep = NULL;
+    char text[256];
+    lb_err err = wire_decode(msg, a->cfg.max_message, &req, &em);
+    if (err != LB_OK)
+        return rpc_error(0, err, err == LB_ETOOBIG ? "oversized" : "decode", em.text);
+    switch (req->body_case) {
+    case LB__ENVELOPE__BODY_LAUNCH_REQUEST:
+        rep = rpc_launch(a, req);
+        break;
+    case LB__ENVELOPE__BODY_STOP_REQUEST:
+        rep = rpc_stop_session(a, req);
+        break;
+    case LB__ENVELOPE__BODY_STATS_REQUEST:
+        if (wire_stats_reply(req->request_id, "lb-agent", a->cfg.id, &rep) != LB_OK)
+            rep = NULL;
+        break;
+    default:
+        snprintf(text, sizeof text,
+                 "unexpected message %s: the agent serves launch_request, stop_request and "
+                 "stats_request",
+                 rpc_body_name(req->body_case));
+        rep = rpc_error(req->request_id, LB_EINVAL, "unexpected", text);
+        break;
+    }
+    wire_free(&req);
+    return rep;
+}
+
+/* One worker: receive -> handle -> send until the socket closes. */
+static void *rpc_worker(void *arg)
+{
+    agent *a = arg;
+    nng_ctx ctx;
+    nng_aio *aio = NULL;
+    if (nng_ctx_open(&ctx, a->rep) != 0)
+        return NULL;
+    if (nng_aio_alloc(&aio, NULL, NULL) != 0) {
+        nng_ctx_close(ctx);
+        return NULL;
+    }
+    for (;;) {
+        nng_ctx_recv(ctx, aio);
+        nng_aio_wait(aio);
+        int rv = nng_aio_result(aio);
+        if (rv == NNG_ECLOSED)
+            break;
+        if (rv != 0)
+            continue;
+        nng_msg *msg = nng_aio_get_msg(aio);
+        nng_msg *rep = rpc_handle(a, msg);
+        nng_msg_free(msg);
+        if (rep == NULL) {
+            obs_count("agent_rpc_errors_total{kind=\"internal\"}");
+            continue; /* the requester times out; nothing better to send */
+        }
+        nng_aio_set_msg(aio, rep);
+        nng_ctx_send(ctx, aio);
+        nng_aio_wait(aio);
+        rv = nng_aio_result(aio);
+        if (rv != 0) /* the requester went away: its reply has nowhere to go */
+            nng_msg_free(rep);
+        if (rv == NNG_ECLOSED)
+            break;
+    }
+    nng_aio_free(aio);
+    nng_ctx_close(ctx);
+    return NULL;
+}
+
+lb_err rpc_start(agent *a, lb_errmsg *em)
+{
+    lb_err err = wire_rep_listen(a->cfg.listen, &a->rep, em);
+    if (err != LB_OK)
+        return err;
+    a->rep_open = true;
+    for (size_t i = 0; i < AGENT_WORKERS; i++) {
+        if (pthread_create(&a->workers[i], NULL, rpc_worker, a) != 0)
+            return lb_fail(em, LB_ESYS, "cannot start RPC worker %zu", i);
+        a->n_workers = i + 1;
+    }
+    LOG_INFO(AGENT_COMP, "serving launch RPC", "listen=%s workers=%d", a->cfg.listen,
+             AGENT_WORKERS);
+    return LB_OK;
+}
+
+void rpc_stop(agent *a)
+{
+    if (a->rep_open) {
+        /* Every pending receive and send fails with NNG_ECLOSED. */
+        nng_close(a->rep);
+        a->rep_open = false;
+    }
+    for (size_t i = 0; i < a->n_workers; i++)
+        pthread_join(a->workers[i], NULL);
+    a->n_workers = 0;
+}

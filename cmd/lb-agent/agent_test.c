@@ -1,0 +1,565 @@
+/*
+ * Integration test of the real lb-agent binary against a real etcd (run by
+ * tests/with-etcd.sh) with lb-echo as the app: registration, launch, reuse,
+ * restart after a crash, refusals, malformed messages, load reports, stop,
+ * shutdown on SIGTERM and lease expiry after SIGKILL, and config errors.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "harness_test.h"
+#include "wire/wire.h"
+
+#include <errno.h>
+#include <nng/protocol/pubsub0/sub.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PREFIX "/agent_test/"
+
+static h_agent main_agent; /* shared by the tests that do not stop it */
+static nng_socket reports; /* SUB: main_agent publishes here */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void need_etcd(void)
+{
+    if (h_etcd_url() == NULL) {
+        fprintf(stderr, "LBCP_TEST_ETCD not set (run through tests/with-etcd.sh): skipped\n");
+        skip();
+    }
+}
+
+static void assert_has(const char *s, const char *want)
+{
+    if (s == NULL || strstr(s, want) == NULL)
+        fail_msg("'%s' does not contain '%s'", s != NULL ? s : "(null)", want);
+}
+
+/* Waits until the server key is present (want) or absent; ms it took, or -1. */
+static int64_t wait_key(const char *id, bool want, int timeout_ms)
+{
+    int64_t start = now_ms();
+    while (now_ms() - start < timeout_ms) {
+        Lb__ServerInfo *si = h_server_info(PREFIX, id);
+        bool present = si != NULL;
+        if (si != NULL)
+            lb__server_info__free_unpacked(si, NULL);
+        if (present == want)
+            return now_ms() - start;
+        usleep(50 * 1000);
+    }
+    return -1;
+}
+
+/* A load report of main_agent matching pred within timeout_ms. */
+static Lb__Envelope *wait_report(bool (*pred)(const Lb__ServerLoad *, const void *),
+                                 const void *arg, int timeout_ms)
+{
+    int64_t start = now_ms();
+    while (now_ms() - start < timeout_ms) {
+        nng_msg *m = NULL;
+        if (nng_recvmsg(reports, &m, 0) != 0)
+            continue;
+        Lb__Envelope *env = lb__envelope__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
+        nng_msg_free(m);
+        if (env != NULL && env->body_case == LB__ENVELOPE__BODY_SERVER_LOAD &&
+            strcmp(env->server_load->server_id, main_agent.id) == 0 && pred(env->server_load, arg))
+            return env;
+        if (env != NULL)
+            lb__envelope__free_unpacked(env, NULL);
+    }
+    return NULL;
+}
+
+static bool has_sessions(const Lb__ServerLoad *sl, const void *arg)
+{
+    return sl->sessions >= *(const uint32_t *)arg;
+}
+
+static bool has_exited(const Lb__ServerLoad *sl, const void *arg)
+{
+    for (size_t i = 0; i < sl->n_exited_pids; i++) {
+        if (sl->exited_pids[i] == *(const int32_t *)arg)
+            return true;
+    }
+    return false;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    atexit(h_kill_all);
+    if (h_etcd_url() == NULL)
+        return 0;
+    char url[64], extra[128];
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%u", h_free_port());
+    if (nng_sub0_open(&reports) != 0 || nng_listen(reports, url, NULL, 0) != 0)
+        return -1;
+    nng_socket_set(reports, NNG_OPT_SUB_SUBSCRIBE, "", 0);
+    nng_socket_set_ms(reports, NNG_OPT_RECVTIMEO, 200);
+    snprintf(extra, sizeof extra, "report: [%s]\n", url);
+    h_agent_start(&main_agent, "t-main", "2s", extra);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    int rc = 0;
+    if (main_agent.pid > 0) {
+        kill(main_agent.pid, SIGTERM);
+        int st = h_agent_wait(&main_agent, 8000);
+        if (st != 0) { /* e.g. a sanitizer report at exit */
+            char *log = h_read(main_agent.log);
+            fprintf(stderr, "main agent exited %d; its log:\n%s\n", st, log);
+            free(log);
+            rc = -1;
+        }
+        h_agent_close(&main_agent);
+        nng_close(reports);
+    }
+    h_kill_all();
+    etcd_client *c = h_etcd();
+    etcd_close(&c);
+    return rc;
+}
+
+/* ---- config errors: exit non-zero, file:line and key on stderr ---- */
+
+static void config_case(const char *dir, const char *name, const char *yaml, const char *want1,
+                        const char *want2)
+{
+    char path[512], want[600];
+    char *err = NULL;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    h_write(path, yaml);
+    int st = h_run_agent_config(path, 10000, &err);
+    if (st <= 0) {
+        free(err);
+        fail_msg("%s: lb-agent exited %d, want non-zero", name, st);
+    }
+    snprintf(want, sizeof want, "%s:%s", path, want1);
+    assert_has(err, want);
+    assert_has(err, want2);
+    free(err);
+}
+
+static void test_config_errors(void **state)
+{
+    (void)state;
+    char dir[256];
+    h_mkdtemp(dir, sizeof dir);
+    config_case(dir, "syntax.yaml", "id: a\nzone: [z1\nregion: r\n", "3:", "did not find");
+    config_case(dir, "type.yaml", "id: a\n\ncapacity: lots\n", "3: capacity", "lots");
+    config_case(dir, "tmpl.yaml", "apps:\n  echo:\n    argv: [/bin/echo, --x, \"{foo}\"]\n",
+                "3: apps.echo.argv[2]", "{foo}");
+    config_case(dir, "unknown.yaml", "id: a\ncolour: red\n", "2: colour", "unknown key");
+    config_case(dir, "nopath.yaml", "apps:\n  x:\n    argv: [no-such-program-here]\n",
+                "3: apps.x.argv[0]", "not found in PATH");
+    config_case(dir, "ports.yaml", "ports: {min: 30000, max: 20000}\n", "1: ports", "above max");
+    h_rmdir(dir);
+}
+
+/* ---- registration ---- */
+
+static void test_registered(void **state)
+{
+    (void)state;
+    need_etcd();
+    assert_true(wait_key("t-main", true, 10000) >= 0);
+    Lb__ServerInfo *si = h_server_info(PREFIX, "t-main");
+    assert_non_null(si);
+    assert_string_equal(si->id, "t-main");
+    assert_string_equal(si->host, "127.0.0.1");
+    assert_string_equal(si->agent_endpoint, main_agent.listen);
+    assert_string_equal(si->zone, "z1");
+    assert_string_equal(si->region, "r1");
+    assert_string_equal(si->group, "primary");
+    assert_int_equal(si->group_rank, 3);
+    assert_int_equal(si->capacity, 7);
+    assert_int_equal(si->n_apps, 5);
+    assert_string_equal(si->apps[0], "echo");
+    assert_int_equal(si->n_labels, 2);
+    assert_string_equal(si->labels[0]->key, "gpu");
+    assert_string_equal(si->labels[0]->value, "true");
+    assert_non_null(si->resources);
+    assert_true(si->resources->cores >= 1);
+    assert_true(si->resources->mem_total > 0);
+    assert_true(si->resources->mem_free > 0);
+    assert_true(si->resources->disk_free > 0);
+    assert_true(si->resources->arch[0] != '\0');
+    assert_string_equal(si->resources->os, "Linux");
+    assert_true(si->started_at > 0);
+    lb__server_info__free_unpacked(si, NULL);
+}
+
+/* ---- launch, reuse, restart after a crash ---- */
+
+static void test_launch_reuse_restart(void **state)
+{
+    (void)state;
+    need_etcd();
+    Lb__Envelope *r1 = h_launch(&main_agent, "echo", "s-1");
+    assert_non_null(r1);
+    assert_int_equal(r1->body_case, LB__ENVELOPE__BODY_LAUNCH_REPLY);
+    Lb__LaunchReply *lr = r1->launch_reply;
+    if (!lr->ok)
+        fail_msg("launch failed: %s", lr->error);
+    assert_false(lr->reused);
+    Lb__ProcessId *p = lr->process;
+    assert_true(p->pid > 0);
+    assert_false(h_dead(p->pid));
+    assert_string_equal(p->host, "127.0.0.1");
+    assert_string_equal(p->server_id, "t-main");
+    assert_true(p->started_at > 0);
+    char want[128];
+    snprintf(want, sizeof want, "pid=%d session=s-1 echo=hi", p->pid);
+    assert_string_equal(h_echo(p->host, p->port, "hi"), want);
+    uint32_t one = 1;
+    Lb__Envelope *rep = wait_report(has_sessions, &one, 3000);
+    assert_non_null(rep);
+    assert_string_equal(rep->server_load->apps[0]->app, "echo");
+    assert_true(rep->server_load->apps[0]->processes >= 1);
+    assert_true(rep->server_load->launches >= 1);
+    lb__envelope__free_unpacked(rep, NULL);
+
+    Lb__Envelope *r2 = h_launch(&main_agent, "echo", "s-1");
+    assert_non_null(r2);
+    assert_true(r2->launch_reply->ok);
+    assert_true(r2->launch_reply->reused);
+    assert_int_equal(r2->launch_reply->process->pid, p->pid);
+    assert_int_equal(r2->launch_reply->process->port, p->port);
+
+    int32_t old = p->pid;
+    kill(old, SIGKILL);
+    assert_true(h_wait_dead(old, 3000));
+    Lb__Envelope *r3 = h_launch(&main_agent, "echo", "s-1");
+    assert_non_null(r3);
+    if (!r3->launch_reply->ok)
+        fail_msg("relaunch failed: %s", r3->launch_reply->error);
+    assert_false(r3->launch_reply->reused);
+    int32_t fresh = r3->launch_reply->process->pid;
+    assert_true(fresh != old);
+    assert_false(h_dead(fresh));
+    snprintf(want, sizeof want, "pid=%d session=s-1 echo=again", fresh);
+    assert_string_equal(h_echo("127.0.0.1", r3->launch_reply->process->port, "again"), want);
+    rep = wait_report(has_exited, &old, 3000);
+    assert_non_null(rep);
+    lb__envelope__free_unpacked(rep, NULL);
+    assert_true(h_stat(&main_agent, "agent_process_exits_total{app=\"echo\"}") >= 1);
+    assert_true(h_stat(&main_agent, "agent_launches_total{app=\"echo\",result=\"ok\"}") >= 2);
+    assert_true(h_stat(&main_agent, "agent_launches_total{app=\"echo\",result=\"reused\"}") >= 1);
+    lb__envelope__free_unpacked(r1, NULL);
+    lb__envelope__free_unpacked(r2, NULL);
+    lb__envelope__free_unpacked(r3, NULL);
+}
+
+/* ---- refusals ---- */
+
+static void expect_launch_error(const char *app, const char *session, const char *want)
+{
+    Lb__Envelope *r = h_launch(&main_agent, app, session);
+    assert_non_null(r);
+    assert_int_equal(r->body_case, LB__ENVELOPE__BODY_LAUNCH_REPLY);
+    assert_false(r->launch_reply->ok);
+    assert_null(r->launch_reply->process);
+    assert_has(r->launch_reply->error, want);
+    lb__envelope__free_unpacked(r, NULL);
+}
+
+static void test_refusals(void **state)
+{
+    (void)state;
+    need_etcd();
+    expect_launch_error(
+        "nope", "s-2",
+        "unknown app 'nope' (this agent offers: echo, shared, sleeper, slow, failer)");
+    expect_launch_error("echo", "../x", "invalid session_id '../x'");
+    expect_launch_error("echo", "a b", "invalid session_id 'a b'");
+    expect_launch_error("echo", "", "invalid session_id ''");
+    expect_launch_error("echo", "x;rm -rf /", "invalid session_id");
+    char longid[80];
+    memset(longid, 'a', 65);
+    longid[65] = '\0';
+    expect_launch_error("echo", longid, "invalid session_id");
+    assert_true(h_stat(&main_agent, "agent_launches_total{result=\"unknown_app\"}") >= 1);
+}
+
+static void test_start_failures(void **state)
+{
+    (void)state;
+    need_etcd();
+    /* never listens: killed after its ready_timeout */
+    Lb__Envelope *r = h_launch(&main_agent, "sleeper", "s-slow");
+    assert_non_null(r);
+    assert_false(r->launch_reply->ok);
+    assert_has(r->launch_reply->error, "did not accept connections");
+    lb__envelope__free_unpacked(r, NULL);
+    /* exits at once: its status in the error */
+    expect_launch_error("failer", "s-fail", "exited during start-up: exit status 1");
+    assert_true(h_stat(&main_agent, "agent_launches_total{app=\"sleeper\",result=\"timeout\"}") ==
+                1);
+}
+
+/* ---- per_session: false: one process serves every session ---- */
+
+static void test_shared_app(void **state)
+{
+    (void)state;
+    need_etcd();
+    Lb__Envelope *r1 = h_launch(&main_agent, "shared", "s-sh-1");
+    Lb__Envelope *r2 = h_launch(&main_agent, "shared", "s-sh-2");
+    assert_non_null(r1);
+    assert_non_null(r2);
+    assert_true(r1->launch_reply->ok);
+    assert_true(r2->launch_reply->ok);
+    assert_false(r1->launch_reply->reused);
+    assert_true(r2->launch_reply->reused);
+    assert_int_equal(r1->launch_reply->process->pid, r2->launch_reply->process->pid);
+    lb__envelope__free_unpacked(r1, NULL);
+    lb__envelope__free_unpacked(r2, NULL);
+}
+
+/* ---- stop ---- */
+
+static void test_stop(void **state)
+{
+    (void)state;
+    need_etcd();
+    Lb__Envelope *r = h_launch(&main_agent, "echo", "s-stop");
+    assert_non_null(r);
+    assert_true(r->launch_reply->ok);
+    int32_t pid = r->launch_reply->process->pid;
+    lb__envelope__free_unpacked(r, NULL);
+    Lb__StopRequest sr = LB__STOP_REQUEST__INIT;
+    Lb__Envelope env = LB__ENVELOPE__INIT;
+    sr.session_id = "s-stop";
+    env.body_case = LB__ENVELOPE__BODY_STOP_REQUEST;
+    env.stop_request = &sr;
+    r = h_call(&main_agent, &env);
+    assert_non_null(r);
+    assert_true(r->launch_reply->ok);
+    lb__envelope__free_unpacked(r, NULL);
+    assert_true(h_wait_dead(pid, 3000));
+    sr.session_id = "s-none";
+    r = h_call(&main_agent, &env);
+    assert_non_null(r);
+    assert_false(r->launch_reply->ok);
+    assert_has(r->launch_reply->error, "no such session");
+    lb__envelope__free_unpacked(r, NULL);
+}
+
+/* ---- malformed input: an error reply each time, and serving goes on ---- */
+
+static void expect_raw_error(const void *buf, size_t len, lb_err code, const char *want)
+{
+    Lb__Envelope *r = h_call_raw(&main_agent, buf, len);
+    assert_non_null(r);
+    assert_int_equal(r->body_case, LB__ENVELOPE__BODY_ERROR);
+    assert_int_equal(r->error->code, code);
+    assert_has(r->error->message, want);
+    lb__envelope__free_unpacked(r, NULL);
+    /* the next good request is still served */
+    assert_true(h_stat(&main_agent, "agent_rpc_errors_total{kind=\"decode\"}") >= 0);
+}
+
+static void test_bad_messages(void **state)
+{
+    (void)state;
+    need_etcd();
+    const char garbage[] = "\xff\xfe garbage \x01\x02\x03 not protobuf";
+    expect_raw_error(garbage, sizeof garbage, LB_EPROTO, "not a valid Envelope");
+
+    Lb__LaunchRequest lr = LB__LAUNCH_REQUEST__INIT;
+    Lb__Envelope env = LB__ENVELOPE__INIT;
+    lr.app = "echo";
+    lr.session_id = "s-truncated-request";
+    env.version = WIRE_VERSION;
+    env.request_id = 77;
+    env.body_case = LB__ENVELOPE__BODY_LAUNCH_REQUEST;
+    env.launch_request = &lr;
+    uint8_t packed[256];
+    size_t len = lb__envelope__pack(&env, packed);
+    expect_raw_error(packed, len / 2, LB_EPROTO, "not a valid Envelope");
+
+    size_t big = 1024 * 1024;
+    uint8_t *huge = calloc(1, big);
+    assert_non_null(huge);
+    memset(huge, 'x', big);
+    expect_raw_error(huge, big, LB_ETOOBIG, "over the limit");
+    free(huge);
+
+    Lb__ServerLoad sl = LB__SERVER_LOAD__INIT;
+    env.body_case = LB__ENVELOPE__BODY_SERVER_LOAD;
+    env.server_load = &sl;
+    len = lb__envelope__pack(&env, packed);
+    expect_raw_error(packed, len, LB_EINVAL, "unexpected message server_load");
+
+    assert_true(h_stat(&main_agent, "agent_rpc_errors_total{kind=\"decode\"}") >= 2);
+    assert_true(h_stat(&main_agent, "agent_rpc_errors_total{kind=\"oversized\"}") >= 1);
+    assert_true(h_stat(&main_agent, "agent_rpc_errors_total{kind=\"unexpected\"}") >= 1);
+    Lb__Envelope *r = h_launch(&main_agent, "echo", "s-after-garbage");
+    assert_non_null(r);
+    assert_true(r->launch_reply->ok);
+    lb__envelope__free_unpacked(r, NULL);
+}
+
+/* ---- a slow launch does not hold up other requests ---- */
+
+static void *slow_launch(void *arg)
+{
+    (void)arg;
+    h_agent *a = &main_agent;
+    Lb__LaunchRequest lr = LB__LAUNCH_REQUEST__INIT;
+    Lb__Envelope env = LB__ENVELOPE__INIT;
+    lr.app = "slow";
+    lr.session_id = "s-slow-2";
+    env.body_case = LB__ENVELOPE__BODY_LAUNCH_REQUEST;
+    env.launch_request = &lr;
+    return h_call(a, &env); /* its pid is never returned: the agent kills it */
+}
+
+static void test_concurrent(void **state)
+{
+    (void)state;
+    need_etcd();
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, slow_launch, NULL), 0);
+    usleep(50 * 1000);
+    int64_t start = now_ms();
+    assert_true(h_stat(&main_agent, "agent_reports_total") >= 1);
+    Lb__Envelope *r = h_launch(&main_agent, "echo", "s-during-slow");
+    int64_t took = now_ms() - start;
+    void *slow = NULL;
+    pthread_join(t, &slow);
+    assert_non_null(r);
+    assert_true(r->launch_reply->ok);
+    lb__envelope__free_unpacked(r, NULL);
+    assert_non_null(slow);
+    assert_false(((Lb__Envelope *)slow)->launch_reply->ok);
+    lb__envelope__free_unpacked(slow, NULL);
+    if (took > 2000) /* the slow app's ready_timeout is 3 s */
+        fail_msg("requests waited %lld ms behind a slow launch", (long long)took);
+}
+
+/* ---- agent death: lease expiry after SIGKILL, clean exit on SIGTERM ---- */
+
+static void test_sigkill_agent(void **state)
+{
+    (void)state;
+    need_etcd();
+    h_agent a;
+    h_agent_start(&a, "t-kill", "2s", NULL);
+    assert_true(wait_key("t-kill", true, 10000) >= 0);
+    Lb__Envelope *r = h_launch(&a, "echo", "s-orphan");
+    assert_non_null(r);
+    assert_true(r->launch_reply->ok);
+    lb__envelope__free_unpacked(r, NULL);
+    kill(a.pid, SIGKILL);
+    assert_int_equal(h_agent_wait(&a, 3000), 128 + SIGKILL);
+    int64_t took = wait_key("t-kill", false, 8000);
+    h_agent_close(&a);
+    h_kill_all_but(main_agent.pid); /* the orphaned echo */
+    if (took < 0)
+        fail_msg("server key still in etcd 8 s after SIGKILL (lease_ttl 2s)");
+    assert_true(took > 200); /* gone by expiry, not by a revoke */
+}
+
+static void test_sigterm_agent(void **state)
+{
+    (void)state;
+    need_etcd();
+    h_agent a;
+    h_agent_start(&a, "t-term", "5s", NULL);
+    assert_true(wait_key("t-term", true, 10000) >= 0);
+    int32_t pids[2];
+    const char *sessions[2] = {"s-a", "s-b"};
+    for (int i = 0; i < 2; i++) {
+        Lb__Envelope *r = h_launch(&a, "echo", sessions[i]);
+        assert_non_null(r);
+        assert_true(r->launch_reply->ok);
+        pids[i] = r->launch_reply->process->pid;
+        lb__envelope__free_unpacked(r, NULL);
+    }
+    kill(a.pid, SIGTERM);
+    int st = h_agent_wait(&a, 8000);
+    char *log = h_read(a.log);
+    if (st != 0) {
+        fprintf(stderr, "%s", log);
+        free(log);
+        fail_msg("lb-agent exited %d after SIGTERM, want 0", st);
+    }
+    free(log);
+    for (int i = 0; i < 2; i++)
+        assert_true(h_wait_dead(pids[i], 500));
+    Lb__ServerInfo *si = h_server_info(PREFIX, "t-term"); /* revoked, not expired */
+    if (si != NULL)
+        lb__server_info__free_unpacked(si, NULL);
+    assert_null(si);
+    h_agent_close(&a);
+}
+
+/* ---- etcd unreachable at start: keep serving, keep retrying ---- */
+
+static void test_etcd_down(void **state)
+{
+    (void)state;
+    need_etcd();
+    h_agent a;
+    /* port 1: nothing listens there */
+    h_agent_start_etcd(&a, "t-noetcd", "2s", "http://127.0.0.1:1", NULL);
+    assert_true(h_stat(&a, "agent_reports_total") >= 0);
+    Lb__Envelope *r = h_launch(&a, "echo", "s-noetcd");
+    assert_non_null(r);
+    assert_true(r->launch_reply->ok);
+    lb__envelope__free_unpacked(r, NULL);
+    usleep(500 * 1000);
+    assert_false(h_dead(a.pid)); /* still up, still retrying */
+    kill(a.pid, SIGTERM);
+    assert_int_equal(h_agent_wait(&a, 8000), 0);
+    char *log = h_read(a.log);
+    assert_has(log, "etcd unreachable; retrying registration");
+    free(log);
+    h_agent_close(&a);
+}
+
+static int test_teardown(void **state)
+{
+    (void)state;
+    /* the shared agent stays; anything else this test started goes */
+    h_kill_all_but(main_agent.pid);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_config_errors, test_teardown),
+        cmocka_unit_test_teardown(test_registered, test_teardown),
+        cmocka_unit_test_teardown(test_launch_reuse_restart, test_teardown),
+        cmocka_unit_test_teardown(test_refusals, test_teardown),
+        cmocka_unit_test_teardown(test_start_failures, test_teardown),
+        cmocka_unit_test_teardown(test_shared_app, test_teardown),
+        cmocka_unit_test_teardown(test_stop, test_teardown),
+        cmocka_unit_test_teardown(test_bad_messages, test_teardown),
+        cmocka_unit_test_teardown(test_concurrent, test_teardown),
+        cmocka_unit_test_teardown(test_sigkill_agent, test_teardown),
+        cmocka_unit_test_teardown(test_sigterm_agent, test_teardown),
+        cmocka_unit_test_teardown(test_etcd_down, test_teardown),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

@@ -85,7 +85,7 @@ echo
 echo "== talking to alice's process"
 out=$(lbctl --slave tcp://127.0.0.1:7201 request --app echo --client alice --location zone-a -o json)
 port=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["port"])')
-echo "\$ echo hello | nc 127.0.0.1 $port"
+echo "(sending \"hello\" to 127.0.0.1:$port)"
 python3 - "$port" <<'PY'
 import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)

@@ -98,6 +98,10 @@ class Etcd:
                 self.proc.kill()
                 self.proc.wait()
 
+    def close(self):
+        self.stop()
+        self.log.close()
+
     def call(self, path, body):
         req = urllib.request.Request(self.url + "/v3/" + path, data=json.dumps(body).encode(),
                                      method="POST")
@@ -137,6 +141,10 @@ class Daemon:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
+
+    def close(self):
+        self.stop()
+        self.log.close()
 
     def output(self):
         with open(self.log_path, "rb") as f:
@@ -272,13 +280,13 @@ class Cluster:
 
     def close(self):
         for d in list(self.daemons.values()):
-            d.stop()
+            d.close()
         for pid in self.tagged_pids():
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
-        self.etcd.stop()
+        self.etcd.close()
         if os.environ.get("LBCP_KEEP_TEST_DIR"):
             print("test dir kept:", self.dir)
         else:

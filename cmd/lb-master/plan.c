@@ -57,7 +57,7 @@ static void add_cand(reg *view, plan *p, const sel_snapshot *snap, int idx)
 }
 
 /* The client's live session for this app (or a redirected preselection). */
-static const Lb__Session *current_session(reg *view, const Lb__ClientRequest *cr)
+const Lb__Session *plan_current_session(reg *view, const Lb__ClientRequest *cr)
 {
     const Lb__Session *s = NULL;
     if (cr->preselected != NULL && cr->preselected->session_id != NULL &&
@@ -74,7 +74,7 @@ static const Lb__Session *current_session(reg *view, const Lb__ClientRequest *cr
     return s;
 }
 
-static void fill_request(const Lb__SelectionRequest *sr, const Lb__Session *cur, sel_request *q)
+void plan_fill_request(const Lb__SelectionRequest *sr, const Lb__Session *cur, sel_request *q)
 {
     const Lb__ClientRequest *cr = sr->request;
     memset(q, 0, sizeof *q);
@@ -110,8 +110,8 @@ void plan_make(master *m, const Lb__SelectionRequest *sr, plan *p)
     sel_request q;
     reg_lock(m->view);
     sel_snapshot *snap = reg_snapshot_locked(m->view);
-    const Lb__Session *cur = current_session(m->view, cr);
-    fill_request(sr, cur, &q);
+    const Lb__Session *cur = plan_current_session(m->view, cr);
+    plan_fill_request(sr, cur, &q);
     pthread_mutex_lock(&m->sel_lock);
     lb_err err = sel_choose(snap, &m->cfg.policy, &q, &m->sel, &res, NULL);
     pthread_mutex_unlock(&m->sel_lock);

@@ -36,6 +36,12 @@ typedef struct plan {
 /* Validates the request and runs the selection; never touches etcd or agents. */
 void plan_make(master *m, const Lb__SelectionRequest *sr, plan *p);
 
+/* The client's live session for the request's app (or its preselection), or
+ * NULL. View lock held. */
+const Lb__Session *plan_current_session(reg *view, const Lb__ClientRequest *cr);
+/* Fills the policy's request from a SelectionRequest (pointers borrow sr/cur). */
+void plan_fill_request(const Lb__SelectionRequest *sr, const Lb__Session *cur, sel_request *q);
+
 /* Records the session of a successful launch on candidate i (view + etcd queue). */
 void plan_commit(master *m, const Lb__SelectionRequest *sr, plan *p, size_t i,
                  const Lb__ProcessId *proc);

@@ -8,6 +8,7 @@
  * is an aio on the agent's socket, and etcd writes are queued for the writer.
  */
 #include "master.h"
+#include "explain.h"
 #include "plan.h"
 
 #include "common/util.h"
@@ -109,6 +110,7 @@ static void rpc_answer(rpc_ctx *c, size_t i, Lb__ProcessId *proc)
     in.moved = p->moved;
     in.reason = p->moved ? p->reason : "";
     in.confirmed = p->preselected_ok && i == 0;
+    in.affinity = p->reuse && i == 0;
     in.visited = sr->request->visited;
     in.n_visited = sr->request->n_visited;
     size_t na = 0;
@@ -240,14 +242,13 @@ static void rpc_selection(rpc_ctx *c)
         rpc_error(c, c->req->request_id, LB_EUNAVAIL, text);
         return;
     }
+    if (sr->dry_run) {
+        rpc_send_msg(c, master_explain(m, c->req));
+        return;
+    }
     plan_make(m, sr, &c->plan);
     if (c->plan.reject) {
         rpc_reject(c, c->plan.reason);
-        return;
-    }
-    if (sr->dry_run) {
-        Lb__ProcessId none = LB__PROCESS_ID__INIT;
-        rpc_answer(c, 0, &none);
         return;
     }
     c->cur = 0;

@@ -19,7 +19,7 @@ typedef struct req_args {
     const char *app, *client, *location, *require;
 } req_args;
 
-static int parse_require(const char *spec, Lb__Requirements *r, char ***labels)
+int ctl_parse_require(const char *spec, Lb__Requirements *r, char ***labels)
 {
     char *copy = lb_strdup(spec), *save = NULL;
     int rc = 0;
@@ -51,6 +51,13 @@ static int parse_require(const char *spec, Lb__Requirements *r, char ***labels)
     if (rc != 0)
         fprintf(stderr, "lbctl: --require takes cpu=N,mem=SIZE,label=K[=V] (got '%s')\n", spec);
     return rc;
+}
+
+void ctl_free_labels(char **labels, size_t n)
+{
+    for (size_t i = 0; labels != NULL && i < n; i++)
+        free(labels[i]);
+    free(labels);
 }
 
 static cJSON *alternates_json(const Lb__SelectionInstruction *in)
@@ -224,15 +231,13 @@ int cmd_request(const ctl_opts *o, int argc, char **argv)
     cr.app = (char *)a.app;
     cr.location = (char *)(a.location != NULL ? a.location : "");
     if (a.require != NULL) {
-        if (parse_require(a.require, &req, &labels) != 0) {
+        if (ctl_parse_require(a.require, &req, &labels) != 0) {
             free(labels);
             return EXIT_USAGE;
         }
         cr.requirements = &req;
     }
     int rc = follow(o, &cr);
-    for (size_t i = 0; labels != NULL && i < req.n_labels; i++)
-        free(labels[i]);
-    free(labels);
+    ctl_free_labels(labels, req.n_labels);
     return rc;
 }

@@ -3,6 +3,7 @@
 #define LB_LBCTL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #define EXIT_OK 0
 #define EXIT_FAIL 1
@@ -24,6 +25,13 @@ typedef struct ctl_opts {
 int cmd_servers(const ctl_opts *o, int argc, char **argv);
 int cmd_request(const ctl_opts *o, int argc, char **argv);
 int cmd_stats(const ctl_opts *o, int argc, char **argv);
+int cmd_explain(const ctl_opts *o, int argc, char **argv);
+
+/* --require "cpu=N,mem=SIZE,label=K[=V],..." into r; *labels owns the label
+ * strings (free with ctl_free_labels). -1 (message printed) on a bad spec. */
+struct Lb__Requirements;
+int ctl_parse_require(const char *spec, struct Lb__Requirements *r, char ***labels);
+void ctl_free_labels(char **labels, size_t n);
 
 /* Prints a cJSON value (freed) to stdout followed by a newline. */
 struct cJSON;

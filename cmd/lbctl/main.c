@@ -25,6 +25,8 @@ static void usage(FILE *f)
             "  servers                                   list processing servers\n"
             "  request --app APP --client ID [--location ZONE] [--require cpu=N,mem=SIZE,label=K[=V]]\n"
             "                                            ask a slave as a client; follows redirects\n"
+            "  explain --app APP --client ID [--location ZONE] [--require ...] [--from-slave ID]\n"
+            "                                            the master's dry run: choice, alternates, a verdict per server\n"
             "  stats                                     a daemon's counters (--addr)\n");
 }
 
@@ -112,6 +114,8 @@ int main(int argc, char **argv)
         rc = cmd_servers(&o, nrest, rest);
     } else if (strcmp(rest[0], "request") == 0) {
         rc = cmd_request(&o, nrest, rest);
+    } else if (strcmp(rest[0], "explain") == 0) {
+        rc = cmd_explain(&o, nrest, rest);
     } else if (strcmp(rest[0], "stats") == 0) {
         rc = cmd_stats(&o, nrest, rest);
     } else {

@@ -9,6 +9,7 @@
 #include "obs/log.h"
 #include "wire/wire.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,4 +67,67 @@ bool master_agent_ctx(master *m, const char *server_id, const char *endpoint, nn
 out:
     pthread_mutex_unlock(&m->agents_lock);
     return ok;
+}
+
+/* ---- fire-and-forget stop ---------------------------------------------------------
+ * A released session's process is stopped without holding up the release: a
+ * small self-freeing state machine sends StopRequest and drains the answer. */
+
+struct stop_op {
+    nng_ctx ctx;
+    nng_aio *aio;
+    bool sent;
+    char server[128];
+};
+
+static void stop_cb(void *arg)
+{
+    struct stop_op *op = arg;
+    int rv = nng_aio_result(op->aio);
+    if (!op->sent && rv == 0) {
+        op->sent = true;
+        nng_ctx_recv(op->ctx, op->aio);
+        return;
+    }
+    if (rv != 0) {
+        if (!op->sent)
+            nng_msg_free(nng_aio_get_msg(op->aio));
+        LOG_WARN("master", "stop request failed", "server=%s err=\"%s\"", op->server,
+                 nng_strerror(rv));
+    } else {
+        nng_msg_free(nng_aio_get_msg(op->aio));
+    }
+    nng_ctx_close(op->ctx);
+    nng_aio_reap(op->aio); /* frees the aio from within its own callback */
+    free(op);
+}
+
+void master_agent_stop(master *m, const char *server_id, const char *endpoint,
+                       const char *session_id)
+{
+    Lb__StopRequest sr = LB__STOP_REQUEST__INIT;
+    sr.session_id = (char *)session_id;
+    Lb__Envelope env = LB__ENVELOPE__INIT;
+    env.version = WIRE_VERSION;
+    env.request_id = wire_next_id();
+    env.body_case = LB__ENVELOPE__BODY_STOP_REQUEST;
+    env.stop_request = &sr;
+    nng_msg *msg = NULL;
+    struct stop_op *op = lb_xcalloc(1, sizeof *op);
+    snprintf(op->server, sizeof op->server, "%s", server_id);
+    if (wire_encode(&env, &msg) != LB_OK || !master_agent_ctx(m, server_id, endpoint, &op->ctx)) {
+        if (msg != NULL)
+            nng_msg_free(msg);
+        free(op);
+        return;
+    }
+    if (nng_aio_alloc(&op->aio, stop_cb, op) != 0) {
+        nng_msg_free(msg);
+        nng_ctx_close(op->ctx);
+        free(op);
+        return;
+    }
+    nng_aio_set_timeout(op->aio, 5000);
+    nng_aio_set_msg(op->aio, msg);
+    nng_ctx_send(op->ctx, op->aio);
 }

@@ -10,6 +10,7 @@
 #include "master.h"
 #include "explain.h"
 #include "plan.h"
+#include "sessions.h"
 
 #include "common/util.h"
 #include "obs/log.h"
@@ -228,18 +229,28 @@ static void rpc_launch_done(rpc_ctx *c, nng_msg *msg)
     wire_free(&env);
 }
 
+/* Standbys answer "unavailable, the leader is X" so slaves move on. */
+static bool rpc_standby(rpc_ctx *c)
+{
+    master *m = c->m;
+    if (atomic_load(&m->is_leader))
+        return false;
+    char leader[128], ep[256] = "", text[512];
+    reg_leader(m->view, leader, sizeof leader);
+    if (leader[0] != '\0')
+        reg_master_endpoint(m->view, leader, ep, sizeof ep);
+    snprintf(text, sizeof text, "master %s is a standby; leader: %s %s", m->cfg.id,
+             leader[0] ? leader : "(none)", ep);
+    rpc_error(c, c->req->request_id, LB_EUNAVAIL, text);
+    return true;
+}
+
 static void rpc_selection(rpc_ctx *c)
 {
     master *m = c->m;
     const Lb__SelectionRequest *sr = c->req->selection_request;
-    if (!atomic_load(&m->is_leader)) {
-        char leader[128], ep[256] = "", text[512];
-        reg_leader(m->view, leader, sizeof leader);
-        if (leader[0] != '\0')
-            reg_master_endpoint(m->view, leader, ep, sizeof ep);
-        snprintf(text, sizeof text, "master %s is a standby; leader: %s %s", m->cfg.id,
-                 leader[0] ? leader : "(none)", ep);
-        rpc_error(c, c->req->request_id, LB_EUNAVAIL, text);
+    if (sr->request == NULL) {
+        rpc_error(c, c->req->request_id, LB_EINVAL, "selection request without a client request");
         return;
     }
     if (sr->dry_run) {
@@ -270,7 +281,19 @@ static void rpc_request(rpc_ctx *c, nng_msg *msg)
     c->started_ms = lb_mono_ms();
     switch (c->req->body_case) {
     case LB__ENVELOPE__BODY_SELECTION_REQUEST:
-        rpc_selection(c);
+        if (!rpc_standby(c))
+            rpc_selection(c);
+        break;
+    case LB__ENVELOPE__BODY_RELEASE_REQUEST:
+        if (!rpc_standby(c))
+            rpc_send_msg(c, master_release(c->m, c->req));
+        break;
+    case LB__ENVELOPE__BODY_RENEW_REQUEST:
+        if (!rpc_standby(c))
+            rpc_send_msg(c, master_renew(c->m, c->req));
+        break;
+    case LB__ENVELOPE__BODY_LIST_REQUEST:
+        rpc_send_msg(c, master_list(c->m, c->req));
         break;
     case LB__ENVELOPE__BODY_STATS_REQUEST: {
         nng_msg *out = NULL;

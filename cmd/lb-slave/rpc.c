@@ -144,8 +144,7 @@ static void master_answered(slave_ctx *c, nng_msg *msg)
         obs_inc(in->action == LB__ACTION__SERVE      ? sc.serve
                 : in->action == LB__ACTION__REDIRECT ? sc.redirect
                                                      : sc.reject);
-        LOG_DEBUG("slave", "answered", "client=%s action=%d server=%s",
-                  c->req->client_request->client_id, (int)in->action,
+        LOG_DEBUG("slave", "answered", "action=%d server=%s", (int)in->action,
                   in->server_id ? in->server_id : "");
     }
     env->request_id = c->req->request_id;
@@ -188,6 +187,22 @@ static void handle_client(slave_ctx *c)
     try_master(c);
 }
 
+/* Session and list requests go to the master unchanged (with our own request id). */
+static void forward_as_is(slave_ctx *c)
+{
+    uint64_t client_id = c->req->request_id;
+    c->req->request_id = wire_next_id();
+    lb_err err = wire_encode(c->req, &c->fwd);
+    c->req->request_id = client_id;
+    if (err != LB_OK) {
+        ctx_error(c, err, "out of memory");
+        return;
+    }
+    c->attempt = 0;
+    c->failures[0] = '\0';
+    try_master(c);
+}
+
 static void handle_request(slave_ctx *c, nng_msg *msg)
 {
     lb_errmsg em = {{0}};
@@ -205,6 +220,11 @@ static void handle_request(slave_ctx *c, nng_msg *msg)
     switch (c->req->body_case) {
     case LB__ENVELOPE__BODY_CLIENT_REQUEST:
         handle_client(c);
+        break;
+    case LB__ENVELOPE__BODY_RELEASE_REQUEST:
+    case LB__ENVELOPE__BODY_RENEW_REQUEST:
+    case LB__ENVELOPE__BODY_LIST_REQUEST:
+        forward_as_is(c);
         break;
     case LB__ENVELOPE__BODY_STATS_REQUEST: {
         nng_msg *out = NULL;

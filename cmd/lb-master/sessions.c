@@ -1,0 +1,171 @@
+/*
+ * Session RPCs at the master: release (client or operator), renew (the client
+ * library keeps its sessions alive), and list mode (every server of an app with
+ * its status and users, for clients that choose for themselves).
+ */
+#include "sessions.h"
+
+#include "common/util.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static nng_msg *session_reply(uint64_t id, Lb__SessionReply *sr)
+{
+    Lb__Envelope env = LB__ENVELOPE__INIT;
+    env.version = WIRE_VERSION;
+    env.request_id = id;
+    env.body_case = LB__ENVELOPE__BODY_SESSION_REPLY;
+    env.session_reply = sr;
+    nng_msg *m = NULL;
+    wire_encode(&env, &m);
+    return m;
+}
+
+/* Whether the app runs one process per session on that server (default yes). */
+static bool per_session(const reg_server *s, const char *app)
+{
+    for (size_t i = 0; s != NULL && i < s->info->n_app_infos; i++)
+        if (strcmp(s->info->app_infos[i]->name, app) == 0)
+            return s->info->app_infos[i]->per_session;
+    return true;
+}
+
+nng_msg *master_release(master *m, const Lb__Envelope *req)
+{
+    const Lb__ReleaseRequest *rr = req->release_request;
+    Lb__SessionReply rep = LB__SESSION_REPLY__INIT;
+    char text[256] = "", key[512], server[128] = "", endpoint[256] = "";
+    bool stop = false;
+    reg_lock(m->view);
+    const Lb__Session *s = rr->session_id ? reg_session_locked(m->view, rr->session_id) : NULL;
+    if (s == NULL) {
+        snprintf(text, sizeof text, "no such session '%s'", rr->session_id ? rr->session_id : "");
+    } else if (rr->client_id != NULL && rr->client_id[0] != '\0' &&
+               strcmp(rr->client_id, s->client_id) != 0) {
+        snprintf(text, sizeof text, "session '%s' belongs to another client", rr->session_id);
+    } else {
+        reg_server *srv = reg_server_locked(m->view, s->server_id);
+        stop = srv != NULL && per_session(srv, s->app);
+        if (srv != NULL) {
+            snprintf(server, sizeof server, "%s", s->server_id);
+            snprintf(endpoint, sizeof endpoint, "%s", srv->info->agent_endpoint);
+        }
+        reg_affinity_key(m->view, key, sizeof key, s->client_id, s->app);
+        master_queue_write(m, key, NULL, 0);
+        reg_key(m->view, key, sizeof key, "sessions", s->session_id);
+        master_queue_write(m, key, NULL, 0);
+        LOG_INFO("master", "session released", "session=%s client=%s server=%s",
+                 s->session_id, s->client_id, s->server_id);
+        reg_session_del_locked(m->view, rr->session_id);
+        rep.ok = true;
+    }
+    reg_unlock(m->view);
+    if (stop && endpoint[0] != '\0')
+        master_agent_stop(m, server, endpoint, rr->session_id);
+    obs_count(rep.ok ? "master_releases_total{result=\"ok\"}"
+                     : "master_releases_total{result=\"unknown\"}");
+    rep.error = text;
+    return session_reply(req->request_id, &rep);
+}
+
+nng_msg *master_renew(master *m, const Lb__Envelope *req)
+{
+    const Lb__RenewRequest *rr = req->renew_request;
+    Lb__SessionReply rep = LB__SESSION_REPLY__INIT;
+    char **unknown = lb_xcalloc(rr->n_session_ids, sizeof *unknown);
+    int64_t expires = lb_wall_ms() + m->cfg.session_ttl_ms;
+    reg_lock(m->view);
+    for (size_t i = 0; i < rr->n_session_ids; i++) {
+        const Lb__Session *cur = reg_session_locked(m->view, rr->session_ids[i]);
+        if (cur == NULL || (rr->client_id && rr->client_id[0] &&
+                            strcmp(rr->client_id, cur->client_id) != 0)) {
+            unknown[rep.n_unknown++] = rr->session_ids[i];
+            continue;
+        }
+        Lb__Session *s = reg_session_dup(cur);
+        s->expires_ms = expires;
+        master_queue_session(m, s);
+        reg_session_put_locked(m->view, s);
+    }
+    reg_unlock(m->view);
+    obs_add(obs_counter_get("master_renewals_total"), rr->n_session_ids - rep.n_unknown);
+    rep.ok = rep.n_unknown == 0;
+    rep.unknown = unknown;
+    rep.expires_ms = expires;
+    rep.error = rep.ok ? "" : "some sessions no longer exist";
+    nng_msg *msg = session_reply(req->request_id, &rep);
+    free(unknown);
+    return msg;
+}
+
+static const char *status_of(const reg_server *s)
+{
+    if (s->stale)
+        return "DOWN";
+    if (s->override != NULL && s->override->disable)
+        return "DISABLED";
+    if (s->override != NULL && s->override->drain)
+        return "DRAINING";
+    return "UP";
+}
+
+static bool offers(const Lb__ServerInfo *in, const char *app)
+{
+    for (size_t i = 0; i < in->n_apps; i++)
+        if (strcmp(in->apps[i], app) == 0)
+            return true;
+    return false;
+}
+
+nng_msg *master_list(master *m, const Lb__Envelope *req)
+{
+    const char *app = req->list_request->app ? req->list_request->app : "";
+    Lb__ServerList out = LB__SERVER_LIST__INIT;
+    out.app = (char *)app;
+    reg_lock(m->view);
+    sel_snapshot *snap = reg_snapshot_locked(m->view); /* for effective group ranks */
+    size_t n = reg_n_servers_locked(m->view), k = 0, it = 0;
+    Lb__ServerEntry *items = lb_xcalloc(n, sizeof *items);
+    Lb__ServerEntry **ptrs = lb_xcalloc(n, sizeof *ptrs);
+    reg_server *s;
+    while ((s = reg_server_next_locked(m->view, &it)) != NULL) {
+        if (!offers(s->info, app))
+            continue;
+        const sel_server *ss = s->idx >= 0 ? sel_snapshot_server(snap, s->idx) : NULL;
+        Lb__ServerEntry *e = &items[k];
+        lb__server_entry__init(e);
+        e->server_id = lb_strdup(s->info->id);
+        e->host = lb_strdup(s->info->host);
+        e->status = (char *)status_of(s);
+        e->users = (s->load != NULL ? s->load->sessions : 0) + s->pending;
+        e->capacity = s->info->capacity;
+        e->group = lb_strdup(ss != NULL ? ss->group : s->info->group);
+        e->group_rank = ss != NULL ? ss->group_rank : s->info->group_rank;
+        e->zone = lb_strdup(s->info->zone);
+        ptrs[k++] = e;
+    }
+    reg_unlock(m->view);
+    out.n_servers = k;
+    out.servers = ptrs;
+    Lb__Envelope env = LB__ENVELOPE__INIT;
+    env.version = WIRE_VERSION;
+    env.request_id = req->request_id;
+    env.body_case = LB__ENVELOPE__BODY_SERVER_LIST;
+    env.server_list = &out;
+    nng_msg *msg = NULL;
+    wire_encode(&env, &msg);
+    for (size_t i = 0; i < k; i++) {
+        free(items[i].server_id);
+        free(items[i].host);
+        free(items[i].group);
+        free(items[i].zone);
+    }
+    free(items);
+    free(ptrs);
+    obs_count("master_lists_total");
+    return msg;
+}

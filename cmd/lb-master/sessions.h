@@ -1,0 +1,14 @@
+#ifndef LB_MASTER_SESSIONS_H
+#define LB_MASTER_SESSIONS_H
+
+#include "master.h"
+#include "wire/wire.h"
+
+/* Each answers one request envelope of its kind; the caller owns the message
+ * (NULL on out-of-memory). They take the view lock briefly, queue etcd writes,
+ * and never wait on etcd or agents. */
+nng_msg *master_release(master *m, const Lb__Envelope *req);
+nng_msg *master_renew(master *m, const Lb__Envelope *req);
+nng_msg *master_list(master *m, const Lb__Envelope *req);
+
+#endif

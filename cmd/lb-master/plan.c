@@ -43,7 +43,15 @@ static bool validate(const Lb__SelectionRequest *sr, plan *p)
     return false;
 }
 
-static void add_cand(reg *view, plan *p, const sel_snapshot *snap, int idx)
+static bool app_is_relay(const Lb__ServerInfo *in, const char *app)
+{
+    for (size_t i = 0; i < in->n_app_infos; i++)
+        if (strcmp(in->app_infos[i]->name, app) == 0)
+            return in->app_infos[i]->link != NULL && strcmp(in->app_infos[i]->link, "relay") == 0;
+    return false;
+}
+
+static void add_cand(reg *view, plan *p, const sel_snapshot *snap, int idx, const char *app)
 {
     const sel_server *s = sel_snapshot_server(snap, idx);
     reg_server *rs = reg_server_locked(view, s->id);
@@ -54,6 +62,7 @@ static void add_cand(reg *view, plan *p, const sel_snapshot *snap, int idx)
     snprintf(c->endpoint, sizeof c->endpoint, "%s", rs->info->agent_endpoint);
     snprintf(c->host, sizeof c->host, "%s", rs->info->host);
     snprintf(c->zone, sizeof c->zone, "%s", s->zone);
+    c->relay = app_is_relay(rs->info, app);
 }
 
 /* The client's live session for this app (or a redirected preselection). */
@@ -120,9 +129,9 @@ void plan_make(master *m, const Lb__SelectionRequest *sr, plan *p)
         snprintf(p->reason, sizeof p->reason, "%s", res.reason);
         goto out;
     }
-    add_cand(m->view, p, snap, res.server);
+    add_cand(m->view, p, snap, res.server, cr->app);
     for (size_t i = 0; i < res.n_alternates; i++)
-        add_cand(m->view, p, snap, res.alternates[i]);
+        add_cand(m->view, p, snap, res.alternates[i], cr->app);
     p->moved = res.moved;
     if (res.moved)
         snprintf(p->reason, sizeof p->reason, "%s", res.reason);
@@ -180,6 +189,7 @@ void plan_commit(master *m, const Lb__SelectionRequest *sr, plan *p, size_t i,
     s.slave_id = p->slave_id;
     s.created_ms = now;
     s.expires_ms = now + m->cfg.session_ttl_ms;
+    p->expires_ms = s.expires_ms;
     reg_lock(m->view);
     const Lb__Session *old = reg_session_locked(m->view, p->session_id);
     if (old != NULL)

@@ -17,6 +17,7 @@ typedef struct plan_cand {
     char endpoint[PLAN_EP]; /* agent endpoint */
     char host[PLAN_EP];
     char zone[PLAN_ID];
+    bool relay; /* the app's link on this server is "relay" */
 } plan_cand;
 
 typedef struct plan {
@@ -31,6 +32,7 @@ typedef struct plan {
     size_t n_cand;
     char slave_id[PLAN_ID];
     char slave_endpoint[PLAN_EP];
+    int64_t expires_ms; /* set by plan_commit */
 } plan;
 
 /* Validates the request and runs the selection; never touches etcd or agents. */

@@ -112,6 +112,14 @@ static void rpc_answer(rpc_ctx *c, size_t i, Lb__ProcessId *proc)
     in.reason = p->moved ? p->reason : "";
     in.confirmed = p->preselected_ok && i == 0;
     in.affinity = p->reuse && i == 0;
+    in.expires_ms = p->expires_ms;
+    /* relay: the serving slave splices the client to the process; the token is
+     * single-use and the slave learns it from this answer */
+    char token[33] = "";
+    in.link = p->cand[i].relay ? "relay" : "direct";
+    if (p->cand[i].relay)
+        lb_random_id(token);
+    in.relay_token = token;
     in.visited = sr->request->visited;
     in.n_visited = sr->request->n_visited;
     size_t na = 0;

@@ -154,7 +154,7 @@ void sel_no_server_reason(const sel_snapshot *s, const sel_app *a, const sel_req
         c[SEL_V_DOWN] = a->n_down;
         c[SEL_V_DRAINED] = a->n_drained;
         c[SEL_V_DISABLED] = a->n_disabled;
-        c[SEL_V_FULL] = a->n_nocap + (a->n_leaves - a->node[1].agg.nonfull);
+        c[SEL_V_FULL] = a->n_nocap + (a->n_leaves - a->n_open);
     }
     int w = snprintf(out, n, "no eligible server for app '%s'", a->name);
     size_t len = w > 0 ? ((size_t)w < n ? (size_t)w : n - 1) : 0;

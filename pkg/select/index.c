@@ -87,6 +87,40 @@ static const char *key_slave_zone(const sel_snapshot *s, size_t i)
     return s->slaves[i].zone;
 }
 
+/* FNV-1a: short ids, no need for anything stronger. */
+static uint32_t idx_hash(const char *id)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)id; *p != '\0'; p++)
+        h = (h ^ *p) * 16777619u;
+    return h;
+}
+
+/* Builds the id hash; with duplicate ids the first in id order (the lowest
+ * index) wins, as a binary search would find it. */
+static lb_err idx_build_hash(sel_snapshot *s)
+{
+    uint32_t n = 2;
+    while (n < 2 * s->n_servers)
+        n <<= 1;
+    s->id_hash = malloc(n * sizeof(*s->id_hash));
+    if (s->id_hash == NULL)
+        return LB_ENOMEM;
+    s->id_hash_mask = n - 1;
+    for (uint32_t i = 0; i < n; i++)
+        s->id_hash[i] = (sel_hslot){0, -1};
+    for (size_t r = 0; r < s->n_servers; r++) {
+        int32_t idx = s->by_id[r];
+        if (r > 0 && strcmp(s->servers[s->by_id[r - 1]].id, s->servers[idx].id) == 0)
+            continue;
+        uint32_t h = idx_hash(s->servers[idx].id), i = h & s->id_hash_mask;
+        while (s->id_hash[i].idx >= 0)
+            i = (i + 1) & s->id_hash_mask;
+        s->id_hash[i] = (sel_hslot){h, idx};
+    }
+    return LB_OK;
+}
+
 static bool idx_can_serve(const sel_server *sv)
 {
     return sv->up && !sv->drained && !sv->disabled && sv->capacity > 0;
@@ -142,12 +176,8 @@ static lb_err idx_build_app(sel_snapshot *s, sel_app *a, const idx_pair *p, size
     a->groups = calloc(n, sizeof(*a->groups));
     a->regions = calloc(n, sizeof(*a->regions));
     a->zones = calloc(n, sizeof(*a->zones));
-    a->size = 1;
-    while (a->size < n)
-        a->size <<= 1;
-    a->leaf = malloc(a->size * sizeof(*a->leaf));
-    a->node = calloc(2 * (size_t)a->size, sizeof(*a->node));
-    if (!a->all || !a->groups || !a->regions || !a->zones || !a->leaf || !a->node)
+    a->leaf = calloc(n, sizeof(*a->leaf));
+    if (!a->all || !a->groups || !a->regions || !a->zones || !a->leaf)
         return LB_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         const sel_server *sv = &s->servers[p[i].server];
@@ -182,8 +212,6 @@ static lb_err idx_build_app(sel_snapshot *s, sel_app *a, const idx_pair *p, size
         a->leaf[a->n_leaves++] = p[i].server;
         g->hi = r->hi = z->hi = a->n_leaves;
     }
-    for (uint32_t i = a->n_leaves; i < a->size; i++)
-        a->leaf[i] = -1;
     return LB_OK;
 }
 
@@ -216,15 +244,18 @@ static lb_err idx_build_members(sel_snapshot *s)
     }
     for (size_t ai = 0; ai < s->n_apps; ai++) {
         sel_app *a = &s->apps[ai];
-        sel_tree_init(s, a);
+        if (sel_tree_init(s, a) != LB_OK) {
+            free(fill);
+            return LB_ENOMEM;
+        }
         for (uint32_t gi = 0; gi < a->n_groups; gi++) {
             sel_group *g = &a->groups[gi];
-            g->agg = sel_tree_range_agg(a, g->lo, g->hi);
+            g->agg = sel_tree_range_agg(s, a, g->lo, g->hi);
             for (uint32_t ri = g->region0; ri < g->region0 + g->n_regions; ri++)
-                a->regions[ri].agg = sel_tree_range_agg(a, a->regions[ri].lo, a->regions[ri].hi);
+                a->regions[ri].agg = sel_tree_range_agg(s, a, a->regions[ri].lo, a->regions[ri].hi);
             for (uint32_t zi = g->zone0; zi < g->zone0 + g->n_zones; zi++) {
                 sel_range *z = &a->zones[zi];
-                z->agg = sel_tree_range_agg(a, z->lo, z->hi);
+                z->agg = sel_tree_range_agg(s, a, z->lo, z->hi);
                 uint32_t ri = g->region0;
                 while (strcmp(a->regions[ri].region, z->region) != 0)
                     ri++;
@@ -307,6 +338,8 @@ static lb_err idx_copy(sel_snapshot *s, const sel_server *servers, const sel_sla
     }
     lb_err result = idx_sort_by(ns, key_server_id, s, s->by_id, s->id_rank);
     if (result == LB_OK)
+        result = idx_build_hash(s);
+    if (result == LB_OK)
         result = idx_sort_by(nl, key_slave_id, s, s->slave_by_id, NULL);
     if (result == LB_OK)
         result = idx_sort_by(nl, key_slave_zone, s, s->slave_by_zone, NULL);
@@ -320,7 +353,7 @@ lb_err sel_snapshot_build(const sel_server *servers, size_t n_servers, const sel
     sel_snapshot *s = NULL;
 
     if (out == NULL || (n_servers > 0 && servers == NULL) || (n_slaves > 0 && slaves == NULL) ||
-        n_servers > INT32_MAX / 2 || n_slaves > INT32_MAX / 2)
+        n_servers > SEL_MAX_SERVERS || n_slaves > INT32_MAX / 2)
         return LB_EINVAL;
     *out = NULL;
     s = calloc(1, sizeof(*s));
@@ -347,7 +380,7 @@ void sel_snapshot_free(sel_snapshot **sp)
     for (size_t i = 0; i < s->n_apps; i++) {
         sel_app *a = &s->apps[i];
         free(a->leaf);
-        free(a->node);
+        sel_tree_free(a);
         free(a->groups);
         free(a->regions);
         free(a->zones);
@@ -358,6 +391,7 @@ void sel_snapshot_free(sel_snapshot **sp)
     free(s->slaves);
     free(s->id_rank);
     free(s->by_id);
+    free(s->id_hash);
     free(s->slave_by_id);
     free(s->slave_by_zone);
     free(s->mem_off);
@@ -477,9 +511,10 @@ static size_t idx_lower(const int32_t *ix, size_t n, const char *name,
 
 int sel_server_find(const sel_snapshot *s, const char *id)
 {
-    size_t i = idx_lower(s->by_id, s->n_servers, id, key_server_id, s);
-    if (i < s->n_servers && strcmp(s->servers[s->by_id[i]].id, id) == 0)
-        return s->by_id[i];
+    uint32_t h = idx_hash(id);
+    for (uint32_t i = h & s->id_hash_mask; s->id_hash[i].idx >= 0; i = (i + 1) & s->id_hash_mask)
+        if (s->id_hash[i].hash == h && strcmp(s->servers[s->id_hash[i].idx].id, id) == 0)
+            return s->id_hash[i].idx;
     return -1;
 }
 

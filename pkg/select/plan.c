@@ -80,17 +80,26 @@ size_t sel_tiers(const sel_app *a, const sel_group *g, const sel_loc *loc,
 }
 
 /* Does tier t hold an eligible server for f? Without requirements the sums
- * answer; with them, the least-loaded candidate that meets them (kept in
- * *found, it is also least-loaded's pick). */
+ * answer; with them, a walk of the tier for its `want` best candidates that
+ * meet them (kept in *w: least-loaded's pick and alternates). */
+typedef struct plan_walk {
+    int v[1 + SEL_MAX_ALTERNATES];
+    size_t n;
+    bool done;
+} plan_walk;
+
 static bool plan_tier_eligible(const sel_snapshot *s, const sel_app *a, const sel_tier *t,
-                               const sel_filter *f, int *found)
+                               const sel_filter *f, size_t want, plan_walk *w)
 {
-    *found = -1;
+    w->done = false;
+    w->n = 0;
     if (t->agg->nonfull == 0)
         return false;
     if (f->req == NULL)
         return true;
-    return sel_tree_best(s, a, t->lo, t->hi, f, found, 1) == 1;
+    w->n = sel_tree_best(s, a, t->lo, t->hi, f, w->v, want);
+    w->done = true;
+    return w->n > 0;
 }
 
 static double plan_util(const sel_agg *g)
@@ -98,28 +107,39 @@ static double plan_util(const sel_agg *g)
     return g->cap > 0 ? (double)g->used / (double)g->cap : 1.0;
 }
 
+static void plan_set(sel_plan *plan, int gi, size_t t, const plan_walk *w)
+{
+    plan->group = gi;
+    plan->tier = (int)t;
+    plan->walked = w->done;
+    plan->n_best = w->n;
+    memcpy(plan->best, w->v, w->n * sizeof(w->v[0]));
+}
+
 /* Picks the tier of group gi: the nearest with an eligible server whose
  * utilisation is below zone_spill, else the nearest with an eligible server
  * at all. Returns false when the group has none. */
 static bool plan_group(const sel_snapshot *s, const sel_app *a, const sel_policy *p,
-                       const sel_loc *loc, const sel_filter *f, int gi, sel_plan *plan)
+                       const sel_loc *loc, const sel_filter *f, int gi, size_t want, sel_plan *plan)
 {
-    int fallback = -1, fallback_hint = -1;
+    plan_walk w, fallback = {{0}, 0, false};
+    int fallback_tier = -1;
     plan->n_tiers = sel_tiers(a, &a->groups[gi], loc, plan->tiers);
     for (size_t t = 0; t < plan->n_tiers; t++) {
-        int hint;
-        if (!plan_tier_eligible(s, a, &plan->tiers[t], f, &hint))
+        if (!plan_tier_eligible(s, a, &plan->tiers[t], f, want, &w))
             continue;
         if (plan_util(plan->tiers[t].agg) < p->zone_spill) {
-            plan->group = gi, plan->tier = (int)t, plan->hint = hint;
+            plan_set(plan, gi, t, &w);
             return true;
         }
-        if (fallback < 0)
-            fallback = (int)t, fallback_hint = hint;
+        if (fallback_tier < 0) {
+            fallback_tier = (int)t;
+            fallback = w;
+        }
     }
-    if (fallback < 0)
+    if (fallback_tier < 0)
         return false;
-    plan->group = gi, plan->tier = fallback, plan->hint = fallback_hint;
+    plan_set(plan, gi, (size_t)fallback_tier, &fallback);
     return true;
 }
 
@@ -158,23 +178,22 @@ static int plan_draw_group(const sel_app *a, const sel_policy *p, sel_state *st,
 }
 
 void sel_plan_make(const sel_snapshot *s, const sel_app *a, const sel_policy *p, const sel_loc *loc,
-                   const sel_filter *f, sel_state *st, sel_plan *plan)
+                   const sel_filter *f, size_t want, sel_state *st, sel_plan *plan)
 {
     int start = -1;
     memset(plan, 0, sizeof(*plan));
     plan->group = -1;
-    plan->hint = -1;
     plan->health = 1.0;
     if (p->overprovision > 0 && a->n_groups > 1)
         start = plan_draw_group(a, p, st, &plan->health);
     /* The drawn group first; when it cannot take this request (requirements,
      * or no health anywhere), strict rank order. */
-    if (start >= 0 && plan_group(s, a, p, loc, f, start, plan)) {
+    if (start >= 0 && plan_group(s, a, p, loc, f, start, want, plan)) {
         plan->spilled = start > 0 && a->groups[0].agg.nonfull > 0;
         return;
     }
     for (uint32_t g = 0; g < a->n_groups; g++)
-        if ((int)g != start && plan_group(s, a, p, loc, f, (int)g, plan))
+        if ((int)g != start && plan_group(s, a, p, loc, f, (int)g, want, plan))
             return;
     plan->group = -1;
 }
@@ -197,17 +216,24 @@ static void plan_alt_range(const sel_snapshot *s, const sel_app *a, uint32_t lo,
 }
 
 size_t sel_alternates(const sel_snapshot *s, const sel_app *a, const sel_plan *plan,
-                      const sel_loc *loc, const sel_request *req, int chosen, int *alt, size_t k)
+                      const sel_loc *loc, const sel_request *req, int chosen, const int *pre,
+                      size_t n_pre, int *alt, size_t k)
 {
     int skip[SEL_MAX_ALTERNATES + 1];
-    size_t n_skip = 0, n = 0;
+    size_t n_skip = 0, n = 0, t = (size_t)plan->tier;
     const sel_request *r = sel_has_requirements(req) ? req : NULL;
     if (plan->group < 0 || k == 0)
         return 0;
     skip[n_skip++] = chosen;
+    if (pre != NULL) {
+        /* The chosen tier was already walked with the pick. */
+        for (; n < n_pre && n < k; n++)
+            alt[n] = skip[n_skip++] = pre[n];
+        t++;
+    }
     /* The chosen group from its chosen tier outwards, then the other groups
      * in rank order, each from the client's zone outwards. */
-    for (size_t t = (size_t)plan->tier; t < plan->n_tiers; t++)
+    for (; t < plan->n_tiers; t++)
         plan_alt_range(s, a, plan->tiers[t].lo, plan->tiers[t].hi, r, skip, &n_skip, alt, &n, k);
     for (uint32_t g = 0; g < a->n_groups && n < k; g++) {
         sel_tier tiers[SEL_MAX_TIERS];

@@ -135,11 +135,22 @@ lb_err sel_choose(const sel_snapshot *snap, const sel_policy *policy, const sel_
     }
     sel_filter f = {sel_has_requirements(req) ? req : NULL, NULL, 0};
     int aff = sel_affinity(snap, req, out);
-    sel_plan_make(snap, a, policy, &loc, &f, state, &plan);
+    size_t k =
+        policy->n_alternates < SEL_MAX_ALTERNATES ? policy->n_alternates : SEL_MAX_ALTERNATES;
+    sel_strategy strategy = sel_strategy_for(policy, a->name);
+    /* least-loaded takes its pick and the alternates from one walk of the tier */
+    size_t want = strategy == SEL_LEAST_LOADED ? 1 + k : 1;
+    sel_plan_make(snap, a, policy, &loc, &f, want, state, &plan);
     if (plan.group >= 0 && aff < 0) {
         const sel_tier *t = &plan.tiers[plan.tier];
-        out->server = sel_pick(snap, a, t->lo, t->hi, t->agg, sel_strategy_for(policy, a->name), &f,
-                               state, plan.hint);
+        if (strategy == SEL_LEAST_LOADED) {
+            if (!plan.walked)
+                plan.n_best = sel_tree_best(snap, a, t->lo, t->hi, &f, plan.best, want);
+            plan.walked = true;
+            out->server = plan.n_best > 0 ? plan.best[0] : -1;
+        } else {
+            out->server = sel_pick(snap, a, t->lo, t->hi, t->agg, strategy, &f, state);
+        }
         /* The plan saw an eligible server in this tier, so a pick exists; a
          * failure here would be a bug, reported as no server, not a crash. */
         if (out->server < 0)
@@ -156,9 +167,11 @@ lb_err sel_choose(const sel_snapshot *snap, const sel_policy *policy, const sel_
         out->server = aff;
         out->affinity = true;
     }
-    size_t k =
-        policy->n_alternates < SEL_MAX_ALTERNATES ? policy->n_alternates : SEL_MAX_ALTERNATES;
-    out->n_alternates = sel_alternates(snap, a, &plan, &loc, req, out->server, out->alternates, k);
+    /* The walk's list is the tier's ranking only when the pick came from it. */
+    bool pre = plan.walked && !out->affinity && plan.n_best > 0 && plan.best[0] == out->server;
+    out->n_alternates =
+        sel_alternates(snap, a, &plan, &loc, req, out->server, pre ? plan.best + 1 : NULL,
+                       pre ? plan.n_best - 1 : 0, out->alternates, k);
     out->slave = sel_slave_choose(snap, &snap->servers[out->server], req->requesting_slave);
     if (verdicts != NULL)
         sel_explain(snap, a, policy, req, &loc, &plan, out, verdicts);

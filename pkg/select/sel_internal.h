@@ -32,10 +32,28 @@ typedef struct sel_agg {
     uint64_t used;    /* their sessions + pending */
 } sel_agg;
 
-typedef struct sel_node {
-    int32_t best; /* server index of the least-loaded non-full leaf below, -1 if none */
-    sel_agg agg;
-} sel_node;
+/* Capacity and usage of the open (below capacity) leaves under a tree node:
+ * what the weighted draws descend by. */
+typedef struct sel_sum {
+    uint64_t cap;
+    uint64_t used;
+} sel_sum;
+
+/* Tree fan-out: eight 8-byte keys are one cache line, so a level costs one
+ * line and 10,000 servers are five levels (a binary tree would be fourteen). */
+#define SEL_FANOUT 8
+#define SEL_MAX_LEVELS 12
+
+/* The least-loaded order packed in one integer, smaller is better:
+ *   bits 63..40  utilisation (sessions + pending) / capacity in 1/2^24 steps
+ *                (exact for capacities up to 4096; closer ties fall through),
+ *   bits 39..20  free sessions, more is better (saturating at 2^20 - 1),
+ *   bits 19..0   the server's id rank, so ties are deterministic.
+ * Comparing integers keeps tree walks from touching the server array.
+ * SEL_KEY_NONE marks a node with no open leaf below. */
+#define SEL_KEY_NONE UINT64_MAX
+#define SEL_KEY_FREE_MAX ((1u << 20) - 1)
+#define SEL_KEY_RANK_MASK ((1u << 20) - 1)
 
 /* A zone or region: leaves [lo, hi) of its app's tree. */
 typedef struct sel_range {
@@ -59,9 +77,16 @@ typedef struct sel_group {
 typedef struct sel_app {
     const char *name;
     uint32_t n_leaves; /* members of the tree */
-    uint32_t size;     /* leaves allocated: a power of two >= n_leaves */
-    int32_t *leaf;     /* [size] server index per leaf, -1 for padding */
-    sel_node *node;    /* [2 * size], node 1 is the root, leaves at [size, 2 * size) */
+    int32_t *leaf;     /* [n_leaves] server index per leaf */
+    /* The tree: level 0 holds the leaves, level n_levels - 1 the root; each
+     * level below the root is padded to a multiple of SEL_FANOUT, and node j
+     * of level l has children j * SEL_FANOUT .. + SEL_FANOUT - 1 of level l - 1. */
+    uint32_t n_levels;
+    uint32_t lvl_off[SEL_MAX_LEVELS]; /* first node of each level in key / sum */
+    uint32_t lvl_n[SEL_MAX_LEVELS];   /* nodes per level, padding included */
+    uint64_t *key;     /* least-loaded key under each node (SEL_KEY_NONE if none open) */
+    sel_sum *sum;      /* open capacity / usage under each node */
+    uint32_t n_open;   /* open leaves */
     sel_group *groups; /* sorted by rank */
     uint32_t n_groups;
     sel_range *regions;
@@ -84,13 +109,22 @@ typedef struct sel_zmap {
     const char *region;
 } sel_zmap;
 
+/* A slot of the server id hash (affinity lookups): O(1) instead of a binary
+ * search whose every probe would touch another server's string. */
+typedef struct sel_hslot {
+    uint32_t hash;
+    int32_t idx; /* -1 when empty */
+} sel_hslot;
+
 struct sel_snapshot {
     sel_server *servers;
     size_t n_servers;
     sel_slave *slaves;
     size_t n_slaves;
-    uint32_t *id_rank;      /* [n_servers] position of the server's id in id order: tiebreak */
-    int32_t *by_id;         /* server indices sorted by id (affinity lookups) */
+    uint32_t *id_rank;  /* [n_servers] position of the server's id in id order: tiebreak */
+    int32_t *by_id;     /* server indices sorted by id: by_id[id_rank[i]] == i */
+    sel_hslot *id_hash; /* open addressing, a power of two >= 2 * n_servers slots */
+    uint32_t id_hash_mask;
     int32_t *slave_by_id;   /* slave indices sorted by id */
     int32_t *slave_by_zone; /* slave indices sorted by zone */
     sel_app *apps;          /* sorted by name */
@@ -123,16 +157,30 @@ static inline bool sel_full(const sel_server *sv)
     return sel_used(sv) >= sv->capacity;
 }
 
+/* Server at leaf pos when it is below capacity, else -1. */
+static inline int sel_leaf_open(const sel_app *a, uint32_t pos)
+{
+    return a->key[pos] != SEL_KEY_NONE ? a->leaf[pos] : -1;
+}
+
+/* Server idx's key (see SEL_KEY_NONE); full servers get the worst key. */
+uint64_t sel_key_of(const sel_snapshot *s, int idx);
+
 /* True when server a ranks before b for least-loaded: lower utilisation
  * (sessions + pending) / capacity, then more free sessions (the bigger server
  * has more absolute room), then id order, so ties are deterministic whatever
  * the input order. */
 bool sel_less(const sel_snapshot *s, int a, int b);
 
-/* Recomputes leaf pos of app a and its ancestors; returns the leaf's change. */
-void sel_tree_update(sel_snapshot *s, sel_app *a, uint32_t pos, sel_agg *before, sel_agg *after);
-void sel_tree_init(const sel_snapshot *s, sel_app *a);
-sel_agg sel_tree_range_agg(const sel_app *a, uint32_t lo, uint32_t hi);
+/* Allocates the tree for a->n_leaves leaves and keys every leaf. */
+lb_err sel_tree_init(const sel_snapshot *s, sel_app *a);
+void sel_tree_free(sel_app *a);
+/* Re-keys leaf pos after its server's load changed; returns the leaf's sums
+ * before and after (nonfull 0 or 1) for the range sums to follow. */
+void sel_tree_update(const sel_snapshot *s, sel_app *a, uint32_t pos, sel_agg *before,
+                     sel_agg *after);
+/* Sums of leaves [lo, hi) by a scan: for building only. */
+sel_agg sel_tree_range_agg(const sel_snapshot *s, const sel_app *a, uint32_t lo, uint32_t hi);
 
 typedef enum sel_weight { SEL_W_CAP, SEL_W_FREE } sel_weight;
 
@@ -147,15 +195,15 @@ typedef struct sel_filter {
 bool sel_filter_ok(const sel_snapshot *s, const sel_filter *f, int idx);
 
 /* Writes to out the (at most k) least-loaded non-full members of leaves
- * [lo, hi) that pass f, best first; returns how many. Visits the tree best
- * first, so the cost grows with the candidates f rejects, not with hi - lo
- * (it falls back to a scan of the range when f rejects very many). */
+ * [lo, hi) that pass f, best first; returns how many. Each answer is a range
+ * minimum that leaves out the servers already seen, so the cost grows with
+ * the candidates f rejects, not with hi - lo (it falls back to a scan of the
+ * range when f rejects very many). */
 size_t sel_tree_best(const sel_snapshot *s, const sel_app *a, uint32_t lo, uint32_t hi,
                      const sel_filter *f, int *out, size_t k);
 
 /* Server at weighted offset target (< weight of [lo, hi)) inside [lo, hi). */
-int sel_tree_at(const sel_snapshot *s, const sel_app *a, uint32_t lo, sel_weight w,
-                uint64_t target);
+int sel_tree_at(const sel_app *a, uint32_t lo, sel_weight w, uint64_t target);
 uint64_t sel_agg_weight(const sel_agg *g, sel_weight w);
 
 /* --- eligible.c ---------------------------------------------------------- */
@@ -178,10 +226,9 @@ uint64_t sel_rand(sel_state *st);
 uint64_t sel_rand_below(sel_state *st, uint64_t n);
 double sel_rand01(sel_state *st);
 sel_strategy sel_strategy_for(const sel_policy *p, const char *app);
-/* Picks one server from leaves [lo, hi) by strategy; hint is the least-loaded
- * candidate when the caller already knows it (or -1). -1 when none passes f. */
+/* Picks one server from leaves [lo, hi) by strategy; -1 when none passes f. */
 int sel_pick(const sel_snapshot *s, const sel_app *a, uint32_t lo, uint32_t hi, const sel_agg *agg,
-             sel_strategy st, const sel_filter *f, sel_state *state, int hint);
+             sel_strategy st, const sel_filter *f, sel_state *state);
 
 /* --- plan.c -------------------------------------------------------------- */
 #define SEL_MAX_TIERS 3
@@ -207,7 +254,9 @@ typedef struct sel_plan {
     int tier;  /* index into tiers */
     sel_tier tiers[SEL_MAX_TIERS];
     size_t n_tiers;
-    int hint;      /* least-loaded eligible server of the tier when known, else -1 */
+    bool walked;   /* the tier was walked for requirements: best[] holds its */
+    size_t n_best; /* least-loaded eligible servers, best first */
+    int best[1 + SEL_MAX_ALTERNATES];
     bool spilled;  /* overprovisioning sent the request past a better group */
     double health; /* the best group's health when overprovisioning, else 1 */
 } sel_plan;
@@ -215,11 +264,16 @@ typedef struct sel_plan {
 void sel_loc_resolve(const sel_snapshot *s, const sel_request *req, sel_loc *loc);
 size_t sel_tiers(const sel_app *a, const sel_group *g, const sel_loc *loc,
                  sel_tier out[SEL_MAX_TIERS]);
+/* want: how many least-loaded candidates to collect when a tier has to be
+ * walked to know whether it holds an eligible server (requirements). */
 void sel_plan_make(const sel_snapshot *s, const sel_app *a, const sel_policy *p, const sel_loc *loc,
-                   const sel_filter *f, sel_state *st, sel_plan *plan);
-/* Fills alt with up to k alternates in rank order, never `chosen`. */
+                   const sel_filter *f, size_t want, sel_state *st, sel_plan *plan);
+/* Fills alt with up to k alternates in rank order, never `chosen`. When pre
+ * is not NULL the chosen tier was already walked and gave pre[0..n_pre),
+ * all it holds after `chosen` when n_pre < k. */
 size_t sel_alternates(const sel_snapshot *s, const sel_app *a, const sel_plan *plan,
-                      const sel_loc *loc, const sel_request *req, int chosen, int *alt, size_t k);
+                      const sel_loc *loc, const sel_request *req, int chosen, const int *pre,
+                      size_t n_pre, int *alt, size_t k);
 
 /* --- explain.c ----------------------------------------------------------- */
 void sel_explain(const sel_snapshot *s, const sel_app *a, const sel_policy *p,

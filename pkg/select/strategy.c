@@ -144,7 +144,7 @@ static uint64_t strat_scan_total(const sel_snapshot *s, const sel_app *a, uint32
 {
     uint64_t t = 0;
     for (uint32_t p = lo; p < hi; p++) {
-        int idx = a->node[a->size + p].best;
+        int idx = sel_leaf_open(a, p);
         if (idx >= 0 && sel_filter_ok(s, f, idx))
             t += strat_weight(&s->servers[idx], w);
     }
@@ -155,7 +155,7 @@ static int strat_scan_at(const sel_snapshot *s, const sel_app *a, uint32_t lo, u
                          const sel_filter *f, sel_weight w, uint64_t target)
 {
     for (uint32_t p = lo; p < hi; p++) {
-        int idx = a->node[a->size + p].best;
+        int idx = sel_leaf_open(a, p);
         if (idx < 0 || !sel_filter_ok(s, f, idx))
             continue;
         uint64_t x = strat_weight(&s->servers[idx], w);
@@ -176,7 +176,7 @@ static int strat_draw(const sel_snapshot *s, const sel_app *a, uint32_t lo, uint
     if (total == 0)
         return -1;
     for (int i = 0; i < STRAT_MAX_DRAWS; i++) {
-        int idx = sel_tree_at(s, a, lo, w, sel_rand_below(st, total));
+        int idx = sel_tree_at(a, lo, w, sel_rand_below(st, total));
         if (idx >= 0 && sel_filter_ok(s, f, idx))
             return idx;
     }
@@ -192,7 +192,7 @@ static int strat_round_robin(const sel_snapshot *s, const sel_app *a, uint32_t l
         return -1;
     for (int i = 0; i < STRAT_MAX_DRAWS; i++) {
         uint64_t k = st->rr_cursor++;
-        int idx = sel_tree_at(s, a, lo, SEL_W_CAP, strat_rr_unit(k, total));
+        int idx = sel_tree_at(a, lo, SEL_W_CAP, strat_rr_unit(k, total));
         if (idx >= 0 && sel_filter_ok(s, f, idx))
             return idx;
     }
@@ -203,7 +203,7 @@ static int strat_round_robin(const sel_snapshot *s, const sel_app *a, uint32_t l
 }
 
 int sel_pick(const sel_snapshot *s, const sel_app *a, uint32_t lo, uint32_t hi, const sel_agg *agg,
-             sel_strategy strategy, const sel_filter *f, sel_state *st, int hint)
+             sel_strategy strategy, const sel_filter *f, sel_state *st)
 {
     int x, y;
     switch (strategy) {
@@ -217,8 +217,6 @@ int sel_pick(const sel_snapshot *s, const sel_app *a, uint32_t lo, uint32_t hi, 
         return strat_round_robin(s, a, lo, hi, agg, f, st);
     case SEL_LEAST_LOADED:
     default:
-        if (hint >= 0)
-            return hint;
         return sel_tree_best(s, a, lo, hi, f, &x, 1) == 1 ? x : -1;
     }
 }

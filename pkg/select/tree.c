@@ -1,112 +1,147 @@
 /*
- * The per-app segment tree: a least-loaded minimum and capacity / usage sums
- * per node, over leaves ordered by (group, region, zone, id). Updates, range
- * minima, best-first walks and weighted descents are all O(log n), which is
- * what keeps sel_choose independent of the number of servers.
+ * The per-app tree: an 8-ary tree over leaves ordered by (group, region,
+ * zone, id), each node holding the least-loaded key below it and the open
+ * capacity / usage below it. Updates, range minima and weighted descents cost
+ * O(log8 n) cache lines, which is what keeps sel_choose nearly flat in the
+ * number of servers (see tests/bench/bench_select.c).
  */
 #include "select/sel_internal.h"
 
-#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* a * b compared with c * d without overflow (sessions and capacities are
- * 32-bit, so the products need up to 65 bits). */
-static int tree_cmp_products(uint64_t a, uint64_t b, uint64_t c, uint64_t d)
+#define KEY_UTIL_SHIFT 40
+#define KEY_UTIL_ONE (1ULL << 24)
+
+uint64_t sel_key_of(const sel_snapshot *s, int idx)
 {
-#ifdef __SIZEOF_INT128__
-    unsigned __int128 l = (unsigned __int128)a * b, r = (unsigned __int128)c * d;
-#else
-    long double l = (long double)a * b, r = (long double)c * d;
-#endif
-    return l < r ? -1 : (l > r ? 1 : 0);
+    const sel_server *sv = &s->servers[idx];
+    uint64_t used = sel_used(sv), cap = sv->capacity, util, room;
+    if (used >= cap) {
+        util = KEY_UTIL_ONE - 1;
+        room = 0;
+    } else {
+        util = (used << 24) / cap; /* used < cap < 2^32: no overflow */
+        room = cap - used;
+        if (room > SEL_KEY_FREE_MAX)
+            room = SEL_KEY_FREE_MAX;
+    }
+    return util << KEY_UTIL_SHIFT | (uint64_t)(SEL_KEY_FREE_MAX - room) << 20 |
+           (s->id_rank[idx] & SEL_KEY_RANK_MASK);
 }
 
 bool sel_less(const sel_snapshot *s, int a, int b)
 {
-    const sel_server *x = &s->servers[a], *y = &s->servers[b];
-    uint64_t ux = sel_used(x), uy = sel_used(y);
-    int c = tree_cmp_products(ux, y->capacity, uy, x->capacity);
-    if (c != 0)
-        return c < 0;
-    /* Equal utilisation: the server with more free sessions first. Full
-     * servers never reach here (they are not candidates). */
-    uint64_t fx = x->capacity > ux ? x->capacity - ux : 0;
-    uint64_t fy = y->capacity > uy ? y->capacity - uy : 0;
-    if (fx != fy)
-        return fx > fy;
-    return s->id_rank[a] < s->id_rank[b];
+    return sel_key_of(s, a) < sel_key_of(s, b);
 }
 
-static int tree_better(const sel_snapshot *s, int a, int b)
+static uint64_t tree_min_block(const uint64_t *k)
 {
-    if (a < 0)
-        return b;
-    if (b < 0)
-        return a;
-    return sel_less(s, b, a) ? b : a;
+    uint64_t m = k[0];
+    for (int i = 1; i < SEL_FANOUT; i++)
+        m = k[i] < m ? k[i] : m;
+    return m;
 }
 
-static void tree_pull(const sel_snapshot *s, sel_app *a, size_t i)
+static sel_agg tree_leaf(const sel_snapshot *s, const sel_app *a, uint32_t pos, uint64_t *key)
 {
-    const sel_node *l = &a->node[2 * i], *r = &a->node[2 * i + 1];
-    sel_node *n = &a->node[i];
-    n->best = tree_better(s, l->best, r->best);
-    n->agg.nonfull = l->agg.nonfull + r->agg.nonfull;
-    n->agg.cap = l->agg.cap + r->agg.cap;
-    n->agg.used = l->agg.used + r->agg.used;
-}
-
-static void tree_set_leaf(const sel_snapshot *s, sel_app *a, uint32_t pos)
-{
-    sel_node *n = &a->node[a->size + pos];
     int idx = a->leaf[pos];
-    memset(n, 0, sizeof(*n));
-    n->best = -1;
-    if (idx < 0 || sel_full(&s->servers[idx]))
-        return;
-    n->best = idx;
-    n->agg.nonfull = 1;
-    n->agg.cap = s->servers[idx].capacity;
-    n->agg.used = sel_used(&s->servers[idx]);
+    const sel_server *sv = &s->servers[idx];
+    if (sel_full(sv)) {
+        *key = SEL_KEY_NONE;
+        return (sel_agg){0, 0, 0};
+    }
+    *key = sel_key_of(s, idx);
+    return (sel_agg){1, sv->capacity, sel_used(sv)};
 }
 
-void sel_tree_init(const sel_snapshot *s, sel_app *a)
+lb_err sel_tree_init(const sel_snapshot *s, sel_app *a)
 {
-    for (uint32_t p = 0; p < a->size; p++)
-        tree_set_leaf(s, a, p);
-    for (size_t i = a->size - 1; i >= 1; i--)
-        tree_pull(s, a, i);
+    uint32_t n = a->n_leaves > 0 ? a->n_leaves : 1, total = 0, l = 0;
+    for (;;) {
+        uint32_t padded = l > 0 && n == 1 ? 1 : (n + SEL_FANOUT - 1) / SEL_FANOUT * SEL_FANOUT;
+        a->lvl_off[l] = total;
+        a->lvl_n[l] = padded;
+        total += padded;
+        l++;
+        if (padded == 1)
+            break;
+        n = padded / SEL_FANOUT;
+    }
+    a->n_levels = l;
+    a->key = malloc(total * sizeof(*a->key));
+    a->sum = calloc(total, sizeof(*a->sum));
+    if (a->key == NULL || a->sum == NULL)
+        return LB_ENOMEM;
+    memset(a->key, 0xff, total * sizeof(*a->key)); /* SEL_KEY_NONE */
+    a->n_open = 0;
+    for (uint32_t p = 0; p < a->n_leaves; p++) {
+        sel_agg g = tree_leaf(s, a, p, &a->key[p]);
+        a->sum[p] = (sel_sum){g.cap, g.used};
+        a->n_open += g.nonfull;
+    }
+    for (l = 1; l < a->n_levels; l++) {
+        for (uint32_t j = 0; j < a->lvl_n[l]; j++) {
+            uint32_t c = a->lvl_off[l - 1] + j * SEL_FANOUT;
+            if (j * SEL_FANOUT >= a->lvl_n[l - 1])
+                continue; /* padding of this level: no children */
+            a->key[a->lvl_off[l] + j] = tree_min_block(&a->key[c]);
+            sel_sum t = {0, 0};
+            for (int i = 0; i < SEL_FANOUT; i++)
+                t.cap += a->sum[c + i].cap, t.used += a->sum[c + i].used;
+            a->sum[a->lvl_off[l] + j] = t;
+        }
+    }
+    return LB_OK;
 }
 
-void sel_tree_update(sel_snapshot *s, sel_app *a, uint32_t pos, sel_agg *before, sel_agg *after)
+void sel_tree_free(sel_app *a)
 {
-    size_t i = a->size + pos;
-    *before = a->node[i].agg;
-    tree_set_leaf(s, a, pos);
-    *after = a->node[i].agg;
-    for (i >>= 1; i >= 1; i >>= 1)
-        tree_pull(s, a, i);
+    free(a->key);
+    free(a->sum);
+    a->key = NULL;
+    a->sum = NULL;
 }
 
-sel_agg sel_tree_range_agg(const sel_app *a, uint32_t lo, uint32_t hi)
+void sel_tree_update(const sel_snapshot *s, sel_app *a, uint32_t pos, sel_agg *before,
+                     sel_agg *after)
+{
+    uint64_t key;
+    *before = (sel_agg){a->key[pos] != SEL_KEY_NONE, a->sum[pos].cap, a->sum[pos].used};
+    *after = tree_leaf(s, a, pos, &key);
+    a->n_open += after->nonfull - before->nonfull;
+    /* Unsigned wrap-around makes these signed deltas. */
+    uint64_t dcap = after->cap - before->cap, dused = after->used - before->used;
+    bool keys_done = key == a->key[pos];
+    a->key[pos] = key;
+    a->sum[pos] = (sel_sum){after->cap, after->used};
+    for (uint32_t l = 1, j = pos / SEL_FANOUT; l < a->n_levels; l++, j /= SEL_FANOUT) {
+        uint32_t at = a->lvl_off[l] + j;
+        a->sum[at].cap += dcap;
+        a->sum[at].used += dused;
+        /* Once a node's minimum is unchanged, so are its ancestors'. */
+        if (!keys_done) {
+            uint64_t m = tree_min_block(&a->key[a->lvl_off[l - 1] + j * SEL_FANOUT]);
+            keys_done = m == a->key[at];
+            a->key[at] = m;
+        }
+    }
+}
+
+sel_agg sel_tree_range_agg(const sel_snapshot *s, const sel_app *a, uint32_t lo, uint32_t hi)
 {
     sel_agg g = {0, 0, 0};
-    for (size_t l = a->size + lo, r = a->size + hi; l < r; l >>= 1, r >>= 1) {
-        if (l & 1) {
-            const sel_agg *x = &a->node[l++].agg;
-            g.nonfull += x->nonfull, g.cap += x->cap, g.used += x->used;
-        }
-        if (r & 1) {
-            const sel_agg *x = &a->node[--r].agg;
-            g.nonfull += x->nonfull, g.cap += x->cap, g.used += x->used;
-        }
+    for (uint32_t p = lo; p < hi; p++) {
+        uint64_t key;
+        sel_agg x = tree_leaf(s, a, p, &key);
+        g.nonfull += x.nonfull, g.cap += x.cap, g.used += x.used;
     }
     return g;
 }
 
 uint64_t sel_agg_weight(const sel_agg *g, sel_weight w)
 {
-    /* Non-full members have used < cap, so the difference is their free room. */
+    /* Open members have used < cap, so the difference is their free room. */
     return w == SEL_W_CAP ? g->cap : g->cap - g->used;
 }
 
@@ -120,57 +155,28 @@ bool sel_filter_ok(const sel_snapshot *s, const sel_filter *f, int idx)
     return f->req == NULL || sel_meets(&s->servers[idx], f->req, NULL, 0);
 }
 
-/* --- best-first walk ------------------------------------------------------ */
+/* --- range minima ---------------------------------------------------------- */
 
-/* A small binary heap of tree nodes ordered by their best leaf. Sized for the
- * usual case (a handful of results, a few rejections); a walk that outgrows it
- * falls back to a scan, which is correct and only slower. */
-#define TREE_HEAP_MAX 384
-
-typedef struct tree_heap {
-    const sel_snapshot *s;
-    const sel_app *a;
-    uint32_t n;
-    uint32_t v[TREE_HEAP_MAX];
-} tree_heap;
-
-static bool heap_less(const tree_heap *h, uint32_t x, uint32_t y)
+/* Smallest key among leaves [lo, hi): the partial blocks at each end of each
+ * level, then up one level; at most two cache lines per level. */
+static uint64_t tree_min(const sel_app *a, uint32_t lo, uint32_t hi)
 {
-    return sel_less(h->s, h->a->node[x].best, h->a->node[y].best);
-}
-
-static bool heap_push(tree_heap *h, uint32_t node)
-{
-    if (h->a->node[node].best < 0)
-        return true;
-    if (h->n == TREE_HEAP_MAX)
-        return false;
-    uint32_t i = h->n++;
-    while (i > 0 && heap_less(h, node, h->v[(i - 1) / 2])) {
-        h->v[i] = h->v[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    h->v[i] = node;
-    return true;
-}
-
-static uint32_t heap_pop(tree_heap *h)
-{
-    uint32_t top = h->v[0], last = h->v[--h->n], i = 0;
-    for (;;) {
-        uint32_t c = 2 * i + 1;
-        if (c >= h->n)
+    uint64_t best = SEL_KEY_NONE;
+    for (uint32_t l = 0; lo < hi; l++) {
+        const uint64_t *k = a->key + a->lvl_off[l];
+        if (lo / SEL_FANOUT == (hi - 1) / SEL_FANOUT) {
+            for (uint32_t i = lo; i < hi; i++)
+                best = k[i] < best ? k[i] : best;
             break;
-        if (c + 1 < h->n && heap_less(h, h->v[c + 1], h->v[c]))
-            c++;
-        if (!heap_less(h, h->v[c], last))
-            break;
-        h->v[i] = h->v[c];
-        i = c;
+        }
+        for (; lo % SEL_FANOUT != 0; lo++)
+            best = k[lo] < best ? k[lo] : best;
+        for (; hi % SEL_FANOUT != 0; hi--)
+            best = k[hi - 1] < best ? k[hi - 1] : best;
+        lo /= SEL_FANOUT;
+        hi /= SEL_FANOUT;
     }
-    if (h->n > 0)
-        h->v[i] = last;
-    return top;
+    return best;
 }
 
 /* Inserts idx into the sorted top-k list out[0..*n). */
@@ -193,70 +199,195 @@ static size_t tree_scan_best(const sel_snapshot *s, const sel_app *a, uint32_t l
 {
     size_t n = 0;
     for (uint32_t p = lo; p < hi; p++) {
-        int idx = a->node[a->size + p].best; /* -1 when full or padding */
+        int idx = sel_leaf_open(a, p);
         if (idx >= 0 && sel_filter_ok(s, f, idx))
             topk_insert(s, out, &n, k, idx);
     }
     return n;
 }
 
-size_t sel_tree_best(const sel_snapshot *s, const sel_app *a, uint32_t lo, uint32_t hi,
-                     const sel_filter *f, int *out, size_t k)
+/* The range split into intervals around the servers already taken or
+ * rejected, each with its minimum: taking a server only re-computes the
+ * minima of the two halves of its own interval. */
+#define TREE_IV_MAX 48
+
+typedef struct tree_iv {
+    uint32_t lo, hi;
+    uint64_t min;
+} tree_iv;
+
+static bool tree_iv_split(const sel_app *a, tree_iv *v, size_t *n, size_t i, uint32_t pos)
 {
-    tree_heap h;
-    size_t n = 0;
-    bool ok = true;
+    if (*n == TREE_IV_MAX)
+        return false;
+    tree_iv right = {pos + 1, v[i].hi, tree_min(a, pos + 1, v[i].hi)};
+    v[i].hi = pos;
+    v[i].min = tree_min(a, v[i].lo, pos);
+    v[(*n)++] = right;
+    return true;
+}
+
+static bool tree_skipped(const sel_filter *f, int idx)
+{
+    for (size_t i = 0; f != NULL && i < f->n_skip; i++)
+        if (f->skip[i] == idx)
+            return true;
+    return false;
+}
+
+static size_t tree_best_iv(const sel_snapshot *s, const sel_app *a, uint32_t lo, uint32_t hi,
+                           const sel_filter *f, int *out, size_t k)
+{
+    tree_iv v[TREE_IV_MAX];
+    size_t nv = 1, n = 0;
+    const sel_request *req = f != NULL ? f->req : NULL;
 
     if (k == 0 || lo >= hi)
         return 0;
-    h.s = s, h.a = a, h.n = 0;
-    for (size_t l = a->size + lo, r = a->size + hi; l < r && ok; l >>= 1, r >>= 1) {
-        if (l & 1)
-            ok = heap_push(&h, (uint32_t)l++);
-        if (r & 1)
-            ok = ok && heap_push(&h, (uint32_t)--r);
+    v[0] = (tree_iv){lo, hi, tree_min(a, lo, hi)};
+    while (n < k) {
+        size_t b = 0;
+        for (size_t i = 1; i < nv; i++)
+            b = v[i].min < v[b].min ? i : b;
+        if (v[b].min == SEL_KEY_NONE)
+            break;
+        int idx = s->by_id[v[b].min & SEL_KEY_RANK_MASK];
+        /* Skips are few and cost a split only when they surface. */
+        if (!tree_skipped(f, idx) && (req == NULL || sel_meets(&s->servers[idx], req, NULL, 0)))
+            out[n++] = idx;
+        if (n == k)
+            break;
+        if (!tree_iv_split(a, v, &nv, b, (uint32_t)sel_member_pos(s, a, idx)))
+            return tree_scan_best(s, a, lo, hi, f, out, k);
     }
-    while (ok && h.n > 0 && n < k) {
-        uint32_t node = heap_pop(&h);
-        if (node >= a->size) {
-            int idx = a->node[node].best;
-            if (sel_filter_ok(s, f, idx))
-                out[n++] = idx;
-            continue;
+    return n;
+}
+
+/* --- best-first walk ------------------------------------------------------- */
+
+/* The walk's frontier: nodes whose subtrees hold the range's leaves not yet
+ * taken, unsorted. A node's key names its best leaf, so taking a server needs
+ * no descent; only removing it does, which pushes the seven siblings on its
+ * path: one cache line per level. Measured against a heap, a pruned frontier
+ * and a frontier of sibling blocks, this plain version was the fastest. */
+#define WALK_MAX 256
+
+typedef struct walk {
+    uint32_t n;
+    uint64_t key[WALK_MAX];
+    uint32_t ref[WALK_MAX]; /* level << 24 | node index in the level */
+} walk;
+
+static bool walk_push(walk *w, uint64_t key, uint32_t level, uint32_t j)
+{
+    if (key == SEL_KEY_NONE)
+        return true;
+    if (w->n == WALK_MAX)
+        return false;
+    w->key[w->n] = key;
+    w->ref[w->n++] = level << 24 | j;
+    return true;
+}
+
+/* Seeds the frontier with the nodes covering [lo, hi), as tree_min visits
+ * them (at most 2 * (SEL_FANOUT - 1) per level: no overflow). */
+static void walk_seed(const sel_app *a, walk *w, uint32_t lo, uint32_t hi)
+{
+    for (uint32_t l = 0; lo < hi; l++) {
+        const uint64_t *k = a->key + a->lvl_off[l];
+        if (lo / SEL_FANOUT == (hi - 1) / SEL_FANOUT) {
+            for (uint32_t i = lo; i < hi; i++)
+                walk_push(w, k[i], l, i);
+            break;
         }
-        ok = heap_push(&h, 2 * node) && heap_push(&h, 2 * node + 1);
+        for (; lo % SEL_FANOUT != 0; lo++)
+            walk_push(w, k[lo], l, lo);
+        for (; hi % SEL_FANOUT != 0; hi--)
+            walk_push(w, k[hi - 1], l, hi - 1);
+        lo /= SEL_FANOUT;
+        hi /= SEL_FANOUT;
     }
-    if (!ok)
-        return tree_scan_best(s, a, lo, hi, f, out, k);
+}
+
+/* Replaces frontier entry b by its subtree minus its best leaf. */
+static bool walk_remove_best(const sel_app *a, walk *w, uint32_t b)
+{
+    uint64_t x = w->key[b];
+    uint32_t level = w->ref[b] >> 24, j = w->ref[b] & 0xffffff;
+    w->key[b] = w->key[--w->n];
+    w->ref[b] = w->ref[w->n];
+    for (; level > 0; level--) {
+        const uint64_t *ch = a->key + a->lvl_off[level - 1] + (size_t)j * SEL_FANOUT;
+        uint32_t next = 0;
+        for (uint32_t i = 0; i < SEL_FANOUT; i++) {
+            if (ch[i] == x)
+                next = j * SEL_FANOUT + i;
+            else if (!walk_push(w, ch[i], level - 1, j * SEL_FANOUT + i))
+                return false;
+        }
+        j = next;
+    }
+    return true;
+}
+
+size_t sel_tree_best(const sel_snapshot *s, const sel_app *a, uint32_t lo, uint32_t hi,
+                     const sel_filter *f, int *out, size_t k)
+{
+    walk w;
+    size_t n = 0;
+    const sel_request *req = f != NULL ? f->req : NULL;
+
+    if (k == 0 || lo >= hi)
+        return 0;
+    if (k == 1) {
+        /* The usual pick: one range minimum. */
+        uint64_t m = tree_min(a, lo, hi);
+        int idx = m != SEL_KEY_NONE ? s->by_id[m & SEL_KEY_RANK_MASK] : -1;
+        if (idx < 0 || sel_filter_ok(s, f, idx)) {
+            out[0] = idx;
+            return idx >= 0;
+        }
+    }
+    w.n = 0;
+    walk_seed(a, &w, lo, hi);
+    while (n < k && w.n > 0) {
+        uint32_t b = 0;
+        for (uint32_t i = 1; i < w.n; i++)
+            b = w.key[i] < w.key[b] ? i : b;
+        int idx = s->by_id[w.key[b] & SEL_KEY_RANK_MASK];
+        if (!tree_skipped(f, idx) && (req == NULL || sel_meets(&s->servers[idx], req, NULL, 0)))
+            out[n++] = idx;
+        /* a frontier outgrowing WALK_MAX means many rejections: slower path */
+        if (n < k && !walk_remove_best(a, &w, b))
+            return tree_best_iv(s, a, lo, hi, f, out, k);
+    }
     return n;
 }
 
 /* --- weighted descent ------------------------------------------------------ */
 
-static uint64_t node_weight(const sel_app *a, size_t i, sel_weight w)
+static uint64_t tree_weight(const sel_sum *x, sel_weight w)
 {
-    return sel_agg_weight(&a->node[i].agg, w);
+    return w == SEL_W_CAP ? x->cap : x->cap - x->used;
 }
 
-int sel_tree_at(const sel_snapshot *s, const sel_app *a, uint32_t lo, sel_weight w, uint64_t target)
+int sel_tree_at(const sel_app *a, uint32_t lo, sel_weight w, uint64_t target)
 {
-    (void)s;
-    /* Turn the offset inside the range into an offset from leaf 0, then descend. */
-    for (size_t l = a->size, r = a->size + lo; l < r; l >>= 1, r >>= 1) {
-        if (l & 1)
-            target += node_weight(a, l++, w);
-        if (r & 1)
-            target += node_weight(a, --r, w);
+    /* Turn the offset inside the range into an offset from leaf 0: at each
+     * level, the siblings before the path (blocks further left are counted
+     * by the level above). */
+    for (uint32_t l = 0, j = lo; l + 1 < a->n_levels; l++, j /= SEL_FANOUT) {
+        const sel_sum *x = a->sum + a->lvl_off[l];
+        for (uint32_t i = j - j % SEL_FANOUT; i < j; i++)
+            target += tree_weight(&x[i], w);
     }
-    size_t i = 1;
-    while (i < a->size) {
-        uint64_t lw = node_weight(a, 2 * i, w);
-        if (target < lw) {
-            i = 2 * i;
-        } else {
-            target -= lw;
-            i = 2 * i + 1;
-        }
+    uint32_t j = 0;
+    for (uint32_t l = a->n_levels - 1; l > 0; l--) {
+        const sel_sum *c = a->sum + a->lvl_off[l - 1] + j * SEL_FANOUT;
+        uint32_t i = 0;
+        for (; i + 1 < SEL_FANOUT && target >= tree_weight(&c[i], w); i++)
+            target -= tree_weight(&c[i], w);
+        j = j * SEL_FANOUT + i;
     }
-    return a->node[i].best;
+    return j < a->n_leaves ? sel_leaf_open(a, j) : -1;
 }

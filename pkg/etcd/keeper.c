@@ -5,8 +5,9 @@
  * owner puts its keys back.
  *
  * The first grant and on_granted run in etcd_keeper_start, on the caller's
- * thread, so a daemon learns at once when etcd is unreachable or its keys
- * cannot be written; later ones run on the keeper's thread.
+ * thread, so a daemon learns at once when its keys cannot be written. When etcd
+ * cannot be reached at all the start still succeeds (logged, counted) and the
+ * keeper's thread goes on trying: a daemon must come up before etcd does.
  */
 #include "etcd/internal.h"
 #include "etcd/nap.h"
@@ -82,7 +83,8 @@ static void *keeper_main(void *arg)
     etcd_keeper *k = arg;
     const int64_t ttl_ms = k->ttl_s * 1000;
     const int64_t period = ttl_ms / 3 > 100 ? ttl_ms / 3 : 100;
-    int64_t last_ok = lb_mono_ms(), wait = period, retry = RETRY_MIN_MS;
+    int64_t last_ok = lb_mono_ms(), retry = RETRY_MIN_MS;
+    int64_t wait = atomic_load(&k->lease) != 0 ? period : RETRY_MIN_MS;
     lb_errmsg em = {{0}};
     while (etcd_nap_sleep(&k->nap, wait)) {
         int64_t id = atomic_load(&k->lease);
@@ -147,8 +149,13 @@ lb_err etcd_keeper_start(etcd_client *c, int64_t ttl_s,
     atomic_init(&k->lease, 0);
     k->state = KEEP_OK;
     rc = grant_and_publish(k, em);
-    if (rc != LB_OK)
+    if (rc == LB_EUNAVAIL || rc == LB_ETIMEDOUT || rc == LB_EIO) {
+        obs_count("etcd_keeper_start_unreachable_total");
+        set_state(k, KEEP_LOST, rc, em != NULL ? em->text : "");
+        rc = LB_OK; /* the thread retries */
+    } else if (rc != LB_OK) {
         goto out;
+    }
     int e = pthread_create(&k->thr, NULL, keeper_main, k);
     if (e != 0) {
         rc = lb_fail(em, LB_ESYS, "etcd keeper: pthread_create: %s", strerror(e));

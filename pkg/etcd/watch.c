@@ -114,6 +114,7 @@ static lb_err watch_begin(etcd_client *c, const char *prefix, const etcd_watch_c
     w->connected = -1;
     w->ep = atomic_load(&c->cur);
     w->line.max = ETCD_MAX_WATCH_LINE;
+    w->need_reload = rev < 0; /* start with a full range */
     if (first != NULL) {
         w->first = *first;
         w->have_first = true;
@@ -147,8 +148,15 @@ lb_err etcd_watch_start(etcd_client *c, const char *prefix, const etcd_watch_cb 
         goto out;
     }
     rc = etcd_range_prefix(c, prefix, &snap, em);
-    if (rc == LB_OK)
+    if (rc == LB_OK) {
         rc = watch_begin(c, prefix, cb, snap.revision, &snap, out, em);
+    } else if (rc == LB_EUNAVAIL || rc == LB_ETIMEDOUT || rc == LB_EIO) {
+        /* etcd is not there yet: the thread loads the view once it is */
+        obs_count("etcd_watch_start_unreachable_total");
+        if (cb->on_status != NULL)
+            cb->on_status(cb->arg, false, rc, em != NULL ? em->text : "");
+        rc = watch_begin(c, prefix, cb, -1, NULL, out, em);
+    }
 out:
     etcd_kvs_free(&snap);
     return rc;

@@ -435,11 +435,18 @@ void sel_snapshot_add_pending(sel_snapshot *s, int idx, int delta)
 void sel_snapshot_set_load(sel_snapshot *s, int idx, uint32_t sessions, double cpu_load,
                            uint64_t mem_free, uint64_t disk_free)
 {
+    sel_snapshot_set_load_unreported(s, idx, sessions, 0, cpu_load, mem_free, disk_free);
+}
+
+void sel_snapshot_set_load_unreported(sel_snapshot *s, int idx, uint32_t sessions,
+                                      uint32_t unreported, double cpu_load, uint64_t mem_free,
+                                      uint64_t disk_free)
+{
     if (s == NULL || idx < 0 || (size_t)idx >= s->n_servers)
         return;
     sel_server *sv = &s->servers[idx];
     sv->sessions = sessions;
-    sv->pending = 0;
+    sv->pending = unreported;
     sv->cpu_load = cpu_load;
     sv->mem_free = mem_free;
     sv->disk_free = disk_free;

@@ -161,6 +161,14 @@ void sel_snapshot_add_pending(sel_snapshot *s, int idx, int delta);
  * pending count, as on a load report. */
 void sel_snapshot_set_load(sel_snapshot *s, int idx, uint32_t sessions, double cpu_load,
                            uint64_t mem_free, uint64_t disk_free);
+/* Like sel_snapshot_set_load, for a report that reaches the master late:
+ * pending becomes `unreported`, the sessions this master assigned to the server
+ * after the report was sampled (the report cannot count them), instead of 0.
+ * Resetting to 0 on a late report forgets those sessions, and least-loaded then
+ * herds onto the servers that took the most just before (tests/bench). */
+void sel_snapshot_set_load_unreported(sel_snapshot *s, int idx, uint32_t sessions,
+                                      uint32_t unreported, double cpu_load, uint64_t mem_free,
+                                      uint64_t disk_free);
 /* Sets a slave's reported load. */
 void sel_snapshot_set_slave_load(sel_snapshot *s, int idx, uint32_t load);
 const sel_server *sel_snapshot_server(const sel_snapshot *s, int idx);

@@ -491,6 +491,12 @@ static void test_load_updates(void **state)
     sel_snapshot_set_load(snap, 0, 4, 0.5, 1 << 20, 1 << 30);
     assert_int_equal(sel_choose(snap, NULL, &req, NULL, &r, NULL), LB_OK);
     assert_int_equal(r.server, 1);
+    /* A late report keeps what it could not count as pending. */
+    sel_snapshot_set_load_unreported(snap, 1, 1, 2, 0.5, 1 << 20, 1 << 30);
+    assert_int_equal(sel_snapshot_server(snap, 1)->sessions, 1);
+    assert_int_equal(sel_snapshot_server(snap, 1)->pending, 2);
+    sel_snapshot_add_pending(snap, 1, +1);
+    assert_int_equal(sel_choose(snap, NULL, &req, NULL, &r, NULL), LB_ENOSERVER);
     /* Out-of-range indexes are ignored, not crashes. */
     sel_snapshot_add_pending(snap, 7, 1);
     sel_snapshot_set_load(snap, -1, 0, 0, 0, 0);

@@ -1,0 +1,10 @@
+# Benchmarks: built with the project, never registered with ctest (they
+# measure, they do not pass or fail). Binaries land in build/bin/.
+# Run them from a Release build without sanitizers:
+#   cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release && cmake --build build-bench
+#   build-bench/bin/lb-bench-select && build-bench/bin/lb-bench-balance -o build-bench
+add_executable(lb-bench-select ${CMAKE_SOURCE_DIR}/tests/bench/bench_select.c)
+target_link_libraries(lb-bench-select PRIVATE lbselect)
+
+add_executable(lb-bench-balance ${CMAKE_SOURCE_DIR}/tests/bench/bench_balance.c)
+target_link_libraries(lb-bench-balance PRIVATE lbselect m)

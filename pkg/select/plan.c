@@ -188,10 +188,8 @@ void sel_plan_make(const sel_snapshot *s, const sel_app *a, const sel_policy *p,
         start = plan_draw_group(a, p, st, &plan->health);
     /* The drawn group first; when it cannot take this request (requirements,
      * or no health anywhere), strict rank order. */
-    if (start >= 0 && plan_group(s, a, p, loc, f, start, want, plan)) {
-        plan->spilled = start > 0 && a->groups[0].agg.nonfull > 0;
+    if (start >= 0 && plan_group(s, a, p, loc, f, start, want, plan))
         return;
-    }
     for (uint32_t g = 0; g < a->n_groups; g++)
         if ((int)g != start && plan_group(s, a, p, loc, f, (int)g, want, plan))
             return;

@@ -167,8 +167,10 @@ lb_err sel_choose(const sel_snapshot *snap, const sel_policy *policy, const sel_
         out->server = aff;
         out->affinity = true;
     }
-    /* The walk's list is the tier's ranking only when the pick came from it. */
-    bool pre = plan.walked && !out->affinity && plan.n_best > 0 && plan.best[0] == out->server;
+    /* The walk's list is the tier's ranking (1 + k long unless the tier ran
+     * out) only for least-loaded, and only when the pick came from it. */
+    bool pre = strategy == SEL_LEAST_LOADED && plan.walked && !out->affinity && plan.n_best > 0 &&
+               plan.best[0] == out->server;
     out->n_alternates =
         sel_alternates(snap, a, &plan, &loc, req, out->server, pre ? plan.best + 1 : NULL,
                        pre ? plan.n_best - 1 : 0, out->alternates, k);

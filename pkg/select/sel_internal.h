@@ -4,13 +4,14 @@
  * The index (built once per snapshot, see index.c):
  *   - one sel_app per application name, sorted by name;
  *   - per app, its servers that can ever be eligible in this snapshot (up, not
- *     drained, not disabled, capacity > 0) sit as the leaves of one segment tree,
- *     ordered by (group_rank, region, zone, id). Every priority group, every
- *     region inside a group and every zone inside a region is therefore a
+ *     drained, not disabled, capacity > 0) sit as the leaves of one 8-ary tree
+ *     (tree.c), ordered by (group_rank, region, zone, id). Every priority group,
+ *     every region inside a group and every zone inside a region is therefore a
  *     contiguous leaf range, so each locality tier is one range query;
- *   - every tree node keeps the least-loaded non-full leaf under it and the
- *     capacity / usage sums of its non-full leaves, so least-loaded is a range
- *     minimum and the random strategies are weighted descents, all O(log n);
+ *   - every tree node keeps the least-loaded key below it (one packed integer
+ *     naming the server) and the capacity / usage sums of its open leaves, so
+ *     least-loaded is a range minimum, its alternates a short best-first walk,
+ *     and the random strategies weighted descents, all O(log n);
  *   - every group, region and zone range also keeps its sums (sel_agg), updated
  *     in O(1) on each load change, so tier utilisation costs nothing per request.
  * Load changes (add_pending, set_load) touch one leaf per app the server offers.
@@ -257,7 +258,6 @@ typedef struct sel_plan {
     bool walked;   /* the tier was walked for requirements: best[] holds its */
     size_t n_best; /* least-loaded eligible servers, best first */
     int best[1 + SEL_MAX_ALTERNATES];
-    bool spilled;  /* overprovisioning sent the request past a better group */
     double health; /* the best group's health when overprovisioning, else 1 */
 } sel_plan;
 

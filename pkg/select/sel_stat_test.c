@@ -361,6 +361,7 @@ static bool ref_in_tier(const sel_server *s, int tier, const char *zone, const c
 }
 
 typedef struct ref_out {
+    int group, tier; /* where the request goes (group rank, tier), -1 when nowhere */
     int chosen;
     int alt[4];
     size_t n_alt;
@@ -385,7 +386,9 @@ static int ref_best(const model *m, const sel_request *q, int g, int t, const ch
     return best;
 }
 
-static void ref_choose(const model *m, const sel_request *q, double spill, ref_out *o)
+/* The rules by brute force; `forced` (when >= 0) is the chosen server (an
+ * affinity or a random pick) and only the alternates are computed around it. */
+static void ref_choose(const model *m, const sel_request *q, double spill, int forced, ref_out *o)
 {
     const char *zone = q->zone, *region = q->zone ? regions[q->zone[0] - 'a'] : NULL;
     int gsel = -1, tsel = -1;
@@ -415,9 +418,11 @@ static void ref_choose(const model *m, const sel_request *q, double spill, ref_o
         if (tsel >= 0)
             gsel = g;
     }
+    o->group = gsel;
+    o->tier = tsel;
     if (gsel < 0)
         return;
-    o->chosen = ref_best(m, q, gsel, tsel, zone, region, NULL, 0);
+    o->chosen = forced >= 0 ? forced : ref_best(m, q, gsel, tsel, zone, region, NULL, 0);
     int skip[5] = {o->chosen};
     size_t n_skip = 1;
     for (int gi = -1; gi < 3 && o->n_alt < 2; gi++) {
@@ -432,6 +437,44 @@ static void ref_choose(const model *m, const sel_request *q, double spill, ref_o
     }
 }
 
+/* One request against the model; returns false on a mismatch. */
+static bool model_check(model *m, int it, const sel_request *q, const sel_policy *p)
+{
+    sel_result r;
+    ref_out o;
+    sel_state st = {(uint64_t)it, (uint64_t)it};
+    lb_err rc = sel_choose(m->snap, p, q, &st, &r, NULL);
+    ref_choose(m, q, p->zone_spill, -1, &o);
+    const char *zone = q->zone, *region = q->zone ? regions[q->zone[0] - 'a'] : NULL;
+    int aff = -1;
+    for (size_t i = 0; q->affinity_server != NULL && i < m->n; i++)
+        if (strcmp(m->id[i], q->affinity_server) == 0)
+            aff = (int)i;
+    bool aff_ok = aff >= 0 && ref_eligible(sel_snapshot_server(m->snap, aff), q);
+    bool ok =
+        (rc == LB_OK) == (o.chosen >= 0) && r.moved == (q->affinity_server != NULL && !aff_ok);
+    if (ok && rc == LB_OK && (aff_ok || p->strategy != SEL_LEAST_LOADED)) {
+        const sel_server *c = sel_snapshot_server(m->snap, r.server);
+        if (aff_ok)
+            ok = r.server == aff && r.affinity;
+        else /* a random pick: eligible and inside the planned group and tier */
+            ok = ref_eligible(c, q) && c->group_rank == o.group &&
+                 ref_in_tier(c, o.tier, zone, region);
+        ref_choose(m, q, p->zone_spill, r.server, &o);
+    }
+    ok = ok && r.server == o.chosen && r.n_alternates == o.n_alt;
+    for (size_t i = 0; ok && i < o.n_alt; i++)
+        ok = r.alternates[i] == o.alt[i];
+    if (!ok)
+        print_error("model mismatch at %d (%s%s): got %d (%zu alts) want %d (%zu alts)\n", it,
+                    sel_strategy_name(p->strategy), q->affinity_server ? ", affinity" : "",
+                    r.server, r.n_alternates, o.chosen, o.n_alt);
+    /* Load changes between requests, as the master makes them. */
+    if (r.server >= 0)
+        sel_snapshot_add_pending(m->snap, r.server, +1);
+    return ok;
+}
+
 static void test_model(void **state)
 {
     (void)state;
@@ -439,7 +482,7 @@ static void test_model(void **state)
     const char *gpu[] = {"gpu=a100"};
     int checked = 0, failed = 0;
     model_build(&m, MODEL_N);
-    for (int it = 0; it < 3000; it++) {
+    for (int it = 0; it < 4000; it++) {
         sel_request q = {.app = rnd(3) ? "echo" : "web"};
         int z = (int)rnd(7);
         q.zone = z < 6 ? zones[z] : NULL;
@@ -447,24 +490,15 @@ static void test_model(void **state)
             q.min_cpu = 1 + rnd(3);
         if (rnd(4) == 0)
             q.labels = gpu, q.n_labels = 1;
+        if (rnd(5) == 0)
+            q.affinity_server = rnd(10) ? m.id[rnd(MODEL_N)] : "gone";
         sel_policy p;
         sel_policy_default(&p);
         p.zone_spill = rnd(2) ? 1.0 : 0.6;
-        sel_result r;
-        ref_out o;
-        lb_err rc = sel_choose(m.snap, &p, &q, NULL, &r, NULL);
-        ref_choose(&m, &q, p.zone_spill, &o);
+        p.strategy = rnd(2) ? SEL_LEAST_LOADED : (sel_strategy)(1 + rnd(3));
         checked++;
-        if ((rc == LB_OK) != (o.chosen >= 0) || r.server != o.chosen || r.n_alternates != o.n_alt ||
-            (o.n_alt > 0 && r.alternates[0] != o.alt[0]) ||
-            (o.n_alt > 1 && r.alternates[1] != o.alt[1])) {
-            if (failed++ < 5)
-                print_error("model mismatch at %d: got %d (%zu alts) want %d (%zu alts)\n", it,
-                            r.server, r.n_alternates, o.chosen, o.n_alt);
-        }
-        /* Load changes between requests, as the master makes them. */
-        if (r.server >= 0)
-            sel_snapshot_add_pending(m.snap, r.server, +1);
+        if (!model_check(&m, it, &q, &p) && failed++ > 5)
+            break;
         int x = (int)rnd(MODEL_N);
         if (rnd(3) == 0)
             sel_snapshot_set_load(m.snap, x, rnd(sel_snapshot_server(m.snap, x)->capacity + 2),

@@ -717,15 +717,29 @@ static void test_unreachable(void **state)
     rec rr;
     rec_init(&rr);
     etcd_watch_cb cb = rec_cb(&rr);
+    /* A daemon must come up before etcd does: the watch and the keeper start,
+     * say they are not connected, and keep retrying on their threads. */
     etcd_watch *w = NULL;
-    assert_int_not_equal(etcd_watch_start(dead, "/t/", &cb, &w, &em), LB_OK);
+    assert_int_equal(etcd_watch_start(dead, "/t/", &cb, &w, &em), LB_OK);
+    assert_non_null(w);
+    lb_sleep_ms(300);
+    pthread_mutex_lock(&rr.mu);
+    assert_true(rr.downs >= 1);
+    assert_int_equal(rr.ups, 0);
+    assert_int_equal(rr.resets, 0);
+    pthread_mutex_unlock(&rr.mu);
+    etcd_watch_stop(&w);
     assert_null(w);
     grants g = {.n = 0};
     pthread_mutex_init(&g.mu, NULL);
     etcd_keeper *k = NULL;
-    assert_int_not_equal(etcd_keeper_start(dead, 2, on_granted, &g, &k, &em), LB_OK);
-    assert_null(k);
+    assert_int_equal(etcd_keeper_start(dead, 2, on_granted, &g, &k, &em), LB_OK);
+    assert_non_null(k);
+    assert_int_equal(etcd_keeper_lease(k), 0);
+    lb_sleep_ms(300);
     assert_int_equal(g.n, 0);
+    etcd_keeper_stop(&k);
+    assert_null(k);
     etcd_close(&dead);
     assert_null(dead);
     pthread_mutex_destroy(&g.mu);

@@ -1,0 +1,1 @@
+lb_unit_test(reg_test SOURCES ${CMAKE_SOURCE_DIR}/pkg/registry/reg_test.c LIBS lbregistry)

@@ -5,18 +5,22 @@
  * 1,000 servers of mixed capacity (50, 100, 200, 400 sessions). Sessions
  * arrive as a Poisson process and last an exponential time (mean 60 s), for a
  * cluster utilisation of 70%. Every server reports its session count once a
- * second, and each report reaches the master one second late: set_load gets
- * the count of one second ago (and resets pending, as the real master's
- * report does); between reports the master's own pending counts are all it
- * knows. After a warm-up of three mean lifetimes, the true utilisation of
- * every server is sampled each second.
+ * second, and each report reaches the master one second late, carrying the
+ * count of one second ago; between reports the master's pending counts are
+ * all it knows. Two ways to apply a late report are simulated:
+ *   unreported  sel_snapshot_set_load_unreported: pending becomes the sessions
+ *               assigned after the report was sampled (what the master should do);
+ *   reset       sel_snapshot_set_load: pending back to 0, forgetting them.
+ * After a warm-up of three mean lifetimes, the true utilisation of every
+ * server is sampled each second.
  *
- * Per strategy it prints the cluster utilisation, the maximum per-server
- * utilisation and its ratio to the mean (averaged over the samples, and the
- * worst sample), and the p99 of per-server utilisation; it writes
- * lb-bench-balance.dat (one line per sample) and, when gnuplot is on PATH,
- * lb-bench-balance.png, into the directory given with -o (default "."). The
- * last line is `RESULT <strategy>_max_over_mean=<x> ...` (the averaged ratio).
+ * It prints, per strategy and mode, the cluster utilisation, the maximum
+ * per-server utilisation and its ratio to the cluster's (averaged over the
+ * samples, and the worst sample), and the p99 of per-server utilisation;
+ * writes lb-bench-balance.dat (one line per sample) and, when gnuplot is on
+ * PATH, lb-bench-balance.png into the directory given with -o (default ".").
+ * The last line is `RESULT <strategy>_max_over_mean=<x> ...` for the
+ * unreported mode (the reset figures are in the table).
  *
  * Usage: lb-bench-balance [-o DIR] [-s seconds measured, default 300]
  */
@@ -178,6 +182,16 @@ typedef enum report_mode {
     MODE_RESET,      /* set_load: pending back to 0 */
 } report_mode;
 
+/* Delivers server x's late report: `count` sessions when it was sampled, and
+ * `since` assigned by the master after that. */
+static void deliver(sel_snapshot *snap, report_mode mode, int x, uint32_t count, uint32_t since)
+{
+    if (mode == MODE_RESET)
+        sel_snapshot_set_load(snap, x, count, 1.0, 1ULL << 36, 1ULL << 40);
+    else
+        sel_snapshot_set_load_unreported(snap, x, count, since, 1.0, 1ULL << 36, 1ULL << 40);
+}
+
 static outcome simulate(const sel_server *srv, sel_strategy strategy, report_mode mode,
                         double warmup, double measured)
 {
@@ -227,12 +241,7 @@ static outcome simulate(const sel_server *srv, sel_strategy strategy, report_mod
         } else if (t == t_report) {
             /* deliver the count sampled REPORT_DELAY ago, sample the current one */
             int x = order[report_i];
-            if (mode == MODE_RESET)
-                sel_snapshot_set_load(snap, x, reported[x], 1.0, 1ULL << 36, 1ULL << 40);
-            else
-                sel_snapshot_set_load_unreported(snap, x, reported[x],
-                                                 (uint32_t)(assigned[x] - mark[x]), 1.0, 1ULL << 36,
-                                                 1ULL << 40);
+            deliver(snap, mode, x, reported[x], (uint32_t)(assigned[x] - mark[x]));
             reported[x] = sessions[x];
             mark[x] = assigned[x];
             if (++report_i == N_SERVERS) {

@@ -8,3 +8,7 @@ target_link_libraries(lb-bench-select PRIVATE lbselect)
 
 add_executable(lb-bench-balance ${CMAKE_SOURCE_DIR}/tests/bench/bench_balance.c)
 target_link_libraries(lb-bench-balance PRIVATE lbselect m)
+
+# The request path against a running cluster (tests/bench/request.py starts one).
+add_executable(lb-bench-request ${CMAKE_SOURCE_DIR}/tests/bench/bench_request.c)
+target_link_libraries(lb-bench-request PRIVATE lbwire lbcommon Threads::Threads)

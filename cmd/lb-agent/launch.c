@@ -278,6 +278,7 @@ static const char *launch_wait_ready(agent *a, agent_proc *e, Lb__LaunchReply *r
     }
     const char *result = NULL;
     int64_t deadline = lb_mono_ms() + app->ready_timeout_ms;
+    int64_t nap = 1; /* most apps listen within milliseconds: poll fast, then back off */
     for (;;) {
         pthread_mutex_lock(&a->procs.lock);
         size_t gone = procs_reap_locked(a);
@@ -304,7 +305,8 @@ static const char *launch_wait_ready(agent *a, agent_proc *e, Lb__LaunchReply *r
         }
         if (result != NULL)
             break;
-        lb_sleep_ms(left < LAUNCH_POLL_MS ? left : LAUNCH_POLL_MS);
+        lb_sleep_ms(left < nap ? left : nap);
+        nap = nap * 2 < LAUNCH_POLL_MS ? nap * 2 : LAUNCH_POLL_MS;
     }
     freeaddrinfo(ai);
     return result;

@@ -42,6 +42,7 @@ typedef struct agent_app {
     size_t n_env;
     int64_t ready_timeout_ms;
     bool per_session; /* false: one shared process serves every session */
+    bool relay;       /* link: relay (clients connect through the slave's relay) */
 } agent_app;
 
 typedef struct agent_config {
@@ -51,6 +52,7 @@ typedef struct agent_config {
     uint32_t capacity;
     char *host;   /* advertised host of the processes; readiness connects here */
     char *listen; /* launch RPC endpoint */
+    char *advertise; /* endpoint masters dial (default: listen) */
     char **report;
     size_t n_report;
     char *etcd; /* comma-separated endpoints */
@@ -61,6 +63,7 @@ typedef struct agent_config {
     size_t n_labels;
     uint64_t max_message;
     char *log_level;
+    char *http_listen; /* HOST:PORT of /metrics and /healthz; empty: off */
     agent_app *apps;
     size_t n_apps;
 } agent_config;

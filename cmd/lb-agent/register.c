@@ -40,7 +40,7 @@ static lb_err register_pack(agent *a, uint8_t **out, size_t *len)
     Lb__ServerInfo si = LB__SERVER_INFO__INIT;
     si.id = c->id;
     si.host = c->host;
-    si.agent_endpoint = c->listen;
+    si.agent_endpoint = c->advertise;
     si.zone = c->zone;
     si.region = c->region;
     si.group = c->group;
@@ -51,13 +51,23 @@ static lb_err register_pack(agent *a, uint8_t **out, size_t *len)
     char **apps = calloc(c->n_apps + 1, sizeof *apps);
     Lb__Label *labels = calloc(c->n_labels + 1, sizeof *labels);
     Lb__Label **label_ptrs = calloc(c->n_labels + 1, sizeof *label_ptrs);
+    Lb__AppInfo *infos = calloc(c->n_apps + 1, sizeof *infos);
+    Lb__AppInfo **info_ptrs = calloc(c->n_apps + 1, sizeof *info_ptrs);
     lb_err err = LB_ENOMEM;
-    if (apps == NULL || labels == NULL || label_ptrs == NULL)
+    if (apps == NULL || labels == NULL || label_ptrs == NULL || infos == NULL || info_ptrs == NULL)
         goto out;
-    for (size_t i = 0; i < c->n_apps; i++)
+    for (size_t i = 0; i < c->n_apps; i++) {
         apps[i] = c->apps[i].name;
+        lb__app_info__init(&infos[i]);
+        infos[i].name = c->apps[i].name;
+        infos[i].link = c->apps[i].relay ? "relay" : "direct";
+        infos[i].per_session = c->apps[i].per_session;
+        info_ptrs[i] = &infos[i];
+    }
     si.n_apps = c->n_apps;
     si.apps = apps;
+    si.n_app_infos = c->n_apps;
+    si.app_infos = info_ptrs;
     for (size_t i = 0; i < c->n_labels; i++) {
         lb__label__init(&labels[i]);
         labels[i].key = c->label_keys[i];
@@ -76,6 +86,8 @@ out:
     free(apps);
     free(labels);
     free(label_ptrs);
+    free(infos);
+    free(info_ptrs);
     return err;
 }
 

@@ -11,6 +11,7 @@
  *   host: 127.0.0.1            host clients use to reach the processes; the
  *                              agent checks readiness by connecting there
  *   listen: tcp://127.0.0.1:7301      launch RPC (REP) endpoint
+ *   advertise: (listen)               endpoint masters dial, when listen is 0.0.0.0
  *   report: [tcp://m1:7402, ...]      every master's report (SUB) endpoint;
  *                                     a string or a list (default: none)
  *   etcd: http://127.0.0.1:2379       comma-separated string or a list
@@ -21,12 +22,14 @@
  *   labels: {gpu: "true"}             string -> string, advertised in etcd
  *   max_message: 256KiB               largest RPC message accepted
  *   log_level: info                   debug, info, warn, error
+ *   http_listen: 127.0.0.1:9301       /metrics and /healthz (default: off)
  *   apps:                             the only programs this agent runs
  *     echo:
  *       argv: [lb-echo, --port, "{port}", --session, "{session}"]
  *       env: {ECHO_MODE: plain}       added to the agent's environment
  *       ready_timeout: 5s             until the port accepts connections
  *       per_session: true             false: one shared process for all
+ *       link: direct                  direct (client -> process) or relay (via the slave)
  *
  * argv may use only the placeholders {port} and {session}; argv[0] is an
  * absolute path or a name looked up once, here, in PATH. No shell is ever
@@ -48,8 +51,9 @@
 static const char *const top_keys[] = {
     "id",     "zone",        "region",    "group",  "priority",  "capacity",        "host",
     "listen", "report",      "etcd",      "prefix", "lease_ttl", "report_interval", "ports",
-    "labels", "max_message", "log_level", "apps",   NULL};
-static const char *const app_keys[] = {"argv", "env", "ready_timeout", "per_session", NULL};
+    "labels", "max_message", "log_level", "apps",   "http_listen", "advertise", NULL};
+static const char *const app_keys[] = {"argv",        "env",  "ready_timeout",
+                                       "per_session", "link", NULL};
 static const char *const port_keys[] = {"min", "max", NULL};
 
 /* Names that go into etcd keys, metrics labels and messages. */
@@ -86,8 +90,10 @@ static lb_err config_strings(const cfg_doc *d, const cfg_node *r, agent_config *
         (err = cfg_get_str(d, r, "group", "default", &c->group, em)) != LB_OK ||
         (err = cfg_get_str(d, r, "host", "127.0.0.1", &c->host, em)) != LB_OK ||
         (err = cfg_get_str(d, r, "listen", "tcp://127.0.0.1:7301", &c->listen, em)) != LB_OK ||
+        (err = cfg_get_str(d, r, "advertise", c->listen, &c->advertise, em)) != LB_OK ||
         (err = cfg_get_str(d, r, "prefix", "/lb/", &c->prefix, em)) != LB_OK ||
-        (err = cfg_get_str(d, r, "log_level", "info", &c->log_level, em)) != LB_OK)
+        (err = cfg_get_str(d, r, "log_level", "info", &c->log_level, em)) != LB_OK ||
+        (err = cfg_get_str(d, r, "http_listen", "", &c->http_listen, em)) != LB_OK)
         goto out;
     obs_level lvl;
     if (!config_name_ok(c->id, 128))
@@ -320,6 +326,18 @@ static lb_err config_argv(const cfg_doc *d, const cfg_node *app, agent_app *a, l
     return LB_OK;
 }
 
+/* link: direct (default) or relay; anything else names file:line:key. */
+static lb_err config_link(const cfg_doc *d, const cfg_node *n, agent_app *a, lb_errmsg *em)
+{
+    char *link = NULL;
+    lb_err err = cfg_get_str(d, n, "link", "direct", &link, em);
+    if (err == LB_OK && strcmp(link, "direct") != 0 && strcmp(link, "relay") != 0)
+        err = cfg_fail(d, cfg_map_get(n, "link"), em, "expected direct or relay, got '%s'", link);
+    a->relay = err == LB_OK && strcmp(link, "relay") == 0;
+    free(link);
+    return err;
+}
+
 static lb_err config_app(const cfg_doc *d, const char *name, const cfg_node *n, agent_app *a,
                          lb_errmsg *em)
 {
@@ -338,6 +356,8 @@ static lb_err config_app(const cfg_doc *d, const char *name, const cfg_node *n, 
         err = cfg_fail(d, cfg_map_get(n, "ready_timeout"), em, "out of range (1ms to 10m)");
     if (err == LB_OK)
         err = cfg_get_bool(d, n, "per_session", true, &a->per_session, em);
+    if (err == LB_OK)
+        err = config_link(d, n, a, em);
     if (err == LB_OK)
         err = config_strmap(d, cfg_map_get(n, "env"), &keys, &vals, &n_env, em);
     a->env = n_env > 0 ? lb_xcalloc(n_env, sizeof *a->env) : NULL;
@@ -398,7 +418,8 @@ static void config_free_app(agent_app *a)
 void agent_config_free(agent_config *c)
 {
     char **strs[] = {&c->file, &c->id,     &c->zone, &c->region, &c->group,
-                     &c->host, &c->listen, &c->etcd, &c->prefix, &c->log_level};
+                     &c->host, &c->listen, &c->etcd, &c->prefix, &c->log_level, &c->http_listen,
+                     &c->advertise};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         free(*strs[i]);
         *strs[i] = NULL;

@@ -18,6 +18,7 @@
  *   contexts: 64                     # client requests in flight
  *   max_message: 256KiB
  *   log_level: info
+ *   http_listen: 127.0.0.1:9201      # /metrics and /healthz (default: off)
  */
 #include "slave.h"
 
@@ -35,7 +36,7 @@ static const char *const slave_keys[] = {
     "id",     "zone",          "region",          "listen",       "advertise", "masters",
     "report", "etcd",          "prefix",          "lease_ttl",    "report_interval",
     "request_timeout", "etcd_timeout", "limit",   "contexts",     "max_message", "log_level",
-    NULL};
+    "http_listen", NULL};
 
 static char *join(char **items, size_t n, const char *def)
 {
@@ -81,7 +82,8 @@ static lb_err load_all(const cfg_doc *doc, slave_config *cfg, lb_errmsg *em)
         (err = cfg_get_int(doc, root, "limit", 0, 100000000, 10000, &cfg->limit, em)) ||
         (err = cfg_get_int(doc, root, "contexts", 1, 4096, 64, &cfg->contexts, em)) ||
         (err = cfg_get_size(doc, root, "max_message", WIRE_DEFAULT_MAX, &cfg->max_message, em)) ||
-        (err = cfg_get_str(doc, root, "log_level", "info", &cfg->log_level, em)))
+        (err = cfg_get_str(doc, root, "log_level", "info", &cfg->log_level, em)) ||
+        (err = cfg_get_str(doc, root, "http_listen", "", &cfg->http_listen, em)))
         goto out;
     cfg->etcd = join(etcd, n_etcd, "http://127.0.0.1:2379");
     if (cfg->n_masters > SLAVE_MAX_MASTERS) {
@@ -127,5 +129,6 @@ void slave_config_free(slave_config *cfg)
     free(cfg->etcd);
     free(cfg->prefix);
     free(cfg->log_level);
+    free(cfg->http_listen);
     memset(cfg, 0, sizeof *cfg);
 }

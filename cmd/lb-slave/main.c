@@ -1,6 +1,8 @@
 /* lb-slave: read config -> register and connect upward -> serve clients -> run until SIGTERM. */
 #include "slave.h"
 
+#include "relay.h"
+
 #include "obs/log.h"
 
 #include <signal.h>
@@ -40,12 +42,13 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     int rc = 1;
+    if (s.cfg.relay_listen[0] != '\0' &&
+        relay_start(s.cfg.relay_listen, s.cfg.relay_advertise, &s.relay) != 0)
+        goto out;
     if (slave_upstream_start(&s) != 0)
         goto out;
     if (slave_rpc_start(&s) != 0)
         goto out_up;
-    if (slave_ops_start(&s) != 0)
-        goto out_rpc;
     LOG_INFO("slave", "started", "id=%s zone=%s listen=%s etcd=%s", s.cfg.id, s.cfg.zone,
              s.cfg.listen, s.cfg.etcd);
     int sig = 0;
@@ -53,12 +56,11 @@ int main(int argc, char **argv)
     LOG_INFO("slave", "stopping", "signal=%d", sig);
     rc = 0;
     atomic_store(&s.stopping, true);
-    slave_ops_stop(&s);
-out_rpc:
     slave_rpc_stop(&s);
 out_up:
     slave_upstream_stop(&s);
 out:
+    relay_stop(&s.relay);
     slave_config_free(&s.cfg);
     return rc;
 }

@@ -9,6 +9,8 @@
  */
 #include "slave.h"
 
+#include "relay.h"
+
 #include "common/util.h"
 #include "lb.pb-c.h"
 #include "obs/log.h"
@@ -118,6 +120,26 @@ static void try_master(slave_ctx *c)
     nng_ctx_send(c->mctx, c->maio);
 }
 
+/* SERVE with link relay: the relay learns the one-time token and the client
+ * learns where the relay listens. The endpoint string replaces the decoded
+ * one, so it is allocated as protobuf-c frees it (malloc). */
+static void relay_answer(slave *s, Lb__SelectionInstruction *in)
+{
+    if (in->action != LB__ACTION__SERVE || in->link == NULL || strcmp(in->link, "relay") != 0 ||
+        in->relay_token == NULL || in->relay_token[0] == '\0' || in->process == NULL)
+        return;
+    if (s->relay == NULL) {
+        LOG_WARN("slave", "relay app without relay_listen", "session=%s", in->session_id);
+        return;
+    }
+    relay_grant(s->relay, in->relay_token, in->process->host, in->process->port,
+                in->session_id);
+    /* proto3 leaves an absent string at the shared default "", never to be freed */
+    if (in->relay_endpoint != NULL && in->relay_endpoint[0] != '\0')
+        free(in->relay_endpoint);
+    in->relay_endpoint = lb_strdup(relay_endpoint(s->relay));
+}
+
 /* Forwards the master's answer (decoded) to the client. */
 static void master_answered(slave_ctx *c, nng_msg *msg)
 {
@@ -139,7 +161,11 @@ static void master_answered(slave_ctx *c, nng_msg *msg)
         return;
     }
     slave_master_ok(c->s, c->which);
+    if (env->body_case == LB__ENVELOPE__BODY_SESSION_REPLY && env->session_reply->ok &&
+        c->req->body_case == LB__ENVELOPE__BODY_RELEASE_REQUEST)
+        relay_release(c->s->relay, c->req->release_request->session_id);
     if (env->body_case == LB__ENVELOPE__BODY_INSTRUCTION) {
+        relay_answer(c->s, env->instruction);
         Lb__SelectionInstruction *in = env->instruction;
         obs_inc(in->action == LB__ACTION__SERVE      ? sc.serve
                 : in->action == LB__ACTION__REDIRECT ? sc.redirect

@@ -5,6 +5,8 @@
  */
 #include "slave.h"
 
+#include "relay.h"
+
 #include "common/util.h"
 #include "lb.pb-c.h"
 #include "obs/log.h"
@@ -21,6 +23,7 @@ static lb_err on_granted(void *arg, int64_t lease)
     Lb__SlaveInfo si = LB__SLAVE_INFO__INIT;
     si.id = s->cfg.id;
     si.endpoint = s->cfg.advertise;
+    si.relay_endpoint = s->relay != NULL ? (char *)relay_endpoint(s->relay) : "";
     si.zone = s->cfg.zone;
     si.region = s->cfg.region;
     si.limit = (uint32_t)s->cfg.limit;
@@ -205,5 +208,4 @@ void slave_master_ok(slave *s, size_t which)
     pthread_mutex_lock(&s->up_lock);
     s->preferred = which;
     pthread_mutex_unlock(&s->up_lock);
-    atomic_store(&s->master_ok_ms, lb_mono_ms());
 }

@@ -26,6 +26,7 @@ int cmd_servers(const ctl_opts *o, int argc, char **argv);
 int cmd_request(const ctl_opts *o, int argc, char **argv);
 int cmd_stats(const ctl_opts *o, int argc, char **argv);
 int cmd_explain(const ctl_opts *o, int argc, char **argv);
+int cmd_list(const ctl_opts *o, int argc, char **argv);
 
 /* --require "cpu=N,mem=SIZE,label=K[=V],..." into r; *labels owns the label
  * strings (free with ctl_free_labels). -1 (message printed) on a bad spec. */

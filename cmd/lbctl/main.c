@@ -25,6 +25,7 @@ static void usage(FILE *f)
             "  servers                                   list processing servers\n"
             "  request --app APP --client ID [--location ZONE] [--require cpu=N,mem=SIZE,label=K[=V]]\n"
             "                                            ask a slave as a client; follows redirects\n"
+            "  list --app APP                            list mode (via --slave): endpoint STATUS users GROUP\n"
             "  explain --app APP --client ID [--location ZONE] [--require ...] [--from-slave ID]\n"
             "                                            the master's dry run: choice, alternates, a verdict per server\n"
             "  stats                                     a daemon's counters (--addr)\n");
@@ -118,6 +119,8 @@ int main(int argc, char **argv)
         rc = cmd_explain(&o, nrest, rest);
     } else if (strcmp(rest[0], "stats") == 0) {
         rc = cmd_stats(&o, nrest, rest);
+    } else if (strcmp(rest[0], "list") == 0) {
+        rc = cmd_list(&o, nrest, rest);
     } else {
         fprintf(stderr, "lbctl: unknown command '%s' (see lbctl --help)\n", rest[0]);
     }

@@ -1,0 +1,37 @@
+# liblbclient: shared and static library from the same sources, the public
+# header, a pkg-config file, and install rules for everything (cmake --install).
+include(GNUInstallDirs)
+
+file(GLOB _lbc_src CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/pkg/client/*.c)
+list(FILTER _lbc_src EXCLUDE REGEX "_(test|bench)\\.c$")
+
+# The pkg/ modules are static with -fPIC, so both variants absorb them; the
+# shared one exports only the public lb_ API (version script).
+add_library(lbclient_obj OBJECT ${_lbc_src})
+target_include_directories(lbclient_obj PUBLIC ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/pkg)
+target_link_libraries(lbclient_obj PUBLIC lbwire lbobs lbcommon lbproto)
+set_target_properties(lbclient_obj PROPERTIES POSITION_INDEPENDENT_CODE ON)
+
+add_library(lbclient SHARED $<TARGET_OBJECTS:lbclient_obj>)
+target_include_directories(lbclient PUBLIC ${CMAKE_SOURCE_DIR}/include)
+target_link_libraries(lbclient PRIVATE lbwire lbobs lbcommon lbproto ${NNG_LIB} Threads::Threads)
+target_link_options(lbclient PRIVATE
+  -Wl,--version-script=${CMAKE_SOURCE_DIR}/pkg/client/lbclient.map)
+set_target_properties(lbclient PROPERTIES
+  VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR}
+  LINK_DEPENDS ${CMAKE_SOURCE_DIR}/pkg/client/lbclient.map)
+
+add_library(lbclient_static STATIC $<TARGET_OBJECTS:lbclient_obj>)
+target_include_directories(lbclient_static PUBLIC ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/pkg)
+target_link_libraries(lbclient_static PUBLIC lbwire lbobs lbcommon lbproto)
+set_target_properties(lbclient_static PROPERTIES OUTPUT_NAME lbclient)
+
+file(RELATIVE_PATH LBC_PC_UP /x/${CMAKE_INSTALL_LIBDIR}/pkgconfig /x)
+configure_file(${CMAKE_SOURCE_DIR}/pkg/client/lbclient.pc.in ${CMAKE_BINARY_DIR}/lbclient.pc @ONLY)
+
+install(TARGETS lbclient lbclient_static
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(FILES ${CMAKE_SOURCE_DIR}/include/lb/client.h ${CMAKE_SOURCE_DIR}/include/lb/err.h
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/lb)
+install(FILES ${CMAKE_BINARY_DIR}/lbclient.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

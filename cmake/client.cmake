@@ -35,3 +35,8 @@ install(TARGETS lbclient lbclient_static
 install(FILES ${CMAKE_SOURCE_DIR}/include/lb/client.h ${CMAKE_SOURCE_DIR}/include/lb/err.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/lb)
 install(FILES ${CMAKE_BINARY_DIR}/lbclient.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+
+# the example program (pkg/client/example), also used by deploy/local/demo.sh
+add_executable(lbclient-example ${CMAKE_SOURCE_DIR}/pkg/client/example/example.c)
+target_link_libraries(lbclient-example PRIVATE lbclient)
+install(TARGETS lbclient-example RUNTIME DESTINATION bin)

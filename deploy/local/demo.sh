@@ -94,6 +94,9 @@ print(s.recv(4096).decode().strip())
 PY
 sleep 1.2 # one report interval, so the table shows the sessions
 echo
+echo "== a sticky connection (liblbclient) survives the kill of its process"
+show lbclient-example --slave tcp://127.0.0.1:7201 --app echo --client dave --location zone-a --kill-process
+echo
 echo "== the servers"
 show lbctl servers
 

@@ -10,7 +10,9 @@
  * the send fails, lb_sticky_reconnect asks again and affinity brings the same
  * session back on its server with a new process.
  */
+#ifndef _DEFAULT_SOURCE
 #define _DEFAULT_SOURCE /* kill, usleep */
+#endif
 #include <lb/client.h>
 
 #include <signal.h>

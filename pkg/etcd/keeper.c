@@ -31,6 +31,7 @@ struct etcd_keeper {
     lb_err (*on_granted)(void *arg, int64_t lease_id);
     void *arg;
     atomic_llong lease; /* 0 while there is none */
+    atomic_bool ok;     /* the last grant or refresh succeeded (health) */
     keep_state state;   /* logged on changes only */
     etcd_nap nap;
     pthread_t thr;
@@ -68,6 +69,7 @@ static lb_err grant_and_publish(etcd_keeper *k, lb_errmsg *em)
         goto out;
     }
     atomic_store(&k->lease, id);
+    atomic_store(&k->ok, true);
     obs_count("etcd_keeper_grants_total");
 out:
     return rc;
@@ -92,11 +94,13 @@ static void *keeper_main(void *arg)
             lb_err rc = etcd_lease_keepalive(k->c, id, NULL, &em);
             if (rc == LB_OK) {
                 last_ok = lb_mono_ms();
+                atomic_store(&k->ok, true);
                 set_state(k, KEEP_OK, rc, "");
                 wait = period;
                 retry = RETRY_MIN_MS;
                 continue;
             }
+            atomic_store(&k->ok, false);
             if (rc != LB_ENOTFOUND && lb_mono_ms() - last_ok <= ttl_ms) {
                 set_state(k, KEEP_FAILING, rc, em.text); /* the lease may still live */
                 wait = retry < period ? retry : period;
@@ -151,7 +155,9 @@ lb_err etcd_keeper_start(etcd_client *c, int64_t ttl_s,
     rc = grant_and_publish(k, em);
     if (rc == LB_EUNAVAIL || rc == LB_ETIMEDOUT || rc == LB_EIO) {
         obs_count("etcd_keeper_start_unreachable_total");
-        set_state(k, KEEP_LOST, rc, em != NULL ? em->text : "");
+        LOG_WARN("etcd", "etcd unreachable at start; the lease is granted when it answers",
+                 "err=\"%s\" why=\"%s\"", lb_strerror(rc), em != NULL ? em->text : "");
+        k->state = KEEP_LOST;
         rc = LB_OK; /* the thread retries */
     } else if (rc != LB_OK) {
         goto out;
@@ -188,4 +194,10 @@ void etcd_keeper_stop(etcd_keeper **kp)
 int64_t etcd_keeper_lease(const etcd_keeper *k)
 {
     return k != NULL ? atomic_load(&((etcd_keeper *)k)->lease) : 0;
+}
+
+bool etcd_keeper_ok(const etcd_keeper *k)
+{
+    return k != NULL && atomic_load(&((etcd_keeper *)k)->lease) != 0 &&
+           atomic_load(&((etcd_keeper *)k)->ok);
 }

@@ -12,6 +12,7 @@
  * 1 when the agent cannot start (endpoint in use, ...).
  */
 #include "agent.h"
+#include "ops.h"
 
 #include "common/util.h"
 #include "obs/log.h"
@@ -109,6 +110,7 @@ static void agent_loop(agent *a, const sigset_t *set)
 static void agent_shutdown(agent *a)
 {
     atomic_store(&a->stopping, true);
+    agent_ops_stop();
     rpc_stop(a);
     register_stop(a);
     size_t n = procs_signal_all(a, SIGTERM);
@@ -132,6 +134,8 @@ static lb_err agent_start(agent *a, lb_errmsg *em)
         err = report_open(a, em);
     if (err == LB_OK)
         err = register_start(a, em);
+    if (err == LB_OK)
+        err = agent_ops_start(a, em);
     return err;
 }
 

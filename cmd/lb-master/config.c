@@ -20,6 +20,7 @@
  *   overprovision: 0                 # Envoy factor for priority-group spill (0 = strict)
  *   alternates: 2
  *   log_level: info
+ *   http_listen: 127.0.0.1:9101      # /metrics and /healthz; default: off
  */
 #include "master.h"
 
@@ -37,7 +38,7 @@ static const char *const master_keys[] = {
     "id",          "listen",   "report_listen", "etcd",         "prefix",       "lease_ttl",
     "session_ttl", "launch_timeout", "etcd_timeout", "report_stale", "write_interval",
     "contexts",    "max_message",    "strategy",     "strategies",   "zone_spill",
-    "overprovision", "alternates", "log_level", NULL};
+    "overprovision", "alternates", "log_level", "http_listen", NULL};
 
 static char *join_list(char **items, size_t n, const char *def)
 {
@@ -120,7 +121,8 @@ static lb_err load_all(const cfg_doc *doc, master_config *cfg, lb_errmsg *em)
         (err = cfg_get_double(doc, root, "zone_spill", 0.01, 1.0, 1.0, &spill, em)) ||
         (err = cfg_get_double(doc, root, "overprovision", 0, 100, 0, &over, em)) ||
         (err = cfg_get_int(doc, root, "alternates", 0, SEL_MAX_ALTERNATES, 2, &alternates, em)) ||
-        (err = cfg_get_str(doc, root, "log_level", "info", &cfg->log_level, em)))
+        (err = cfg_get_str(doc, root, "log_level", "info", &cfg->log_level, em)) ||
+        (err = cfg_get_str(doc, root, "http_listen", "", &cfg->http_listen, em)))
         goto out;
     sel_policy_default(&cfg->policy);
     cfg->policy.zone_spill = spill;
@@ -166,6 +168,7 @@ void master_config_free(master_config *cfg)
     free(cfg->etcd);
     free(cfg->prefix);
     free(cfg->log_level);
+    free(cfg->http_listen);
     for (size_t i = 0; i < cfg->n_per_app; i++)
         free(cfg->per_app_names[i]);
     free(cfg->per_app_names);

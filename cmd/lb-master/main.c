@@ -63,12 +63,16 @@ int main(int argc, char **argv)
         goto out_etcd;
     if (master_rpc_start(&m) != 0)
         goto out_reports;
+    if (master_ops_start(&m) != 0)
+        goto out_rpc;
     LOG_INFO("master", "started", "id=%s rpc=%s reports=%s etcd=%s", m.cfg.id, m.cfg.listen,
              m.cfg.report_listen, m.cfg.etcd);
     int sig = 0;
     sigwait(&set, &sig);
     LOG_INFO("master", "stopping", "signal=%d", sig);
     rc = 0;
+    master_ops_stop(&m);
+out_rpc:
     master_rpc_stop(&m);
 out_reports:
     master_reports_stop(&m);

@@ -39,6 +39,7 @@ typedef struct master_config {
     char **per_app_names;
     size_t n_per_app;
     char *log_level;
+    char *http_listen; /* HOST:PORT of /metrics and /healthz; empty: off */
 } master_config;
 
 /* One pending etcd write (sessions, affinity, load), owned by the queue. */
@@ -77,6 +78,7 @@ typedef struct master {
     atomic_bool stopping;
     atomic_bool etcd_ok;
     atomic_bool is_leader;
+    struct obs_http *http; /* NULL without http_listen */
 } master;
 
 /* config.c */
@@ -89,6 +91,10 @@ void master_etcd_stop(master *m);
 /* Queues a put (value copied) or a delete (value NULL). Never blocks on etcd. */
 void master_queue_write(master *m, const char *key, const void *value, size_t len);
 void master_queue_session(master *m, const Lb__Session *s);
+
+/* ops.c: /metrics and /healthz (http_listen), metric help, scrape-time gauges */
+int master_ops_start(master *m);
+void master_ops_stop(master *m);
 
 /* reports.c */
 int master_reports_start(master *m);

@@ -13,6 +13,7 @@
 #include "sessions.h"
 
 #include "common/util.h"
+#include "obs/hist.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "wire/wire.h"
@@ -35,6 +36,8 @@ typedef struct rpc_ctx {
     rpc_state state;
     Lb__Envelope *req;
     int64_t started_ms;
+    uint64_t t0_ns;        /* request received (selection latency) */
+    uint64_t launch_t0_ns; /* current launch sent (launch latency) */
     plan plan;
     size_t cur; /* candidate being launched */
     char failures[512];
@@ -42,7 +45,41 @@ typedef struct rpc_ctx {
 
 static struct {
     obs_counter *serve, *redirect, *reject, *confirm, *errors, *launch_ok, *launch_fail;
+    obs_counter *redirects;
+    obs_hist *lat_serve, *lat_redirect, *lat_reject, *launch_ok_s, *launch_fail_s;
 } rpc_c;
+
+/* The class of an answer's reason, a bounded label set for
+ * master_selection_reasons_total. */
+static const char *rpc_reason_class(const Lb__SelectionInstruction *in)
+{
+    if (in->action == LB__ACTION__REJECT) {
+        const char *r = in->reason != NULL ? in->reason : "";
+        if (strncmp(r, "unknown app", 11) == 0)
+            return "no_app";
+        if (strstr(r, "launch failed") != NULL)
+            return "launch_failed";
+        if (strncmp(r, "bad request", 11) == 0)
+            return "bad_request";
+        if (strstr(r, "no eligible") != NULL || strstr(r, "no server") != NULL)
+            return "no_server";
+        return "other";
+    }
+    return in->moved ? "moved" : in->confirmed ? "confirmed" : in->affinity ? "sticky" : "new";
+}
+
+/* Counts and times one selection answer. */
+static void rpc_observe(rpc_ctx *c, const Lb__SelectionInstruction *in)
+{
+    char name[96];
+    snprintf(name, sizeof name, "master_selection_reasons_total{reason=\"%s\"}",
+             rpc_reason_class(in));
+    obs_count(name);
+    obs_observe_since(in->action == LB__ACTION__REJECT     ? rpc_c.lat_reject
+                      : in->action == LB__ACTION__REDIRECT ? rpc_c.lat_redirect
+                                                           : rpc_c.lat_serve,
+                      c->t0_ns);
+}
 
 static void rpc_recv(rpc_ctx *c)
 {
@@ -77,6 +114,7 @@ static void rpc_reply(rpc_ctx *c, Lb__SelectionInstruction *in)
     env.request_id = c->req->request_id;
     env.body_case = LB__ENVELOPE__BODY_INSTRUCTION;
     env.instruction = in;
+    rpc_observe(c, in);
     nng_msg *msg = NULL;
     wire_encode(&env, &msg);
     rpc_send_msg(c, msg);
@@ -136,6 +174,8 @@ static void rpc_answer(rpc_ctx *c, size_t i, Lb__ProcessId *proc)
     in.alternates = altp;
     in.n_alternates = na;
     obs_inc(serve ? rpc_c.serve : rpc_c.redirect);
+    if (!serve)
+        obs_inc(rpc_c.redirects);
     if (in.confirmed)
         obs_inc(rpc_c.confirm);
     rpc_reply(c, &in);
@@ -147,6 +187,7 @@ static void rpc_launch_failed(rpc_ctx *c, const char *why)
 {
     plan *p = &c->plan;
     obs_inc(rpc_c.launch_fail);
+    obs_observe_since(rpc_c.launch_fail_s, c->launch_t0_ns);
     LOG_WARN("master", "launch failed", "server=%s app=%s err=\"%s\"", p->cand[c->cur].server,
              c->req->selection_request->request->app, why);
     size_t used = strlen(c->failures);
@@ -171,6 +212,7 @@ static void rpc_launch(rpc_ctx *c)
 {
     plan *p = &c->plan;
     const Lb__ClientRequest *cr = c->req->selection_request->request;
+    c->launch_t0_ns = obs_now_ns();
     if (!master_agent_ctx(c->m, p->cand[c->cur].server, p->cand[c->cur].endpoint, &c->lctx)) {
         rpc_launch_failed(c, "agent unreachable");
         return;
@@ -226,6 +268,7 @@ static void rpc_launch_done(rpc_ctx *c, nng_msg *msg)
         return;
     }
     obs_inc(rpc_c.launch_ok);
+    obs_observe_since(rpc_c.launch_ok_s, c->launch_t0_ns);
     plan *p = &c->plan;
     if (c->cur > 0 && p->reuse && !p->moved) {
         p->moved = true;
@@ -287,6 +330,7 @@ static void rpc_request(rpc_ctx *c, nng_msg *msg)
         return;
     }
     c->started_ms = lb_mono_ms();
+    c->t0_ns = obs_now_ns();
     switch (c->req->body_case) {
     case LB__ENVELOPE__BODY_SELECTION_REQUEST:
         if (!rpc_standby(c))
@@ -380,6 +424,12 @@ int master_rpc_start(master *m)
     rpc_c.errors = obs_counter_get("master_rpc_error_replies_total");
     rpc_c.launch_ok = obs_counter_get("master_launches_total{result=\"ok\"}");
     rpc_c.launch_fail = obs_counter_get("master_launches_total{result=\"failed\"}");
+    rpc_c.redirects = obs_counter_get("master_redirects_total");
+    rpc_c.lat_serve = obs_hist_get("master_selection_seconds{action=\"serve\"}", NULL, 0);
+    rpc_c.lat_redirect = obs_hist_get("master_selection_seconds{action=\"redirect\"}", NULL, 0);
+    rpc_c.lat_reject = obs_hist_get("master_selection_seconds{action=\"reject\"}", NULL, 0);
+    rpc_c.launch_ok_s = obs_hist_get("master_launch_seconds{result=\"ok\"}", NULL, 0);
+    rpc_c.launch_fail_s = obs_hist_get("master_launch_seconds{result=\"failed\"}", NULL, 0);
     lb_errmsg em = {{0}};
     if (wire_rep_listen(m->cfg.listen, &m->rpc, &em) != LB_OK) {
         LOG_ERROR("master", "rpc socket", "err=\"%s\"", em.text);

@@ -104,6 +104,16 @@ lb_err etcd_txn(etcd_client *c, const etcd_cmp *cmps, size_t n_cmps, const etcd_
                 size_t n_success, const etcd_op *failure, size_t n_failure, bool *succeeded,
                 int64_t *revision, lb_errmsg *em);
 
+/* ---- the cluster (operators) ---- */
+typedef struct etcd_cluster_info {
+    char version[32]; /* of the endpoint that answered */
+    char **members;   /* "name clientURL" each */
+    size_t n_members;
+} etcd_cluster_info;
+/* Members and version; free with etcd_cluster_free. */
+lb_err etcd_cluster(etcd_client *c, etcd_cluster_info *out, lb_errmsg *em);
+void etcd_cluster_free(etcd_cluster_info *ci);
+
 /* ---- leases ---- */
 lb_err etcd_lease_grant(etcd_client *c, int64_t ttl_s, int64_t *id, lb_errmsg *em);
 /* One refresh. LB_ENOTFOUND when the lease is gone (expired or revoked). */
@@ -149,5 +159,8 @@ lb_err etcd_keeper_start(etcd_client *c, int64_t ttl_s,
 /* Revokes the lease (so its keys go at once) and joins the thread. */
 void etcd_keeper_stop(etcd_keeper **k);
 int64_t etcd_keeper_lease(const etcd_keeper *k);
+/* True while the keeper holds a lease and its last grant or refresh succeeded:
+ * false as soon as one refresh fails (etcd down), before the lease expires. */
+bool etcd_keeper_ok(const etcd_keeper *k);
 
 #endif

@@ -2,6 +2,7 @@
 #include "etcd/internal.h"
 
 #include "common/errmsg.h"
+#include "obs/hist.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
 
@@ -163,6 +164,7 @@ lb_err etcd_call(etcd_client *c, const char *call, const char *path, const cJSON
     char *body = NULL;
     etcd_conn *k = NULL;
     *out = NULL;
+    uint64_t t0 = obs_now_ns();
     etcd_count_request(call);
     body = cJSON_PrintUnformatted(req);
     k = etcd_conn_get(c);
@@ -202,6 +204,9 @@ lb_err etcd_call(etcd_client *c, const char *call, const char *path, const cJSON
 out:
     if (rc != LB_OK)
         etcd_count_error(call);
+    char hname[128];
+    snprintf(hname, sizeof hname, "etcd_request_seconds{call=\"%s\"}", call);
+    obs_observe_since(obs_hist_get(hname, NULL, 0), t0);
     etcd_conn_put(c, k);
     free(body);
     etcd_buf_free(&buf);

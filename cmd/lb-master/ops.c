@@ -1,0 +1,97 @@
+/*
+ * The master's operator surface over HTTP (http_listen): /metrics with the
+ * gauges refreshed from the view at each scrape, and /healthz (ready while the
+ * etcd watch is connected).
+ */
+#include "master.h"
+
+#include "obs/hist.h"
+#include "obs/http.h"
+#include "obs/log.h"
+#include "obs/prom.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const master_help[][2] = {
+    {"master_selections_total", "Selection answers by action (serve, redirect, reject)."},
+    {"master_selection_reasons_total",
+     "Selection answers by reason class (new, sticky, confirmed, moved, no_app, no_server, "
+     "launch_failed, other)."},
+    {"master_selection_seconds", "Selection latency at the master, request received to reply."},
+    {"master_launches_total", "Launches asked of agents, by result."},
+    {"master_launch_seconds", "Launch latency at an agent, as the master sees it, by result."},
+    {"master_redirects_total", "Answers that sent the client to another slave."},
+    {"master_confirms_total", "Redirect preselections confirmed."},
+    {"master_load_reports_total", "Load reports received, by sender kind."},
+    {"master_server_sessions",
+     "Sessions on each server: its last load report plus those assigned since."},
+    {"master_sessions", "Session records in the master's view."},
+    {"master_is_leader", "1 when this master is the leader."},
+    {"master_etcd_connected", "1 while the etcd watch is connected."},
+    {"etcd_requests_total", "etcd gateway calls, by call."},
+    {"etcd_errors_total", "etcd gateway calls that failed, by call."},
+    {"etcd_request_seconds", "etcd gateway call latency, by call."},
+    {"wire_errors_total", "Malformed or oversized messages received, by kind."},
+    {"http_requests_total", "Requests to the operator HTTP endpoint, by path."},
+};
+
+static void zero_server_gauge(const char *name, double v, void *arg)
+{
+    (void)v;
+    (void)arg;
+    if (strncmp(name, "master_server_sessions{", 23) == 0)
+        obs_gauge_set(obs_gauge_get(name), 0);
+}
+
+/* Scrape hook: gauges from the view (servers gone since drop to 0). */
+static void master_scrape(void *arg)
+{
+    master *m = arg;
+    obs_gauge_foreach(zero_server_gauge, NULL);
+    reg_lock(m->view);
+    size_t i = 0;
+    reg_server *s;
+    while ((s = reg_server_next_locked(m->view, &i)) != NULL) {
+        char name[256];
+        snprintf(name, sizeof name, "master_server_sessions{server=\"%s\"}", s->info->id);
+        uint32_t n = (s->load != NULL ? s->load->sessions : 0) + s->pending;
+        obs_gauge_set(obs_gauge_get(name), n);
+    }
+    obs_gauge_set(obs_gauge_get("master_sessions"), (double)reg_n_sessions_locked(m->view));
+    reg_unlock(m->view);
+    obs_gauge_set(obs_gauge_get("master_is_leader"), atomic_load(&m->is_leader) ? 1 : 0);
+    obs_gauge_set(obs_gauge_get("master_etcd_connected"), atomic_load(&m->etcd_ok) ? 1 : 0);
+}
+
+static bool master_health(void *arg, char *why, size_t cap)
+{
+    master *m = arg;
+    if (!atomic_load(&m->etcd_ok)) {
+        snprintf(why, cap, "not ready: etcd watch not connected (%s)", m->cfg.etcd);
+        return false;
+    }
+    return true;
+}
+
+int master_ops_start(master *m)
+{
+    for (size_t i = 0; i < sizeof master_help / sizeof master_help[0]; i++)
+        obs_describe(master_help[i][0], master_help[i][1]);
+    obs_on_scrape(master_scrape, m);
+    if (m->cfg.http_listen[0] == '\0')
+        return 0;
+    lb_errmsg em = {{0}};
+    if (obs_http_start(m->cfg.http_listen, master_health, m, &m->http, &em) != LB_OK) {
+        LOG_ERROR("master", "http endpoint", "err=\"%s\"", em.text);
+        return -1;
+    }
+    LOG_INFO("master", "http endpoint", "listen=%s paths=\"/metrics /healthz\"",
+             m->cfg.http_listen);
+    return 0;
+}
+
+void master_ops_stop(master *m)
+{
+    obs_http_stop(&m->http);
+}

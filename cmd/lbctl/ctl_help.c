@@ -1,0 +1,86 @@
+/* lbctl: per-command usage (COMMAND --help) and dispatch of the operator commands. */
+#include "ctl_ops.h"
+
+#include <string.h>
+
+static const struct {
+    const char *name;
+    int (*fn)(const ctl_opts *o, int argc, char **argv);
+    const char *usage;
+} ctl_cmds[] = {
+    {"status", cmd_status,
+     "lbctl status [-o table|json]\n  leader, masters, slaves, servers by status, sessions, etcd "
+     "members and version, health"},
+    {"slaves", cmd_slaves, "lbctl slaves [-o table|wide|json]\n  the front doors in etcd"},
+    {"groups", cmd_groups,
+     "lbctl groups [-o table|wide|json]\n  priority groups: rank (groups/<name> or advertised), "
+     "members"},
+    {"sessions", cmd_sessions,
+     "lbctl sessions [--server ID] [-o table|wide|json]\n  session records (client, app, server, "
+     "process)"},
+    {"drain", cmd_override,
+     "lbctl drain SERVER [--wait [--timeout S]] [-o json]\n  no new sessions on SERVER; its "
+     "sessions (sticky clients too) go on.\n  --wait: print progress until it has no session "
+     "(exit 1 at the timeout, default 600 s)"},
+    {"undrain", cmd_override, "lbctl undrain SERVER [-o json]\n  new sessions again"},
+    {"disable", cmd_override,
+     "lbctl disable SERVER [-o json]\n  drained, and its sessions are not renewed (sticky clients "
+     "move)"},
+    {"enable", cmd_override, "lbctl enable SERVER [-o json]\n  undoes disable"},
+    {"set-group", cmd_override,
+     "lbctl set-group SERVER GROUP [-o json]\n  puts SERVER in GROUP (\"\" restores the "
+     "advertised group)"},
+    {"group", cmd_group,
+     "lbctl group set NAME RANK [-o json]\n  the priority rank of group NAME (lower is "
+     "preferred)"},
+    {"release", cmd_release,
+     "lbctl [--master ADDR] release SESSION [-o json]\n  ends a session at the leader master "
+     "(found in etcd without --master)"},
+    {"watch", cmd_watch,
+     "lbctl watch [--count N] [--duration S] [-o json]\n  live events: server up/down, drain, "
+     "session start/end, leader change, ...;\n  stops on Ctrl-C, after N events or S seconds"},
+    {"top", cmd_top,
+     "lbctl top [--iterations N]\n  full-screen server table refreshed every second; q quits"},
+    {"servers", NULL,
+     "lbctl servers [-o table|wide|json]\n  processing servers with status, sessions, capacity "
+     "(wide: region, cpu, memory, agent)"},
+    {"request", NULL,
+     "lbctl --slave ADDR request --app APP --client ID [--location ZONE] [--require SPEC] "
+     "[-o json]"},
+    {"explain", NULL,
+     "lbctl --master ADDR explain --app APP --client ID [--location ZONE] [--require SPEC] "
+     "[--from-slave ID] [-o json]"},
+    {"stats", NULL, "lbctl --addr ADDR stats [-o json]\n  a daemon's counters over its RPC socket"},
+};
+
+bool ctl_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return true;
+    return false;
+}
+
+bool ctl_command_usage(const char *name, FILE *f)
+{
+    for (size_t i = 0; i < sizeof ctl_cmds / sizeof ctl_cmds[0]; i++)
+        if (strcmp(ctl_cmds[i].name, name) == 0) {
+            fprintf(f, "usage: %s\n", ctl_cmds[i].usage);
+            return true;
+        }
+    return false;
+}
+
+bool ctl_ops_dispatch(const ctl_opts *o, int argc, char **argv, int *rc)
+{
+    if (ctl_wants_help(argc, argv) && ctl_command_usage(argv[0], stdout)) {
+        *rc = EXIT_OK;
+        return true;
+    }
+    for (size_t i = 0; i < sizeof ctl_cmds / sizeof ctl_cmds[0]; i++)
+        if (ctl_cmds[i].fn != NULL && strcmp(ctl_cmds[i].name, argv[0]) == 0) {
+            *rc = ctl_cmds[i].fn(o, argc, argv);
+            return true;
+        }
+    return false;
+}

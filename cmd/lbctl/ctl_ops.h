@@ -1,0 +1,67 @@
+/*
+ * lbctl's operator commands (status, slaves, groups, sessions, drain, undrain,
+ * disable, enable, set-group, group set, release, watch, top) and the helpers
+ * they share: reading the cluster's records from etcd into a view.
+ */
+#ifndef LB_LBCTL_OPS_H
+#define LB_LBCTL_OPS_H
+
+#include "lbctl.h"
+
+#include "etcd/etcd.h"
+#include "lb.pb-c.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+/* A server as operators see it: its record, the leader's last load record and
+ * the operator override (each may be NULL but info). */
+typedef struct ctl_server {
+    Lb__ServerInfo *info;
+    Lb__ServerLoad *load;
+    Lb__Override *ov;
+    const char *group; /* override's group, else the advertised one */
+    const char *status; /* UP, DOWN (no load record for 5 s), DRAINING, DISABLED */
+    uint32_t sessions;  /* session records on it */
+} ctl_server;
+
+typedef struct ctl_view {
+    ctl_server *servers; /* sorted by id */
+    size_t n_servers;
+    Lb__SlaveInfo **slaves;
+    size_t n_slaves;
+    Lb__MasterInfo **masters;
+    size_t n_masters;
+    Lb__GroupInfo **groups;
+    size_t n_groups;
+    Lb__Session **sessions; /* sorted by server, then id */
+    size_t n_sessions;
+    char leader[128]; /* "" when none */
+} ctl_view;
+
+/* Opens etcd (message printed on failure). */
+int ctl_etcd_open(const ctl_opts *o, etcd_client **c);
+/* Reads everything under o->prefix into v; -1 (message printed) on failure. */
+int ctl_view_load(etcd_client *c, const ctl_opts *o, ctl_view *v);
+void ctl_view_free(ctl_view *v);
+ctl_server *ctl_view_server(ctl_view *v, const char *id);
+/* The master to call: --master, else the leader's rpc endpoint from etcd. */
+int ctl_master_addr(const ctl_opts *o, char *out, size_t cap);
+/* True when argv[1..] holds --help or -h. */
+bool ctl_wants_help(int argc, char **argv);
+/* Prints a command's usage to f; false when name is not one of ours. */
+bool ctl_command_usage(const char *name, FILE *f);
+/* Runs one of the commands here; false when name is not one of them. */
+bool ctl_ops_dispatch(const ctl_opts *o, int argc, char **argv, int *rc);
+
+int cmd_status(const ctl_opts *o, int argc, char **argv);
+int cmd_slaves(const ctl_opts *o, int argc, char **argv);
+int cmd_groups(const ctl_opts *o, int argc, char **argv);
+int cmd_sessions(const ctl_opts *o, int argc, char **argv);
+int cmd_override(const ctl_opts *o, int argc, char **argv); /* drain .. set-group */
+int cmd_group(const ctl_opts *o, int argc, char **argv);
+int cmd_release(const ctl_opts *o, int argc, char **argv);
+int cmd_watch(const ctl_opts *o, int argc, char **argv);
+int cmd_top(const ctl_opts *o, int argc, char **argv);
+
+#endif

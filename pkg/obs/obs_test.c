@@ -1,0 +1,139 @@
+/* pkg/obs: histograms, exposition grouping, and the HTTP server on a real socket. */
+#include "obs/hist.h"
+#include "obs/http.h"
+#include "obs/metrics.h"
+#include "obs/prom.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void test_histogram_buckets(void **state)
+{
+    (void)state;
+    const double b[] = {0.1, 1};
+    obs_hist *h = obs_hist_get("t_seconds{x=\"1\"}", b, 2);
+    assert_ptr_equal(h, obs_hist_get("t_seconds{x=\"1\"}", b, 2));
+    obs_observe(h, 0.05);
+    obs_observe(h, 0.5);
+    obs_observe(h, 5);
+    char *text = obs_prom_render(NULL);
+    assert_non_null(strstr(text, "# TYPE t_seconds histogram\n"));
+    assert_non_null(strstr(text, "t_seconds_bucket{x=\"1\",le=\"0.10000000000000001\"} 1\n"));
+    assert_non_null(strstr(text, "t_seconds_bucket{x=\"1\",le=\"1\"} 2\n"));
+    assert_non_null(strstr(text, "t_seconds_bucket{x=\"1\",le=\"+Inf\"} 3\n"));
+    assert_non_null(strstr(text, "t_seconds_count{x=\"1\"} 3\n"));
+    free(text);
+}
+
+static void test_families_grouped(void **state)
+{
+    (void)state;
+    obs_count("fam_total{a=\"1\"}");
+    obs_count("other_total");
+    obs_count("fam_total{a=\"2\"}");
+    obs_describe("fam_total", "A family.");
+    obs_gauge_set(obs_gauge_get("g_now{s=\"x\"}"), 2.5);
+    char *text = obs_prom_render(NULL);
+    const char *f = strstr(text, "# HELP fam_total A family.\n# TYPE fam_total counter\n"
+                                 "fam_total{a=\"1\"} 1\nfam_total{a=\"2\"} 1\n");
+    assert_non_null(f);
+    assert_non_null(strstr(text, "# TYPE g_now gauge\ng_now{s=\"x\"} 2.5\n"));
+    assert_non_null(strstr(text, "# HELP other_total "));
+    free(text);
+}
+
+static bool health_flag;
+static bool health(void *arg, char *why, size_t cap)
+{
+    (void)arg;
+    snprintf(why, cap, "etcd: not connected");
+    return health_flag;
+}
+
+/* Sends req to 127.0.0.1:port, returns the whole answer (caller frees). */
+static char *http_get(int port, const char *req, size_t reqlen)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    size_t off = 0;
+    while (off < reqlen) {
+        ssize_t w = send(fd, req + off, reqlen - off, MSG_NOSIGNAL);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    size_t cap = 1 << 16, len = 0;
+    char *out = calloc(1, cap + 1);
+    ssize_t r;
+    while (len < cap && (r = recv(fd, out + len, cap - len, 0)) > 0)
+        len += (size_t)r;
+    close(fd);
+    return out;
+}
+
+static void test_http_server(void **state)
+{
+    (void)state;
+    obs_http *h = NULL;
+    lb_errmsg em = {{0}};
+    assert_int_equal(obs_http_start("127.0.0.1:0", health, NULL, &h, &em), LB_OK);
+    int port = obs_http_port(h);
+    health_flag = true;
+    const char *g = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    char *a = http_get(port, g, strlen(g));
+    assert_non_null(strstr(a, "HTTP/1.1 200 OK"));
+    assert_non_null(strstr(a, "\r\n\r\nok\n"));
+    free(a);
+    health_flag = false;
+    a = http_get(port, g, strlen(g));
+    assert_non_null(strstr(a, "HTTP/1.1 503"));
+    assert_non_null(strstr(a, "etcd: not connected"));
+    free(a);
+    const char *m = "GET /metrics HTTP/1.0\r\n\r\n";
+    a = http_get(port, m, strlen(m));
+    assert_non_null(strstr(a, "http_requests_total{path=\"/healthz\"} 2"));
+    free(a);
+    const char *nf = "GET /nope HTTP/1.1\r\n\r\n";
+    a = http_get(port, nf, strlen(nf));
+    assert_non_null(strstr(a, "HTTP/1.1 404"));
+    free(a);
+    a = http_get(port, "\x01\x02garbage\r\n\r\n", 13);
+    assert_non_null(strstr(a, "HTTP/1.1 400"));
+    free(a);
+    char *big = malloc(20000);
+    memset(big, 'A', 20000);
+    a = http_get(port, big, 20000);
+    assert_non_null(strstr(a, "HTTP/1.1 431"));
+    free(a);
+    free(big);
+    a = http_get(port, g, strlen(g)); /* still serving */
+    assert_non_null(strstr(a, "HTTP/1.1 503"));
+    free(a);
+    obs_http *bad = NULL;
+    assert_int_equal(obs_http_start("nonsense", NULL, NULL, &bad, &em), LB_ECONFIG);
+    assert_null(bad);
+    obs_http_stop(&h);
+    assert_null(h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_histogram_buckets),
+        cmocka_unit_test(test_families_grouped),
+        cmocka_unit_test(test_http_server),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -20,6 +20,7 @@
  *   log_level: info
  *   relay_listen: 127.0.0.1:7211     # TCP relay for link-relay apps, HOST:PORT (tcp:// optional;
  *                                    # port 0 picks one); default "": no relay
+ *   http_listen: 127.0.0.1:9201      # /metrics and /healthz (default: off)
  *   relay_advertise: 10.0.0.5:7211   # relay endpoint given to clients (default: bound relay_listen)
  */
 #include "slave.h"
@@ -38,7 +39,7 @@ static const char *const slave_keys[] = {
     "id",     "zone",          "region",          "listen",       "advertise", "masters",
     "report", "etcd",          "prefix",          "lease_ttl",    "report_interval",
     "request_timeout", "etcd_timeout", "limit",   "contexts",     "max_message", "log_level",
-    "relay_listen", "relay_advertise", NULL};
+    "relay_listen", "relay_advertise", "http_listen", NULL};
 
 static char *join(char **items, size_t n, const char *def)
 {
@@ -86,7 +87,8 @@ static lb_err load_all(const cfg_doc *doc, slave_config *cfg, lb_errmsg *em)
         (err = cfg_get_size(doc, root, "max_message", WIRE_DEFAULT_MAX, &cfg->max_message, em)) ||
         (err = cfg_get_str(doc, root, "log_level", "info", &cfg->log_level, em)) ||
         (err = cfg_get_str(doc, root, "relay_listen", "", &cfg->relay_listen, em)) ||
-        (err = cfg_get_str(doc, root, "relay_advertise", "", &cfg->relay_advertise, em)))
+        (err = cfg_get_str(doc, root, "relay_advertise", "", &cfg->relay_advertise, em)) ||
+        (err = cfg_get_str(doc, root, "http_listen", "", &cfg->http_listen, em)))
         goto out;
     cfg->etcd = join(etcd, n_etcd, "http://127.0.0.1:2379");
     if (cfg->n_masters > SLAVE_MAX_MASTERS) {
@@ -134,5 +136,6 @@ void slave_config_free(slave_config *cfg)
     free(cfg->log_level);
     free(cfg->relay_listen);
     free(cfg->relay_advertise);
+    free(cfg->http_listen);
     memset(cfg, 0, sizeof *cfg);
 }

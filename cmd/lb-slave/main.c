@@ -49,6 +49,8 @@ int main(int argc, char **argv)
         goto out;
     if (slave_rpc_start(&s) != 0)
         goto out_up;
+    if (slave_ops_start(&s) != 0)
+        goto out_rpc;
     LOG_INFO("slave", "started", "id=%s zone=%s listen=%s etcd=%s", s.cfg.id, s.cfg.zone,
              s.cfg.listen, s.cfg.etcd);
     int sig = 0;
@@ -56,6 +58,8 @@ int main(int argc, char **argv)
     LOG_INFO("slave", "stopping", "signal=%d", sig);
     rc = 0;
     atomic_store(&s.stopping, true);
+    slave_ops_stop(&s);
+out_rpc:
     slave_rpc_stop(&s);
 out_up:
     slave_upstream_stop(&s);

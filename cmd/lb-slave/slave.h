@@ -38,6 +38,7 @@ typedef struct slave_config {
     char *log_level;
     char *relay_listen;    /* HOST:PORT of the TCP relay; empty: no relay */
     char *relay_advertise; /* HOST:PORT given to clients (default: the bound relay_listen) */
+    char *http_listen;     /* HOST:PORT of /metrics and /healthz; empty: off */
 } slave_config;
 
 typedef struct upstream {
@@ -65,6 +66,8 @@ typedef struct slave {
     pthread_t upstream_thread;
     atomic_bool stopping;
     struct relay *relay; /* NULL without relay_listen */
+    atomic_llong master_ok_ms; /* monotonic ms of the last master answer (health) */
+    struct slave_ops *ops;     /* ops.c: HTTP endpoint and master probe */
 } slave;
 
 int slave_config_load(const char *path, slave_config *cfg);
@@ -78,6 +81,10 @@ void slave_upstream_stop(slave *s);
 bool slave_master_ctx(slave *s, size_t i, nng_ctx *out, size_t *which, char *ep, size_t ep_cap);
 void slave_master_ok(slave *s, size_t which);
 size_t slave_n_masters(slave *s);
+
+/* ops.c: /metrics and /healthz (http_listen); probes a master when idle */
+int slave_ops_start(slave *s);
+void slave_ops_stop(slave *s);
 
 /* rpc.c */
 int slave_rpc_start(slave *s);

@@ -208,4 +208,5 @@ void slave_master_ok(slave *s, size_t which)
     pthread_mutex_lock(&s->up_lock);
     s->preferred = which;
     pthread_mutex_unlock(&s->up_lock);
+    atomic_store(&s->master_ok_ms, lb_mono_ms());
 }

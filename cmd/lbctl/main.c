@@ -1,5 +1,6 @@
 /* lbctl: global flags, then a command. */
 #include "lbctl.h"
+#include "ctl_ops.h"
 
 #include <cjson/cJSON.h>
 #include <signal.h>
@@ -28,7 +29,17 @@ static void usage(FILE *f)
             "  list --app APP                            list mode (via --slave): endpoint STATUS users GROUP\n"
             "  explain --app APP --client ID [--location ZONE] [--require ...] [--from-slave ID]\n"
             "                                            the master's dry run: choice, alternates, a verdict per server\n"
-            "  stats                                     a daemon's counters (--addr)\n");
+            "  stats                                     a daemon's counters (--addr)\n"
+            "  status                                    leader, masters, slaves, servers, sessions, etcd\n"
+            "  slaves | groups | sessions [--server ID]  listings\n"
+            "  drain SERVER [--wait [--timeout S]]       no new sessions on SERVER (undrain undoes)\n"
+            "  disable SERVER | enable SERVER            drained and sessions not renewed\n"
+            "  set-group SERVER GROUP | group set NAME RANK\n"
+            "  release SESSION                           end a session at the master\n"
+            "  watch [--count N] [--duration S]          live cluster events\n"
+            "  top [--iterations N]                      full-screen live server table (q quits)\n"
+            "\n"
+            "COMMAND --help shows a command's usage.\n");
 }
 
 static const char *env_or(const char *name, const char *def)
@@ -111,6 +122,8 @@ int main(int argc, char **argv)
         strcmp(rest[0], "help") == 0) {
         usage(nrest == 0 ? stderr : stdout);
         rc = nrest == 0 ? EXIT_USAGE : EXIT_OK;
+    } else if (ctl_ops_dispatch(&o, nrest, rest, &rc)) {
+        /* status, slaves, groups, sessions, drain, ..., watch, top; COMMAND --help */
     } else if (strcmp(rest[0], "servers") == 0) {
         rc = cmd_servers(&o, nrest, rest);
     } else if (strcmp(rest[0], "request") == 0) {

@@ -19,7 +19,7 @@ static void usage(FILE *f)
             "  --master ADDR      the master's RPC endpoint (env LBCP_MASTER)\n"
             "  --addr ADDR        any daemon's RPC endpoint (for stats)\n"
             "  --prefix P         etcd key prefix (default /lb/)\n"
-            "  --timeout MS       per call (default 20000)\n"
+            "  --call-timeout MS  per call to a daemon or etcd (default 20000)\n"
             "  -o table|wide|json output format\n"
             "\n"
             "commands:\n"
@@ -89,7 +89,7 @@ int main(int argc, char **argv)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if ((strcmp(a, "--etcd") == 0 || strcmp(a, "--slave") == 0 ||
              strcmp(a, "--master") == 0 || strcmp(a, "--addr") == 0 ||
-             strcmp(a, "--prefix") == 0 || strcmp(a, "--timeout") == 0 ||
+             strcmp(a, "--prefix") == 0 || strcmp(a, "--call-timeout") == 0 ||
              strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) &&
             v == NULL) {
             fprintf(stderr, "lbctl: %s needs a value\n", a);
@@ -106,7 +106,7 @@ int main(int argc, char **argv)
             o.addr = argv[++i];
         else if (strcmp(a, "--prefix") == 0)
             o.prefix = argv[++i];
-        else if (strcmp(a, "--timeout") == 0)
+        else if (strcmp(a, "--call-timeout") == 0)
             o.timeout_ms = atoi(argv[++i]);
         else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
             if (!parse_out(argv[++i], &o.out)) {

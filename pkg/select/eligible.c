@@ -95,15 +95,18 @@ static void elig_detail(char *detail, size_t n, const char *text)
         snprintf(detail, n, "%s", text);
 }
 
-sel_verdict_kind sel_classify(const sel_snapshot *s, int idx, const sel_request *req, char *detail,
-                              size_t n)
+/* sticky: the client already has a session on idx, so a drain (no NEW
+ * sessions) and a full server (its session is one of those counted) keep it;
+ * down, disabled, a dropped app or unmet requirements still move it. */
+static sel_verdict_kind classify(const sel_snapshot *s, int idx, const sel_request *req,
+                                 char *detail, size_t n, bool sticky)
 {
     const sel_server *sv = &s->servers[idx];
     if (!sv->up) {
         elig_detail(detail, n, "status down");
         return SEL_V_DOWN;
     }
-    if (sv->drained) {
+    if (sv->drained && !sticky) {
         elig_detail(detail, n, "drained by an operator");
         return SEL_V_DRAINED;
     }
@@ -118,7 +121,7 @@ sel_verdict_kind sel_classify(const sel_snapshot *s, int idx, const sel_request 
     }
     if (sel_has_requirements(req) && !sel_meets(sv, req, detail, n))
         return SEL_V_REQUIREMENTS;
-    if (sel_full(sv)) {
+    if (!sticky && sel_full(sv)) {
         if (detail != NULL)
             snprintf(detail, n,
                      "%" PRIu64 "/%" PRIu32 " sessions (%" PRIu32 " reported + %" PRIu32
@@ -127,6 +130,18 @@ sel_verdict_kind sel_classify(const sel_snapshot *s, int idx, const sel_request 
         return SEL_V_FULL;
     }
     return SEL_V_RANKED;
+}
+
+sel_verdict_kind sel_classify(const sel_snapshot *s, int idx, const sel_request *req, char *detail,
+                              size_t n)
+{
+    return classify(s, idx, req, detail, n, false);
+}
+
+sel_verdict_kind sel_classify_sticky(const sel_snapshot *s, int idx, const sel_request *req,
+                                     char *detail, size_t n)
+{
+    return classify(s, idx, req, detail, n, true);
 }
 
 /* Appends ", <n> <what>" (or ": ..." for the first) when n > 0. */

@@ -128,6 +128,11 @@ void sel_explain(const sel_snapshot *s, const sel_app *a, const sel_policy *p,
     size_t *nt = ranked ? calloc(a->n_groups, sizeof(*nt)) : NULL;
 
     expl_exclusions(s, req, v, e, &n_e);
+    if (!ranked && res->server >= 0 && res->affinity) {
+        /* a sticky client kept on a drained or full server, nothing else eligible */
+        expl_chosen(s, a, p, plan, res, &v[res->server]);
+        goto out;
+    }
     if (e == NULL || tiers == NULL || nt == NULL)
         goto out; /* no ranking (or no memory for one): exclusions only */
     for (uint32_t g = 0; g < a->n_groups; g++)

@@ -60,7 +60,7 @@ static int sel_affinity(const sel_snapshot *s, const sel_request *req, sel_resul
         snprintf(out->reason, sizeof(out->reason), "server %s is no longer registered", id);
         return -1;
     }
-    sel_verdict_kind k = sel_classify(s, idx, req, detail, sizeof(detail));
+    sel_verdict_kind k = sel_classify_sticky(s, idx, req, detail, sizeof(detail));
     if (k == SEL_V_RANKED)
         return idx;
     out->moved = true;
@@ -156,7 +156,7 @@ lb_err sel_choose(const sel_snapshot *snap, const sel_policy *policy, const sel_
         if (out->server < 0)
             plan.group = -1;
     }
-    if (plan.group < 0) {
+    if (plan.group < 0 && aff < 0) {
         sel_no_server_reason(snap, a, req, why, sizeof(why));
         sel_fail_reason(out, why);
         if (verdicts != NULL)
@@ -171,9 +171,13 @@ lb_err sel_choose(const sel_snapshot *snap, const sel_policy *policy, const sel_
      * out) only for least-loaded, and only when the pick came from it. */
     bool pre = strategy == SEL_LEAST_LOADED && plan.walked && !out->affinity && plan.n_best > 0 &&
                plan.best[0] == out->server;
+    /* a sticky client kept on a drained or full server may have no eligible
+     * server besides it: then there are no alternates */
     out->n_alternates =
-        sel_alternates(snap, a, &plan, &loc, req, out->server, pre ? plan.best + 1 : NULL,
-                       pre ? plan.n_best - 1 : 0, out->alternates, k);
+        plan.group < 0 ? 0
+                       : sel_alternates(snap, a, &plan, &loc, req, out->server,
+                                        pre ? plan.best + 1 : NULL, pre ? plan.n_best - 1 : 0,
+                                        out->alternates, k);
     out->slave = sel_slave_choose(snap, &snap->servers[out->server], req->requesting_slave);
     if (verdicts != NULL)
         sel_explain(snap, a, policy, req, &loc, &plan, out, verdicts);

@@ -7,8 +7,11 @@
  * Rules, in order (../shared/DESIGN.md "Selection policy"):
  *   1. eligibility: up, not drained/disabled, offers the app, meets the
  *      requirements, below capacity (sessions + pending < capacity);
- *   2. affinity: req->affinity_server, if eligible, is chosen (sel_result.affinity);
- *      if it is not, the client is placed elsewhere and the result says moved + why;
+ *   2. affinity: req->affinity_server is chosen (sel_result.affinity) when it
+ *      still can serve the client: up, not disabled, offers the app, meets the
+ *      requirements. Drained or full does not move it: the client's session is
+ *      there already (a drain stops new sessions only). Otherwise the client is
+ *      placed elsewhere and the result says moved + why;
  *   3. priority groups: the best (lowest) group_rank with an eligible server
  *      (optional overprovisioning spill to the next group);
  *   4. locality: client zone, then region, then anywhere; spill to the next tier

@@ -217,6 +217,10 @@ bool sel_offers(const sel_server *sv, const char *app);
  * eligible), with the numbers in detail (when not NULL). */
 sel_verdict_kind sel_classify(const sel_snapshot *s, int idx, const sel_request *req, char *detail,
                               size_t n);
+/* The same for a client whose session is on idx already: drained and full do
+ * not exclude it (drain stops new sessions, not existing ones). */
+sel_verdict_kind sel_classify_sticky(const sel_snapshot *s, int idx, const sel_request *req,
+                                     char *detail, size_t n);
 /* "no eligible server for app 'echo': 2 down, 1 full" */
 void sel_no_server_reason(const sel_snapshot *s, const sel_app *a, const sel_request *req,
                           char *out, size_t n);

@@ -320,9 +320,10 @@ static bool ref_static(const sel_server *s)
     return s->up && !s->drained && !s->disabled && s->capacity > 0;
 }
 
-static bool ref_eligible(const sel_server *s, const sel_request *q)
+/* sticky: the client's session is on s already; drained and full keep it. */
+static bool ref_eligible_as(const sel_server *s, const sel_request *q, bool sticky)
 {
-    if (!ref_static(s) || !ref_offers(s, q->app))
+    if (!(sticky ? s->up && !s->disabled : ref_static(s)) || !ref_offers(s, q->app))
         return false;
     if (q->min_cpu > 0 && s->cores - s->cpu_load < q->min_cpu)
         return false;
@@ -335,7 +336,12 @@ static bool ref_eligible(const sel_server *s, const sel_request *q)
         if (!ok)
             return false;
     }
-    return (uint64_t)s->sessions + s->pending < s->capacity;
+    return sticky || (uint64_t)s->sessions + s->pending < s->capacity;
+}
+
+static bool ref_eligible(const sel_server *s, const sel_request *q)
+{
+    return ref_eligible_as(s, q, false);
 }
 
 /* least-loaded order: utilisation, more free, id */
@@ -420,8 +426,10 @@ static void ref_choose(const model *m, const sel_request *q, double spill, int f
     }
     o->group = gsel;
     o->tier = tsel;
-    if (gsel < 0)
+    if (gsel < 0) {
+        o->chosen = forced; /* a sticky client kept with nothing else eligible */
         return;
+    }
     o->chosen = forced >= 0 ? forced : ref_best(m, q, gsel, tsel, zone, region, NULL, 0);
     int skip[5] = {o->chosen};
     size_t n_skip = 1;
@@ -450,9 +458,9 @@ static bool model_check(model *m, int it, const sel_request *q, const sel_policy
     for (size_t i = 0; q->affinity_server != NULL && i < m->n; i++)
         if (strcmp(m->id[i], q->affinity_server) == 0)
             aff = (int)i;
-    bool aff_ok = aff >= 0 && ref_eligible(sel_snapshot_server(m->snap, aff), q);
-    bool ok =
-        (rc == LB_OK) == (o.chosen >= 0) && r.moved == (q->affinity_server != NULL && !aff_ok);
+    bool aff_ok = aff >= 0 && ref_eligible_as(sel_snapshot_server(m->snap, aff), q, true);
+    bool ok = (rc == LB_OK) == (aff_ok || o.chosen >= 0) &&
+              r.moved == (q->affinity_server != NULL && !aff_ok);
     if (ok && rc == LB_OK && (aff_ok || p->strategy != SEL_LEAST_LOADED)) {
         const sel_server *c = sel_snapshot_server(m->snap, r.server);
         if (aff_ok)

@@ -255,7 +255,7 @@ class Cluster:
         return r.returncode, out, r.stderr
 
     def stats(self, addr):
-        r = self.lbctl("--addr", addr, "stats", "-o", "json", "--timeout", "3000")
+        r = self.lbctl("--addr", addr, "stats", "-o", "json", "--call-timeout", "3000")
         return json.loads(r.stdout) if r.returncode == 0 else None
 
     def rawreq(self, addr, data, timeout_ms=5000):

@@ -1,0 +1,85 @@
+"""Draining: no new sessions on a drained server, its sticky clients still served,
+`drain --wait` returns once its last session is released; disable moves them."""
+import json
+import subprocess
+import os
+import time
+import unittest
+
+from harness import BIN, ClusterTest, pid_alive, wait_for
+
+
+class Drain(ClusterTest):
+    def setUp(self):
+        super().setUp()
+        c = self.c
+        c.start_master()
+        self.sa = c.start_slave("slave-a", "zone-a")
+        c.start_agent("agent-a1", "zone-a")
+        c.start_agent("agent-a2", "zone-a")
+        c.wait_master_sees(2)
+
+    def explain_verdict(self, server):
+        r = self.c.lbctl("--master", self.c.master_rpc, "explain", "--app", "echo",
+                         "--client", "probe", "--location", "zone-a", "-o", "json")
+        return {s["id"]: s["verdict"] for s in json.loads(r.stdout)["servers"]}.get(server)
+
+    def test_drained_server_keeps_its_sticky_client_and_takes_no_new_one(self):
+        c = self.c
+        _, sticky, _ = c.request(self.sa, "echo", "sticky-1", location="zone-a")
+        x = sticky["server"]
+        other = "agent-a2" if x == "agent-a1" else "agent-a1"
+        c.lbctl("drain", x, check=True)
+        wait_for(lambda: self.explain_verdict(x) == "drained", 5, 0.05, "the drain at the master")
+        for i in range(6):
+            _, out, _ = c.request(self.sa, "echo", f"new-{i}", location="zone-a")
+            self.assertEqual(out["server"], other, f"a new client went to the drained {x}")
+        _, again, _ = c.request(self.sa, "echo", "sticky-1", location="zone-a")
+        self.assertEqual((again["server"], again["pid"]), (x, sticky["pid"]))
+        self.assertFalse(again["moved"])
+        status = {s["id"]: s["status"] for s in
+                  json.loads(c.lbctl("servers", "-o", "json", check=True).stdout)}
+        self.assertEqual(status[x], "DRAINING")
+        c.lbctl("undrain", x, check=True)
+        wait_for(lambda: self.explain_verdict(x) != "drained", 5, 0.05, "the undrain")
+
+    def test_drain_wait_returns_when_the_last_session_is_released(self):
+        c = self.c
+        _, s1, _ = c.request(self.sa, "echo", "w-1", location="zone-a")
+        x = s1["server"]
+        # every session on x, so the wait has exactly these to wait for
+        sessions = [s1["session"]]
+        for i in range(2, 6):
+            _, out, _ = c.request(self.sa, "echo", f"w-{i}", location="zone-a")
+            if out["server"] == x:
+                sessions.append(out["session"])
+        wait_for(lambda: all(f"/lb/sessions/{s}" in c.etcd.keys("/lb/sessions/")
+                             for s in sessions), 5, what="sessions in etcd")
+        waiter = subprocess.Popen(
+            [os.path.join(BIN, "lbctl"), "--etcd", c.etcd.url, "drain", x, "--wait",
+             "--timeout", "30"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        self.assertIsNone(waiter.poll(), "drain --wait returned with sessions left")
+        for s in sessions:
+            c.lbctl("--master", c.master_rpc, "release", s, check=True)
+        t0 = time.monotonic()
+        out, err = waiter.communicate(timeout=15)
+        self.assertEqual(waiter.returncode, 0, err)
+        self.assertLess(time.monotonic() - t0, 10)
+        self.assertIn("waiting", out)
+        wait_for(lambda: not pid_alive(s1["pid"]), 5, what="the released process to stop")
+
+    def test_disabled_server_moves_its_sticky_client(self):
+        c = self.c
+        _, sticky, _ = c.request(self.sa, "echo", "dis-1", location="zone-a")
+        x = sticky["server"]
+        c.lbctl("disable", x, check=True)
+        wait_for(lambda: self.explain_verdict(x) == "disabled", 5, 0.05, "the disable")
+        _, again, _ = c.request(self.sa, "echo", "dis-1", location="zone-a")
+        self.assertNotEqual(again["server"], x)
+        self.assertTrue(again["moved"])
+        self.assertIn("disabled", again["reason"])
+
+
+if __name__ == "__main__":
+    unittest.main()

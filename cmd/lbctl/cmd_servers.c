@@ -93,19 +93,32 @@ static void print_rows(const ctl_opts *o, struct server_row *rows, size_t n)
         ctl_print_json(arr);
         return;
     }
-    printf("%-16s %-10s %-10s %-9s %-9s %-8s %s\n", "ID", "ZONE", "GROUP", "STATUS", "SESSIONS",
-           "CAPACITY", o->out == OUT_WIDE ? "APPS  AGENT" : "APPS");
+    bool wide = o->out == OUT_WIDE;
+    if (wide)
+        printf("%-16s %-10s %-10s %-10s %-9s %-9s %-8s %-6s %-10s %-12s %s\n", "ID", "ZONE",
+               "REGION", "GROUP", "STATUS", "SESSIONS", "CAPACITY", "CPU", "MEM_FREE", "APPS",
+               "AGENT");
+    else
+        printf("%-16s %-10s %-10s %-9s %-9s %-8s %s\n", "ID", "ZONE", "GROUP", "STATUS",
+               "SESSIONS", "CAPACITY", "APPS");
     for (size_t i = 0; i < n; i++) {
         const Lb__ServerInfo *in = rows[i].info;
-        char apps[256], sessions[16];
+        const Lb__ServerLoad *l = rows[i].load;
+        char apps[256], sessions[16], cpu[16] = "-", mem[16] = "-";
         apps_string(in, apps, sizeof apps);
-        if (rows[i].load != NULL)
-            snprintf(sessions, sizeof sessions, "%u", rows[i].load->sessions);
-        else
-            snprintf(sessions, sizeof sessions, "-");
-        printf("%-16s %-10s %-10s %-9s %-9s %-8u %s%s%s\n", in->id, in->zone, in->group,
-               status_of(&rows[i]), sessions, in->capacity, apps,
-               o->out == OUT_WIDE ? "  " : "", o->out == OUT_WIDE ? in->agent_endpoint : "");
+        snprintf(sessions, sizeof sessions, l != NULL ? "%u" : "-", l != NULL ? l->sessions : 0);
+        if (!wide) {
+            printf("%-16s %-10s %-10s %-9s %-9s %-8u %s\n", in->id, in->zone, in->group,
+                   status_of(&rows[i]), sessions, in->capacity, apps);
+            continue;
+        }
+        if (l != NULL) {
+            snprintf(cpu, sizeof cpu, "%.2f", l->cpu_load);
+            snprintf(mem, sizeof mem, "%.1fG", (double)l->mem_free / (1024.0 * 1024 * 1024));
+        }
+        printf("%-16s %-10s %-10s %-10s %-9s %-9s %-8u %-6s %-10s %-12s %s\n", in->id, in->zone,
+               in->region, in->group, status_of(&rows[i]), sessions, in->capacity, cpu, mem, apps,
+               in->agent_endpoint);
     }
 }
 

@@ -102,6 +102,12 @@ class RequestPath(ClusterTest):
         self.assertEqual(rows["agent-a1"]["zone"], "zone-a")
         self.assertEqual(rows["agent-a1"]["status"], "UP")
         self.assertEqual(rows["agent-a1"]["apps"], ["echo"])
+        wide = self.c.lbctl("servers", "-o", "wide", check=True).stdout.splitlines()
+        self.assertEqual(wide[0].split()[:9], ["ID", "ZONE", "REGION", "GROUP", "STATUS",
+                                               "SESSIONS", "CAPACITY", "CPU", "MEM_FREE"])
+        a1 = next(line.split() for line in wide if line.startswith("agent-a1"))
+        self.assertEqual(a1[2], "region-1")
+        self.assertTrue(a1[-1].startswith("tcp://127.0.0.1:"), a1)
 
 
 if __name__ == "__main__":

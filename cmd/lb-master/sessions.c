@@ -25,8 +25,7 @@ static nng_msg *session_reply(uint64_t id, Lb__SessionReply *sr)
     return m;
 }
 
-/* Whether the app runs one process per session on that server (default yes). */
-static bool per_session(const reg_server *s, const char *app)
+bool master_per_session(const reg_server *s, const char *app)
 {
     for (size_t i = 0; s != NULL && i < s->info->n_app_infos; i++)
         if (strcmp(s->info->app_infos[i]->name, app) == 0)
@@ -49,7 +48,7 @@ nng_msg *master_release(master *m, const Lb__Envelope *req)
         snprintf(text, sizeof text, "session '%s' belongs to another client", rr->session_id);
     } else {
         reg_server *srv = reg_server_locked(m->view, s->server_id);
-        stop = srv != NULL && per_session(srv, s->app);
+        stop = srv != NULL && master_per_session(srv, s->app);
         if (srv != NULL) {
             snprintf(server, sizeof server, "%s", s->server_id);
             snprintf(endpoint, sizeof endpoint, "%s", srv->info->agent_endpoint);

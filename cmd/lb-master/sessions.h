@@ -11,4 +11,8 @@ nng_msg *master_release(master *m, const Lb__Envelope *req);
 nng_msg *master_renew(master *m, const Lb__Envelope *req);
 nng_msg *master_list(master *m, const Lb__Envelope *req);
 
+/* Whether app runs one process per session on server s (default yes), so
+ * the end of a session (release or expiry) stops its process. View lock held. */
+bool master_per_session(const reg_server *s, const char *app);
+
 #endif

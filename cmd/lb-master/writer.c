@@ -5,6 +5,7 @@
  * ops and runs the periodic chores. Nothing here runs on the request path.
  */
 #include "master.h"
+#include "sessions.h"
 
 #include "common/util.h"
 #include "obs/log.h"
@@ -233,6 +234,7 @@ static void flush_queue(master *m)
 
 struct expired {
     char **sids;
+    char **stop_server, **stop_endpoint; /* per-session processes to stop (NULL: none) */
     size_t n, cap;
     int64_t now;
 };
@@ -249,11 +251,18 @@ static void reap_sessions(master *m)
 {
     struct expired e = {.cap = 4096, .now = lb_wall_ms()};
     e.sids = lb_xcalloc(e.cap, sizeof *e.sids);
+    e.stop_server = lb_xcalloc(e.cap, sizeof *e.stop_server);
+    e.stop_endpoint = lb_xcalloc(e.cap, sizeof *e.stop_endpoint);
     char key[512];
     reg_lock(m->view);
     reg_sessions_foreach_locked(m->view, collect_expired, &e);
     for (size_t i = 0; i < e.n; i++) {
         const Lb__Session *s = reg_session_locked(m->view, e.sids[i]);
+        reg_server *srv = reg_server_locked(m->view, s->server_id);
+        if (srv != NULL && master_per_session(srv, s->app)) { /* as a release does */
+            e.stop_server[i] = lb_strdup(s->server_id);
+            e.stop_endpoint[i] = lb_strdup(srv->info->agent_endpoint);
+        }
         reg_affinity_key(m->view, key, sizeof key, s->client_id, s->app);
         master_queue_write(m, key, NULL, 0);
         reg_key(m->view, key, sizeof key, "sessions", e.sids[i]);
@@ -264,8 +273,15 @@ static void reap_sessions(master *m)
     if (e.n > 0)
         LOG_INFO("master", "sessions expired", "count=%zu", e.n);
     obs_add(obs_counter_get("master_sessions_expired_total"), e.n);
-    for (size_t i = 0; i < e.n; i++)
+    for (size_t i = 0; i < e.n; i++) {
+        if (e.stop_server[i] != NULL)
+            master_agent_stop(m, e.stop_server[i], e.stop_endpoint[i], e.sids[i]);
+        free(e.stop_server[i]);
+        free(e.stop_endpoint[i]);
         free(e.sids[i]);
+    }
+    free(e.stop_server);
+    free(e.stop_endpoint);
     free(e.sids);
 }
 

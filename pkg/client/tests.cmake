@@ -16,6 +16,14 @@ add_test(NAME lbclient_integration
 set_tests_properties(lbclient_integration PROPERTIES
   ENVIRONMENT "LBCP_BIN=${CMAKE_BINARY_DIR}/bin;PYTHONDONTWRITEBYTECODE=1"
   TIMEOUT 400)
+# issue 4's gaps: relay teardown (release, process death), one-time tokens,
+# keepalive against a short session_ttl and reaping, lbctl list
+add_test(NAME lbclient_gaps
+         COMMAND ${PYTHON3} -m unittest -v client_gaps_test
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/pkg/client)
+set_tests_properties(lbclient_gaps PROPERTIES
+  ENVIRONMENT "LBCP_BIN=${CMAKE_BINARY_DIR}/bin;PYTHONDONTWRITEBYTECODE=1"
+  TIMEOUT 300)
 target_link_libraries(lbclient_pick_test PRIVATE m)
 
 # the example program, compiled against the installed library via pkg-config

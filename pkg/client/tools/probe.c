@@ -8,19 +8,32 @@
  *     relay APP BYTES          sticky to a relay app, BYTES up and back, compared
  *     threads APP N PER        N threads share one client, PER requests each
  *     repl                     stdin: open APP | echo TEXT | reconnect |
- *                              request APP CLIENT | close | quit
+ *                              request APP CLIENT | release | wait-eof MS |
+ *                              close | quit
+ *       release: lb_client_release of the sticky's session, its socket kept open;
+ *       wait-eof: reads the sticky's socket until EOF/reset or MS elapse
  *   lbclient-probe serve-echo --port P    byte echo server (half-close aware)
  */
 #include "lb/client.h"
 
 #include "probe.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+static int64_t probe_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void print_assignment(const char *what, lb_err err, const lb_assignment *a, const char *how)
 {
@@ -32,11 +45,11 @@ static void print_assignment(const char *what, lb_err err, const lb_assignment *
     }
     printf("{\"cmd\":\"%s\",\"ok\":true,\"server\":\"%s\",\"host\":\"%s\",\"port\":%u,"
            "\"pid\":%d,\"session\":\"%s\",\"slave\":\"%s\",\"hops\":%d,\"confirmed\":%s,"
-           "\"relay\":%s,\"relay_endpoint\":\"%s\",\"expires_ms\":%lld,\"how\":\"%s\","
+           "\"relay\":%s,\"relay_endpoint\":\"%s\",\"relay_token\":\"%s\",\"expires_ms\":%lld,\"how\":\"%s\","
            "\"alternates\":[",
            what, a->server, a->host, a->port, a->pid, a->session, a->slave, a->hops,
            a->confirmed ? "true" : "false", a->relay ? "true" : "false", a->relay_endpoint,
-           (long long)a->expires_ms, how != NULL ? how : "");
+           a->relay_token, (long long)a->expires_ms, how != NULL ? how : "");
     for (size_t i = 0; i < a->n_alternates; i++)
         printf("%s\"%s\"", i ? "," : "", a->alternates[i].server);
     printf("],\"hop\":[");
@@ -103,6 +116,39 @@ static void repl_echo(lb_sticky *s, const char *text)
     fflush(stdout);
 }
 
+/* Reads the sticky's socket until the peer closes it (EOF or reset) or ms pass;
+ * reports whether it closed, after how long, and how many bytes came first. */
+static void repl_wait_eof(lb_sticky *s, int ms)
+{
+    int fd = lb_sticky_fd(s);
+    int64_t t0 = probe_now_ms(), deadline = t0 + ms;
+    long long bytes = 0;
+    const char *how = "timeout";
+    char buf[4096];
+    while (fd >= 0) {
+        int64_t left = deadline - probe_now_ms();
+        if (left <= 0)
+            break;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)left) <= 0)
+            continue;
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n > 0) {
+            bytes += n;
+            continue;
+        }
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        how = n == 0 ? "eof" : "reset";
+        break;
+    }
+    printf("{\"cmd\":\"wait-eof\",\"ok\":true,\"closed\":%s,\"how\":\"%s\",\"ms\":%lld,"
+           "\"bytes\":%lld}\n",
+           strcmp(how, "timeout") != 0 ? "true" : "false", how,
+           (long long)(probe_now_ms() - t0), bytes);
+    fflush(stdout);
+}
+
 static int cmd_repl(lb_client *c)
 {
     char buf[1024];
@@ -129,6 +175,13 @@ static int cmd_repl(lb_client *c)
             lb_request r = {.app = arg, .client_id = client};
             err = lb_client_request_ex(c, &r, &a);
             print_assignment("request", err, &a, NULL);
+        } else if (strcmp(buf, "release") == 0 && s != NULL) {
+            err = lb_client_release(c, lb_sticky_assignment(s));
+            printf("{\"cmd\":\"release\",\"ok\":%s,\"err\":\"%s\"}\n",
+                   err == LB_OK ? "true" : "false", lb_strerror(err));
+            fflush(stdout);
+        } else if (strcmp(buf, "wait-eof") == 0 && s != NULL && arg != NULL) {
+            repl_wait_eof(s, atoi(arg));
         } else if (strcmp(buf, "close") == 0) {
             lb_sticky_close(&s);
             printf("{\"cmd\":\"close\",\"ok\":true}\n");

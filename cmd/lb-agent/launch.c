@@ -414,7 +414,9 @@ static const char *launch_finish(agent *a, agent_proc *e, Lb__LaunchReply *rep)
     }
     pthread_mutex_unlock(&a->procs.lock);
     if (result == NULL) {
-        atomic_fetch_add(&a->launches, 1);
+        /* the master matches this number against ServerLoad.launches to know
+         * whether a report already counts this session */
+        rep->launch_seq = atomic_fetch_add(&a->launches, 1) + 1;
         LOG_INFO(AGENT_COMP, "process ready", "app=%s pid=%d", app, (int)pid);
         report_send(a); /* the master learns of the new session at once */
         return "ok";

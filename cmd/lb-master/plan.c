@@ -143,7 +143,7 @@ void plan_make(master *m, const Lb__SelectionRequest *sr, plan *p)
     } else {
         lb_random_id(p->session_id);
         if (!sr->dry_run) {
-            reg_add_pending_locked(m->view, p->cand[0].server, +1);
+            reg_pending_begin_locked(m->view, p->cand[0].server);
             p->pending_on = 0;
         }
     }
@@ -169,13 +169,23 @@ void plan_abandon(master *m, plan *p, size_t i)
     if (p->pending_on != (int)i)
         return;
     reg_lock(m->view);
-    reg_add_pending_locked(m->view, p->cand[i].server, -1);
+    reg_pending_fail_locked(m->view, p->cand[i].server);
     reg_unlock(m->view);
     p->pending_on = -1;
 }
 
+void plan_next(master *m, plan *p, size_t i)
+{
+    if (p->reuse || p->pending_on == (int)i)
+        return;
+    reg_lock(m->view);
+    reg_pending_begin_locked(m->view, p->cand[i].server);
+    reg_unlock(m->view);
+    p->pending_on = (int)i;
+}
+
 void plan_commit(master *m, const Lb__SelectionRequest *sr, plan *p, size_t i,
-                 const Lb__ProcessId *proc)
+                 const Lb__ProcessId *proc, uint64_t launch_seq)
 {
     const Lb__ClientRequest *cr = sr->request;
     int64_t now = lb_wall_ms();
@@ -202,9 +212,9 @@ void plan_commit(master *m, const Lb__SelectionRequest *sr, plan *p, size_t i,
         master_queue_write(m, key, NULL, 0);
         reg_session_del_locked(m->view, prev);
     }
-    if (!p->reuse && p->pending_on != (int)i) { /* landed on an alternate: count it there */
-        reg_add_pending_locked(m->view, p->cand[i].server, +1);
-        p->pending_on = (int)i;
+    if (p->pending_on == (int)i) {
+        reg_pending_launched_locked(m->view, p->cand[i].server, launch_seq);
+        p->pending_on = -1;
     }
     reg_session_put_locked(m->view, reg_session_dup(&s));
     reg_unlock(m->view);

@@ -44,11 +44,16 @@ const Lb__Session *plan_current_session(reg *view, const Lb__ClientRequest *cr);
 /* Fills the policy's request from a SelectionRequest (pointers borrow sr/cur). */
 void plan_fill_request(const Lb__SelectionRequest *sr, const Lb__Session *cur, sel_request *q);
 
-/* Records the session of a successful launch on candidate i (view + etcd queue). */
+/* Records the session of a successful launch on candidate i (view + etcd
+ * queue); launch_seq (the agent's number for the launch, 0 if none) keeps the
+ * session pending until a load report counts it. */
 void plan_commit(master *m, const Lb__SelectionRequest *sr, plan *p, size_t i,
-                 const Lb__ProcessId *proc);
+                 const Lb__ProcessId *proc, uint64_t launch_seq);
 
 /* Gives back the pending count of a candidate whose launch failed. */
 void plan_abandon(master *m, plan *p, size_t i);
+
+/* Counts candidate i as pending before launching there (after cand[0] failed). */
+void plan_next(master *m, plan *p, size_t i);
 
 #endif

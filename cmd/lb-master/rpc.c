@@ -200,6 +200,7 @@ static void rpc_launch_failed(rpc_ctx *c, const char *why)
     }
     c->cur++;
     if (c->cur < p->n_cand) {
+        plan_next(c->m, p, c->cur);
         rpc_launch(c);
         return;
     }
@@ -275,7 +276,8 @@ static void rpc_launch_done(rpc_ctx *c, nng_msg *msg)
         snprintf(p->reason, sizeof p->reason, "affinity server failed to launch: %.200s",
                  c->failures);
     }
-    plan_commit(c->m, c->req->selection_request, p, c->cur, env->launch_reply->process);
+    plan_commit(c->m, c->req->selection_request, p, c->cur, env->launch_reply->process,
+                env->launch_reply->launch_seq);
     rpc_answer(c, c->cur, env->launch_reply->process);
     wire_free(&env);
 }

@@ -17,6 +17,7 @@ static void free_server(void *p)
     lb__server_info__free_unpacked(s->info, NULL);
     if (s->load != NULL)
         lb__server_load__free_unpacked(s->load, NULL);
+    free(s->unreported);
     free(s);
 }
 
@@ -343,14 +344,20 @@ bool reg_on_server_load(reg *r, const Lb__ServerLoad *l)
             lb__server_load__free_unpacked(s->load, NULL);
         s->load = copy;
         s->load_at_ms = lb_mono_ms();
-        s->pending = 0;
+        /* the report counts every launch up to copy->launches: forget those */
+        size_t keep = 0;
+        for (size_t i = 0; i < s->n_unreported; i++)
+            if (s->unreported[i] > copy->launches)
+                s->unreported[keep++] = s->unreported[i];
+        s->n_unreported = keep;
+        s->pending = s->inflight + (uint32_t)keep;
         if (s->stale) {
             s->stale = false;
             r->dirty = true;
         }
         if (!r->dirty && r->snap != NULL && s->idx >= 0)
-            sel_snapshot_set_load(r->snap, s->idx, copy->sessions, copy->cpu_load,
-                                  copy->mem_free, copy->disk_free);
+            sel_snapshot_set_load_unreported(r->snap, s->idx, copy->sessions, s->pending,
+                                             copy->cpu_load, copy->mem_free, copy->disk_free);
     } else {
         lb__server_load__free_unpacked(copy, NULL);
     }
@@ -429,17 +436,51 @@ reg_slave *reg_slave_next_locked(reg *r, size_t *i)
     return hmap_next(r->slaves, i, &id, &v) ? v : NULL;
 }
 
-void reg_add_pending_locked(reg *r, const char *id, int delta)
+static void pending_delta(reg *r, reg_server *s, int delta)
+{
+    s->pending = s->inflight + (uint32_t)s->n_unreported;
+    if (delta != 0 && !r->dirty && r->snap != NULL && s->idx >= 0)
+        sel_snapshot_add_pending(r->snap, s->idx, delta);
+}
+
+void reg_pending_begin_locked(reg *r, const char *id)
 {
     reg_server *s = hmap_get(r->servers, id);
     if (s == NULL)
         return;
-    if (delta < 0 && s->pending < (uint32_t)-delta)
-        s->pending = 0;
-    else
-        s->pending = (uint32_t)((int64_t)s->pending + delta);
-    if (!r->dirty && r->snap != NULL && s->idx >= 0)
-        sel_snapshot_add_pending(r->snap, s->idx, delta);
+    s->inflight++;
+    pending_delta(r, s, +1);
+}
+
+void reg_pending_fail_locked(reg *r, const char *id)
+{
+    reg_server *s = hmap_get(r->servers, id);
+    if (s == NULL || s->inflight == 0)
+        return;
+    s->inflight--;
+    pending_delta(r, s, -1);
+}
+
+void reg_pending_launched_locked(reg *r, const char *id, uint64_t launch_seq)
+{
+    reg_server *s = hmap_get(r->servers, id);
+    if (s == NULL || s->inflight == 0)
+        return;
+    s->inflight--;
+    /* an agent without launch numbers (0), or one whose report already counts
+     * this launch: nothing is left pending */
+    if (launch_seq == 0 || (s->load != NULL && launch_seq <= s->load->launches)) {
+        pending_delta(r, s, -1);
+        return;
+    }
+    if (s->n_unreported == s->cap_unreported) {
+        s->cap_unreported = s->cap_unreported ? 2 * s->cap_unreported : 8;
+        s->unreported = realloc(s->unreported, s->cap_unreported * sizeof *s->unreported);
+        if (s->unreported == NULL)
+            abort();
+    }
+    s->unreported[s->n_unreported++] = launch_seq;
+    pending_delta(r, s, 0);
 }
 
 void reg_leader(reg *r, char *out, size_t cap)

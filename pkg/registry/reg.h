@@ -30,7 +30,10 @@ typedef struct reg_server {
     Lb__ServerLoad *load;   /* owned; last report, NULL before the first */
     int64_t load_at_ms;     /* monotonic time of the last report */
     Lb__Override *override; /* owned, NULL when none */
-    uint32_t pending;       /* sessions assigned by this master since the last report */
+    uint32_t pending;       /* inflight + n_unreported: what the last report cannot count */
+    uint32_t inflight;      /* sessions chosen here whose launch has not answered yet */
+    uint64_t *unreported;   /* launch_seq of launches done here that no report counts yet */
+    size_t n_unreported, cap_unreported;
     bool stale;             /* reports stopped: treated as down */
     int idx;                /* index in the current snapshot, -1 when not in it */
 } reg_server;
@@ -65,9 +68,16 @@ sel_snapshot *reg_snapshot_locked(reg *r);
 void reg_check_stale(reg *r);
 
 reg_server *reg_server_locked(reg *r, const char *id);
-/* Counts one more (+1) or one fewer (-1) session assigned to server id since its
- * last report, in the view and in the snapshot. */
-void reg_add_pending_locked(reg *r, const char *id, int delta);
+/* Pending sessions: what this master assigned that the server's last load report
+ * cannot count yet, so least-loaded does not herd between reports.
+ *   begin:    a session was chosen for server id (its launch is starting);
+ *   fail:     that launch failed (the session never was);
+ *   launched: the launch answered with the agent's launch_seq; the session stays
+ *             pending until a report whose `launches` reaches that number.
+ * Each updates the view and the snapshot. */
+void reg_pending_begin_locked(reg *r, const char *id);
+void reg_pending_fail_locked(reg *r, const char *id);
+void reg_pending_launched_locked(reg *r, const char *id, uint64_t launch_seq);
 /* Iterates servers: i from 0 while it returns non-NULL. */
 reg_server *reg_server_next_locked(reg *r, size_t *i);
 reg_slave *reg_slave_next_locked(reg *r, size_t *i);

@@ -138,25 +138,37 @@ static void test_load_and_pending(void **state)
     sel_snapshot *s = reg_snapshot_locked(r);
     int i = find(s, "s2");
     assert_int_equal(sel_snapshot_server(s, i)->sessions, 4);
-    reg_add_pending_locked(r, "s2", +1);
-    reg_add_pending_locked(r, "s2", +1);
+    /* two sessions chosen; one launch fails, one answers with launch number 7 */
+    reg_pending_begin_locked(r, "s2");
+    reg_pending_begin_locked(r, "s2");
     assert_int_equal(sel_snapshot_server(s, i)->pending, 2);
-    assert_int_equal(reg_server_locked(r, "s2")->pending, 2);
-    reg_add_pending_locked(r, "s2", -5); /* never below zero */
-    assert_int_equal(reg_server_locked(r, "s2")->pending, 0);
+    reg_pending_fail_locked(r, "s2");
+    reg_pending_launched_locked(r, "s2", 7);
+    assert_int_equal(reg_server_locked(r, "s2")->pending, 1);
+    assert_int_equal(sel_snapshot_server(s, i)->pending, 1);
+    reg_pending_fail_locked(r, "s2"); /* nothing in flight: no underflow */
+    assert_int_equal(reg_server_locked(r, "s2")->pending, 1);
     reg_unlock(r);
-    /* a report resets what was pending */
-    reg_lock(r);
-    reg_add_pending_locked(r, "s2", +1);
-    reg_unlock(r);
+
+    /* a report sampled before launch 7 keeps it pending; one after forgets it */
     l.server_id = "s2";
     l.sessions = 5;
+    l.launches = 6;
     reg_on_server_load(r, &l);
     reg_lock(r);
     s = reg_snapshot_locked(r);
     i = find(s, "s2");
-    assert_int_equal(sel_snapshot_server(s, i)->pending, 0);
+    assert_int_equal(sel_snapshot_server(s, i)->pending, 1);
     assert_int_equal(sel_snapshot_server(s, i)->sessions, 5);
+    reg_unlock(r);
+    l.launches = 7;
+    reg_on_server_load(r, &l);
+    reg_lock(r);
+    assert_int_equal(sel_snapshot_server(s, i)->pending, 0);
+    /* a launch already counted by the last report is not pending at all */
+    reg_pending_begin_locked(r, "s2");
+    reg_pending_launched_locked(r, "s2", 7);
+    assert_int_equal(sel_snapshot_server(s, i)->pending, 0);
     reg_unlock(r);
     reg_free(&r);
 }

@@ -85,6 +85,14 @@ nng_msg *master_renew(master *m, const Lb__Envelope *req)
             unknown[rep.n_unknown++] = rr->session_ids[i];
             continue;
         }
+        /* disabled = drained and not renewed: the session runs out and its
+         * client moves on its next request */
+        const reg_server *srv = reg_server_locked(m->view, cur->server_id);
+        if (srv != NULL && srv->override != NULL && srv->override->disable) {
+            unknown[rep.n_unknown++] = rr->session_ids[i];
+            obs_count("master_renewals_refused_total{reason=\"disabled\"}");
+            continue;
+        }
         Lb__Session *s = reg_session_dup(cur);
         s->expires_ms = expires;
         master_queue_session(m, s);

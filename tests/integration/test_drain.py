@@ -69,6 +69,30 @@ class Drain(ClusterTest):
         self.assertIn("waiting", out)
         wait_for(lambda: not pid_alive(s1["pid"]), 5, what="the released process to stop")
 
+    def renew(self, client, session):
+        def field(num, payload):  # a length-delimited protobuf field
+            tag = num << 3 | 2
+            head = bytes([tag]) if tag < 128 else bytes([tag & 0x7f | 0x80, tag >> 7])
+            return head + bytes([len(payload)]) + payload
+        body = field(1, client.encode()) + field(2, session.encode())
+        envelope = bytes([0x08, 0x01]) + field(22, body)  # version 1, renew_request
+        rc, out = self.c.rawreq(self.sa.endpoint, envelope)
+        self.assertEqual(rc, 0, out)
+        return out
+
+    def test_disabled_server_sessions_are_not_renewed(self):
+        c = self.c
+        _, s1, _ = c.request(self.sa, "echo", "ren-1", location="zone-a")
+        self.assertIn("session_reply ok=1 unknown=0", self.renew("ren-1", s1["session"]))
+        c.lbctl("disable", s1["server"], check=True)
+        wait_for(lambda: self.explain_verdict(s1["server"]) == "disabled", 5, 0.05, "the disable")
+        self.assertIn("session_reply ok=0 unknown=1", self.renew("ren-1", s1["session"]))
+        st = c.stats(c.master_rpc)["counters"]
+        self.assertGreaterEqual(st.get('master_renewals_refused_total{reason="disabled"}', 0), 1)
+        c.lbctl("enable", s1["server"], check=True)
+        wait_for(lambda: self.explain_verdict(s1["server"]) != "disabled", 5, 0.05, "the enable")
+        self.assertIn("session_reply ok=1 unknown=0", self.renew("ren-1", s1["session"]))
+
     def test_disabled_server_moves_its_sticky_client(self):
         c = self.c
         _, sticky, _ = c.request(self.sa, "echo", "dis-1", location="zone-a")

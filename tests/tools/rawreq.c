@@ -2,6 +2,7 @@
  * lb-rawreq ADDR [--timeout MS]: a test tool. Sends stdin's bytes, as they are,
  * as one message on a REQ socket to ADDR and prints what came back:
  *   error code=<lb_err> message=<text>     an ErrorReply
+ *   session_reply ok=<0|1> unknown=<n> ... a SessionReply (release, renew)
  *   body=<case>                            any other envelope
  *   undecodable len=<n>                    bytes that are not an envelope
  *   no answer: <why>                       nothing came back (exit 1)
@@ -52,6 +53,9 @@ int main(int argc, char **argv)
         printf("undecodable len=%zu\n", nng_msg_len(m));
     else if (env->body_case == LB__ENVELOPE__BODY_ERROR)
         printf("error code=%u message=%s\n", env->error->code, env->error->message);
+    else if (env->body_case == LB__ENVELOPE__BODY_SESSION_REPLY)
+        printf("session_reply ok=%d unknown=%zu error=%s\n", env->session_reply->ok,
+               env->session_reply->n_unknown, env->session_reply->error);
     else
         printf("body=%d\n", (int)env->body_case);
     wire_free(&env);

@@ -25,6 +25,44 @@ class AgentDeath(ClusterTest):
             self.assertTrue(pid_alive(out["pid"]))
 
 
+class LaunchFailure(ClusterTest):
+    def test_failed_launch_moves_to_the_next_server(self):
+        c = self.c
+        c.start_master()
+        sa = c.start_slave("slave-a", "zone-a")
+        # the best-ranked server's app exits at once: every launch there fails
+        c.start_agent("agent-bad", "zone-a", group="primary", priority=0,
+                      apps={"echo": {"argv": ["/bin/false", "{port}"], "ready_timeout": "2s"}})
+        c.start_agent("agent-good", "zone-a", group="backup", priority=1)
+        c.wait_master_sees(2)
+        _, out, _ = c.request(sa, "echo", "lf-1", location="zone-a")
+        self.assertEqual(out["server"], "agent-good", out)
+        self.assertTrue(pid_alive(out["pid"]))
+        st = c.stats(c.master_rpc)["counters"]
+        self.assertGreaterEqual(st.get('master_launches_total{result="failed"}', 0), 1)
+        self.assertIn("launch failed", c.daemons["master-1"].output())
+        # the failed attempt left nothing pending on agent-bad
+        r = c.lbctl("--master", c.master_rpc, "explain", "--app", "echo", "--client", "lf-2",
+                    "--location", "zone-a", "-o", "json")
+        import json
+        bad = {s["id"]: s for s in json.loads(r.stdout)["servers"]}["agent-bad"]
+        self.assertIn("0/100 sessions", bad["detail"])
+
+    def test_every_launch_failing_is_a_reject_naming_the_servers(self):
+        c = self.c
+        c.start_master()
+        sa = c.start_slave("slave-a", "zone-a")
+        c.start_agent("agent-bad", "zone-a",
+                      apps={"echo": {"argv": ["/bin/false"], "ready_timeout": "2s"}})
+        c.wait_master_sees(1)
+        rc, out, _ = c.request(sa, "echo", "lf-3", location="zone-a", expect_ok=False)
+        self.assertEqual(rc, 1)
+        self.assertEqual(out["action"], "REJECT")
+        self.assertIn("launch failed", out["reason"])
+        self.assertIn("agent-bad", out["reason"])
+        self.assertTrue(c.daemons["master-1"].alive())
+
+
 class MalformedInput(ClusterTest):
     def setUp(self):
         super().setUp()

@@ -40,6 +40,7 @@
 #include "common/errmsg.h"
 #include "common/util.h"
 #include "config/cfg.h"
+#include "config/daemon.h"
 #include "obs/log.h"
 
 #include <limits.h>
@@ -213,19 +214,7 @@ static lb_err config_endpoints(const cfg_doc *d, const cfg_node *r, agent_config
         cfg_strlist_free(&eps, n);
         return err;
     }
-    if (n == 0) {
-        c->etcd = lb_strdup("http://127.0.0.1:2379");
-        return LB_OK;
-    }
-    size_t len = 1;
-    for (size_t i = 0; i < n; i++)
-        len += strlen(eps[i]) + 1;
-    c->etcd = lb_xcalloc(1, len);
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0)
-            strcat(c->etcd, ",");
-        strcat(c->etcd, eps[i]);
-    }
+    c->etcd = cfg_join(eps, n, "http://127.0.0.1:2379");
     cfg_strlist_free(&eps, n);
     if (c->etcd[0] == '\0')
         return cfg_fail(d, cfg_map_get(r, "etcd"), em, "no endpoint given");

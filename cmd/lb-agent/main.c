@@ -15,10 +15,10 @@
 #include "ops.h"
 
 #include "common/util.h"
+#include "config/daemon.h"
 #include "obs/log.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,43 +27,6 @@
 
 #define AGENT_TERM_GRACE_MS 2000
 #define AGENT_KILL_WAIT_MS 1000
-
-static void agent_usage(FILE *f)
-{
-    fprintf(f, "usage: lb-agent --config FILE [--log-level debug|info|warn|error]\n");
-}
-
-/* Returns 0, or the exit status for a usage error (2) or --help (-1). */
-static int agent_args(int argc, char **argv, const char **config, const char **level)
-{
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"log-level", required_argument, NULL, 'l'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 'c') {
-            *config = optarg;
-        } else if (c == 'l') {
-            *level = optarg;
-        } else if (c == 'h') {
-            return -1;
-        } else {
-            fprintf(stderr, "lb-agent: unknown or incomplete option '%s'\n", argv[optind - 1]);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "lb-agent: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
-    if (*config == NULL) {
-        fprintf(stderr, "lb-agent: --config is required\n");
-        return 2;
-    }
-    return 0;
-}
 
 /* Waits up to ms for every child to be reaped; true when none is left. */
 static bool agent_wait_children(agent *a, int64_t ms)
@@ -142,26 +105,19 @@ static lb_err agent_start(agent *a, lb_errmsg *em)
 int main(int argc, char **argv)
 {
     const char *config = NULL, *level = NULL;
-    int status = agent_args(argc, argv, &config, &level);
-    if (status != 0) {
-        agent_usage(status < 0 ? stdout : stderr);
-        return status < 0 ? 0 : 2;
-    }
+    int status = cfg_daemon_args("lb-agent", argc, argv, true, &config, &level);
+    if (status != 0)
+        return status < 0 ? 0 : status;
     static agent a; /* static: big, and lives as long as the process */
     lb_errmsg em = {{0}};
     if (agent_config_load(config, &a.cfg, &em) != LB_OK) {
         fprintf(stderr, "lb-agent: %s\n", em.text);
         return 2;
     }
-    obs_level lvl = OBS_INFO;
-    if (level != NULL && !obs_log_parse_level(level, &lvl)) {
-        fprintf(stderr, "lb-agent: --log-level: '%s' is not debug, info, warn or error\n", level);
+    if (cfg_daemon_log_level("lb-agent", level, a.cfg.log_level) != 0) {
         agent_config_free(&a.cfg);
         return 2;
     }
-    if (level == NULL)
-        obs_log_parse_level(a.cfg.log_level, &lvl);
-    obs_log_set_level(lvl);
 
     sigset_t set;
     sigemptyset(&set);

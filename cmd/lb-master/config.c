@@ -27,6 +27,7 @@
 #include "common/errmsg.h"
 #include "common/util.h"
 #include "config/cfg.h"
+#include "config/daemon.h"
 #include "wire/wire.h"
 
 #include <stdio.h>
@@ -39,22 +40,6 @@ static const char *const master_keys[] = {
     "session_ttl", "launch_timeout", "etcd_timeout", "report_stale", "write_interval",
     "contexts",    "max_message",    "strategy",     "strategies",   "zone_spill",
     "overprovision", "alternates", "log_level", "http_listen", NULL};
-
-static char *join_list(char **items, size_t n, const char *def)
-{
-    if (n == 0)
-        return lb_strdup(def);
-    size_t len = 1;
-    for (size_t i = 0; i < n; i++)
-        len += strlen(items[i]) + 1;
-    char *out = lb_xcalloc(1, len);
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0)
-            strcat(out, ",");
-        strcat(out, items[i]);
-    }
-    return out;
-}
 
 static lb_err load_strategies(const cfg_doc *doc, const cfg_node *root, master_config *cfg,
                               lb_errmsg *em)
@@ -129,7 +114,7 @@ static lb_err load_all(const cfg_doc *doc, master_config *cfg, lb_errmsg *em)
     cfg->policy.overprovision = over;
     cfg->policy.n_alternates = (size_t)alternates;
     cfg->contexts = ctxs;
-    cfg->etcd = join_list(etcd, n_etcd, "http://127.0.0.1:2379");
+    cfg->etcd = cfg_join(etcd, n_etcd, "http://127.0.0.1:2379");
     size_t pl = strlen(cfg->prefix);
     if (pl == 0 || cfg->prefix[pl - 1] != '/') {
         err = lb_fail(em, LB_ECONFIG, "%s: prefix: must end in '/' (got '%s')", cfg_file(doc),

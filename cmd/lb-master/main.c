@@ -5,6 +5,7 @@
 #include "master.h"
 
 #include "common/util.h"
+#include "config/daemon.h"
 #include "obs/log.h"
 
 #include <signal.h>
@@ -13,37 +14,19 @@
 #include <string.h>
 #include <unistd.h>
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: lb-master --config FILE [--log-level debug|info|warn|error]\n");
-}
-
 int main(int argc, char **argv)
 {
     const char *path = NULL, *level = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-            path = argv[++i];
-        } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
-            level = argv[++i];
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "lb-master: unknown argument '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
-        }
-    }
+    int status = cfg_daemon_args("lb-master", argc, argv, false, &path, &level);
+    if (status != 0)
+        return status < 0 ? 0 : status;
     static master m;
     if (master_config_load(path, &m.cfg) != 0)
         return 2;
-    obs_level lvl;
-    if (!obs_log_parse_level(level != NULL ? level : m.cfg.log_level, &lvl)) {
-        fprintf(stderr, "lb-master: bad log level '%s'\n", level != NULL ? level : m.cfg.log_level);
+    if (cfg_daemon_log_level("lb-master", level, m.cfg.log_level) != 0) {
+        master_config_free(&m.cfg);
         return 2;
     }
-    obs_log_set_level(lvl);
 
     sigset_t set;
     sigemptyset(&set);

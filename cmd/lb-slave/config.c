@@ -28,6 +28,7 @@
 #include "common/errmsg.h"
 #include "common/util.h"
 #include "config/cfg.h"
+#include "config/daemon.h"
 #include "wire/wire.h"
 
 #include <stdio.h>
@@ -40,22 +41,6 @@ static const char *const slave_keys[] = {
     "report", "etcd",          "prefix",          "lease_ttl",    "report_interval",
     "request_timeout", "etcd_timeout", "limit",   "contexts",     "max_message", "log_level",
     "relay_listen", "relay_advertise", "http_listen", NULL};
-
-static char *join(char **items, size_t n, const char *def)
-{
-    if (n == 0)
-        return lb_strdup(def);
-    size_t len = 1;
-    for (size_t i = 0; i < n; i++)
-        len += strlen(items[i]) + 1;
-    char *out = lb_xcalloc(1, len);
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0)
-            strcat(out, ",");
-        strcat(out, items[i]);
-    }
-    return out;
-}
 
 static lb_err load_all(const cfg_doc *doc, slave_config *cfg, lb_errmsg *em)
 {
@@ -90,7 +75,7 @@ static lb_err load_all(const cfg_doc *doc, slave_config *cfg, lb_errmsg *em)
         (err = cfg_get_str(doc, root, "relay_advertise", "", &cfg->relay_advertise, em)) ||
         (err = cfg_get_str(doc, root, "http_listen", "", &cfg->http_listen, em)))
         goto out;
-    cfg->etcd = join(etcd, n_etcd, "http://127.0.0.1:2379");
+    cfg->etcd = cfg_join(etcd, n_etcd, "http://127.0.0.1:2379");
     if (cfg->n_masters > SLAVE_MAX_MASTERS) {
         err = lb_fail(em, LB_ECONFIG, "%s:%d: masters: at most %d endpoints", cfg_file(doc),
                       cfg_line(cfg_map_get(root, "masters")), SLAVE_MAX_MASTERS);

@@ -3,6 +3,7 @@
 
 #include "relay.h"
 
+#include "config/daemon.h"
 #include "obs/log.h"
 
 #include <signal.h>
@@ -12,29 +13,16 @@
 int main(int argc, char **argv)
 {
     const char *path = NULL, *level = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-            path = argv[++i];
-        } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
-            level = argv[++i];
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: lb-slave --config FILE [--log-level debug|info|warn|error]\n");
-            return 0;
-        } else {
-            fprintf(stderr, "lb-slave: unknown argument '%s'\n"
-                            "usage: lb-slave --config FILE [--log-level LEVEL]\n", argv[i]);
-            return 2;
-        }
-    }
+    int status = cfg_daemon_args("lb-slave", argc, argv, false, &path, &level);
+    if (status != 0)
+        return status < 0 ? 0 : status;
     static slave s;
     if (slave_config_load(path, &s.cfg) != 0)
         return 2;
-    obs_level lvl;
-    if (!obs_log_parse_level(level != NULL ? level : s.cfg.log_level, &lvl)) {
-        fprintf(stderr, "lb-slave: bad log level '%s'\n", level != NULL ? level : s.cfg.log_level);
+    if (cfg_daemon_log_level("lb-slave", level, s.cfg.log_level) != 0) {
+        slave_config_free(&s.cfg);
         return 2;
     }
-    obs_log_set_level(lvl);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);

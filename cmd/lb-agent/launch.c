@@ -31,6 +31,7 @@
 extern char **environ;
 
 #define LAUNCH_POLL_MS 20
+#define LAUNCH_PROBE_MS 200 /* reuse check: connect to a live process's port */
 
 bool launch_session_valid(const char *s)
 {
@@ -346,6 +347,35 @@ static const char *launch_start_locked(agent *a, const agent_app *app, const cha
     return NULL;
 }
 
+/* A process is reused only if it still accepts connections: one killed a
+ * moment ago may have closed its sockets without being reapable yet, and one
+ * that closed its listener is no use to the client either. (A stopped process
+ * still has its connections accepted by the kernel: this is not a hang check.)
+ * A process that fails the check is killed
+ * (its group) and marked failed, so it is never handed out again and is reaped
+ * quietly. p->lock held; the connect on loopback takes microseconds, and at most
+ * LAUNCH_PROBE_MS when the host drops it. */
+static bool launch_alive_locked(agent *a, agent_proc *e)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    char port[8];
+    snprintf(port, sizeof port, "%u", e->port);
+    bool ok = getaddrinfo(a->cfg.host, port, &hints, &ai) == 0 && ai != NULL &&
+              launch_connect(ai, LAUNCH_PROBE_MS);
+    if (ai != NULL)
+        freeaddrinfo(ai);
+    if (!ok) {
+        LOG_WARN(AGENT_COMP, "process no longer accepts connections; replacing it",
+                 "app=%s session=%s pid=%d port=%u", e->app->name, e->session, (int)e->pid,
+                 e->port);
+        obs_count("agent_replaced_dead_processes_total");
+        kill(-e->pid, SIGKILL);
+        e->failed = true;
+    }
+    return ok;
+}
+
 /* Finds the process to reuse or starts one. Returns NULL when *out is a new
  * child to wait for, else the result label of a finished reply. */
 static const char *launch_acquire(agent *a, const agent_app *app, const char *session,
@@ -365,10 +395,12 @@ static const char *launch_acquire(agent *a, const agent_app *app, const char *se
             result = "conflict";
         } else if (e != NULL && e->starting) {
             wait = true;
-        } else if (e != NULL) {
+        } else if (e != NULL && launch_alive_locked(a, e)) {
             launch_fill(a, e, rep);
             rep->reused = true;
             result = "reused";
+        } else if (e != NULL) {
+            wait = true; /* replaced: the next round starts a new process */
         } else if (procs_live_locked(&a->procs) >= a->cfg.capacity) {
             launch_fail(rep, "agent '%s' is at capacity (%u sessions)", a->cfg.id, a->cfg.capacity);
             result = "capacity";

@@ -57,6 +57,14 @@ class RequestPath(ClusterTest):
         self.assertEqual(after["server"], first["server"], "affinity keeps the server")
         self.assertIn(f"pid={after['pid']}", echo_line(after["host"], after["port"]))
 
+    def test_killed_process_is_not_handed_back_even_when_asked_at_once(self):
+        for i in range(5):
+            _, first, _ = self.c.request(self.sa, "echo", f"quick-{i}", location="zone-a")
+            os.kill(first["pid"], signal.SIGKILL)  # and ask again without waiting
+            _, after, _ = self.c.request(self.sa, "echo", f"quick-{i}", location="zone-a")
+            self.assertNotEqual(after["pid"], first["pid"])
+            self.assertIn(f"pid={after['pid']}", echo_line(after["host"], after["port"]))
+
     def test_different_clients_get_different_processes(self):
         _, a, _ = self.c.request(self.sa, "echo", "c-1", location="zone-a")
         _, b, _ = self.c.request(self.sa, "echo", "c-2", location="zone-a")

@@ -50,8 +50,8 @@ typedef struct agent_config {
     char *id, *zone, *region, *group;
     int32_t priority;
     uint32_t capacity;
-    char *host;   /* advertised host of the processes; readiness connects here */
-    char *listen; /* launch RPC endpoint */
+    char *host;      /* advertised host of the processes; readiness connects here */
+    char *listen;    /* launch RPC endpoint */
     char *advertise; /* endpoint masters dial (default: listen) */
     char **report;
     size_t n_report;

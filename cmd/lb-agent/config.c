@@ -50,11 +50,10 @@
 #include <unistd.h>
 
 static const char *const top_keys[] = {
-    "id",     "zone",        "region",    "group",  "priority",  "capacity",        "host",
-    "listen", "report",      "etcd",      "prefix", "lease_ttl", "report_interval", "ports",
-    "labels", "max_message", "log_level", "apps",   "http_listen", "advertise", NULL};
-static const char *const app_keys[] = {"argv",        "env",  "ready_timeout",
-                                       "per_session", "link", NULL};
+    "id",     "zone",        "region",    "group",  "priority",    "capacity",        "host",
+    "listen", "report",      "etcd",      "prefix", "lease_ttl",   "report_interval", "ports",
+    "labels", "max_message", "log_level", "apps",   "http_listen", "advertise",       NULL};
+static const char *const app_keys[] = {"argv", "env", "ready_timeout", "per_session", "link", NULL};
 static const char *const port_keys[] = {"min", "max", NULL};
 
 /* Names that go into etcd keys, metrics labels and messages. */
@@ -406,9 +405,9 @@ static void config_free_app(agent_app *a)
 
 void agent_config_free(agent_config *c)
 {
-    char **strs[] = {&c->file, &c->id,     &c->zone, &c->region, &c->group,
-                     &c->host, &c->listen, &c->etcd, &c->prefix, &c->log_level, &c->http_listen,
-                     &c->advertise};
+    char **strs[] = {&c->file,   &c->id,        &c->zone,        &c->region,
+                     &c->group,  &c->host,      &c->listen,      &c->etcd,
+                     &c->prefix, &c->log_level, &c->http_listen, &c->advertise};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         free(*strs[i]);
         *strs[i] = NULL;

@@ -35,11 +35,13 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const master_keys[] = {
-    "id",          "listen",   "report_listen", "etcd",         "prefix",       "lease_ttl",
-    "session_ttl", "launch_timeout", "etcd_timeout", "report_stale", "write_interval",
-    "contexts",    "max_message",    "strategy",     "strategies",   "zone_spill",
-    "overprovision", "alternates", "log_level", "http_listen", NULL};
+static const char *const master_keys[] = {"id",           "listen",         "report_listen",
+                                          "etcd",         "prefix",         "lease_ttl",
+                                          "session_ttl",  "launch_timeout", "etcd_timeout",
+                                          "report_stale", "write_interval", "contexts",
+                                          "max_message",  "strategy",       "strategies",
+                                          "zone_spill",   "overprovision",  "alternates",
+                                          "log_level",    "http_listen",    NULL};
 
 static lb_err load_strategies(const cfg_doc *doc, const cfg_node *root, master_config *cfg,
                               lb_errmsg *em)
@@ -89,8 +91,8 @@ static lb_err load_all(const cfg_doc *doc, master_config *cfg, lb_errmsg *em)
         (err = cfg_check_keys(doc, root, master_keys, em)) != LB_OK ||
         (err = cfg_get_str(doc, root, "id", host, &cfg->id, em)) != LB_OK ||
         (err = cfg_get_str(doc, root, "listen", "tcp://127.0.0.1:7101", &cfg->listen, em)) ||
-        (err = cfg_get_str(doc, root, "report_listen", "tcp://127.0.0.1:7102",
-                           &cfg->report_listen, em)) ||
+        (err = cfg_get_str(doc, root, "report_listen", "tcp://127.0.0.1:7102", &cfg->report_listen,
+                           em)) ||
         (err = cfg_get_strlist(doc, root, "etcd", &etcd, &n_etcd, em)) ||
         (err = cfg_get_str(doc, root, "prefix", "/lb/", &cfg->prefix, em)) ||
         (err = cfg_get_duration_ms(doc, root, "lease_ttl", 5000, &cfg->lease_ttl_ms, em)) ||
@@ -99,8 +101,7 @@ static lb_err load_all(const cfg_doc *doc, master_config *cfg, lb_errmsg *em)
                                    em)) ||
         (err = cfg_get_duration_ms(doc, root, "etcd_timeout", 3000, &cfg->etcd_timeout_ms, em)) ||
         (err = cfg_get_duration_ms(doc, root, "report_stale", 5000, &cfg->report_stale_ms, em)) ||
-        (err = cfg_get_duration_ms(doc, root, "write_interval", 50, &cfg->write_interval_ms,
-                                   em)) ||
+        (err = cfg_get_duration_ms(doc, root, "write_interval", 50, &cfg->write_interval_ms, em)) ||
         (err = cfg_get_int(doc, root, "contexts", 1, 4096, 64, &ctxs, em)) ||
         (err = cfg_get_size(doc, root, "max_message", WIRE_DEFAULT_MAX, &cfg->max_message, em)) ||
         (err = cfg_get_double(doc, root, "zone_spill", 0.01, 1.0, 1.0, &spill, em)) ||
@@ -133,7 +134,8 @@ int master_config_load(const char *path, master_config *cfg)
     cfg_doc *doc = NULL;
     memset(cfg, 0, sizeof *cfg);
     cfg->path = lb_strdup(path);
-    lb_err err = path != NULL ? cfg_load_file(path, &doc, &em) : cfg_load_string("<defaults>", "", &doc, &em);
+    lb_err err = path != NULL ? cfg_load_file(path, &doc, &em)
+                              : cfg_load_string("<defaults>", "", &doc, &em);
     if (err == LB_OK)
         err = load_all(doc, cfg, &em);
     cfg_free(&doc);

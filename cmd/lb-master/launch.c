@@ -46,8 +46,7 @@ bool master_agent_ctx(master *m, const char *server_id, const char *endpoint, nn
     pthread_mutex_lock(&m->agents_lock);
     struct agent_conn *a = hmap_get(m->agents, server_id);
     if (a != NULL && strcmp(a->endpoint, endpoint) != 0) {
-        LOG_INFO("master", "agent endpoint changed", "server=%s endpoint=%s", server_id,
-                 endpoint);
+        LOG_INFO("master", "agent endpoint changed", "server=%s endpoint=%s", server_id, endpoint);
         agent_conn_free(hmap_del(m->agents, server_id));
         a = NULL;
     }

@@ -30,7 +30,7 @@ typedef struct master_config {
     int64_t session_ttl_ms; /* a session expires this long after its last use */
     int64_t launch_timeout_ms;
     int64_t etcd_timeout_ms;
-    int64_t report_stale_ms; /* a server silent for this long counts as down */
+    int64_t report_stale_ms;   /* a server silent for this long counts as down */
     int64_t write_interval_ms; /* batching window of etcd writes */
     int64_t contexts;          /* RPC requests in flight */
     uint64_t max_message;

@@ -24,7 +24,7 @@ typedef struct plan {
     bool reject;
     char reason[256]; /* REJECT reason, or why a sticky client moved */
     bool moved;
-    bool reuse;      /* sticky: the client's session on cand[0] is kept */
+    bool reuse;          /* sticky: the client's session on cand[0] is kept */
     bool preselected_ok; /* a redirected request's preselection still holds */
     int pending_on;      /* candidate counted as pending at its server, -1 none */
     char session_id[64];

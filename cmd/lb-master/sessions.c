@@ -57,8 +57,8 @@ nng_msg *master_release(master *m, const Lb__Envelope *req)
         master_queue_write(m, key, NULL, 0);
         reg_key(m->view, key, sizeof key, "sessions", s->session_id);
         master_queue_write(m, key, NULL, 0);
-        LOG_INFO("master", "session released", "session=%s client=%s server=%s",
-                 s->session_id, s->client_id, s->server_id);
+        LOG_INFO("master", "session released", "session=%s client=%s server=%s", s->session_id,
+                 s->client_id, s->server_id);
         reg_session_del_locked(m->view, rr->session_id);
         rep.ok = true;
     }
@@ -80,8 +80,8 @@ nng_msg *master_renew(master *m, const Lb__Envelope *req)
     reg_lock(m->view);
     for (size_t i = 0; i < rr->n_session_ids; i++) {
         const Lb__Session *cur = reg_session_locked(m->view, rr->session_ids[i]);
-        if (cur == NULL || (rr->client_id && rr->client_id[0] &&
-                            strcmp(rr->client_id, cur->client_id) != 0)) {
+        if (cur == NULL ||
+            (rr->client_id && rr->client_id[0] && strcmp(rr->client_id, cur->client_id) != 0)) {
             unknown[rep.n_unknown++] = rr->session_ids[i];
             continue;
         }

@@ -42,8 +42,8 @@ static void on_status(void *arg, bool connected, lb_err err, const char *msg)
         if (connected)
             LOG_INFO("master", "etcd watch connected", "etcd=%s", m->cfg.etcd);
         else
-            LOG_ERROR("master", "etcd watch lost", "etcd=%s err=\"%s\" detail=\"%s\"",
-                      m->cfg.etcd, lb_strerror(err), msg != NULL ? msg : "");
+            LOG_ERROR("master", "etcd watch lost", "etcd=%s err=\"%s\" detail=\"%s\"", m->cfg.etcd,
+                      lb_strerror(err), msg != NULL ? msg : "");
     }
 }
 

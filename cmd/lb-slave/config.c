@@ -21,7 +21,8 @@
  *   relay_listen: 127.0.0.1:7211     # TCP relay for link-relay apps, HOST:PORT (tcp:// optional;
  *                                    # port 0 picks one); default "": no relay
  *   http_listen: 127.0.0.1:9201      # /metrics and /healthz (default: off)
- *   relay_advertise: 10.0.0.5:7211   # relay endpoint given to clients (default: bound relay_listen)
+ *   relay_advertise: 10.0.0.5:7211   # relay endpoint given to clients (default: bound
+ * relay_listen)
  */
 #include "slave.h"
 
@@ -36,11 +37,27 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const slave_keys[] = {
-    "id",     "zone",          "region",          "listen",       "advertise", "masters",
-    "report", "etcd",          "prefix",          "lease_ttl",    "report_interval",
-    "request_timeout", "etcd_timeout", "limit",   "contexts",     "max_message", "log_level",
-    "relay_listen", "relay_advertise", "http_listen", NULL};
+static const char *const slave_keys[] = {"id",
+                                         "zone",
+                                         "region",
+                                         "listen",
+                                         "advertise",
+                                         "masters",
+                                         "report",
+                                         "etcd",
+                                         "prefix",
+                                         "lease_ttl",
+                                         "report_interval",
+                                         "request_timeout",
+                                         "etcd_timeout",
+                                         "limit",
+                                         "contexts",
+                                         "max_message",
+                                         "log_level",
+                                         "relay_listen",
+                                         "relay_advertise",
+                                         "http_listen",
+                                         NULL};
 
 static lb_err load_all(const cfg_doc *doc, slave_config *cfg, lb_errmsg *em)
 {
@@ -64,8 +81,8 @@ static lb_err load_all(const cfg_doc *doc, slave_config *cfg, lb_errmsg *em)
         (err = cfg_get_duration_ms(doc, root, "lease_ttl", 5000, &cfg->lease_ttl_ms, em)) ||
         (err = cfg_get_duration_ms(doc, root, "report_interval", 1000, &cfg->report_interval_ms,
                                    em)) ||
-        (err = cfg_get_duration_ms(doc, root, "request_timeout", 15000,
-                                   &cfg->request_timeout_ms, em)) ||
+        (err = cfg_get_duration_ms(doc, root, "request_timeout", 15000, &cfg->request_timeout_ms,
+                                   em)) ||
         (err = cfg_get_duration_ms(doc, root, "etcd_timeout", 3000, &cfg->etcd_timeout_ms, em)) ||
         (err = cfg_get_int(doc, root, "limit", 0, 100000000, 10000, &cfg->limit, em)) ||
         (err = cfg_get_int(doc, root, "contexts", 1, 4096, 64, &cfg->contexts, em)) ||

@@ -139,8 +139,7 @@ int slave_ops_start(slave *s)
         return -1;
     }
     o->probing = true;
-    LOG_INFO("slave", "http endpoint", "listen=%s paths=\"/metrics /healthz\"",
-             s->cfg.http_listen);
+    LOG_INFO("slave", "http endpoint", "listen=%s paths=\"/metrics /healthz\"", s->cfg.http_listen);
     return 0;
 }
 

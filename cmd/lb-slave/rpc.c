@@ -132,8 +132,7 @@ static void relay_answer(slave *s, Lb__SelectionInstruction *in)
         LOG_WARN("slave", "relay app without relay_listen", "session=%s", in->session_id);
         return;
     }
-    relay_grant(s->relay, in->relay_token, in->process->host, in->process->port,
-                in->session_id);
+    relay_grant(s->relay, in->relay_token, in->process->host, in->process->port, in->session_id);
     /* proto3 leaves an absent string at the shared default "", never to be freed */
     if (in->relay_endpoint != NULL && in->relay_endpoint[0] != '\0')
         free(in->relay_endpoint);

@@ -65,7 +65,7 @@ typedef struct slave {
     atomic_uint_fast32_t load;   /* requests in the last full window */
     pthread_t upstream_thread;
     atomic_bool stopping;
-    struct relay *relay; /* NULL without relay_listen */
+    struct relay *relay;       /* NULL without relay_listen */
     atomic_llong master_ok_ms; /* monotonic ms of the last master answer (health) */
     struct slave_ops *ops;     /* ops.c: HTTP endpoint and master probe */
 } slave;

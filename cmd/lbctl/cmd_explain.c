@@ -13,13 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 static void print_json(const Lb__SelectionInstruction *in)
 {
     cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "action", in->action == LB__ACTION__REJECT     ? "REJECT"
-                                         : in->action == LB__ACTION__REDIRECT ? "REDIRECT"
-                                                                              : "SERVE");
+    cJSON_AddStringToObject(j, "action",
+                            in->action == LB__ACTION__REJECT     ? "REJECT"
+                            : in->action == LB__ACTION__REDIRECT ? "REDIRECT"
+                                                                 : "SERVE");
     cJSON_AddStringToObject(j, "server", in->server_id);
     cJSON_AddStringToObject(j, "slave", in->slave_id);
     cJSON_AddStringToObject(j, "reason", in->reason);
@@ -97,8 +97,9 @@ int cmd_explain(const ctl_opts *o, int argc, char **argv)
         }
     }
     if (app == NULL || client == NULL || o->master == NULL) {
-        fprintf(stderr, "usage: lbctl --master ADDR explain --app APP --client ID [--location ZONE]\n"
-                        "       [--require cpu=N,mem=SIZE,label=K[=V]] [--from-slave ID] [-o json]\n");
+        fprintf(stderr,
+                "usage: lbctl --master ADDR explain --app APP --client ID [--location ZONE]\n"
+                "       [--require cpu=N,mem=SIZE,label=K[=V]] [--from-slave ID] [-o json]\n");
         return EXIT_USAGE;
     }
     Lb__ClientRequest cr = LB__CLIENT_REQUEST__INIT;

@@ -113,8 +113,9 @@ static int ovr_wait(const ctl_opts *o, const char *id, int64_t timeout_ms)
 
 static int ovr_usage(void)
 {
-    fprintf(stderr, "usage: lbctl drain SERVER [--wait [--timeout S]] | undrain SERVER |\n"
-                    "       disable SERVER | enable SERVER | set-group SERVER GROUP (\"\" clears)\n");
+    fprintf(stderr,
+            "usage: lbctl drain SERVER [--wait [--timeout S]] | undrain SERVER |\n"
+            "       disable SERVER | enable SERVER | set-group SERVER GROUP (\"\" clears)\n");
     return EXIT_USAGE;
 }
 

@@ -99,8 +99,8 @@ static void print_rows(const ctl_opts *o, struct server_row *rows, size_t n)
                "REGION", "GROUP", "STATUS", "SESSIONS", "CAPACITY", "CPU", "MEM_FREE", "APPS",
                "AGENT");
     else
-        printf("%-16s %-10s %-10s %-9s %-9s %-8s %s\n", "ID", "ZONE", "GROUP", "STATUS",
-               "SESSIONS", "CAPACITY", "APPS");
+        printf("%-16s %-10s %-10s %-9s %-9s %-8s %s\n", "ID", "ZONE", "GROUP", "STATUS", "SESSIONS",
+               "CAPACITY", "APPS");
     for (size_t i = 0; i < n; i++) {
         const Lb__ServerInfo *in = rows[i].info;
         const Lb__ServerLoad *l = rows[i].load;
@@ -148,7 +148,8 @@ int cmd_servers(const ctl_opts *o, int argc, char **argv)
         goto out;
     hmap *load_by = hmap_new(), *ov_by = hmap_new();
     for (size_t i = 0; i < loads.n; i++) {
-        Lb__ServerLoad *l = lb__server_load__unpack(NULL, loads.kvs[i].value_len, loads.kvs[i].value);
+        Lb__ServerLoad *l =
+            lb__server_load__unpack(NULL, loads.kvs[i].value_len, loads.kvs[i].value);
         if (l != NULL)
             hmap_put(load_by, last_part(loads.kvs[i].key), l);
     }
@@ -160,8 +161,8 @@ int cmd_servers(const ctl_opts *o, int argc, char **argv)
     struct server_row *rows = calloc(servers.n + 1, sizeof *rows);
     size_t n = 0;
     for (size_t i = 0; i < servers.n; i++) {
-        Lb__ServerInfo *in = lb__server_info__unpack(NULL, servers.kvs[i].value_len,
-                                                     servers.kvs[i].value);
+        Lb__ServerInfo *in =
+            lb__server_info__unpack(NULL, servers.kvs[i].value_len, servers.kvs[i].value);
         if (in == NULL) {
             fprintf(stderr, "lbctl: undecodable record at %s\n", servers.kvs[i].key);
             continue;

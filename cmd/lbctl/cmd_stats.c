@@ -44,8 +44,7 @@ int cmd_stats(const ctl_opts *o, int argc, char **argv)
         } else {
             printf("# %s %s\n", st->daemon, st->id);
             for (size_t i = 0; i < st->n_stats; i++)
-                printf("%s %llu\n", st->stats[i]->name,
-                       (unsigned long long)st->stats[i]->value);
+                printf("%s %llu\n", st->stats[i]->name, (unsigned long long)st->stats[i]->value);
         }
         rc = EXIT_OK;
     }

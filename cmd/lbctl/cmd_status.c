@@ -22,9 +22,10 @@ static void count_status(const ctl_view *v, int *up, int *drain, int *dis, int *
     *up = *drain = *dis = *down = 0;
     for (size_t i = 0; i < v->n_servers; i++) {
         const char *s = v->servers[i].status;
-        *(strcmp(s, "UP") == 0 ? up : strcmp(s, "DRAINING") == 0 ? drain
-                                   : strcmp(s, "DISABLED") == 0 ? dis
-                                                                : down) += 1;
+        *(strcmp(s, "UP") == 0         ? up
+          : strcmp(s, "DRAINING") == 0 ? drain
+          : strcmp(s, "DISABLED") == 0 ? dis
+                                       : down) += 1;
     }
 }
 
@@ -35,10 +36,11 @@ static void status_json(const ctl_view *v, const etcd_cluster_info *ci, bool etc
     count_status(v, &up, &drain, &dis, &down);
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "version", LBCTL_VERSION);
-    cJSON_AddStringToObject(j, "health", !etcd_ok ? "etcd-unreachable"
-                                         : v->leader[0] == '\0' ? "no-leader"
-                                         : up == 0              ? "no-server-up"
-                                                                : "ok");
+    cJSON_AddStringToObject(j, "health",
+                            !etcd_ok               ? "etcd-unreachable"
+                            : v->leader[0] == '\0' ? "no-leader"
+                            : up == 0              ? "no-server-up"
+                                                   : "ok");
     cJSON_AddStringToObject(j, "leader", v->leader);
     cJSON *ms = cJSON_AddArrayToObject(j, "masters");
     for (size_t i = 0; i < v->n_masters; i++) {
@@ -83,7 +85,10 @@ static void status_table(const ctl_view *v, const etcd_cluster_info *ci, const c
     for (size_t i = 0; i < ci->n_members; i++)
         printf(" %s", ci->members[i]);
     printf("\nhealth:    %s\nversion:   lbctl %s\n",
-           v->leader[0] == '\0' ? "no leader" : up == 0 ? "no server up" : "ok", LBCTL_VERSION);
+           v->leader[0] == '\0' ? "no leader"
+           : up == 0            ? "no server up"
+                                : "ok",
+           LBCTL_VERSION);
 }
 
 int cmd_status(const ctl_opts *o, int argc, char **argv)

@@ -22,7 +22,7 @@ static volatile sig_atomic_t watch_stop;
 typedef struct watch_state {
     const ctl_opts *o;
     size_t plen;
-    hmap *known;  /* key -> heap copy of the last value (servers, overrides, sessions ...) */
+    hmap *known; /* key -> heap copy of the last value (servers, overrides, sessions ...) */
     atomic_long events;
 } watch_state;
 
@@ -86,8 +86,9 @@ static void watch_one(watch_state *w, const char *key, const etcd_kv *kv, bool d
     } else if ((klen == 6 && strncmp(key, "slaves", 6) == 0) ||
                (klen == 7 && strncmp(key, "masters", 7) == 0)) {
         if (del || old == NULL)
-            watch_emit(w, key[0] == 's' ? (del ? "slave-down" : "slave-up")
-                                        : (del ? "master-down" : "master-up"),
+            watch_emit(w,
+                       key[0] == 's' ? (del ? "slave-down" : "slave-up")
+                                     : (del ? "master-down" : "master-up"),
                        id, "");
     } else if (klen == 9 && strncmp(key, "overrides", 9) == 0) {
         Lb__Override *o = old ? lb__override__unpack(NULL, old->value_len, old->value) : NULL;
@@ -101,8 +102,7 @@ static void watch_one(watch_state *w, const char *key, const etcd_kv *kv, bool d
         const etcd_kv *src = del ? old : kv;
         Lb__Session *s = src ? lb__session__unpack(NULL, src->value_len, src->value) : NULL;
         if (s != NULL)
-            snprintf(d, sizeof d, "server=%s client=%s app=%s", s->server_id, s->client_id,
-                     s->app);
+            snprintf(d, sizeof d, "server=%s client=%s app=%s", s->server_id, s->client_id, s->app);
         if (del || old == NULL)
             watch_emit(w, del ? "session-end" : "session-start", id, d);
         if (s)
@@ -175,7 +175,8 @@ int cmd_watch(const ctl_opts *o, int argc, char **argv)
         else if (strcmp(argv[i], "--duration") == 0 && i + 1 < argc)
             duration = atof(argv[++i]);
         else {
-            fprintf(stderr, "usage: lbctl [--etcd URL] watch [--count N] [--duration S] [-o json]\n");
+            fprintf(stderr,
+                    "usage: lbctl [--etcd URL] watch [--count N] [--duration S] [-o json]\n");
             return EXIT_USAGE;
         }
     }

@@ -20,7 +20,7 @@ typedef struct ctl_server {
     Lb__ServerInfo *info;
     Lb__ServerLoad *load;
     Lb__Override *ov;
-    const char *group; /* override's group, else the advertised one */
+    const char *group;  /* override's group, else the advertised one */
     const char *status; /* UP, DOWN (no load record for 5 s), DRAINING, DISABLED */
     uint32_t sessions;  /* session records on it */
 } ctl_server;

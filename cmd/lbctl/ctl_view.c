@@ -78,10 +78,10 @@ static void view_servers(ctl_view *v, const etcd_kvs *all, size_t plen)
                 ovs[k] = NULL;
             }
         s->group = s->ov != NULL && s->ov->group[0] ? s->ov->group : s->info->group;
-        s->status = s->ov != NULL && s->ov->disable ? "DISABLED"
-                    : s->ov != NULL && s->ov->drain ? "DRAINING"
+        s->status = s->ov != NULL && s->ov->disable                               ? "DISABLED"
+                    : s->ov != NULL && s->ov->drain                               ? "DRAINING"
                     : s->load == NULL || now - s->load->at_ms > CTL_DOWN_AFTER_MS ? "DOWN"
-                                                                                   : "UP";
+                                                                                  : "UP";
     }
     for (size_t k = 0; k < nl; k++)
         lb__server_load__free_unpacked(loads[k], NULL);
@@ -109,8 +109,7 @@ int ctl_view_load(etcd_client *c, const ctl_opts *o, ctl_view *v)
     CTL_UNPACK_ALL(&all, "masters", Lb__MasterInfo, lb__master_info__unpack, v->masters,
                    v->n_masters);
     CTL_UNPACK_ALL(&all, "groups", Lb__GroupInfo, lb__group_info__unpack, v->groups, v->n_groups);
-    CTL_UNPACK_ALL(&all, "sessions", Lb__Session, lb__session__unpack, v->sessions,
-                   v->n_sessions);
+    CTL_UNPACK_ALL(&all, "sessions", Lb__Session, lb__session__unpack, v->sessions, v->n_sessions);
     for (size_t i = 0; i < all.n; i++)
         if (strcmp(all.kvs[i].key + plen, "leader") == 0)
             snprintf(v->leader, sizeof v->leader, "%.*s", (int)all.kvs[i].value_len,

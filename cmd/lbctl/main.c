@@ -10,36 +10,40 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: lbctl [global flags] COMMAND [flags]\n"
-            "\n"
-            "global flags:\n"
-            "  --etcd URL[,URL]   etcd gateway (env LBCP_ETCD, default http://127.0.0.1:2379)\n"
-            "  --slave ADDR       a slave's client endpoint (env LBCP_SLAVE)\n"
-            "  --master ADDR      the master's RPC endpoint (env LBCP_MASTER)\n"
-            "  --addr ADDR        any daemon's RPC endpoint (for stats)\n"
-            "  --prefix P         etcd key prefix (default /lb/)\n"
-            "  --call-timeout MS  per call to a daemon or etcd (default 20000)\n"
-            "  -o table|wide|json output format\n"
-            "\n"
-            "commands:\n"
-            "  servers                                   list processing servers\n"
-            "  request --app APP --client ID [--location ZONE] [--require cpu=N,mem=SIZE,label=K[=V]]\n"
-            "                                            ask a slave as a client; follows redirects\n"
-            "  list --app APP                            list mode (via --slave): endpoint STATUS users GROUP\n"
-            "  explain --app APP --client ID [--location ZONE] [--require ...] [--from-slave ID]\n"
-            "                                            the master's dry run: choice, alternates, a verdict per server\n"
-            "  stats                                     a daemon's counters (--addr)\n"
-            "  status                                    leader, masters, slaves, servers, sessions, etcd\n"
-            "  slaves | groups | sessions [--server ID]  listings\n"
-            "  drain SERVER [--wait [--timeout S]]       no new sessions on SERVER (undrain undoes)\n"
-            "  disable SERVER | enable SERVER            drained and sessions not renewed\n"
-            "  set-group SERVER GROUP | group set NAME RANK\n"
-            "  release SESSION                           end a session at the master\n"
-            "  watch [--count N] [--duration S]          live cluster events\n"
-            "  top [--iterations N]                      full-screen live server table (q quits)\n"
-            "\n"
-            "COMMAND --help shows a command's usage.\n");
+    fprintf(
+        f,
+        "usage: lbctl [global flags] COMMAND [flags]\n"
+        "\n"
+        "global flags:\n"
+        "  --etcd URL[,URL]   etcd gateway (env LBCP_ETCD, default http://127.0.0.1:2379)\n"
+        "  --slave ADDR       a slave's client endpoint (env LBCP_SLAVE)\n"
+        "  --master ADDR      the master's RPC endpoint (env LBCP_MASTER)\n"
+        "  --addr ADDR        any daemon's RPC endpoint (for stats)\n"
+        "  --prefix P         etcd key prefix (default /lb/)\n"
+        "  --call-timeout MS  per call to a daemon or etcd (default 20000)\n"
+        "  -o table|wide|json output format\n"
+        "\n"
+        "commands:\n"
+        "  servers                                   list processing servers\n"
+        "  request --app APP --client ID [--location ZONE] [--require cpu=N,mem=SIZE,label=K[=V]]\n"
+        "                                            ask a slave as a client; follows redirects\n"
+        "  list --app APP                            list mode (via --slave): endpoint STATUS "
+        "users GROUP\n"
+        "  explain --app APP --client ID [--location ZONE] [--require ...] [--from-slave ID]\n"
+        "                                            the master's dry run: choice, alternates, a "
+        "verdict per server\n"
+        "  stats                                     a daemon's counters (--addr)\n"
+        "  status                                    leader, masters, slaves, servers, sessions, "
+        "etcd\n"
+        "  slaves | groups | sessions [--server ID]  listings\n"
+        "  drain SERVER [--wait [--timeout S]]       no new sessions on SERVER (undrain undoes)\n"
+        "  disable SERVER | enable SERVER            drained and sessions not renewed\n"
+        "  set-group SERVER GROUP | group set NAME RANK\n"
+        "  release SESSION                           end a session at the master\n"
+        "  watch [--count N] [--duration S]          live cluster events\n"
+        "  top [--iterations N]                      full-screen live server table (q quits)\n"
+        "\n"
+        "COMMAND --help shows a command's usage.\n");
 }
 
 static const char *env_or(const char *name, const char *def)
@@ -87,10 +91,10 @@ int main(int argc, char **argv)
     for (; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if ((strcmp(a, "--etcd") == 0 || strcmp(a, "--slave") == 0 ||
-             strcmp(a, "--master") == 0 || strcmp(a, "--addr") == 0 ||
-             strcmp(a, "--prefix") == 0 || strcmp(a, "--call-timeout") == 0 ||
-             strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) &&
+        if ((strcmp(a, "--etcd") == 0 || strcmp(a, "--slave") == 0 || strcmp(a, "--master") == 0 ||
+             strcmp(a, "--addr") == 0 || strcmp(a, "--prefix") == 0 ||
+             strcmp(a, "--call-timeout") == 0 || strcmp(a, "-o") == 0 ||
+             strcmp(a, "--output") == 0) &&
             v == NULL) {
             fprintf(stderr, "lbctl: %s needs a value\n", a);
             free(rest);

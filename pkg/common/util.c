@@ -96,9 +96,9 @@ bool lb_parse_size(const char *s, uint64_t *out)
     static const struct {
         const char *suf;
         double mult;
-    } units[] = {{"", 1},          {"B", 1},           {"K", 1e3},         {"KB", 1e3},
-                 {"KiB", 1024.0},  {"M", 1e6},         {"MB", 1e6},        {"MiB", 1048576.0},
-                 {"G", 1e9},       {"GB", 1e9},        {"GiB", 1073741824.0}};
+    } units[] = {{"", 1},         {"B", 1},    {"K", 1e3},           {"KB", 1e3},
+                 {"KiB", 1024.0}, {"M", 1e6},  {"MB", 1e6},          {"MiB", 1048576.0},
+                 {"G", 1e9},      {"GB", 1e9}, {"GiB", 1073741824.0}};
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
         if (strcmp(end, units[i].suf) == 0) {
             *out = (uint64_t)(v * units[i].mult);

@@ -36,8 +36,8 @@ const cfg_node *cfg_root(const cfg_doc *doc);
 const char *cfg_file(const cfg_doc *doc);
 
 cfg_kind cfg_kind_of(const cfg_node *n);
-int cfg_line(const cfg_node *n);       /* 1-based */
-const char *cfg_path(const cfg_node *n); /* dotted key path from the root ("" for root) */
+int cfg_line(const cfg_node *n);           /* 1-based */
+const char *cfg_path(const cfg_node *n);   /* dotted key path from the root ("" for root) */
 const char *cfg_scalar(const cfg_node *n); /* NULL unless CFG_SCALAR */
 
 /* Maps and sequences. */
@@ -64,11 +64,11 @@ lb_err cfg_get_int(const cfg_doc *doc, const cfg_node *map, const char *key, int
                    int64_t max, int64_t def, int64_t *out, lb_errmsg *em);
 lb_err cfg_get_double(const cfg_doc *doc, const cfg_node *map, const char *key, double min,
                       double max, double def, double *out, lb_errmsg *em);
-lb_err cfg_get_bool(const cfg_doc *doc, const cfg_node *map, const char *key, bool def,
-                    bool *out, lb_errmsg *em);
+lb_err cfg_get_bool(const cfg_doc *doc, const cfg_node *map, const char *key, bool def, bool *out,
+                    lb_errmsg *em);
 /* "250ms", "5s", "2m", "1h" or a bare number of seconds. */
-lb_err cfg_get_duration_ms(const cfg_doc *doc, const cfg_node *map, const char *key,
-                           int64_t def_ms, int64_t *out_ms, lb_errmsg *em);
+lb_err cfg_get_duration_ms(const cfg_doc *doc, const cfg_node *map, const char *key, int64_t def_ms,
+                           int64_t *out_ms, lb_errmsg *em);
 /* "1024", "64KiB", "1MiB", "2G". */
 lb_err cfg_get_size(const cfg_doc *doc, const cfg_node *map, const char *key, uint64_t def,
                     uint64_t *out, lb_errmsg *em);

@@ -82,8 +82,8 @@ typedef struct etcd_cmp {
     const char *key;
     etcd_cmp_target target;
     etcd_cmp_result result;
-    int64_t number;      /* VERSION, CREATE, MOD, LEASE */
-    const void *value;   /* VALUE */
+    int64_t number;    /* VERSION, CREATE, MOD, LEASE */
+    const void *value; /* VALUE */
     size_t value_len;
 } etcd_cmp;
 

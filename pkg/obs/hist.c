@@ -6,8 +6,8 @@
 #include <string.h>
 #include <time.h>
 
-const double obs_latency_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                      0.05,   0.1,   0.25,   0.5,   1,    2.5, 5, 10};
+const double obs_latency_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                      0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 const size_t obs_latency_nbuckets = sizeof obs_latency_buckets / sizeof obs_latency_buckets[0];
 
 struct obs_hist {

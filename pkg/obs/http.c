@@ -213,7 +213,8 @@ static int http_bind(const char *listen_at, int *port, lb_errmsg *em)
         return -1;
     }
     snprintf(host, sizeof host, "%.*s", (int)(colon - listen_at), listen_at);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE},
                     *ai = NULL;
     int gai = getaddrinfo(host, colon + 1, &hints, &ai);

@@ -55,9 +55,11 @@ void obs_log(obs_level lvl, const char *comp, const char *msg, const char *kvfmt
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(buf, sizeof buf, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s comp=%s msg=",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, level_names[lvl], comp);
+    int n =
+        snprintf(buf, sizeof buf,
+                 "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s comp=%s msg=", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+                 level_names[lvl], comp);
     size_t pos = n > 0 ? (size_t)n : 0;
     const size_t cap = sizeof buf - 2;
     pos = log_quote(buf, pos, cap, msg);

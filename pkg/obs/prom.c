@@ -151,8 +151,8 @@ static void render_help(pbuf *b, const sample *s)
     if (help != NULL)
         pb_printf(b, "# HELP %s %s\n", s->family, help);
     else
-        pb_printf(b, "# HELP %s lbcp %s %s\n", s->family,
-                  s->k == K_COUNTER ? "counter" : "metric", s->family);
+        pb_printf(b, "# HELP %s lbcp %s %s\n", s->family, s->k == K_COUNTER ? "counter" : "metric",
+                  s->family);
     pthread_mutex_unlock(&prom_lock);
     pb_printf(b, "# TYPE %s %s\n", s->family, types[s->k]);
 }
@@ -161,13 +161,11 @@ static void render_sample(pbuf *b, const sample *s)
 {
     const char *l = s->labels, *sep = s->labels[0] ? "," : "";
     if (s->k == K_COUNTER) {
-        pb_printf(b, "%s%s%s%s %.0f\n", s->family, l[0] ? "{" : "", l, l[0] ? "}" : "",
-                  s->value);
+        pb_printf(b, "%s%s%s%s %.0f\n", s->family, l[0] ? "{" : "", l, l[0] ? "}" : "", s->value);
         return;
     }
     if (s->k == K_GAUGE) {
-        pb_printf(b, "%s%s%s%s %.17g\n", s->family, l[0] ? "{" : "", l, l[0] ? "}" : "",
-                  s->value);
+        pb_printf(b, "%s%s%s%s %.17g\n", s->family, l[0] ? "{" : "", l, l[0] ? "}" : "", s->value);
         return;
     }
     uint64_t cum = 0;
@@ -180,8 +178,7 @@ static void render_sample(pbuf *b, const sample *s)
             pb_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", s->family, l, sep,
                       (unsigned long long)cum);
     }
-    pb_printf(b, "%s_sum%s%s%s %.17g\n", s->family, l[0] ? "{" : "", l, l[0] ? "}" : "",
-              s->h.sum);
+    pb_printf(b, "%s_sum%s%s%s %.17g\n", s->family, l[0] ? "{" : "", l, l[0] ? "}" : "", s->h.sum);
     pb_printf(b, "%s_count%s%s%s %llu\n", s->family, l[0] ? "{" : "", l, l[0] ? "}" : "",
               (unsigned long long)cum);
 }
@@ -204,8 +201,7 @@ char *obs_prom_render(size_t *len)
             continue;
         render_help(&b, &c.s[i]);
         for (size_t j = i; j < c.n; j++) {
-            if (!c.s[j].done && c.s[j].k == c.s[i].k &&
-                strcmp(c.s[j].family, c.s[i].family) == 0) {
+            if (!c.s[j].done && c.s[j].k == c.s[i].k && strcmp(c.s[j].family, c.s[i].family) == 0) {
                 render_sample(&b, &c.s[j]);
                 c.s[j].done = true;
             }

@@ -34,8 +34,8 @@ typedef struct reg_server {
     uint32_t inflight;      /* sessions chosen here whose launch has not answered yet */
     uint64_t *unreported;   /* launch_seq of launches done here that no report counts yet */
     size_t n_unreported, cap_unreported;
-    bool stale;             /* reports stopped: treated as down */
-    int idx;                /* index in the current snapshot, -1 when not in it */
+    bool stale; /* reports stopped: treated as down */
+    int idx;    /* index in the current snapshot, -1 when not in it */
 } reg_server;
 
 typedef struct reg_slave {

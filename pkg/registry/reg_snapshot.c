@@ -26,8 +26,8 @@ static void fill_server(reg *r, reg_server *s, sel_server *out, sel_label *label
 {
     const Lb__ServerInfo *in = s->info;
     const Lb__Override *ov = s->override;
-    const char *group = (ov != NULL && ov->group != NULL && ov->group[0] != '\0') ? ov->group
-                                                                                  : in->group;
+    const char *group =
+        (ov != NULL && ov->group != NULL && ov->group[0] != '\0') ? ov->group : in->group;
     const Lb__GroupInfo *g = hmap_get(r->groups, group);
     out->id = in->id;
     out->zone = in->zone;

@@ -174,10 +174,10 @@ lb_err sel_choose(const sel_snapshot *snap, const sel_policy *policy, const sel_
     /* a sticky client kept on a drained or full server may have no eligible
      * server besides it: then there are no alternates */
     out->n_alternates =
-        plan.group < 0 ? 0
-                       : sel_alternates(snap, a, &plan, &loc, req, out->server,
-                                        pre ? plan.best + 1 : NULL, pre ? plan.n_best - 1 : 0,
-                                        out->alternates, k);
+        plan.group < 0
+            ? 0
+            : sel_alternates(snap, a, &plan, &loc, req, out->server, pre ? plan.best + 1 : NULL,
+                             pre ? plan.n_best - 1 : 0, out->alternates, k);
     out->slave = sel_slave_choose(snap, &snap->servers[out->server], req->requesting_slave);
     if (verdicts != NULL)
         sel_explain(snap, a, policy, req, &loc, &plan, out, verdicts);

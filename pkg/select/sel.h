@@ -55,7 +55,7 @@ typedef struct sel_server {
     const char *zone;
     const char *region;
     const char *group;
-    int group_rank; /* lower is better */
+    int group_rank;    /* lower is better */
     uint32_t capacity; /* max sessions; 0 = cannot take any */
     uint32_t sessions; /* last reported */
     uint32_t pending;  /* assigned by this master since that report */
@@ -87,10 +87,11 @@ typedef struct sel_app_strategy {
 } sel_app_strategy;
 
 typedef struct sel_policy {
-    sel_strategy strategy;              /* default for apps not listed */
+    sel_strategy strategy; /* default for apps not listed */
     const sel_app_strategy *per_app;
     size_t n_per_app;
-    double zone_spill;    /* spill to the next locality tier above this utilisation (0..1]; default 1.0 */
+    double
+        zone_spill; /* spill to the next locality tier above this utilisation (0..1]; default 1.0 */
     double overprovision; /* Envoy factor (e.g. 1.4); 0 = strict priority groups */
     size_t n_alternates;  /* default 2, at most SEL_MAX_ALTERNATES */
 } sel_policy;
@@ -100,19 +101,19 @@ void sel_policy_default(sel_policy *p);
 typedef struct sel_request {
     const char *app;
     const char *client_id;
-    const char *zone;   /* client's zone; may be NULL/"" */
-    const char *region; /* may be NULL/"" (derived from the zone's servers when absent) */
-    double min_cpu;     /* free cores */
-    uint64_t min_mem;   /* free bytes */
+    const char *zone;          /* client's zone; may be NULL/"" */
+    const char *region;        /* may be NULL/"" (derived from the zone's servers when absent) */
+    double min_cpu;            /* free cores */
+    uint64_t min_mem;          /* free bytes */
     const char *const *labels; /* "key" or "key=value" */
     size_t n_labels;
-    const char *affinity_server; /* server of the client's live session, or NULL */
+    const char *affinity_server;  /* server of the client's live session, or NULL */
     const char *requesting_slave; /* slave id, or NULL */
 } sel_request;
 
 typedef enum sel_verdict_kind {
     SEL_V_CHOSEN = 0,
-    SEL_V_RANKED,      /* eligible, ranked (alternate or lower) */
+    SEL_V_RANKED, /* eligible, ranked (alternate or lower) */
     SEL_V_DOWN,
     SEL_V_DRAINED,
     SEL_V_DISABLED,
@@ -127,7 +128,7 @@ const char *sel_verdict_name(sel_verdict_kind k);
 
 typedef struct sel_verdict {
     sel_verdict_kind kind;
-    int rank; /* 0 = chosen, 1.. alternates/ranked; -1 when excluded */
+    int rank;        /* 0 = chosen, 1.. alternates/ranked; -1 when excluded */
     char detail[96]; /* e.g. "needs 2 free cpu, has 0.5", "group backup (rank 1) behind primary" */
 } sel_verdict;
 
@@ -137,9 +138,9 @@ typedef struct sel_result {
     int server; /* index into snapshot servers, -1 when nothing can serve */
     int alternates[SEL_MAX_ALTERNATES];
     size_t n_alternates;
-    int slave; /* index into snapshot slaves, -1 when there is none */
-    bool affinity; /* the affinity server was kept */
-    bool moved;    /* the client had an affinity server that is no longer usable */
+    int slave;        /* index into snapshot slaves, -1 when there is none */
+    bool affinity;    /* the affinity server was kept */
+    bool moved;       /* the client had an affinity server that is no longer usable */
     char reason[256]; /* why nothing can serve, or why the client moved */
 } sel_result;
 

@@ -66,8 +66,7 @@ lb_err wire_decode(const nng_msg *msg, size_t max_bytes, Lb__Envelope **out, lb_
         obs_count("wire_errors_total{kind=\"version\"}");
         unsigned v = env->version;
         lb__envelope__free_unpacked(env, NULL);
-        return lb_fail(em, LB_EPROTO, "unsupported envelope version %u (want %u)", v,
-                       WIRE_VERSION);
+        return lb_fail(em, LB_EPROTO, "unsupported envelope version %u (want %u)", v, WIRE_VERSION);
     }
     if (env->body_case == LB__ENVELOPE__BODY__NOT_SET) {
         obs_count("wire_errors_total{kind=\"empty\"}");

@@ -68,7 +68,9 @@ static int one(bench *b, nng_socket s, int i)
         fprintf(stderr, "request %d failed: %s\n", i,
                 em.text[0] ? em.text
                 : rep && rep->body_case == LB__ENVELOPE__BODY_INSTRUCTION
-                    ? (rep->instruction->action == LB__ACTION__REDIRECT ? "redirected (use --location of the slave's zone)" : rep->instruction->reason)
+                    ? (rep->instruction->action == LB__ACTION__REDIRECT
+                           ? "redirected (use --location of the slave's zone)"
+                           : rep->instruction->reason)
                     : "unexpected answer");
     wire_free(&rep);
     return ok;
@@ -166,8 +168,8 @@ int main(int argc, char **argv)
                         "[--clients N] [--requests N] [--threads N]\n");
         return 2;
     }
-    printf("%-28s %8s %10s %10s %10s %10s %6s\n", "phase", "requests", "p50_us", "p99_us",
-           "max_us", "req/s", "errors");
+    printf("%-28s %8s %10s %10s %10s %10s %6s\n", "phase", "requests", "p50_us", "p99_us", "max_us",
+           "req/s", "errors");
     phase_result fresh = run_phase(&b, true, false);
     print("new session (launch)", b.clients, fresh);
     phase_result sticky = run_phase(&b, false, false);

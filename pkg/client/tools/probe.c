@@ -45,7 +45,8 @@ static void print_assignment(const char *what, lb_err err, const lb_assignment *
     }
     printf("{\"cmd\":\"%s\",\"ok\":true,\"server\":\"%s\",\"host\":\"%s\",\"port\":%u,"
            "\"pid\":%d,\"session\":\"%s\",\"slave\":\"%s\",\"hops\":%d,\"confirmed\":%s,"
-           "\"relay\":%s,\"relay_endpoint\":\"%s\",\"relay_token\":\"%s\",\"expires_ms\":%lld,\"how\":\"%s\","
+           "\"relay\":%s,\"relay_endpoint\":\"%s\",\"relay_token\":\"%s\",\"expires_ms\":%lld,"
+           "\"how\":\"%s\","
            "\"alternates\":[",
            what, a->server, a->host, a->port, a->pid, a->session, a->slave, a->hops,
            a->confirmed ? "true" : "false", a->relay ? "true" : "false", a->relay_endpoint,
@@ -144,8 +145,8 @@ static void repl_wait_eof(lb_sticky *s, int ms)
     }
     printf("{\"cmd\":\"wait-eof\",\"ok\":true,\"closed\":%s,\"how\":\"%s\",\"ms\":%lld,"
            "\"bytes\":%lld}\n",
-           strcmp(how, "timeout") != 0 ? "true" : "false", how,
-           (long long)(probe_now_ms() - t0), bytes);
+           strcmp(how, "timeout") != 0 ? "true" : "false", how, (long long)(probe_now_ms() - t0),
+           bytes);
     fflush(stdout);
 }
 

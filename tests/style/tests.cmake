@@ -1,0 +1,2 @@
+# Style: every C file as the root .clang-format makes it.
+add_test(NAME style_clang_format COMMAND ${CMAKE_SOURCE_DIR}/tests/style/check-format.sh)

@@ -107,10 +107,14 @@ The cluster is running:
   master    tcp://127.0.0.1:7101
   slaves    zone-a tcp://127.0.0.1:7201, zone-b tcp://127.0.0.1:7202
   agents    agent-a1, agent-a2 (zone-a), agent-b1 (zone-b)
+  metrics   http://127.0.0.1:9101/metrics (master), :9201/:9202 (slaves), :9301-9303 (agents);
+            /healthz on the same ports
   logs      $state/logs/
 Try:
   $bin/lbctl --slave tcp://127.0.0.1:7202 request --app echo --client carol --location zone-b
   $bin/lbctl servers
   $bin/lbctl --addr tcp://127.0.0.1:7101 stats
+  $bin/lbctl status
+  $bin/lbctl top
 Stop it with ./deploy/local/down.sh
 TXT

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #define TXN_MAX_OPS 128
+#define WRITE_BACKOFF_MAX_MS 2000
 #define WQ_MAX 200000 /* writes kept while etcd is down; beyond, the oldest are dropped */
 
 /* ---- watch feed ------------------------------------------------------------------ */
@@ -37,14 +38,11 @@ static void on_events(void *arg, const etcd_event *evs, size_t n, int64_t revisi
 static void on_status(void *arg, bool connected, lb_err err, const char *msg)
 {
     master *m = arg;
+    (void)err;
+    (void)msg; /* pkg/etcd logs a loss with its cause: one line is enough */
     bool was = atomic_exchange(&m->etcd_ok, connected);
-    if (was != connected) {
-        if (connected)
-            LOG_INFO("master", "etcd watch connected", "etcd=%s", m->cfg.etcd);
-        else
-            LOG_ERROR("master", "etcd watch lost", "etcd=%s err=\"%s\" detail=\"%s\"", m->cfg.etcd,
-                      lb_strerror(err), msg != NULL ? msg : "");
-    }
+    if (was != connected && connected)
+        LOG_INFO("master", "etcd watch connected", "etcd=%s", m->cfg.etcd);
 }
 
 /* ---- registration and leadership ------------------------------------------------- */
@@ -177,14 +175,22 @@ static lb_err flush_batch(master *m, write_op **batch, size_t n)
     lb_err err = etcd_txn(m->etcd, NULL, 0, ops, k, NULL, 0, &ok, NULL, &em);
     if (err != LB_OK) {
         obs_count("master_etcd_write_errors_total");
-        LOG_WARN("master", "batched write failed", "ops=%zu err=\"%s\"", k, em.text);
+        /* logged when writes start failing, not on every retry */
+        if (!m->writes_failing)
+            LOG_WARN("master", "batched writes failing; retrying with backoff",
+                     "ops=%zu err=\"%s\"", k, em.text);
+        m->writes_failing = true;
     } else {
         obs_add(obs_counter_get("master_etcd_writes_total"), k);
+        if (m->writes_failing)
+            LOG_INFO("master", "batched writes resumed", "ops=%zu", k);
+        m->writes_failing = false;
     }
     return err;
 }
 
-static void flush_queue(master *m)
+/* Writes everything queued; what fails stays queued, in order. */
+static lb_err flush_queue(master *m)
 {
     pthread_mutex_lock(&m->wq_lock);
     write_op *head = m->wq_head;
@@ -228,6 +234,7 @@ static void flush_queue(master *m)
         m->wq_len += n;
         pthread_mutex_unlock(&m->wq_lock);
     }
+    return failed != NULL ? LB_EUNAVAIL : LB_OK;
 }
 
 /* ---- chores ------------------------------------------------------------------------- */
@@ -324,6 +331,7 @@ static void chores(master *m)
 static void *writer_main(void *arg)
 {
     master *m = arg;
+    int64_t backoff = 0;
     int64_t next_chore = lb_mono_ms();
     while (!atomic_load(&m->stopping)) {
         pthread_mutex_lock(&m->wq_lock);
@@ -339,8 +347,13 @@ static void *writer_main(void *arg)
         }
         pthread_mutex_unlock(&m->wq_lock);
         /* a short window lets concurrent requests share one txn */
-        lb_sleep_ms(m->cfg.write_interval_ms);
-        flush_queue(m);
+        lb_sleep_ms(m->cfg.write_interval_ms + backoff);
+        /* while etcd refuses, retry at most every WRITE_BACKOFF_MAX_MS */
+        if (flush_queue(m) != LB_OK)
+            backoff = backoff == 0 ? 100 : (backoff * 2 < WRITE_BACKOFF_MAX_MS ? backoff * 2
+                                                                                : WRITE_BACKOFF_MAX_MS);
+        else
+            backoff = 0;
         if (lb_mono_ms() >= next_chore) {
             chores(m);
             next_chore = lb_mono_ms() + 1000;

@@ -350,8 +350,9 @@ static void *writer_main(void *arg)
         lb_sleep_ms(m->cfg.write_interval_ms + backoff);
         /* while etcd refuses, retry at most every WRITE_BACKOFF_MAX_MS */
         if (flush_queue(m) != LB_OK)
-            backoff = backoff == 0 ? 100 : (backoff * 2 < WRITE_BACKOFF_MAX_MS ? backoff * 2
-                                                                                : WRITE_BACKOFF_MAX_MS);
+            backoff = backoff == 0 ? 100
+                                   : (backoff * 2 < WRITE_BACKOFF_MAX_MS ? backoff * 2
+                                                                         : WRITE_BACKOFF_MAX_MS);
         else
             backoff = 0;
         if (lb_mono_ms() >= next_chore) {

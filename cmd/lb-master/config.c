@@ -128,22 +128,16 @@ out:
     return err;
 }
 
+static lb_err load_any(const cfg_doc *doc, void *cfg, lb_errmsg *em)
+{
+    return load_all(doc, cfg, em);
+}
+
 int master_config_load(const char *path, master_config *cfg)
 {
-    lb_errmsg em = {{0}};
-    cfg_doc *doc = NULL;
     memset(cfg, 0, sizeof *cfg);
     cfg->path = lb_strdup(path);
-    lb_err err = path != NULL ? cfg_load_file(path, &doc, &em)
-                              : cfg_load_string("<defaults>", "", &doc, &em);
-    if (err == LB_OK)
-        err = load_all(doc, cfg, &em);
-    cfg_free(&doc);
-    if (err != LB_OK) {
-        fprintf(stderr, "lb-master: config error: %s\n", em.text);
-        return -1;
-    }
-    return 0;
+    return cfg_daemon_load("lb-master", path, load_any, cfg);
 }
 
 void master_config_free(master_config *cfg)

@@ -107,21 +107,15 @@ out:
     return err;
 }
 
+static lb_err load_any(const cfg_doc *doc, void *cfg, lb_errmsg *em)
+{
+    return load_all(doc, cfg, em);
+}
+
 int slave_config_load(const char *path, slave_config *cfg)
 {
-    lb_errmsg em = {{0}};
-    cfg_doc *doc = NULL;
     memset(cfg, 0, sizeof *cfg);
-    lb_err err = path != NULL ? cfg_load_file(path, &doc, &em)
-                              : cfg_load_string("<defaults>", "", &doc, &em);
-    if (err == LB_OK)
-        err = load_all(doc, cfg, &em);
-    cfg_free(&doc);
-    if (err != LB_OK) {
-        fprintf(stderr, "lb-slave: config error: %s\n", em.text);
-        return -1;
-    }
-    return 0;
+    return cfg_daemon_load("lb-slave", path, load_any, cfg);
 }
 
 void slave_config_free(slave_config *cfg)

@@ -1,6 +1,7 @@
 #include "config/daemon.h"
 
 #include "common/util.h"
+#include "config/cfg.h"
 #include "obs/log.h"
 
 #include <getopt.h>
@@ -75,4 +76,21 @@ char *cfg_join(char *const *items, size_t n, const char *def)
         strcat(out, items[i]);
     }
     return out;
+}
+
+int cfg_daemon_load(const char *name, const char *path,
+                    lb_err (*load)(const cfg_doc *doc, void *cfg, lb_errmsg *em), void *cfg)
+{
+    lb_errmsg em = {{0}};
+    cfg_doc *doc = NULL;
+    lb_err err = path != NULL ? cfg_load_file(path, &doc, &em)
+                              : cfg_load_string("<defaults>", "", &doc, &em);
+    if (err == LB_OK)
+        err = load(doc, cfg, &em);
+    cfg_free(&doc);
+    if (err != LB_OK) {
+        fprintf(stderr, "%s: config error: %s\n", name, em.text);
+        return -1;
+    }
+    return 0;
 }

@@ -10,6 +10,8 @@
 #ifndef LB_CONFIG_DAEMON_H
 #define LB_CONFIG_DAEMON_H
 
+#include "lb/err.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -19,6 +21,13 @@
  * usage error when config_required. */
 int cfg_daemon_args(const char *name, int argc, char **argv, bool config_required,
                     const char **config, const char **level);
+
+/* Loads path (NULL: an empty document, so every key takes its default) and
+ * hands the document to load(doc, cfg, em). On any error prints
+ * "<name>: config error: <file:line: key: what>" and returns -1; 0 on success. */
+struct cfg_doc;
+int cfg_daemon_load(const char *name, const char *path,
+                    lb_err (*load)(const struct cfg_doc *doc, void *cfg, lb_errmsg *em), void *cfg);
 
 /* Sets the process log level from flag (may be NULL) or configured. Returns 0,
  * or 2 after printing which value is not debug, info, warn or error. */

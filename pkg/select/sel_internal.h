@@ -85,10 +85,11 @@ typedef struct sel_app {
     uint32_t n_levels;
     uint32_t lvl_off[SEL_MAX_LEVELS]; /* first node of each level in key / sum */
     uint32_t lvl_n[SEL_MAX_LEVELS];   /* nodes per level, padding included */
-    uint64_t *key;     /* least-loaded key under each node (SEL_KEY_NONE if none open) */
-    sel_sum *sum;      /* open capacity / usage under each node */
-    uint32_t n_open;   /* open leaves */
-    sel_group *groups; /* sorted by rank */
+    uint64_t *key;      /* least-loaded key under each node (SEL_KEY_NONE if none open) */
+    sel_sum *sum;       /* open capacity / usage under each node */
+    uint32_t *rank_pos; /* [n_servers] leaf of the server of each id rank, UINT32_MAX if none */
+    uint32_t n_open;    /* open leaves */
+    sel_group *groups;  /* sorted by rank */
     uint32_t n_groups;
     sel_range *regions;
     uint32_t n_regions;

@@ -167,17 +167,26 @@ lb_err sel_choose(const sel_snapshot *snap, const sel_policy *policy, const sel_
         out->server = aff;
         out->affinity = true;
     }
-    /* The walk's list is the tier's ranking (1 + k long unless the tier ran
-     * out) only for least-loaded, and only when the pick came from it. */
-    bool pre = strategy == SEL_LEAST_LOADED && plan.walked && !out->affinity && plan.n_best > 0 &&
-               plan.best[0] == out->server;
+    /* When the chosen tier was walked (least-loaded's pick, or the plan's
+     * check of a tier under requirements), its list is the tier's ranking:
+     * without the chosen server it is the alternates in that tier, provided
+     * it still holds k of them or held the whole tier (shorter than asked).
+     * A sticky client then needs no second walk of the same tier. */
+    int pre[1 + SEL_MAX_ALTERNATES];
+    size_t n_pre = 0;
+    bool have_pre = false;
+    if (plan.group >= 0 && plan.walked) {
+        for (size_t i = 0; i < plan.n_best; i++)
+            if (plan.best[i] != out->server)
+                pre[n_pre++] = plan.best[i];
+        have_pre = n_pre >= k || plan.n_best < want;
+    }
     /* a sticky client kept on a drained or full server may have no eligible
      * server besides it: then there are no alternates */
-    out->n_alternates =
-        plan.group < 0
-            ? 0
-            : sel_alternates(snap, a, &plan, &loc, req, out->server, pre ? plan.best + 1 : NULL,
-                             pre ? plan.n_best - 1 : 0, out->alternates, k);
+    out->n_alternates = plan.group < 0
+                            ? 0
+                            : sel_alternates(snap, a, &plan, &loc, req, out->server,
+                                             have_pre ? pre : NULL, n_pre, out->alternates, k);
     out->slave = sel_slave_choose(snap, &snap->servers[out->server], req->requesting_slave);
     if (verdicts != NULL)
         sel_explain(snap, a, policy, req, &loc, &plan, out, verdicts);

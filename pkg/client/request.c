@@ -77,7 +77,11 @@ out:
     return err;
 }
 
-lb_err lbc_call_any(lb_client *c, Lb__Envelope *req, Lb__Envelope **rep)
+/* Tries attempt(c, slave, arg) on every slave in order, for 1 + c->retries
+ * rounds with backoff between rounds, until one succeeds or fails in a way
+ * another slave cannot fix. why (may be NULL) keeps the last failure's text. */
+static lb_err lbc_each_slave(lb_client *c, lb_err (*attempt)(lb_client *, const char *, void *),
+                             void *arg, char *why, size_t why_cap)
 {
     lb_err err = LB_EUNAVAIL;
     int backoff = c->backoff_ms;
@@ -87,12 +91,31 @@ lb_err lbc_call_any(lb_client *c, Lb__Envelope *req, Lb__Envelope **rep)
             backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
         }
         for (size_t i = 0; i < c->n_slaves; i++) {
-            err = lbc_call(c, c->slaves[i], req, rep);
+            err = attempt(c, c->slaves[i], arg);
             if (err == LB_OK || !lbc_retryable(err))
                 return err;
+            if (why != NULL)
+                snprintf(why, why_cap, "%s", lb_client_errmsg());
         }
     }
     return err;
+}
+
+struct call_args {
+    Lb__Envelope *req;
+    Lb__Envelope **rep;
+};
+
+static lb_err call_attempt(lb_client *c, const char *slave, void *arg)
+{
+    struct call_args *a = arg;
+    return lbc_call(c, slave, a->req, a->rep);
+}
+
+lb_err lbc_call_any(lb_client *c, Lb__Envelope *req, Lb__Envelope **rep)
+{
+    struct call_args a = {req, rep};
+    return lbc_each_slave(c, call_attempt, &a, NULL, 0);
 }
 
 static void fill_assignment(const Lb__SelectionInstruction *in, const char *endpoint,
@@ -180,23 +203,24 @@ out:
     return err;
 }
 
+struct follow_args {
+    Lb__ClientRequest *cr;
+    lb_assignment *out;
+};
+
+static lb_err follow_attempt(lb_client *c, const char *slave, void *arg)
+{
+    struct follow_args *a = arg;
+    return follow(c, slave, a->cr, a->out);
+}
+
 static lb_err request_rounds(lb_client *c, Lb__ClientRequest *cr, lb_assignment *out)
 {
-    lb_err err = LB_EUNAVAIL;
     char why[512] = "";
-    int backoff = c->backoff_ms;
-    for (int round = 0; round <= c->retries; round++) {
-        if (round > 0) {
-            lb_sleep_ms(backoff);
-            backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
-        }
-        for (size_t i = 0; i < c->n_slaves; i++) {
-            err = follow(c, c->slaves[i], cr, out);
-            if (err == LB_OK || !lbc_retryable(err))
-                return err;
-            snprintf(why, sizeof why, "%s", lb_client_errmsg());
-        }
-    }
+    struct follow_args a = {cr, out};
+    lb_err err = lbc_each_slave(c, follow_attempt, &a, why, sizeof why);
+    if (err == LB_OK || !lbc_retryable(err))
+        return err;
     return lbc_fail(err, "no slave served the request (%zu slaves, %d rounds); last: %s",
                     c->n_slaves, c->retries + 1, why);
 }

@@ -347,11 +347,46 @@ static const char *launch_start_locked(agent *a, const agent_app *app, const cha
     return NULL;
 }
 
+/* True when the kernel already has pid on its way out: a zombie, exiting
+ * (PF_EXITING, set as exit starts, before its memory and files are torn down,
+ * which under ASan takes a while) or with a SIGKILL pending. Such a process can
+ * still accept connections on its listener for a moment. */
+static bool launch_dying(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return true;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    char state = 0;
+    unsigned flags = 0;
+    if (p == NULL || sscanf(p + 1, " %c %*d %*d %*d %*d %*d %u", &state, &flags) != 2)
+        return true;
+    if (state == 'Z' || state == 'X' || state == 'x' || (flags & 0x4u) != 0 /* PF_EXITING */)
+        return true;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return true;
+    bool kill_pending = false;
+    while (!kill_pending && fgets(buf, sizeof buf, f) != NULL) {
+        unsigned long long mask = 0;
+        if ((sscanf(buf, "SigPnd: %llx", &mask) == 1 || sscanf(buf, "ShdPnd: %llx", &mask) == 1) &&
+            (mask & (1ull << (SIGKILL - 1))) != 0)
+            kill_pending = true;
+    }
+    fclose(f);
+    return kill_pending;
+}
+
 /* A process is reused only if it still accepts connections: one killed a
  * moment ago may have closed its sockets without being reapable yet, and one
  * that closed its listener is no use to the client either. (A stopped process
  * still has its connections accepted by the kernel: this is not a hang check.)
- * A process that fails the check is killed
+ * It must not be dying either (launch_dying). A process that fails is killed
  * (its group) and marked failed, so it is never handed out again and is reaped
  * quietly. p->lock held; the connect on loopback takes microseconds, and at most
  * LAUNCH_PROBE_MS when the host drops it. */
@@ -361,8 +396,8 @@ static bool launch_alive_locked(agent *a, agent_proc *e)
     struct addrinfo *ai = NULL;
     char port[8];
     snprintf(port, sizeof port, "%u", e->port);
-    bool ok = getaddrinfo(a->cfg.host, port, &hints, &ai) == 0 && ai != NULL &&
-              launch_connect(ai, LAUNCH_PROBE_MS);
+    bool ok = !launch_dying(e->pid) && getaddrinfo(a->cfg.host, port, &hints, &ai) == 0 &&
+              ai != NULL && launch_connect(ai, LAUNCH_PROBE_MS);
     if (ai != NULL)
         freeaddrinfo(ai);
     if (!ok) {

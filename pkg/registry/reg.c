@@ -111,6 +111,16 @@ void reg_unlock(reg *r)
     pthread_mutex_unlock(&r->lock);
 }
 
+/* Ends a change made by a feeder (watch, reports, stale check): a changed view
+ * gets its new selection snapshot here, on the feeding thread, so requests
+ * never pay for a rebuild. */
+static void reg_unlock_settled(reg *r)
+{
+    if (r->dirty)
+        reg_snapshot_locked(r);
+    pthread_mutex_unlock(&r->lock);
+}
+
 void reg_key(const reg *r, char *out, size_t cap, const char *kind, const char *id)
 {
     snprintf(out, cap, "%s%s/%s", r->prefix, kind, id);
@@ -310,7 +320,7 @@ void reg_reset(reg *r, const etcd_kvs *snapshot)
     }
     hmap_free(&old_servers, free_server);
     r->dirty = true;
-    reg_unlock(r);
+    reg_unlock_settled(r);
     LOG_INFO("registry", "view loaded", "keys=%zu revision=%lld", snapshot->n,
              (long long)snapshot->revision);
 }
@@ -320,7 +330,7 @@ void reg_apply(reg *r, const etcd_event *evs, size_t n)
     reg_lock(r);
     for (size_t i = 0; i < n; i++)
         apply_one(r, evs[i].type, &evs[i].kv);
-    reg_unlock(r);
+    reg_unlock_settled(r);
 }
 
 /* ---- load reports ----------------------------------------------------------------- */
@@ -361,7 +371,7 @@ bool reg_on_server_load(reg *r, const Lb__ServerLoad *l)
     } else {
         lb__server_load__free_unpacked(copy, NULL);
     }
-    reg_unlock(r);
+    reg_unlock_settled(r);
     return known;
 }
 
@@ -397,7 +407,7 @@ void reg_check_stale(reg *r)
                      "server=%s", id);
         }
     }
-    reg_unlock(r);
+    reg_unlock_settled(r);
 }
 
 /* ---- lookups -------------------------------------------------------------------------- */

@@ -16,8 +16,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../../tests/integration"))
-from client_test import PROBE, Repl, echo_pid  # noqa: E402
-from harness import ClusterTest, free_port, pid_alive, wait_for  # noqa: E402
+from client_test import Repl, ReplTest, echo_pid, start_relay_cluster  # noqa: E402
+from harness import ClusterTest, pid_alive, wait_for  # noqa: E402
 
 EOF_BOUND_MS = 3000  # a torn-down link must reach the client within this
 
@@ -32,28 +32,10 @@ def refused(port, token):
             return True
 
 
-class RelayTeardown(ClusterTest):
+class RelayTeardown(ReplTest):
     def setUp(self):
         super().setUp()
-        self.c.start_master()
-        self.relay_port = free_port()
-        self.sa = self.c.start_slave("slave-a", "zone-a",
-                                     relay_listen=f"127.0.0.1:{self.relay_port}")
-        apps = {"bytes": {"argv": [PROBE, "serve-echo", "--port", "{port}"],
-                          "ready_timeout": "5s", "link": "relay"}}
-        self.c.start_agent("agent-a1", "zone-a", apps=apps)
-        self.c.wait_master_sees(1)
-        self.repls = []
-
-    def tearDown(self):
-        for r in self.repls:
-            r.close()
-        super().tearDown()
-
-    def repl(self, client):
-        r = Repl([self.sa.endpoint], client, "zone-a", self.c.env)
-        self.repls.append(r)
-        return r
+        start_relay_cluster(self)
 
     def counter(self, name):
         return self.c.stats(self.sa.endpoint)["counters"].get(name, 0)
@@ -121,7 +103,7 @@ class RelayTeardown(ClusterTest):
         self.assertEqual(self.counter("slave_relay_refused_total"), 3)
 
 
-class Keepalive(ClusterTest):
+class Keepalive(ReplTest):
     TTL = 3
 
     def setUp(self):
@@ -130,17 +112,6 @@ class Keepalive(ClusterTest):
         self.sa = self.c.start_slave("slave-a", "zone-a")
         self.c.start_agent("agent-a1", "zone-a")
         self.c.wait_master_sees(1)
-        self.repls = []
-
-    def tearDown(self):
-        for r in self.repls:
-            r.close()
-        super().tearDown()
-
-    def repl(self, client):
-        r = Repl([self.sa.endpoint], client, "zone-a", self.c.env)
-        self.repls.append(r)
-        return r
 
     def sessions(self):
         return self.c.etcd.keys("/lb/sessions/")

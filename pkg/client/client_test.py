@@ -53,7 +53,40 @@ def echo_pid(reply):
     return int(reply["line"].split()[0].split("=")[1])
 
 
-class ClientLibrary(ClusterTest):
+class ReplTest(ClusterTest):
+    """A cluster test driving lbclient-probe REPLs, all closed after the test."""
+
+    def setUp(self):
+        super().setUp()
+        self.repls = []
+
+    def tearDown(self):
+        for r in self.repls:
+            r.close()
+        super().tearDown()
+
+    def repl_slaves(self):
+        return [self.sa.endpoint]
+
+    def repl(self, client, slaves=None, location="zone-a"):
+        r = Repl(slaves or self.repl_slaves(), client, location, self.c.env)
+        self.repls.append(r)
+        return r
+
+
+def start_relay_cluster(test):
+    """A master, slave-a with a relay on a free port (test.relay_port) and
+    agent-a1 offering app "bytes" (an echo) with link: relay."""
+    test.c.start_master()
+    test.relay_port = free_port()
+    test.sa = test.c.start_slave("slave-a", "zone-a", relay_listen=f"127.0.0.1:{test.relay_port}")
+    apps = {"bytes": {"argv": [PROBE, "serve-echo", "--port", "{port}"],
+                      "ready_timeout": "5s", "link": "relay"}}
+    test.c.start_agent("agent-a1", "zone-a", apps=apps)
+    test.c.wait_master_sees(1)
+
+
+class ClientLibrary(ReplTest):
     def setUp(self):
         super().setUp()
         self.c.start_master(session_ttl="30s")
@@ -63,12 +96,9 @@ class ClientLibrary(ClusterTest):
                        "agent-a2": self.c.start_agent("agent-a2", "zone-a"),
                        "agent-b1": self.c.start_agent("agent-b1", "zone-b")}
         self.c.wait_master_sees(3)
-        self.repls = []
 
-    def tearDown(self):
-        for r in self.repls:
-            r.close()
-        super().tearDown()
+    def repl_slaves(self):
+        return [self.sa.endpoint, self.sb.endpoint]
 
     def probe(self, *args, slaves=None, client="probe-1", location=None, timeout=120):
         cmd = [PROBE, "--slaves", ",".join(slaves or [self.sa.endpoint]), "--client", client,
@@ -80,11 +110,6 @@ class ClientLibrary(ClusterTest):
         lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
         self.assertTrue(lines, f"no output: rc={r.returncode} {r.stderr}")
         return lines[-1]
-
-    def repl(self, client, slaves=None, location="zone-a"):
-        r = Repl(slaves or [self.sa.endpoint, self.sb.endpoint], client, location, self.c.env)
-        self.repls.append(r)
-        return r
 
     def test_redirect_is_followed_and_confirmed(self):
         out = self.probe("request", "echo", location="zone-b")
@@ -199,14 +224,7 @@ class ClientLibrary(ClusterTest):
 class Relay(ClusterTest):
     def setUp(self):
         super().setUp()
-        self.c.start_master()
-        self.relay_port = free_port()
-        self.sa = self.c.start_slave("slave-a", "zone-a",
-                                     relay_listen=f"127.0.0.1:{self.relay_port}")
-        apps = {"bytes": {"argv": [PROBE, "serve-echo", "--port", "{port}"],
-                          "ready_timeout": "5s", "link": "relay"}}
-        self.c.start_agent("agent-a1", "zone-a", apps=apps)
-        self.c.wait_master_sees(1)
+        start_relay_cluster(self)
 
     def test_relay_carries_ten_mebibytes_both_ways_byte_exact(self):
         n = 10 * 1024 * 1024

@@ -33,31 +33,31 @@ static const char *const master_help[][2] = {
     {"etcd_errors_total", "etcd gateway calls that failed, by call."},
     {"etcd_request_seconds", "etcd gateway call latency, by call."},
     {"wire_errors_total", "Malformed or oversized messages received, by kind."},
+    {"obs_dropped_series_total",
+     "Metric series dropped because a table or a scrape was full (0 when all are exposed)."},
     {"http_requests_total", "Requests to the operator HTTP endpoint, by path."},
 };
 
-static void zero_server_gauge(const char *name, double v, void *arg)
-{
-    (void)v;
-    (void)arg;
-    if (strncmp(name, "master_server_sessions{", 23) == 0)
-        obs_gauge_set(obs_gauge_get(name), 0);
-}
-
-/* Scrape hook: gauges from the view (servers gone since drop to 0). */
-static void master_scrape(void *arg)
+/* Collector: one series per server in the view, built at each scrape, so a
+ * server that left has none and the gauge table does not grow with servers. */
+static void master_collect(obs_scrape *sc, void *arg)
 {
     master *m = arg;
-    obs_gauge_foreach(zero_server_gauge, NULL);
     reg_lock(m->view);
     size_t i = 0;
     reg_server *s;
     while ((s = reg_server_next_locked(m->view, &i)) != NULL) {
-        char name[256];
-        snprintf(name, sizeof name, "master_server_sessions{server=\"%s\"}", s->info->id);
         uint32_t n = (s->load != NULL ? s->load->sessions : 0) + s->pending;
-        obs_gauge_set(obs_gauge_get(name), n);
+        obs_scrape_gauge(sc, "master_server_sessions", "server", s->info->id, n);
     }
+    reg_unlock(m->view);
+}
+
+/* Scrape hook: the process-wide gauges from the view. */
+static void master_scrape(void *arg)
+{
+    master *m = arg;
+    reg_lock(m->view);
     obs_gauge_set(obs_gauge_get("master_sessions"), (double)reg_n_sessions_locked(m->view));
     reg_unlock(m->view);
     obs_gauge_set(obs_gauge_get("master_is_leader"), atomic_load(&m->is_leader) ? 1 : 0);
@@ -79,6 +79,7 @@ int master_ops_start(master *m)
     for (size_t i = 0; i < sizeof master_help / sizeof master_help[0]; i++)
         obs_describe(master_help[i][0], master_help[i][1]);
     obs_on_scrape(master_scrape, m);
+    obs_on_collect(master_collect, m);
     if (m->cfg.http_listen[0] == '\0')
         return 0;
     lb_errmsg em = {{0}};

@@ -1,5 +1,7 @@
 #include "obs/hist.h"
 
+#include "obs/metrics.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -28,6 +30,9 @@ static obs_hist hist_table[OBS_MAX_HISTS];
 static _Atomic size_t hist_count;
 static obs_gauge gauge_table[OBS_MAX_GAUGES];
 static _Atomic size_t gauge_count;
+/* Handed out when a table is full: writes go nowhere, nothing is exposed. */
+static obs_hist hist_sink = {.name = "obs_dropped"};
+static obs_gauge gauge_sink = {.name = "obs_dropped"};
 
 static uint64_t d2u(double d)
 {
@@ -57,7 +62,7 @@ obs_hist *obs_hist_get(const char *name, const double *bounds, size_t n)
         n = obs_latency_nbuckets;
     }
     if (n > OBS_HIST_MAX_BUCKETS)
-        abort();
+        n = OBS_HIST_MAX_BUCKETS; /* the top buckets fold into +Inf */
     pthread_mutex_lock(&hist_lock);
     size_t have = atomic_load(&hist_count);
     for (size_t i = 0; i < have; i++) {
@@ -66,12 +71,12 @@ obs_hist *obs_hist_get(const char *name, const double *bounds, size_t n)
             return &hist_table[i];
         }
     }
-    if (have == OBS_MAX_HISTS)
-        abort();
-    obs_hist *h = &hist_table[have];
-    h->name = strdup(name);
-    if (h->name == NULL)
-        abort();
+    obs_hist *h = have < OBS_MAX_HISTS ? &hist_table[have] : NULL;
+    if (h == NULL || (h->name = strdup(name)) == NULL) {
+        pthread_mutex_unlock(&hist_lock);
+        obs_note_dropped_series();
+        return &hist_sink;
+    }
     h->n = n;
     memcpy(h->bounds, bounds, n * sizeof *bounds);
     atomic_store(&hist_count, have + 1);
@@ -122,12 +127,12 @@ obs_gauge *obs_gauge_get(const char *name)
             return &gauge_table[i];
         }
     }
-    if (have == OBS_MAX_GAUGES)
-        abort();
-    obs_gauge *g = &gauge_table[have];
-    g->name = strdup(name);
-    if (g->name == NULL)
-        abort();
+    obs_gauge *g = have < OBS_MAX_GAUGES ? &gauge_table[have] : NULL;
+    if (g == NULL || (g->name = strdup(name)) == NULL) {
+        pthread_mutex_unlock(&hist_lock);
+        obs_note_dropped_series();
+        return &gauge_sink;
+    }
     atomic_store(&g->bits, d2u(0.0));
     atomic_store(&gauge_count, have + 1);
     pthread_mutex_unlock(&hist_lock);

@@ -1,6 +1,10 @@
 /*
  * Histograms (fixed buckets) and gauges, named like counters with their labels
- * in the name: `master_selection_seconds{action="serve"}`. They live until exit.
+ * in the name: `master_selection_seconds{action="serve"}`. They live until exit,
+ * so they are for series of bounded number (per action, per call); series per
+ * server or per client come from a collector at scrape time (obs/prom.h).
+ * A full table never aborts: the caller gets a sink that is not exposed and
+ * the loss is counted in obs_dropped_series_total.
  *
  * Thread-safety: obs_hist_get / obs_gauge_get take a lock for the name lookup
  * (hot paths keep the pointer); obs_observe and obs_gauge_set are lock-free.
@@ -23,7 +27,8 @@ extern const double obs_latency_buckets[];
 extern const size_t obs_latency_nbuckets;
 
 /* Returns the histogram named name, creating it with the n ascending upper
- * bounds given (NULL: obs_latency_buckets). Never NULL (aborts when full). */
+ * bounds given (NULL: obs_latency_buckets; more than OBS_HIST_MAX_BUCKETS
+ * bounds are cut). Never NULL (a sink when the table is full). */
 obs_hist *obs_hist_get(const char *name, const double *bounds, size_t n);
 /* Records one value (seconds for latencies). */
 void obs_observe(obs_hist *h, double v);
@@ -43,6 +48,7 @@ typedef struct obs_hist_snap {
 } obs_hist_snap;
 void obs_hist_foreach(void (*fn)(const obs_hist_snap *s, void *arg), void *arg);
 
+/* Returns the gauge named name, created at 0; never NULL (a sink when full). */
 obs_gauge *obs_gauge_get(const char *name);
 void obs_gauge_set(obs_gauge *g, double v);
 double obs_gauge_value(const obs_gauge *g);

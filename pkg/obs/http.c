@@ -122,6 +122,10 @@ static void http_serve(obs_http *h, http_conn *c)
     obs_count("http_requests_total{path=\"/metrics\"}");
     size_t len = 0;
     char *text = obs_prom_render(&len);
+    if (text == NULL) {
+        http_simple(c->fd, 500, "out of memory\n");
+        return;
+    }
     http_reply(c->fd, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
     free(text);
 }

@@ -13,6 +13,19 @@ struct obs_counter {
 static pthread_mutex_t metrics_lock = PTHREAD_MUTEX_INITIALIZER;
 static obs_counter metrics_table[OBS_MAX_COUNTERS];
 static _Atomic size_t metrics_count;
+/* Handed out when the table is full: counts go nowhere, the series is not exposed. */
+static obs_counter metrics_sink = {.name = "obs_dropped"};
+static _Atomic uint64_t dropped_series;
+
+void obs_note_dropped_series(void)
+{
+    atomic_fetch_add_explicit(&dropped_series, 1, memory_order_relaxed);
+}
+
+uint64_t obs_dropped_series(void)
+{
+    return atomic_load_explicit(&dropped_series, memory_order_relaxed);
+}
 
 obs_counter *obs_counter_get(const char *name)
 {
@@ -24,11 +37,11 @@ obs_counter *obs_counter_get(const char *name)
             return &metrics_table[i];
         }
     }
-    if (n == OBS_MAX_COUNTERS)
-        abort();
-    metrics_table[n].name = strdup(name);
-    if (metrics_table[n].name == NULL)
-        abort();
+    if (n == OBS_MAX_COUNTERS || (metrics_table[n].name = strdup(name)) == NULL) {
+        pthread_mutex_unlock(&metrics_lock);
+        obs_note_dropped_series();
+        return &metrics_sink;
+    }
     atomic_store(&metrics_table[n].value, 0);
     atomic_store(&metrics_count, n + 1);
     pthread_mutex_unlock(&metrics_lock);

@@ -13,8 +13,9 @@
 
 typedef struct obs_counter obs_counter;
 
-/* Returns the counter named name, creating it at 0. Never NULL (aborts when the
- * fixed table of OBS_MAX_COUNTERS is full: that is a programming error). */
+/* Returns the counter named name, creating it at 0. Never NULL: when the table
+ * of OBS_MAX_COUNTERS is full (or memory is short) it returns a sink that is
+ * never exposed and counts the loss in obs_dropped_series_total. */
 obs_counter *obs_counter_get(const char *name);
 void obs_add(obs_counter *c, uint64_t n);
 static inline void obs_inc(obs_counter *c)
@@ -30,5 +31,10 @@ void obs_count(const char *name);
 void obs_counter_foreach(void (*fn)(const char *name, uint64_t value, void *arg), void *arg);
 
 #define OBS_MAX_COUNTERS 1024
+
+/* Counts one series that could not be stored or exposed (a full table, a
+ * scrape over its limit); exposed as obs_dropped_series_total. */
+void obs_note_dropped_series(void);
+uint64_t obs_dropped_series(void);
 
 #endif

@@ -52,6 +52,73 @@ static void test_families_grouped(void **state)
     free(text);
 }
 
+/* Fills each table past its size: the extra series are dropped and counted,
+ * the process goes on, and the sink handed out takes writes. */
+static void test_full_tables_drop_and_count(void **state)
+{
+    (void)state;
+    uint64_t before = obs_dropped_series();
+    char name[64];
+    for (int i = 0; i <= OBS_MAX_COUNTERS; i++) {
+        snprintf(name, sizeof name, "fill_total{i=\"%d\"}", i);
+        obs_inc(obs_counter_get(name));
+    }
+    for (int i = 0; i <= OBS_MAX_GAUGES; i++) {
+        snprintf(name, sizeof name, "fillg{i=\"%d\"}", i);
+        obs_gauge_set(obs_gauge_get(name), 1);
+    }
+    for (int i = 0; i <= OBS_MAX_HISTS; i++) {
+        snprintf(name, sizeof name, "fillh_seconds{i=\"%d\"}", i);
+        obs_observe(obs_hist_get(name, NULL, 0), 0.1);
+    }
+    /* Tests before this one created a few series of each kind. */
+    uint64_t dropped = obs_dropped_series() - before;
+    assert_true(dropped >= 3);
+    assert_non_null(obs_counter_get("one_more_total"));
+    assert_int_equal(obs_dropped_series() - before, dropped + 1);
+    char *text = obs_prom_render(NULL);
+    assert_non_null(text);
+    char want[128];
+    snprintf(want, sizeof want, "\nobs_dropped_series_total %llu\n",
+             (unsigned long long)obs_dropped_series());
+    assert_non_null(strstr(text, want));
+    assert_null(strstr(text, "one_more_total"));
+    assert_null(strstr(text, "obs_dropped{")); /* the sinks are not exposed */
+    free(text);
+}
+
+static void collect_many(obs_scrape *sc, void *arg)
+{
+    (void)arg;
+    char id[32];
+    for (int i = 0; i < 10000; i++) {
+        snprintf(id, sizeof id, "srv-%05d", i);
+        obs_scrape_gauge(sc, "coll_sessions", "server", id, i);
+    }
+    obs_scrape_gauge(sc, "coll_sessions", "server", "a\"b\\c\nd\xff", 7);
+}
+
+/* A collector's series come and go with its view; label values are escaped. */
+static void test_collector_series(void **state)
+{
+    (void)state;
+    uint64_t before = obs_dropped_series();
+    obs_on_collect(collect_many, NULL);
+    char *text = obs_prom_render(NULL);
+    assert_non_null(text);
+    assert_non_null(strstr(text,
+                           "# TYPE coll_sessions gauge\ncoll_sessions{server=\"srv-00000\"} 0\n"
+                           "coll_sessions{server=\"srv-00001\"} 1\n"));
+    assert_non_null(strstr(text, "coll_sessions{server=\"srv-09999\"} 9999\n"));
+    assert_non_null(strstr(text, "coll_sessions{server=\"a\\\"b\\\\c\\nd\xEF\xBF\xBD\"} 7\n"));
+    size_t helps = 0;
+    for (const char *p = text; (p = strstr(p, "# TYPE coll_sessions ")) != NULL; p++)
+        helps++;
+    assert_int_equal(helps, 1);
+    assert_int_equal(obs_dropped_series(), before);
+    free(text);
+}
+
 static bool health_flag;
 static bool health(void *arg, char *why, size_t cap)
 {
@@ -134,6 +201,8 @@ int main(void)
         cmocka_unit_test(test_histogram_buckets),
         cmocka_unit_test(test_families_grouped),
         cmocka_unit_test(test_http_server),
+        cmocka_unit_test(test_collector_series),
+        cmocka_unit_test(test_full_tables_drop_and_count),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

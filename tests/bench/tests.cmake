@@ -12,3 +12,8 @@ target_link_libraries(lb-bench-balance PRIVATE lbselect m)
 # The request path against a running cluster (tests/bench/request.py starts one).
 add_executable(lb-bench-request ${CMAKE_SOURCE_DIR}/tests/bench/bench_request.c)
 target_link_libraries(lb-bench-request PRIVATE lbwire lbcommon Threads::Threads)
+
+# The load generator (tests/bench/loadgen/lg.h): fake servers, reports, clients.
+file(GLOB _lg_src CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/bench/loadgen/*.c)
+add_executable(lb-loadgen ${_lg_src})
+target_link_libraries(lb-loadgen PRIVATE lbwire lbetcd lbcommon m Threads::Threads)

@@ -1,0 +1,102 @@
+/*
+ * lb-loadgen: a bounded load generator for a running lbcp cluster.
+ *
+ * Fake servers: N ServerInfo records under ONE etcd lease (as agents write
+ * them, cmd/lb-agent/register.c), each publishing ServerLoad to every master's
+ * report endpoint at a rate, with cpu and memory jittering around a per-server
+ * mean and sessions/launches counted from the launches it answered.
+ *
+ * Launches: with --agents each fake server has an agent endpoint of its own
+ * (one REP socket, one TCP listener per server on 127.0.0.1) that answers
+ * LaunchRequest with a made-up ProcessId (no process runs: clients must not
+ * connect to it) and StopRequest by forgetting the session. Without --agents
+ * the servers advertise an endpoint nobody listens on: they are there for the
+ * scale of the master's view, reports and metrics, and a launch on them fails.
+ *
+ * Clients: M threads asking a slave for new and sticky sessions at a rate.
+ * Sessions: K records preloaded straight into etcd (as a leader writes them).
+ *
+ * Bounded: at most LG_MAX_SERVERS servers, LG_MAX_CLIENTS clients, and it
+ * stops after --duration; on the way out it releases its clients' sessions,
+ * deletes the records it preloaded and revokes its lease (the servers' keys go).
+ *
+ * Threads: main (setup, wait, teardown), the lease keeper (pkg/etcd), the
+ * reporter, the fake agent, one per client. Shared counters are atomics.
+ */
+#ifndef LB_LOADGEN_H
+#define LB_LOADGEN_H
+
+#include "etcd/etcd.h"
+#include "wire/wire.h"
+
+#include <nng/nng.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define LG_MAX_SERVERS 20000
+#define LG_MAX_CLIENTS 256
+#define LG_MAX_REPORT 16
+
+typedef struct lg_server {
+    char id[64];
+    char endpoint[64]; /* agent endpoint advertised */
+    double cpu_mean;   /* load average this server jitters around */
+    uint64_t mem_total, mem_mean;
+    atomic_uint sessions; /* launched (not stopped) + preloaded */
+    atomic_ullong launches;
+    uint64_t seq;         /* reporter thread only */
+    void *sessions_by_id; /* hmap session id -> ProcessId*, agent thread only */
+} lg_server;
+
+typedef struct lg {
+    /* options */
+    const char *etcd_url, *prefix, *id_prefix, *zone, *region, *app, *slave, *location;
+    const char *report[LG_MAX_REPORT];
+    size_t n_report;
+    int servers, clients;
+    int64_t report_interval_ms, duration_ms, session_ttl_ms;
+    double client_rate, new_ratio, jitter;
+    int capacity, preload;
+    bool agents, quiet;
+    char tag[16]; /* unique per run: names its preloaded records */
+
+    /* state */
+    etcd_client *etcd;
+    etcd_keeper *keeper;
+    lg_server *srv;
+    nng_socket pub, agent_rep;
+    void *listener_map; /* hmap listener id -> lg_server* */
+    pthread_t reporter, agent, *client_threads;
+    atomic_bool stopping;
+
+    /* counters */
+    atomic_ullong reports, launches, reused, stops, agent_errors;
+    atomic_ullong requests, serve, redirect, reject, errors, new_req, sticky_req;
+    atomic_ullong released;
+} lg;
+
+/* lg_servers.c: registration (keeper callback), masters' report endpoints,
+ * the reporter thread and preloaded sessions. */
+int lg_servers_start(lg *g);
+void lg_servers_stop(lg *g);
+int lg_preload(lg *g);
+void lg_preload_clean(lg *g);
+
+/* lg_agent.c: the fake agent (with --agents). lg_agent_open binds the
+ * listeners (fills each server's endpoint) before registration. */
+int lg_agent_open(lg *g);
+int lg_agent_start(lg *g);
+void lg_agent_stop(lg *g);
+
+/* lg_clients.c: client threads; stop releases every session they hold. */
+int lg_clients_start(lg *g);
+void lg_clients_stop(lg *g);
+
+/* A uniform double in [0,1) and an approximately normal one (mean 0, sd 1),
+ * from a caller-held xorshift state. */
+double lg_rand01(uint64_t *st);
+double lg_gauss(uint64_t *st);
+
+#endif

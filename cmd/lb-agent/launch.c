@@ -540,5 +540,10 @@ void launch_handle(agent *a, const Lb__LaunchRequest *req, Lb__LaunchReply *rep)
         if (e != NULL)
             result = launch_finish(a, e, rep);
     }
+    if (result != NULL &&
+        (strcmp(result, "unknown_app") == 0 || strcmp(result, "bad_session") == 0))
+        /* the peer's own text, raw: the logger escapes it */
+        LOG_WARN(AGENT_COMP, "launch refused", "app=%s session=%s client=%s error=\"%s\"", name,
+                 session, req->client_id != NULL ? req->client_id : "", rep->error);
     launch_count(app != NULL ? app->name : NULL, result);
 }

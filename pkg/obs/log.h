@@ -14,8 +14,15 @@ void obs_log_set_level(obs_level min);
 /* "debug", "info", "warn", "error" -> level; false on anything else. */
 bool obs_log_parse_level(const char *s, obs_level *out);
 
-/* msg is quoted; kvfmt (may be NULL) is a printf format for the key=value tail,
- * whose values the caller quotes when they may hold spaces (use %s with obs_q). */
+/* msg is quoted; kvfmt (may be NULL) is a printf format for the key=value tail.
+ * Every value is escaped here, so call sites pass untrusted text (client ids,
+ * app names, reasons) as plain %s arguments:
+ *   - a %s inside quotes of the format (`reason=\"%s\"`) is escaped;
+ *   - a %s outside quotes (`client=%s`) is written bare when it is plain
+ *     printable ASCII, else quoted and escaped (an empty value is "").
+ * Escapes: \" \\ \n \r \t, other control bytes \u00XX, bytes that are not
+ * UTF-8 \xNN. A line is at most 4 KiB; a longer one is cut at a value boundary,
+ * closed, and ends with truncated=1. Each call writes exactly one line. */
 void obs_log(obs_level lvl, const char *comp, const char *msg, const char *kvfmt, ...)
     __attribute__((format(printf, 4, 5)));
 

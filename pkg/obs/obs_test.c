@@ -1,6 +1,7 @@
 /* pkg/obs: histograms, exposition grouping, and the HTTP server on a real socket. */
 #include "obs/hist.h"
 #include "obs/http.h"
+#include "obs/log.h"
 #include "obs/metrics.h"
 #include "obs/prom.h"
 
@@ -119,6 +120,77 @@ static void test_collector_series(void **state)
     free(text);
 }
 
+/* Runs one obs_log call with stderr captured; returns what it wrote after
+ * the timestamp (caller frees). */
+#define CAPTURE(out, call)                                                                         \
+    do {                                                                                           \
+        FILE *tmp_ = tmpfile();                                                                    \
+        int saved_ = dup(2);                                                                       \
+        dup2(fileno(tmp_), 2);                                                                     \
+        call;                                                                                      \
+        dup2(saved_, 2);                                                                           \
+        close(saved_);                                                                             \
+        long n_ = ftell(tmp_);                                                                     \
+        rewind(tmp_);                                                                              \
+        (out) = calloc(1, (size_t)n_ + 1);                                                         \
+        size_t got_ = fread((out), 1, (size_t)n_, tmp_);                                           \
+        (out)[got_] = '\0';                                                                        \
+        fclose(tmp_);                                                                              \
+    } while (0)
+
+static const char *after_ts(const char *line)
+{
+    const char *p = strstr(line, " level=");
+    assert_non_null(p);
+    return p + 1;
+}
+
+static void test_log_values_escaped(void **state)
+{
+    (void)state;
+    char *out;
+    CAPTURE(out, LOG_INFO("master", "rejected", "client=%s app=%s reason=\"%s\"",
+                          "x\n ts=x level=error msg=\"forged\"", "a b\"c", "bad\\ \x01\x1b\xff"));
+    assert_string_equal(after_ts(out),
+                        "level=info comp=master msg=\"rejected\" "
+                        "client=\"x\\n ts=x level=error msg=\\\"forged\\\"\" app=\"a b\\\"c\" "
+                        "reason=\"bad\\\\ \\u0001\\u001b\\xff\"\n");
+    free(out);
+    /* Plain values stay bare; empty ones are ""; valid UTF-8 is kept; numbers. */
+    CAPTURE(out,
+            LOG_WARN("slave", "m\nsg", "id=%s e=%s u=%s n=%d z=%zu ll=%llu f=%.2f w=%*d p=%.3s",
+                     "plain-1", "", "\xc3\xa9t\xc3\xa9", -3, (size_t)7, (unsigned long long)1 << 40,
+                     0.5, 4, 9, "abcdef"));
+    assert_string_equal(after_ts(out), "level=warn comp=slave msg=\"m\\nsg\" id=plain-1 e=\"\" "
+                                       "u=\"\xc3\xa9t\xc3\xa9\" n=-3 z=7 ll=1099511627776 f=0.50 "
+                                       "w=   9 p=abc\n");
+    free(out);
+    /* An overlong or surrogate sequence is not UTF-8. */
+    CAPTURE(out, LOG_INFO("x", "m", "a=%s", "\xc0\xaf\xed\xa0\x80"));
+    assert_non_null(strstr(out, "a=\"\\xc0\\xaf\\xed\\xa0\\x80\"\n"));
+    free(out);
+}
+
+static void test_log_long_line_cut_and_closed(void **state)
+{
+    (void)state;
+    char *big = malloc(10000);
+    memset(big, 'q', 9999);
+    big[9999] = '\0';
+    big[5000] = ' ';
+    char *out;
+    CAPTURE(out, LOG_INFO("x", "m", "a=%s b=1", big));
+    size_t n = strlen(out);
+    assert_true(n <= 4096);
+    assert_ptr_equal(strchr(out, '\n'), out + n - 1);
+    assert_non_null(strstr(out, "qq\" truncated=1\n"));
+    free(out);
+    CAPTURE(out, LOG_INFO("x", "m", "a=\"%s\" b=1", big));
+    assert_non_null(strstr(out, "qq\" truncated=1\n"));
+    free(out);
+    free(big);
+}
+
 static bool health_flag;
 static bool health(void *arg, char *why, size_t cap)
 {
@@ -202,6 +274,8 @@ int main(void)
         cmocka_unit_test(test_families_grouped),
         cmocka_unit_test(test_http_server),
         cmocka_unit_test(test_collector_series),
+        cmocka_unit_test(test_log_values_escaped),
+        cmocka_unit_test(test_log_long_line_cut_and_closed),
         cmocka_unit_test(test_full_tables_drop_and_count),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

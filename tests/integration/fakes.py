@@ -55,3 +55,20 @@ def register_servers(etcd, prefix, ids, lease, batch=100, **kw):
                                "value": _b64(server_info(sid, **kw)), "lease": lease}}
                for sid in ids[i:i + batch]]
         etcd.call("kv/txn", {"success": ops})
+
+
+def envelope(request_id, field, body, version=1):
+    """Envelope{version, request_id, <field>: body} as bytes (body already encoded)."""
+    return _u(1, version) + _u(2, request_id) + _str(field, body)
+
+
+def client_request(client_id, app, location=b"zone-a"):
+    return envelope(7, 10, _str(1, client_id) + _str(2, location) + _str(3, app))
+
+
+def launch_request(app, session_id, client_id):
+    return envelope(8, 13, _str(1, app) + _str(2, session_id) + _str(3, client_id))
+
+
+def release_request(session_id, client_id):
+    return envelope(9, 21, _str(1, session_id) + _str(2, client_id))

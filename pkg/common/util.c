@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,7 +81,12 @@ bool lb_parse_duration_ms(const char *s, int64_t *out_ms)
         mult = 3600000;
     else
         return false;
-    *out_ms = (int64_t)(v * mult);
+    /* Converting a double outside int64_t's range is undefined behaviour
+     * ("1e30", 40 digits, "inf", "nan"): such values are refused, not cast. */
+    double ms = v * mult;
+    if (!isfinite(ms) || ms >= 9223372036854775808.0)
+        return false;
+    *out_ms = (int64_t)ms;
     return true;
 }
 
@@ -101,7 +107,10 @@ bool lb_parse_size(const char *s, uint64_t *out)
                  {"G", 1e9},      {"GB", 1e9}, {"GiB", 1073741824.0}};
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
         if (strcmp(end, units[i].suf) == 0) {
-            *out = (uint64_t)(v * units[i].mult);
+            double bytes = v * units[i].mult;
+            if (!isfinite(bytes) || bytes >= 18446744073709551616.0)
+                return false; /* the cast would be undefined behaviour */
+            *out = (uint64_t)bytes;
             return true;
         }
     }

@@ -216,7 +216,8 @@ lb_err cfg_get_duration_ms(const cfg_doc *doc, const cfg_node *map, const char *
         return LB_OK;
     }
     if (!lb_parse_duration_ms(n->value, out_ms))
-        return cfg_fail(doc, n, em, "expected a duration like 250ms, 5s, 2m or 1h, got '%s'",
+        return cfg_fail(doc, n, em,
+                        "expected a duration like 250ms, 5s, 2m or 1h (under 2^63 ms), got '%s'",
                         n->value);
     return LB_OK;
 }
@@ -233,7 +234,9 @@ lb_err cfg_get_size(const cfg_doc *doc, const cfg_node *map, const char *key, ui
         return LB_OK;
     }
     if (!lb_parse_size(n->value, out))
-        return cfg_fail(doc, n, em, "expected a size like 1024, 64KiB or 1MiB, got '%s'", n->value);
+        return cfg_fail(doc, n, em,
+                        "expected a size like 1024, 64KiB or 1MiB (under 2^64 bytes), got '%s'",
+                        n->value);
     return LB_OK;
 }
 

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "common/util.h"
 #include "config/cfg.h"
 
 #include <stdio.h>
@@ -276,6 +277,64 @@ static void test_get_duration_size(void **state)
     cfg_free(&doc);
 }
 
+/* Values whose conversion to an integer would overflow (undefined behaviour
+ * before the fuzzer found it) are config errors naming file:line:key. */
+static void test_duration_size_overflow(void **state)
+{
+    (void)state;
+    static const char *const durations[] = {"1e30",
+                                            "1e30s",
+                                            "1e16h",
+                                            "9223372036854775808ms",
+                                            "1234567890123456789012345678901234567890",
+                                            "inf",
+                                            "nan",
+                                            "-1s",
+                                            "infs",
+                                            "1e400"};
+    static const char *const sizes[] = {"1e30",
+                                        "1e30GiB",
+                                        "18446744073709551616",
+                                        "1234567890123456789012345678901234567890",
+                                        "inf",
+                                        "nan",
+                                        "-5KiB",
+                                        "1e12GiB"};
+    char text[128];
+    lb_errmsg em = {{0}};
+    int64_t ms = 0;
+    uint64_t sz = 0;
+    for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++) {
+        snprintf(text, sizeof text, "a: 1\nttl: \"%s\"\n", durations[i]);
+        cfg_doc *doc = load_ok(text);
+        ms = 42;
+        assert_int_equal(cfg_get_duration_ms(doc, cfg_root(doc), "ttl", 1, &ms, &em), LB_ECONFIG);
+        assert_contains(em.text, "t.yaml:2: ttl: expected a duration");
+        assert_contains(em.text, durations[i]);
+        assert_int_equal(ms, 42); /* untouched */
+        assert_false(lb_parse_duration_ms(durations[i], &ms));
+        cfg_free(&doc);
+    }
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        snprintf(text, sizeof text, "a: 1\nmax: \"%s\"\n", sizes[i]);
+        cfg_doc *doc = load_ok(text);
+        assert_int_equal(cfg_get_size(doc, cfg_root(doc), "max", 1, &sz, &em), LB_ECONFIG);
+        assert_contains(em.text, "t.yaml:2: max: expected a size");
+        assert_contains(em.text, sizes[i]);
+        assert_false(lb_parse_size(sizes[i], &sz));
+        cfg_free(&doc);
+    }
+    /* the largest values that fit are still accepted */
+    assert_true(lb_parse_duration_ms("9223372036854774784ms", &ms));
+    assert_int_equal(ms, INT64_C(9223372036854774784));
+    assert_true(lb_parse_duration_ms("1e12h", &ms));
+    assert_int_equal(ms, INT64_C(3600000000000000000));
+    assert_true(lb_parse_size("18446744073709549568", &sz));
+    assert_true(sz == UINT64_C(18446744073709549568));
+    assert_true(lb_parse_size("16GiB", &sz));
+    assert_true(sz == UINT64_C(17179869184));
+}
+
 static void test_get_strlist(void **state)
 {
     (void)state;
@@ -384,9 +443,9 @@ int main(void)
         cmocka_unit_test(test_syntax_errors),     cmocka_unit_test(test_refused_constructs),
         cmocka_unit_test(test_get_str),           cmocka_unit_test(test_get_int),
         cmocka_unit_test(test_get_double),        cmocka_unit_test(test_get_bool),
-        cmocka_unit_test(test_get_duration_size), cmocka_unit_test(test_get_strlist),
-        cmocka_unit_test(test_check_keys_expect), cmocka_unit_test(test_root_not_map),
-        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_get_duration_size), cmocka_unit_test(test_duration_size_overflow),
+        cmocka_unit_test(test_get_strlist),       cmocka_unit_test(test_check_keys_expect),
+        cmocka_unit_test(test_root_not_map),      cmocka_unit_test(test_load_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -135,9 +135,9 @@ static lb_err transport_error(const etcd_conn *k, const etcd_buf *buf, const att
 }
 
 /* Maps a non-2xx answer {"error","message","code"} to lb_err. */
-static lb_err answer_error(const etcd_buf *buf, long http, const char *url, lb_errmsg *em)
+static lb_err answer_error(const char *body, size_t len, long http, const char *url, lb_errmsg *em)
 {
-    cJSON *j = cJSON_ParseWithLength(buf->p != NULL ? buf->p : "", buf->len);
+    cJSON *j = cJSON_ParseWithLength(body, len);
     const cJSON *code = cJSON_GetObjectItemCaseSensitive(j, "code");
     const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "message");
     if (!cJSON_IsString(msg))
@@ -149,10 +149,24 @@ static lb_err answer_error(const etcd_buf *buf, long http, const char *url, lb_e
                 http);
     } else {
         rc = http == 503 ? LB_EUNAVAIL : LB_EETCD;
-        lb_fail(em, rc, "etcd %s: HTTP %ld: %.200s", url, http, buf->p != NULL ? buf->p : "");
+        lb_fail(em, rc, "etcd %s: HTTP %ld: %.200s", url, http, body);
     }
     cJSON_Delete(j);
     return rc;
+}
+
+lb_err etcd_parse_answer(const char *body, size_t len, long http, const char *url, cJSON **out,
+                         lb_errmsg *em)
+{
+    *out = NULL;
+    if (http < 200 || http > 299)
+        return answer_error(body, len, http, url, em);
+    *out = cJSON_ParseWithLength(body, len);
+    if (*out != NULL && cJSON_IsObject(*out))
+        return LB_OK;
+    cJSON_Delete(*out);
+    *out = NULL;
+    return lb_fail(em, LB_EPROTO, "etcd %s: answer is not a JSON object: %.120s", url, body);
 }
 
 lb_err etcd_call(etcd_client *c, const char *call, const char *path, const cJSON *req, size_t max,
@@ -190,17 +204,7 @@ lb_err etcd_call(etcd_client *c, const char *call, const char *path, const cJSON
         atomic_store(&c->cur, idx);
         LOG_INFO("etcd", "switched endpoint", "endpoint=%s", c->eps[idx]);
     }
-    if (a.http < 200 || a.http > 299) {
-        rc = answer_error(&buf, a.http, url, em);
-        goto out;
-    }
-    *out = cJSON_ParseWithLength(buf.p != NULL ? buf.p : "", buf.len);
-    if (*out == NULL || !cJSON_IsObject(*out)) {
-        cJSON_Delete(*out);
-        *out = NULL;
-        rc = lb_fail(em, LB_EPROTO, "etcd %s: answer is not a JSON object: %.120s", url,
-                     buf.p != NULL ? buf.p : "");
-    }
+    rc = etcd_parse_answer(buf.p != NULL ? buf.p : "", buf.len, a.http, url, out, em);
 out:
     if (rc != LB_OK)
         etcd_count_error(call);

@@ -75,6 +75,14 @@ void etcd_conn_put(etcd_client *c, etcd_conn *k);
 lb_err etcd_call(etcd_client *c, const char *call, const char *path, const cJSON *req, size_t max,
                  cJSON **out, lb_errmsg *em);
 
+/*
+ * Turns one unary answer (body of len bytes, NUL-terminated, HTTP status http)
+ * into *out (a JSON object, caller frees) or an lb_err naming url with the
+ * gateway's message. Pure: no I/O, no counters. Thread-safe.
+ */
+lb_err etcd_parse_answer(const char *body, size_t len, long http, const char *url, cJSON **out,
+                         lb_errmsg *em);
+
 /* gRPC code (+ message) of an etcd error -> lb_err. */
 lb_err etcd_map_grpc(int code, const char *msg);
 

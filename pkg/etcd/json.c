@@ -5,6 +5,7 @@
 #include "common/util.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -174,8 +175,13 @@ void etcd_jadd_range(cJSON *o, const char *key, bool prefix)
 int64_t etcd_ji64(const cJSON *o, const char *name)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    if (cJSON_IsNumber(v))
-        return (int64_t)v->valuedouble;
+    if (cJSON_IsNumber(v)) {
+        /* a double outside int64_t's range must not be cast (undefined
+         * behaviour): a hostile or broken answer reads as 0, "absent" */
+        double d = v->valuedouble;
+        return isfinite(d) && d >= -9223372036854775808.0 && d < 9223372036854775808.0 ? (int64_t)d
+                                                                                       : 0;
+    }
     if (!cJSON_IsString(v) || v->valuestring == NULL)
         return 0;
     errno = 0;

@@ -41,6 +41,15 @@ struct etcd_watch {
  */
 void etcd_watch_stream(etcd_watch *w);
 
+/*
+ * Feeds n bytes of the stream (any chunking) to the line parser, which hands
+ * complete lines' events to the callbacks. False once the stream must end
+ * (w->end says why). etcd_watch_flush parses a last line that came without
+ * '\n'. Pure parsing: no I/O; used by the stream and by the fuzz target.
+ */
+bool etcd_watch_feed(etcd_watch *w, const char *ptr, size_t n);
+void etcd_watch_flush(etcd_watch *w);
+
 /* Calls on_status when the connection state changes. */
 void etcd_watch_status(etcd_watch *w, bool up, lb_err err, const char *msg);
 

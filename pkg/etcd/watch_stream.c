@@ -150,21 +150,32 @@ static bool drain_lines(etcd_watch *w)
     return go_on;
 }
 
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
+bool etcd_watch_feed(etcd_watch *w, const char *ptr, size_t n)
 {
-    etcd_watch *w = ud;
-    size_t n = size * nmemb;
-    if (etcd_nap_stopped(&w->nap))
-        return 0;
     if (!etcd_buf_append(&w->line, ptr, n)) {
         /* cannot skip a batch: take a fresh snapshot after it instead */
         LOG_ERROR("etcd", "watch line over its size cap; reloading", "prefix=\"%s\" cap=%zu",
                   w->prefix, w->line.max);
         end_with(w, WATCH_END_RELOAD, LB_ETOOBIG, "etcd watch %s: line over %zu bytes", w->prefix,
                  w->line.max);
-        return 0;
+        return false;
     }
-    return drain_lines(w) ? n : 0;
+    return drain_lines(w);
+}
+
+void etcd_watch_flush(etcd_watch *w)
+{
+    if (w->end == WATCH_END_NONE && w->line.len > 0)
+        on_line(w, w->line.p, w->line.len);
+}
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    etcd_watch *w = ud;
+    size_t n = size * nmemb;
+    if (etcd_nap_stopped(&w->nap))
+        return 0;
+    return etcd_watch_feed(w, ptr, n) ? n : 0;
 }
 
 static CURL *stream_handle(etcd_watch *w, const char *url, const char *body, char *errbuf)
@@ -238,8 +249,8 @@ void etcd_watch_stream(etcd_watch *w)
     }
     etcd_count_request("watch");
     CURLcode cc = run_transfer(w, h);
-    if (w->end == WATCH_END_NONE && w->line.len > 0 && !etcd_nap_stopped(&w->nap))
-        on_line(w, w->line.p, w->line.len); /* a last line without '\n' */
+    if (!etcd_nap_stopped(&w->nap))
+        etcd_watch_flush(w); /* a last line without '\n' */
     if (w->end == WATCH_END_NONE) {
         long sent = 0;
         curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &sent);

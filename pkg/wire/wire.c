@@ -1,4 +1,5 @@
 #include "wire/wire.h"
+#include "wire/wire_check.h"
 
 #include "common/errmsg.h"
 #include "obs/metrics.h"
@@ -61,6 +62,11 @@ lb_err wire_decode(const nng_msg *msg, size_t max_bytes, Lb__Envelope **out, lb_
     if (env == NULL) {
         obs_count("wire_errors_total{kind=\"decode\"}");
         return lb_fail(em, LB_EPROTO, "message of %zu bytes is not a valid Envelope", len);
+    }
+    if (!wire_check_fields(&env->base)) {
+        obs_count("wire_errors_total{kind=\"decode\"}");
+        lb__envelope__free_unpacked(env, NULL);
+        return lb_fail(em, LB_EPROTO, "message of %zu bytes has a field numbered 0", len);
     }
     if (env->version != WIRE_VERSION) {
         obs_count("wire_errors_total{kind=\"version\"}");

@@ -7,6 +7,10 @@
  * One agent struct holds all state; each file owns one concern:
  *   config.c   YAML -> agent_config (every key, its default, its checks)
  *   procs.c    the process table and reaping
+ *   contain.c  containment: state dir and its lock, a cgroup per process, the
+ *              guard that kills everything when the agent dies, leftovers
+ *   spawn.c    the spawner thread: fork, sandbox (cgroup, user, limits,
+ *              parent-death signal, descriptors, environment), exec
  *   launch.c   LaunchRequest: reuse, port choice, spawn, readiness
  *   report.c   ServerLoad on the PUB socket, host resources
  *   register.c ServerInfo in etcd under the keeper's lease
@@ -20,6 +24,7 @@
 #include "lb.pb-c.h"
 #include "lb/err.h"
 
+#include <limits.h>
 #include <nng/nng.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -31,6 +36,8 @@
 #define AGENT_WORKERS 8
 #define AGENT_SESSION_MAX 64
 #define AGENT_EXITED_MAX 4096
+#define AGENT_CGROUP_NAME 32
+#define AGENT_LIMITS_MAX 8
 
 /* ---- configuration (config.c) ---- */
 
@@ -43,6 +50,16 @@ typedef struct agent_app {
     int64_t ready_timeout_ms;
     bool per_session; /* false: one shared process serves every session */
     bool relay;       /* link: relay (clients connect through the slave's relay) */
+    /* sandbox (spawn.c): who it runs as and its limits */
+    bool set_user; /* false: the agent's own user (only when it is not root) */
+    uid_t uid;
+    gid_t gid;
+    char *user;                      /* name, for messages */
+    int limit_res[AGENT_LIMITS_MAX]; /* RLIMIT_* */
+    uint64_t limit_val[AGENT_LIMITS_MAX];
+    size_t n_limits;
+    uint64_t memory_max;    /* cgroup memory.max in bytes; 0: none */
+    uint32_t cpu_max_milli; /* cgroup cpu.max in thousandths of a core; 0: none */
 } agent_app;
 
 typedef struct agent_config {
@@ -63,7 +80,11 @@ typedef struct agent_config {
     size_t n_labels;
     uint64_t max_message;
     char *log_level;
-    char *http_listen; /* HOST:PORT of /metrics and /healthz; empty: off */
+    char *http_listen;  /* HOST:PORT of /metrics and /healthz; empty: off */
+    char *state_dir;    /* the agent's own files (lock, process records) */
+    bool cgroup;        /* cgroup: auto (true) or off */
+    char **inherit_env; /* names passed from the agent's environment to apps */
+    size_t n_inherit_env;
     agent_app *apps;
     size_t n_apps;
 } agent_config;
@@ -82,9 +103,11 @@ typedef struct agent_proc {
     char session[AGENT_SESSION_MAX + 1];
     const agent_app *app;
     int64_t started_at_ms;
-    bool starting; /* spawned, not yet ready: its launch owns it */
-    bool exited;   /* reaped while starting: status is valid */
-    bool failed;   /* launch gave up on it: reaped silently, never reused */
+    uint64_t start_ticks;           /* /proc/PID/stat starttime: tells a reused pid apart */
+    char cgroup[AGENT_CGROUP_NAME]; /* its cgroup's name under the agent's, "" if none */
+    bool starting;                  /* spawned, not yet ready: its launch owns it */
+    bool exited;                    /* reaped while starting: status is valid */
+    bool failed;                    /* launch gave up on it: reaped silently, never reused */
     int status;
     struct agent_proc *next;
 } agent_proc;
@@ -97,6 +120,32 @@ typedef struct agent_procs {
     uint32_t next_port; /* where the next port search starts */
 } agent_procs;
 
+/* ---- containment (contain.c) and the spawner (spawn.c) ---- */
+
+typedef struct spawn_job spawn_job;
+
+typedef struct agent_contain {
+    char *state_dir;   /* absolute */
+    int lock_fd;       /* <state_dir>/lock, flock'ed while this agent (or its guard) lives */
+    char *cg_base;     /* this agent's cgroup directory; NULL: no cgroup */
+    bool cg_limits;    /* memory and cpu controllers usable in cg_base */
+    char instance[33]; /* random; marks apps' environment when there is no cgroup */
+    uint64_t cg_seq;   /* names of per-process cgroups */
+    int guard_fd;      /* write end of the guard's pipe; -1 none */
+    pid_t guard_pid;
+    pthread_mutex_t lock; /* guards the cgroups still to remove */
+    char **cg_pending;
+    size_t n_cg_pending;
+    /* the spawner thread: every child is forked by this one long-lived thread,
+     * because the parent-death signal fires when the forking thread exits */
+    pthread_t spawner;
+    bool spawner_started;
+    pthread_mutex_t sp_lock;
+    pthread_cond_t sp_cond;
+    spawn_job *job; /* the one job in hand (callers queue on sp_lock) */
+    bool sp_stop;
+} agent_contain;
+
 /* ---- the agent ---- */
 
 typedef struct agent {
@@ -104,6 +153,7 @@ typedef struct agent {
     int64_t started_at_ms;
     atomic_bool stopping; /* set at shutdown: launches refuse and give up */
     agent_procs procs;
+    agent_contain contain;
     atomic_uint_fast64_t launches; /* processes started since start */
 
     nng_socket rep; /* launch RPC */
@@ -149,6 +199,35 @@ lb_err procs_stop_session(agent *a, const char *session);
  * moves the exited pids into *exited (caller frees). */
 void procs_snapshot(agent *a, uint32_t *sessions, uint32_t *per_app, int32_t **exited,
                     size_t *n_exited);
+
+/* Opens the state dir (locked: one agent per dir), stops what a previous
+ * agent of this dir left running, sets up cgroups (or says once why not) and
+ * forks the guard. Call before any thread exists. */
+lb_err contain_start(agent *a, lb_errmsg *em);
+/* Kills whatever is left in the agent's cgroups, removes them and the state
+ * file, ends the guard and releases the dir. After every child was reaped. */
+void contain_stop(agent *a);
+/* A per-process cgroup for the next child: its name into name (cap
+ * AGENT_CGROUP_NAME) and an open fd of its cgroup.procs, or -1 with name "". */
+int contain_cg_new(agent *a, char *name);
+/* Kills what remains in the cgroup name (a process's descendants) and removes
+ * it, now or at a later contain_tick. */
+void contain_cg_release(agent *a, const char *name);
+/* Retries removals of cgroups whose processes were still exiting. */
+void contain_tick(agent *a);
+/* Rewrites the state file from the process table; p->lock held. */
+void contain_save_locked(agent *a);
+/* starttime of pid from /proc/PID/stat (0 if gone). */
+uint64_t contain_start_ticks(pid_t pid);
+
+lb_err spawn_start(agent *a, lb_errmsg *em);
+void spawn_stop(agent *a);
+/* Starts app with argv/envp from the spawner thread, in its own process group
+ * and cgroup, sandboxed. On success fills e's pid, start_ticks and cgroup and
+ * returns 0; else an errno (what failed in why). p->lock held by the caller so
+ * the child cannot be reaped before its entry exists. */
+int spawn_app(agent *a, const agent_app *app, char *const *argv, char *const *envp, agent_proc *e,
+              char *why, size_t why_len);
 
 /* ---- launch (launch.c) ---- */
 

@@ -13,6 +13,7 @@
 #include "harness_test.h"
 #include "wire/wire.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <nng/protocol/pubsub0/sub.h>
 #include <pthread.h>
@@ -99,6 +100,19 @@ static bool has_exited(const Lb__ServerLoad *sl, const void *arg)
     return false;
 }
 
+/* Waits up to timeout_ms until no app process of this test remains; how many do. */
+static size_t wait_no_apps(int timeout_ms)
+{
+    pid_t pids[16];
+    int64_t start = now_ms();
+    size_t n;
+    while ((n = h_tagged_apps(pids, 16)) > 0 && now_ms() - start < timeout_ms)
+        usleep(20 * 1000);
+    for (size_t i = 0; i < n && i < 16; i++)
+        fprintf(stderr, "app process left behind: pid %d\n", (int)pids[i]);
+    return n;
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -131,6 +145,10 @@ static int group_teardown(void **state)
         }
         h_agent_close(&main_agent);
         nng_close(reports);
+        if (wait_no_apps(3000) > 0) { /* every app must go with its agent */
+            fprintf(stderr, "app processes outlived the agents of this test\n");
+            rc = -1;
+        }
     }
     h_kill_all();
     etcd_client *c = h_etcd();
@@ -191,7 +209,7 @@ static void test_registered(void **state)
     assert_string_equal(si->group, "primary");
     assert_int_equal(si->group_rank, 3);
     assert_int_equal(si->capacity, 7);
-    assert_int_equal(si->n_apps, 5);
+    assert_int_equal(si->n_apps, 6);
     assert_string_equal(si->apps[0], "echo");
     assert_int_equal(si->n_labels, 2);
     assert_string_equal(si->labels[0]->key, "gpu");
@@ -287,7 +305,7 @@ static void test_refusals(void **state)
     need_etcd();
     expect_launch_error(
         "nope", "s-2",
-        "unknown app 'nope' (this agent offers: echo, shared, sleeper, slow, failer)");
+        "unknown app 'nope' (this agent offers: echo, shared, sleeper, slow, failer, orphaner)");
     expect_launch_error("echo", "../x", "invalid session_id '../x'");
     expect_launch_error("echo", "a b", "invalid session_id 'a b'");
     expect_launch_error("echo", "", "invalid session_id ''");
@@ -446,37 +464,181 @@ static void test_concurrent(void **state)
     int64_t took = now_ms() - start;
     void *slow = NULL;
     pthread_join(t, &slow);
-    assert_non_null(r);
-    assert_true(r->launch_reply->ok);
-    lb__envelope__free_unpacked(r, NULL);
+    /* read everything, free, then assert: a failed assertion must not leak */
+    bool r_ok = r != NULL && r->launch_reply->ok;
+    bool slow_ok = slow != NULL && ((Lb__Envelope *)slow)->launch_reply->ok;
+    char slow_err[256] = "";
+    if (slow != NULL && ((Lb__Envelope *)slow)->launch_reply->error != NULL)
+        snprintf(slow_err, sizeof slow_err, "%s", ((Lb__Envelope *)slow)->launch_reply->error);
+    if (r != NULL)
+        lb__envelope__free_unpacked(r, NULL);
+    if (slow != NULL)
+        lb__envelope__free_unpacked(slow, NULL);
+    assert_true(r_ok);
     assert_non_null(slow);
-    assert_false(((Lb__Envelope *)slow)->launch_reply->ok);
-    lb__envelope__free_unpacked(slow, NULL);
+    if (slow_ok) /* it never listens: only another program on its port could make it "ready" */
+        fail_msg("a launch of an app that never listens succeeded");
+    assert_has(slow_err, "did not accept connections");
     if (took > 2000) /* the slow app's ready_timeout is 3 s */
         fail_msg("requests waited %lld ms behind a slow launch", (long long)took);
 }
 
 /* ---- agent death: lease expiry after SIGKILL, clean exit on SIGTERM ---- */
 
+static void sigkill_agent(const char *id, const char *extra)
+{
+    need_etcd();
+    h_agent a;
+    h_agent_start(&a, id, "2s", extra);
+    assert_true(wait_key(id, true, 10000) >= 0);
+    size_t before = h_tagged_apps(NULL, 0);
+    Lb__Envelope *r = h_launch(&a, "orphaner", "s-orphan");
+    assert_non_null(r);
+    bool ok = r->launch_reply->ok;
+    lb__envelope__free_unpacked(r, NULL);
+    assert_true(ok);
+    /* the app and its setsid grandchild (the main agent's apps are counted too) */
+    int64_t t0 = now_ms();
+    while (h_tagged_apps(NULL, 0) < before + 2 && now_ms() - t0 < 3000)
+        usleep(20 * 1000);
+    assert_true(h_tagged_apps(NULL, 0) >= before + 2);
+    kill(a.pid, SIGKILL);
+    assert_int_equal(h_agent_wait(&a, 3000), 128 + SIGKILL);
+    /* the parent-death signal and the guard end both within a moment */
+    t0 = now_ms();
+    while (h_tagged_apps(NULL, 0) > before && now_ms() - t0 < 3000)
+        usleep(20 * 1000);
+    size_t left = h_tagged_apps(NULL, 0) - before;
+    int64_t took = wait_key(id, false, 8000);
+    h_agent_close(&a);
+    if (left > 0)
+        fail_msg("%zu app processes outlived their SIGKILLed agent", left);
+    if (took < 0)
+        fail_msg("server key still in etcd 8 s after SIGKILL (lease_ttl 2s)");
+    assert_true(took > 200); /* gone by expiry, not by a revoke */
+}
+
 static void test_sigkill_agent(void **state)
+{
+    (void)state;
+    sigkill_agent("t-kill", NULL);
+}
+
+/* Without cgroups the guard finds the grandchild by the instance marker. */
+static void test_sigkill_agent_no_cgroup(void **state)
+{
+    (void)state;
+    sigkill_agent("t-kill-nocg", "cgroup: off\n");
+}
+
+/* Agent and guard both SIGKILLed: the setsid grandchild survives them (its
+ * parent got the parent-death signal), and the restarted agent stops it. */
+static void test_restart_stops_leftovers(void **state)
 {
     (void)state;
     need_etcd();
     h_agent a;
-    h_agent_start(&a, "t-kill", "2s", NULL);
-    assert_true(wait_key("t-kill", true, 10000) >= 0);
-    Lb__Envelope *r = h_launch(&a, "echo", "s-orphan");
+    h_agent_start(&a, "t-restart", "2s", NULL);
+    size_t before = h_tagged_apps(NULL, 0);
+    Lb__Envelope *r = h_launch(&a, "orphaner", "s-left");
     assert_non_null(r);
-    assert_true(r->launch_reply->ok);
+    bool ok = r->launch_reply->ok;
+    int32_t app = ok ? r->launch_reply->process->pid : 0;
     lb__envelope__free_unpacked(r, NULL);
+    assert_true(ok);
+    pid_t guard = h_child_named(a.pid, "lb-agent-guard");
+    assert_true(guard > 0);
+    kill(guard, SIGKILL);
+    assert_true(h_wait_dead(guard, 3000));
     kill(a.pid, SIGKILL);
     assert_int_equal(h_agent_wait(&a, 3000), 128 + SIGKILL);
-    int64_t took = wait_key("t-kill", false, 8000);
+    assert_true(h_wait_dead(app, 3000)); /* parent-death signal */
+    usleep(300 * 1000);
+    assert_int_equal(h_tagged_apps(NULL, 0), before + 1); /* the grandchild */
+    h_agent_restart(&a);
+    int64_t t0 = now_ms();
+    while (h_tagged_apps(NULL, 0) > before && now_ms() - t0 < 5000)
+        usleep(20 * 1000);
+    size_t left = h_tagged_apps(NULL, 0) - before;
+    kill(a.pid, SIGTERM);
+    int st = h_agent_wait(&a, 8000);
+    char *log = h_read(a.log);
+    bool said = strstr(log, "stopped processes a previous agent left running") != NULL;
+    if (left > 0 || st != 0 || !said)
+        fprintf(stderr, "%s", log);
+    free(log);
     h_agent_close(&a);
-    h_kill_all_but(main_agent.pid); /* the orphaned echo */
-    if (took < 0)
-        fail_msg("server key still in etcd 8 s after SIGKILL (lease_ttl 2s)");
-    assert_true(took > 200); /* gone by expiry, not by a revoke */
+    assert_int_equal(left, 0);
+    assert_int_equal(st, 0);
+    assert_true(said);
+}
+
+/* The app gets no descriptor of the agent and exactly its configured
+ * environment, in a cgroup of its own where the machine allows one. */
+static void test_sandbox_fds_env(void **state)
+{
+    (void)state;
+    need_etcd();
+    Lb__Envelope *r = h_launch(&main_agent, "echo", "s-fds");
+    assert_non_null(r);
+    bool ok = r->launch_reply->ok;
+    int32_t pid = ok ? r->launch_reply->process->pid : 0;
+    lb__envelope__free_unpacked(r, NULL);
+    assert_true(ok);
+    char dir[64], path[320], link[256];
+    snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    int sockets = 0, others = 0;
+    while ((e = readdir(d)) != NULL) {
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] == '.' || fd <= 2)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        ssize_t len = readlink(path, link, sizeof link - 1);
+        link[len > 0 ? len : 0] = '\0';
+        if (strncmp(link, "socket:", 7) == 0)
+            sockets++; /* its listener */
+        else if (strcmp(link, "anon_inode:[signalfd]") != 0) {
+            fprintf(stderr, "unexpected descriptor %d -> %s\n", fd, link);
+            others++;
+        }
+    }
+    closedir(d);
+    assert_int_equal(sockets, 1);
+    assert_int_equal(others, 0);
+    snprintf(path, sizeof path, "/proc/%d/fd/0", (int)pid);
+    ssize_t len = readlink(path, link, sizeof link - 1);
+    link[len > 0 ? len : 0] = '\0';
+    assert_string_equal(link, "/dev/null");
+
+    char *env = NULL;
+    snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    static char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    snprintf(path, sizeof path, "/proc/%d/cgroup", (int)pid);
+    env = h_read(path);
+    bool in_cgroup = strstr(env, "/lbcp-agent-t-main-") != NULL;
+    free(env);
+    char *alog = h_read(main_agent.log);
+    bool cg_said = strstr(alog, "a cgroup per process") != NULL;
+    free(alog);
+    assert_true(in_cgroup == cg_said);
+    int vars = 0;
+    for (size_t i = 0; i < n; i += strlen(buf + i) + 1) {
+        const char *v = buf + i;
+        vars++;
+        if (strncmp(v, "PATH=", 5) != 0 && strncmp(v, "LBCP_AGENT_TEST_TAG=", 20) != 0 &&
+            strcmp(v, "LB_TEST=x") != 0 &&
+            !(strncmp(v, "LBCP_AGENT_INSTANCE=", 20) == 0 && !in_cgroup))
+            fail_msg("unexpected variable in the app's environment: %s", v);
+    }
+    assert_int_equal(vars, in_cgroup ? 3 : 4);
 }
 
 static void test_sigterm_agent(void **state)
@@ -561,7 +723,10 @@ int main(void)
         cmocka_unit_test_teardown(test_stop, test_teardown),
         cmocka_unit_test_teardown(test_bad_messages, test_teardown),
         cmocka_unit_test_teardown(test_concurrent, test_teardown),
+        cmocka_unit_test_teardown(test_sandbox_fds_env, test_teardown),
         cmocka_unit_test_teardown(test_sigkill_agent, test_teardown),
+        cmocka_unit_test_teardown(test_sigkill_agent_no_cgroup, test_teardown),
+        cmocka_unit_test_teardown(test_restart_stops_leftovers, test_teardown),
         cmocka_unit_test_teardown(test_sigterm_agent, test_teardown),
         cmocka_unit_test_teardown(test_etcd_down, test_teardown),
     };

@@ -23,10 +23,16 @@
  *   max_message: 256KiB               largest RPC message accepted
  *   log_level: info                   debug, info, warn, error
  *   http_listen: 127.0.0.1:9301       /metrics and /healthz (default: off)
+ *   state_dir: /var/lib/lbcp/agent-<id>   lock + record of started processes (as
+ *                                     non-root: $TMPDIR/lbcp-agent-<uid>-<id>); one agent per dir
+ *   cgroup: auto                      auto: a cgroup per process where cgroup v2 is
+ *                                     writable; off: never
+ *   inherit_env: [PATH]               names copied from the agent's environment into
+ *                                     every app's (the rest of it is the app's env)
  *   apps:                             the only programs this agent runs
  *     echo:
  *       argv: [lb-echo, --port, "{port}", --session, "{session}"]
- *       env: {ECHO_MODE: plain}       added to the agent's environment
+ *       env: {ECHO_MODE: plain}       the app's environment (plus inherit_env)
  *       ready_timeout: 5s             until the port accepts connections
  *       per_session: true             false: one shared process for all
  *       link: direct                  direct (client -> process) or relay (via the slave)
@@ -52,7 +58,8 @@
 static const char *const top_keys[] = {
     "id",     "zone",        "region",    "group",  "priority",    "capacity",        "host",
     "listen", "report",      "etcd",      "prefix", "lease_ttl",   "report_interval", "ports",
-    "labels", "max_message", "log_level", "apps",   "http_listen", "advertise",       NULL};
+    "labels", "max_message", "log_level", "apps",   "http_listen", "advertise",       "state_dir",
+    "cgroup", "inherit_env", NULL};
 static const char *const app_keys[] = {"argv", "env", "ready_timeout", "per_session", "link", NULL};
 static const char *const port_keys[] = {"min", "max", NULL};
 
@@ -375,6 +382,43 @@ static lb_err config_apps(const cfg_doc *d, const cfg_node *r, agent_config *c, 
     return err;
 }
 
+/* state_dir, cgroup, inherit_env: how the agent keeps its processes. */
+static lb_err config_contain(const cfg_doc *d, const cfg_node *r, agent_config *c, lb_errmsg *em)
+{
+    char def[512], *mode = NULL;
+    const char *tmp = getenv("TMPDIR");
+    if (geteuid() == 0)
+        snprintf(def, sizeof def, "/var/lib/lbcp/agent-%s", c->id);
+    else
+        snprintf(def, sizeof def, "%s/lbcp-agent-%d-%s",
+                 tmp != NULL && tmp[0] == '/' ? tmp : "/tmp", (int)geteuid(), c->id);
+    lb_err err = cfg_get_str(d, r, "state_dir", def, &c->state_dir, em);
+    if (err == LB_OK && c->state_dir[0] != '/')
+        err = cfg_fail(d, cfg_map_get(r, "state_dir"), em, "'%s' must be an absolute path",
+                       c->state_dir);
+    if (err == LB_OK)
+        err = cfg_get_str(d, r, "cgroup", "auto", &mode, em);
+    if (err == LB_OK && strcmp(mode, "auto") != 0 && strcmp(mode, "off") != 0)
+        err = cfg_fail(d, cfg_map_get(r, "cgroup"), em, "expected auto or off, got '%s'", mode);
+    c->cgroup = mode != NULL && strcmp(mode, "auto") == 0;
+    free(mode);
+    if (err != LB_OK)
+        return err;
+    if (cfg_map_get(r, "inherit_env") == NULL) {
+        c->inherit_env = lb_xcalloc(1, sizeof *c->inherit_env);
+        c->inherit_env[0] = lb_strdup("PATH");
+        c->n_inherit_env = 1;
+        return LB_OK;
+    }
+    err = cfg_get_strlist(d, r, "inherit_env", &c->inherit_env, &c->n_inherit_env, em);
+    for (size_t i = 0; i < c->n_inherit_env && err == LB_OK; i++) {
+        const char *v = c->inherit_env[i];
+        if (v[0] == '\0' || strchr(v, '=') != NULL)
+            err = cfg_fail(d, cfg_map_get(r, "inherit_env"), em, "'%s' is not a variable name", v);
+    }
+    return err;
+}
+
 lb_err agent_config_load(const char *path, agent_config *c, lb_errmsg *em)
 {
     cfg_doc *d = NULL;
@@ -387,6 +431,7 @@ lb_err agent_config_load(const char *path, agent_config *c, lb_errmsg *em)
         (err = config_strings(d, r, c, em)) == LB_OK &&
         (err = config_numbers(d, r, c, em)) == LB_OK &&
         (err = config_endpoints(d, r, c, em)) == LB_OK &&
+        (err = config_contain(d, r, c, em)) == LB_OK &&
         (err = config_strmap(d, cfg_map_get(r, "labels"), &c->label_keys, &c->label_values,
                              &c->n_labels, em)) == LB_OK)
         err = config_apps(d, r, c, em);
@@ -399,15 +444,16 @@ lb_err agent_config_load(const char *path, agent_config *c, lb_errmsg *em)
 static void config_free_app(agent_app *a)
 {
     free(a->name);
+    free(a->user);
     cfg_strlist_free(&a->argv, a->argc);
     cfg_strlist_free(&a->env, a->n_env);
 }
 
 void agent_config_free(agent_config *c)
 {
-    char **strs[] = {&c->file,   &c->id,        &c->zone,        &c->region,
-                     &c->group,  &c->host,      &c->listen,      &c->etcd,
-                     &c->prefix, &c->log_level, &c->http_listen, &c->advertise};
+    char **strs[] = {&c->file,        &c->id,        &c->zone,     &c->region, &c->group,
+                     &c->host,        &c->listen,    &c->etcd,     &c->prefix, &c->log_level,
+                     &c->http_listen, &c->advertise, &c->state_dir};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         free(*strs[i]);
         *strs[i] = NULL;
@@ -415,6 +461,7 @@ void agent_config_free(agent_config *c)
     cfg_strlist_free(&c->report, c->n_report);
     cfg_strlist_free(&c->label_keys, c->n_labels);
     cfg_strlist_free(&c->label_values, c->n_labels);
+    cfg_strlist_free(&c->inherit_env, c->n_inherit_env);
     for (size_t i = 0; i < c->n_apps; i++)
         config_free_app(&c->apps[i]);
     free(c->apps);

@@ -249,6 +249,66 @@ int h_run_agent_config(const char *path, int timeout_ms, char **err)
     return st;
 }
 
+void h_agent_restart(h_agent *a)
+{
+    a->pid = h_spawn_agent(a->config, a->log);
+    if (a->pid <= 0)
+        abort();
+}
+
+pid_t h_child_named(pid_t parent, const char *comm)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    pid_t found = 0;
+    while (d != NULL && found == 0 && (e = readdir(d)) != NULL) {
+        char path[64], buf[512], name[64];
+        int pid = atoi(e->d_name), ppid = 0;
+        if (pid <= 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/stat", pid);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        char *lp = strchr(buf, '('), *rp = strrchr(buf, ')');
+        if (lp == NULL || rp == NULL || sscanf(rp + 1, " %*c %d", &ppid) != 1)
+            continue;
+        snprintf(name, sizeof name, "%.*s", (int)(rp - lp - 1), lp + 1);
+        if (ppid == parent && strcmp(name, comm) == 0)
+            found = pid;
+    }
+    if (d != NULL)
+        closedir(d);
+    return found;
+}
+
+size_t h_tagged_apps(pid_t *out, size_t cap)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    size_t n = 0;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        pid_t pid = (pid_t)atoi(e->d_name);
+        char path[64], exe[512] = "";
+        if (pid <= 0 || pid == getpid() || !h_tagged(pid) || h_dead(pid))
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
+        ssize_t len = readlink(path, exe, sizeof exe - 1);
+        exe[len > 0 ? len : 0] = '\0';
+        if (strstr(exe, "lb-agent") != NULL)
+            continue; /* an agent or its guard */
+        if (n < cap)
+            out[n] = pid;
+        n++;
+    }
+    if (d != NULL)
+        closedir(d);
+    return n;
+}
+
 void h_agent_start(h_agent *a, const char *id, const char *lease_ttl, const char *extra)
 {
     h_agent_start_etcd(a, id, lease_ttl, h_etcd_url(), extra);
@@ -265,22 +325,25 @@ void h_agent_start_etcd(h_agent *a, const char *id, const char *lease_ttl, const
     snprintf(a->listen, sizeof a->listen, "tcp://127.0.0.1:%u", h_free_port());
     uint16_t lo = h_free_port();
     lo = lo > 65000 ? 40000 : lo; /* a small range starting at a port that was free */
-    char cfg[4096];
+    char cfg[6144];
     snprintf(cfg, sizeof cfg,
              "# written by agent_test\n"
              "id: %s\nzone: z1\nregion: r1\ngroup: primary\npriority: 3\ncapacity: 7\n"
              "host: 127.0.0.1\nlisten: %s\netcd: %s\nprefix: /agent_test/\n"
              "lease_ttl: %s\nreport_interval: 200ms\n"
              "ports: {min: %u, max: %u}\nlabels: {gpu: \"true\", rack: r7}\n"
-             "log_level: debug\n"
+             "log_level: debug\nstate_dir: %s/state\n"
+             "inherit_env: [PATH, LBCP_AGENT_TEST_TAG]\n"
              "apps:\n  echo:\n    argv: [%s/lb-echo, --port, \"{port}\", --session, "
              "\"{session}\"]\n    env: {LB_TEST: x}\n    ready_timeout: 5s\n"
              "  shared:\n    argv: [%s/lb-echo, --port, \"{port}\", --session, \"{session}\"]\n"
              "    per_session: false\n"
              "  sleeper:\n    argv: [sleep, \"30\"]\n    ready_timeout: 300ms\n"
              "  slow:\n    argv: [sleep, \"30\"]\n    ready_timeout: 3s\n"
-             "  failer:\n    argv: [false]\n%s",
-             id, a->listen, etcd, lease_ttl, lo, lo + 40, h_bin(), h_bin(),
+             "  failer:\n    argv: [false]\n"
+             "  orphaner:\n    argv: [%s/lb-echo, --port, \"{port}\", --session, \"{session}\", "
+             "--fork-setsid]\n%s",
+             id, a->listen, etcd, lease_ttl, lo, lo + 40, a->dir, h_bin(), h_bin(), h_bin(),
              extra != NULL ? extra : "");
     h_write(a->config, cfg);
     a->pid = h_spawn_agent(a->config, a->log);

@@ -56,6 +56,13 @@ void h_agent_start(h_agent *a, const char *id, const char *lease_ttl, const char
 /* Same with another etcd endpoint (e.g. one that is down). */
 void h_agent_start_etcd(h_agent *a, const char *id, const char *lease_ttl, const char *etcd,
                         const char *extra);
+/* Starts the agent again with the same config (and state dir). */
+void h_agent_restart(h_agent *a);
+/* The child of parent whose command name is comm, or 0. */
+pid_t h_child_named(pid_t parent, const char *comm);
+/* Live processes started under this test (its tag in their environment) that
+ * are not lb-agent (nor its guard): up to cap pids into out; the count. */
+size_t h_tagged_apps(pid_t *out, size_t cap);
 /* Waits up to timeout_ms for the agent to exit; its status, or -1. */
 int h_agent_wait(h_agent *a, int timeout_ms);
 void h_agent_close(h_agent *a);

@@ -1,34 +1,33 @@
 /*
  * LaunchRequest: reuse the session's live process, or pick a port, spawn the
- * app (posix_spawn, never a shell, its own process group) and wait until its
- * port accepts a TCP connection, so the client the master sends there is
+ * app (spawn.c: never a shell, its own process group and cgroup) and wait until its
+ * port accepts a TCP connection on a socket the child (or its cgroup or
+ * process group) owns, so the client the master sends there is
  * never refused.
  *
  * Runs on an RPC worker thread and may block up to the app's ready_timeout;
  * the other workers serve meanwhile. The table lock is held only for the
  * quick steps (reap, lookup, port choice, spawn + insert), never while waiting.
  */
-#define _GNU_SOURCE /* posix_spawn_file_actions_addclosefrom_np */
+#define _GNU_SOURCE
 #include "agent.h"
 
 #include "common/util.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-extern char **environ;
 
 #define LAUNCH_POLL_MS 20
 #define LAUNCH_PROBE_MS 200 /* reuse check: connect to a live process's port */
@@ -125,24 +124,32 @@ static void launch_strv_free(char **v)
     free(v);
 }
 
-/* The agent's environment minus what the app overrides, plus the app's. */
-static char **launch_envp(const agent_app *app)
+/* The app's environment, exactly: its env map, the variables inherit_env names
+ * (from the agent's own environment), and, when there is no cgroup to find
+ * its descendants by, the agent's instance marker. */
+static char **launch_envp(agent *a, const agent_app *app)
 {
-    size_t n = 0, k = 0;
-    while (environ[n] != NULL)
-        n++;
-    char **envp = lb_xcalloc(n + app->n_env + 1, sizeof *envp);
-    for (size_t i = 0; i < n; i++) {
-        const char *eq = strchr(environ[i], '=');
-        size_t klen = eq != NULL ? (size_t)(eq - environ[i]) : strlen(environ[i]);
+    size_t n = 0;
+    char **envp = lb_xcalloc(a->cfg.n_inherit_env + app->n_env + 2, sizeof *envp);
+    for (size_t i = 0; i < a->cfg.n_inherit_env; i++) {
+        const char *name = a->cfg.inherit_env[i], *v = getenv(name);
         bool overridden = false;
         for (size_t j = 0; j < app->n_env && !overridden; j++)
-            overridden = strncmp(app->env[j], environ[i], klen) == 0 && app->env[j][klen] == '=';
-        if (!overridden)
-            envp[k++] = lb_strdup(environ[i]);
+            overridden =
+                strncmp(app->env[j], name, strlen(name)) == 0 && app->env[j][strlen(name)] == '=';
+        if (v == NULL || overridden)
+            continue;
+        size_t len = strlen(name) + strlen(v) + 2;
+        envp[n] = lb_xcalloc(1, len);
+        snprintf(envp[n++], len, "%s=%s", name, v);
     }
     for (size_t j = 0; j < app->n_env; j++)
-        envp[k++] = lb_strdup(app->env[j]);
+        envp[n++] = lb_strdup(app->env[j]);
+    if (a->contain.cg_base == NULL) {
+        size_t len = sizeof "LBCP_AGENT_INSTANCE=" + strlen(a->contain.instance);
+        envp[n] = lb_xcalloc(1, len);
+        snprintf(envp[n++], len, "LBCP_AGENT_INSTANCE=%s", a->contain.instance);
+    }
     return envp;
 }
 
@@ -196,50 +203,33 @@ static lb_err launch_pick_port_locked(agent *a, uint16_t *out)
 }
 
 /* Spawns app for session on port; p->lock held, so the entry is in the table
- * before the reaper can see the child. */
+ * before the reaper can see the child. 0 or an errno with why set. */
 static int launch_spawn_locked(agent *a, const agent_app *app, const char *session, uint16_t port,
-                               agent_proc **out)
+                               agent_proc **out, char *why, size_t why_len)
 {
     char ps[8];
     snprintf(ps, sizeof ps, "%u", port);
     char **argv = lb_xcalloc(app->argc + 1, sizeof *argv);
     for (size_t i = 0; i < app->argc; i++)
         argv[i] = launch_subst(app->argv[i], ps, session);
-    char **envp = launch_envp(app);
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_t fa;
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_init(&attr);
-    /* Own group (stop and kill reach its helpers too); the agent's blocked and
-     * ignored signals must not leak into the app. */
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                        POSIX_SPAWN_SETSIGDEF);
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-    pid_t pid = -1;
-    int rv = posix_spawn(&pid, argv[0], &fa, &attr, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
+    char **envp = launch_envp(a, app);
+    agent_proc *e = lb_xcalloc(1, sizeof *e);
+    int rv = spawn_app(a, app, argv, envp, e, why, why_len);
     launch_strv_free(argv);
     launch_strv_free(envp);
-    if (rv == 0) {
-        agent_proc *e = lb_xcalloc(1, sizeof *e);
-        e->pid = pid;
-        e->port = port;
-        e->app = app;
-        e->starting = true;
-        e->started_at_ms = lb_wall_ms();
-        snprintf(e->session, sizeof e->session, "%s", session);
-        procs_insert_locked(&a->procs, e);
-        *out = e;
+    if (rv != 0) {
+        free(e);
+        return rv;
     }
-    return rv;
+    e->port = port;
+    e->app = app;
+    e->starting = true;
+    e->started_at_ms = lb_wall_ms();
+    snprintf(e->session, sizeof e->session, "%s", session);
+    procs_insert_locked(&a->procs, e);
+    contain_save_locked(a);
+    *out = e;
+    return 0;
 }
 
 /* One TCP connect attempt to host:port bounded by timeout_ms. */
@@ -261,6 +251,82 @@ static bool launch_connect(const struct addrinfo *ai, int timeout_ms)
     }
     close(fd);
     return ok;
+}
+
+/* Inodes of the sockets listening on port (IPv4 and IPv6) into ino; count. */
+static size_t launch_listeners(uint16_t port, unsigned long *ino, size_t cap)
+{
+    static const char *const files[] = {"/proc/net/tcp", "/proc/net/tcp6"};
+    size_t n = 0;
+    for (size_t k = 0; k < 2; k++) {
+        FILE *f = fopen(files[k], "re");
+        char line[512];
+        while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+            unsigned lport = 0, state = 0;
+            unsigned long inode = 0;
+            const char *colon = strchr(line, ':');                            /* after "sl:" */
+            const char *addr = colon != NULL ? strchr(colon + 1, ':') : NULL; /* local port */
+            if (addr == NULL ||
+                sscanf(addr + 1, "%x %*s %x %*s %*s %*s %*s %*s %lu", &lport, &state, &inode) != 3)
+                continue;
+            if (lport == port && state == 0x0A /* LISTEN */ && n < cap)
+                ino[n++] = inode;
+        }
+        if (f != NULL)
+            fclose(f);
+    }
+    return n;
+}
+
+/* True when pid holds one of the socket inodes. */
+static bool launch_pid_holds(pid_t pid, const unsigned long *ino, size_t n)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    bool found = false;
+    while (d != NULL && !found && (de = readdir(d)) != NULL) {
+        char path[PATH_MAX], link[64];
+        unsigned long v = 0;
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        ssize_t len = readlink(path, link, sizeof link - 1);
+        if (len <= 0)
+            continue;
+        link[len] = '\0';
+        if (sscanf(link, "socket:[%lu]", &v) != 1)
+            continue;
+        for (size_t i = 0; i < n && !found; i++)
+            found = ino[i] == v;
+    }
+    if (d != NULL)
+        closedir(d);
+    return found;
+}
+
+/* True when the listener on e's port belongs to e or to a process of its
+ * cgroup: another program that took the port meanwhile (the range is shared
+ * with the rest of the machine) does not make e ready. */
+static bool launch_owns_port(agent *a, const agent_proc *e)
+{
+    unsigned long ino[16];
+    size_t n = launch_listeners(e->port, ino, 16);
+    if (n == 0)
+        return false;
+    if (launch_pid_holds(e->pid, ino, n))
+        return true;
+    if (e->cgroup[0] == '\0')
+        return false; /* a helper in its process group: not found without a scan */
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s/cgroup.procs", a->contain.cg_base, e->cgroup);
+    FILE *f = fopen(path, "re");
+    int pid = 0;
+    bool found = false;
+    while (f != NULL && !found && fscanf(f, "%d", &pid) == 1)
+        found = pid != e->pid && launch_pid_holds((pid_t)pid, ino, n);
+    if (f != NULL)
+        fclose(f);
+    return found;
 }
 
 /* Waits until e's port accepts a connection. Returns NULL when ready, else
@@ -296,7 +362,8 @@ static const char *launch_wait_ready(agent *a, agent_proc *e, Lb__LaunchReply *r
         } else if (atomic_load(&a->stopping)) {
             launch_fail(rep, "agent '%s' is shutting down", a->cfg.id);
             result = "shutdown";
-        } else if (launch_connect(ai, left < 200 ? (int)(left > 0 ? left : 1) : 200)) {
+        } else if (launch_connect(ai, left < 200 ? (int)(left > 0 ? left : 1) : 200) &&
+                   launch_owns_port(a, e)) {
             break;
         } else if ((left = deadline - lb_mono_ms()) <= 0) {
             launch_fail(rep, "app '%s' (pid %d) did not accept connections on %s:%u within %lld ms",
@@ -337,9 +404,10 @@ static const char *launch_start_locked(agent *a, const agent_app *app, const cha
                     a->cfg.host);
         return "no_port";
     }
-    int rv = launch_spawn_locked(a, app, session, port, out);
+    char why[160];
+    int rv = launch_spawn_locked(a, app, session, port, out, why, sizeof why);
     if (rv != 0) {
-        launch_fail(rep, "cannot start app '%s' (%s): %s", app->name, app->argv[0], strerror(rv));
+        launch_fail(rep, "cannot start app '%s' (%s): %s", app->name, app->argv[0], why);
         return "spawn_error";
     }
     LOG_INFO(AGENT_COMP, "process started", "app=%s session=%s pid=%d port=%u", app->name, session,

@@ -53,6 +53,7 @@ static void agent_loop(agent *a, const sigset_t *set)
         int64_t now = lb_mono_ms();
         if (now >= next) {
             procs_reap(a); /* belt and braces: a coalesced SIGCHLD is not missed */
+            contain_tick(a);
             report_send(a);
             next = now + a->cfg.report_interval_ms;
         }
@@ -82,6 +83,8 @@ static void agent_shutdown(agent *a)
         LOG_WARN(AGENT_COMP, "killed processes that ignored SIGTERM", "count=%zu", k);
         agent_wait_children(a, AGENT_KILL_WAIT_MS);
     }
+    spawn_stop(a);
+    contain_stop(a);
     report_send(a);
     report_close(a);
     procs_destroy(&a->procs);
@@ -92,7 +95,11 @@ static void agent_shutdown(agent *a)
 /* Starts RPC, reports and registration; em says what failed. */
 static lb_err agent_start(agent *a, lb_errmsg *em)
 {
-    lb_err err = rpc_start(a, em);
+    lb_err err = contain_start(a, em); /* first: it forks the guard before any thread */
+    if (err == LB_OK)
+        err = spawn_start(a, em);
+    if (err == LB_OK)
+        err = rpc_start(a, em);
     if (err == LB_OK)
         err = report_open(a, em);
     if (err == LB_OK)

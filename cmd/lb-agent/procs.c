@@ -90,7 +90,10 @@ static size_t procs_on_reaped(agent *a, pid_t pid, int status)
     agent_proc *e = procs_by_pid_locked(p, pid);
     char why[64];
     if (e == NULL)
-        return 0; /* not ours (cannot happen: we spawn every child) */
+        return 0; /* not ours: the guard, or a child that never ran the app */
+    /* its descendants go with it (a helper it started, even after setsid) */
+    contain_cg_release(a, e->cgroup);
+    e->cgroup[0] = '\0';
     if (e->starting) {
         e->exited = true;
         e->status = status;
@@ -117,7 +120,7 @@ static size_t procs_on_reaped(agent *a, pid_t pid, int status)
 
 size_t procs_reap_locked(agent *a)
 {
-    size_t gone = 0;
+    size_t gone = 0, reaped = 0;
     for (;;) {
         int status = 0;
         pid_t pid = waitpid(-1, &status, WNOHANG);
@@ -127,7 +130,10 @@ size_t procs_reap_locked(agent *a)
             break; /* 0: none exited yet; ECHILD: no children */
         }
         gone += procs_on_reaped(a, pid, status);
+        reaped++;
     }
+    if (reaped > 0)
+        contain_save_locked(a);
     return gone;
 }
 

@@ -3,7 +3,11 @@
  * answers every line with `pid=<pid> session=<session> echo=<line>\n`, so a
  * client (or a test) can tell which process and which session served it.
  *
- *   lb-echo --port P --session S [--host H]
+ *   lb-echo --port P --session S [--host H] [--listen-delay MS] [--fork-setsid]
+ *
+ * --listen-delay makes it a slow starter (benchmarks of warm pools);
+ * --fork-setsid leaves a grandchild in a session of its own that ignores
+ * SIGTERM, as a badly behaved app would (tests of containment).
  *
  * One thread, one poll loop over the listener, a signalfd and the clients;
  * sockets are non-blocking and each client has a bounded input and output
@@ -22,6 +26,7 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define ECHO_MAX_CLIENTS 512
@@ -41,6 +46,8 @@ typedef struct echo_state {
     const char *host;
     const char *session;
     int port;
+    int listen_delay_ms;
+    int fork_setsid;
     int listen_fd;
     int sig_fd;
     echo_client *clients[ECHO_MAX_CLIENTS];
@@ -49,10 +56,13 @@ typedef struct echo_state {
 
 static void echo_usage(FILE *f)
 {
-    fprintf(f, "usage: lb-echo --port P --session S [--host H]\n"
-               "  --port P      TCP port to listen on (1-65535)\n"
-               "  --session S   session id echoed back in every answer\n"
-               "  --host H      address to listen on (default 127.0.0.1)\n");
+    fprintf(f, "usage: lb-echo --port P --session S [--host H] [--listen-delay MS] "
+               "[--fork-setsid]\n"
+               "  --port P            TCP port to listen on (1-65535)\n"
+               "  --session S         session id echoed back in every answer\n"
+               "  --host H            address to listen on (default 127.0.0.1)\n"
+               "  --listen-delay MS   wait MS milliseconds before listening (0-600000)\n"
+               "  --fork-setsid       fork a grandchild that calls setsid and ignores SIGTERM\n");
 }
 
 /* Parses the flags into st; returns 0, 1 for --help, or 2 on a usage error. */
@@ -61,6 +71,8 @@ static int echo_parse_args(int argc, char **argv, echo_state *st)
     static const struct option opts[] = {{"port", required_argument, NULL, 'p'},
                                          {"session", required_argument, NULL, 's'},
                                          {"host", required_argument, NULL, 'H'},
+                                         {"listen-delay", required_argument, NULL, 'd'},
+                                         {"fork-setsid", no_argument, NULL, 'f'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c;
@@ -82,6 +94,17 @@ static int echo_parse_args(int argc, char **argv, echo_state *st)
             break;
         case 'H':
             st->host = optarg;
+            break;
+        case 'd':
+            v = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || v < 0 || v > 600000) {
+                fprintf(stderr, "lb-echo: --listen-delay: '%s' is not 0-600000 ms\n", optarg);
+                return 2;
+            }
+            st->listen_delay_ms = (int)v;
+            break;
+        case 'f':
+            st->fork_setsid = 1;
             break;
         case 'h':
             return 1;
@@ -280,6 +303,18 @@ int main(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
     st.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
+    if (st.fork_setsid && fork() == 0) {
+        /* the grandchild: its own session, SIGTERM blocked, never exits */
+        setsid();
+        for (;;)
+            pause();
+    }
+    if (st.listen_delay_ms > 0) {
+        struct timespec ts = {.tv_sec = st.listen_delay_ms / 1000,
+                              .tv_nsec = (long)(st.listen_delay_ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
+    }
     st.listen_fd = echo_listen(st.host, st.port);
     if (st.sig_fd < 0 || st.listen_fd < 0) {
         status = 1;

@@ -2,8 +2,9 @@
 
 Every test gets its own etcd on free ports and its own daemons, configured
 through YAML files in a temporary directory. Processes the daemons start
-(lb-echo) carry a per-cluster tag in their environment so teardown can find and
-kill them even after their agent was SIGKILLed.
+(lb-echo) carry a per-cluster tag in their environment (agents pass it on
+through inherit_env), so teardown finds any app process that outlived its
+agent: ClusterTest fails such a test (no process may outlive its supervision).
 """
 import json
 import os
@@ -219,7 +220,9 @@ class Cluster:
                "group": kw.pop("group", "primary"), "capacity": kw.pop("capacity", 100),
                "host": "127.0.0.1", "listen": listen, "report": [self.master_report],
                "etcd": self.etcd.url, "prefix": self.prefix, "lease_ttl": "2s",
-               "report_interval": "200ms", "ports": {"min": lo, "max": lo + 200}, "apps": apps}
+               "report_interval": "200ms", "ports": {"min": lo, "max": lo + 200},
+               "state_dir": os.path.join(self.dir, name + "-state"),
+               "inherit_env": ["PATH", "LBCP_TEST_TAG"], "apps": apps}
         cfg.update(kw)
         d = self.start(name, "lb-agent", to_yaml(cfg))
         d.endpoint = listen
@@ -263,8 +266,9 @@ class Cluster:
                            input=data, capture_output=True, timeout=30)
         return r.returncode, r.stdout.decode().strip()
 
-    def tagged_pids(self):
-        """Processes (e.g. lb-echo) started by this cluster's agents."""
+    def tagged_pids(self, apps_only=False):
+        """Processes (e.g. lb-echo) started by this cluster's agents (apps_only:
+        not the daemons themselves, nor an agent's guard)."""
         pids = []
         needle = f"LBCP_TEST_TAG={self.tag}".encode()
         for entry in os.listdir("/proc"):
@@ -272,15 +276,37 @@ class Cluster:
                 continue
             try:
                 with open(f"/proc/{entry}/environ", "rb") as f:
-                    if needle in f.read().split(b"\0"):
-                        pids.append(int(entry))
+                    if needle not in f.read().split(b"\0"):
+                        continue
+                if apps_only and os.path.basename(os.readlink(f"/proc/{entry}/exe")).startswith(
+                        ("lb-agent", "lb-master", "lb-slave", "lbctl", "etcd")):
+                    continue
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    if f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X"):
+                        continue
+                pids.append(int(entry))
             except OSError:
                 pass
         return pids
 
     def close(self):
+        """Stops everything; returns the app processes that outlived their agents
+        (killed here, but a test that leaves one behind has failed)."""
         for d in list(self.daemons.values()):
             d.close()
+        deadline = time.monotonic() + 3  # guards finish within a moment
+        leftovers = self.tagged_pids(apps_only=True)
+        while leftovers and time.monotonic() < deadline:
+            time.sleep(0.05)
+            leftovers = self.tagged_pids(apps_only=True)
+        described = []
+        for pid in leftovers:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+                described.append(f"{pid}: {cmd}")
+            except OSError:
+                pass
         for pid in self.tagged_pids():
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -291,6 +317,7 @@ class Cluster:
             print("test dir kept:", self.dir)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+        return described
 
 
 def to_yaml(v, indent=0):
@@ -335,4 +362,6 @@ class ClusterTest(unittest.TestCase):
         if failed:
             for d in self.c.daemons.values():
                 print(f"----- {d.name} log -----\n{d.output()[-4000:]}")
-        self.c.close()
+        leftovers = self.c.close()
+        if leftovers:
+            self.fail("app processes outlived their agents: " + "; ".join(leftovers))

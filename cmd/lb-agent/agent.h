@@ -103,6 +103,7 @@ typedef struct agent_proc {
     char session[AGENT_SESSION_MAX + 1];
     const agent_app *app;
     int64_t started_at_ms;
+    int64_t ready_at_ms;            /* wall time it was handed out (0: not yet) */
     uint64_t start_ticks;           /* /proc/PID/stat starttime: tells a reused pid apart */
     char cgroup[AGENT_CGROUP_NAME]; /* its cgroup's name under the agent's, "" if none */
     bool starting;                  /* spawned, not yet ready: its launch owns it */
@@ -195,6 +196,9 @@ size_t procs_signal_all(agent *a, int sig);
 const char *procs_status_text(int status, char *buf, size_t len);
 /* SIGTERM to session's process group: LB_ENOTFOUND when it has none. */
 lb_err procs_stop_session(agent *a, const char *session);
+/* Stops every per-session process handed out more than grace_ms ago whose
+ * session is not in keep (the master's live sessions); returns how many. */
+size_t procs_sync_sessions(agent *a, char *const *keep, size_t n_keep, int64_t grace_ms);
 /* Fills sessions (running processes), per-app counts (cfg.n_apps entries) and
  * moves the exited pids into *exited (caller frees). */
 void procs_snapshot(agent *a, uint32_t *sessions, uint32_t *per_app, int32_t **exited,

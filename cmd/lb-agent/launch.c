@@ -539,6 +539,7 @@ static const char *launch_finish(agent *a, agent_proc *e, Lb__LaunchReply *rep)
     const char *app = e->app->name;
     if (result == NULL) {
         e->starting = false;
+        e->ready_at_ms = lb_wall_ms();
         launch_fill(a, e, rep);
     } else if (e->exited) {
         procs_remove_locked(&a->procs, e);

@@ -236,3 +236,29 @@ void procs_snapshot(agent *a, uint32_t *sessions, uint32_t *per_app, int32_t **e
     p->n_exited = 0;
     pthread_mutex_unlock(&p->lock);
 }
+
+size_t procs_sync_sessions(agent *a, char *const *keep, size_t n_keep, int64_t grace_ms)
+{
+    size_t n = 0;
+    int64_t before = lb_wall_ms() - grace_ms;
+    pthread_mutex_lock(&a->procs.lock);
+    procs_reap_locked(a);
+    for (agent_proc *e = a->procs.head; e != NULL; e = e->next) {
+        if (!procs_live(e) || e->starting || !e->app->per_session || e->ready_at_ms == 0 ||
+            e->ready_at_ms > before) /* too new to be in the view */
+            continue;
+        bool live = false;
+        for (size_t i = 0; i < n_keep && !live; i++)
+            live = strcmp(keep[i], e->session) == 0;
+        if (live)
+            continue;
+        kill(-e->pid, SIGTERM);
+        LOG_INFO(AGENT_COMP, "stopping process of an ended session", "app=%s session=%s pid=%d",
+                 e->app->name, e->session, (int)e->pid);
+        n++;
+    }
+    pthread_mutex_unlock(&a->procs.lock);
+    if (n > 0)
+        obs_add(obs_counter_get("agent_sync_stops_total"), n);
+    return n;
+}

@@ -56,6 +56,8 @@ static nng_msg *rpc_launch(agent *a, const Lb__Envelope *req)
     return m;
 }
 
+#define RPC_SYNC_GRACE_MS 3000
+
 static nng_msg *rpc_stop_session(agent *a, const Lb__Envelope *req)
 {
     Lb__LaunchReply lr = LB__LAUNCH_REPLY__INIT;
@@ -63,8 +65,15 @@ static nng_msg *rpc_stop_session(agent *a, const Lb__Envelope *req)
     nng_msg *m = NULL;
     const char *session = req->stop_request->session_id;
     char text[128];
-    if (session != NULL && launch_session_valid(session) &&
-        procs_stop_session(a, session) == LB_OK) {
+    if (req->stop_request->sync) {
+        /* sessions handed out in the last seconds may not be in the leader's
+         * view yet: only older ones are stopped */
+        procs_sync_sessions(a, req->stop_request->keep_sessions, req->stop_request->n_keep_sessions,
+                            RPC_SYNC_GRACE_MS);
+        lr.ok = true;
+        obs_count("agent_syncs_total");
+    } else if (session != NULL && launch_session_valid(session) &&
+               procs_stop_session(a, session) == LB_OK) {
         lr.ok = true;
         obs_count("agent_stops_total{result=\"ok\"}");
     } else {

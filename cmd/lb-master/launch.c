@@ -101,20 +101,16 @@ static void stop_cb(void *arg)
     free(op);
 }
 
-void master_agent_stop(master *m, const char *server_id, const char *endpoint,
-                       const char *session_id)
+/* Sends env to server_id's agent and drains the answer; does not wait. */
+static void master_agent_send(master *m, const char *server_id, const char *endpoint,
+                              Lb__Envelope *env)
 {
-    Lb__StopRequest sr = LB__STOP_REQUEST__INIT;
-    sr.session_id = (char *)session_id;
-    Lb__Envelope env = LB__ENVELOPE__INIT;
-    env.version = WIRE_VERSION;
-    env.request_id = wire_next_id();
-    env.body_case = LB__ENVELOPE__BODY_STOP_REQUEST;
-    env.stop_request = &sr;
+    env->version = WIRE_VERSION;
+    env->request_id = wire_next_id();
     nng_msg *msg = NULL;
     struct stop_op *op = lb_xcalloc(1, sizeof *op);
     snprintf(op->server, sizeof op->server, "%s", server_id);
-    if (wire_encode(&env, &msg) != LB_OK || !master_agent_ctx(m, server_id, endpoint, &op->ctx)) {
+    if (wire_encode(env, &msg) != LB_OK || !master_agent_ctx(m, server_id, endpoint, &op->ctx)) {
         if (msg != NULL)
             nng_msg_free(msg);
         free(op);
@@ -129,4 +125,28 @@ void master_agent_stop(master *m, const char *server_id, const char *endpoint,
     nng_aio_set_timeout(op->aio, 5000);
     nng_aio_set_msg(op->aio, msg);
     nng_ctx_send(op->ctx, op->aio);
+}
+
+void master_agent_stop(master *m, const char *server_id, const char *endpoint,
+                       const char *session_id)
+{
+    Lb__StopRequest sr = LB__STOP_REQUEST__INIT;
+    sr.session_id = (char *)session_id;
+    Lb__Envelope env = LB__ENVELOPE__INIT;
+    env.body_case = LB__ENVELOPE__BODY_STOP_REQUEST;
+    env.stop_request = &sr;
+    master_agent_send(m, server_id, endpoint, &env);
+}
+
+void master_agent_sync(master *m, const char *server_id, const char *endpoint, char **sessions,
+                       size_t n)
+{
+    Lb__StopRequest sr = LB__STOP_REQUEST__INIT;
+    sr.sync = true;
+    sr.keep_sessions = sessions;
+    sr.n_keep_sessions = n;
+    Lb__Envelope env = LB__ENVELOPE__INIT;
+    env.body_case = LB__ENVELOPE__BODY_STOP_REQUEST;
+    env.stop_request = &sr;
+    master_agent_send(m, server_id, endpoint, &env);
 }

@@ -114,5 +114,9 @@ bool master_agent_ctx(master *m, const char *server_id, const char *endpoint, nn
 /* Asks server id's agent to stop a session's process; does not wait. */
 void master_agent_stop(master *m, const char *server_id, const char *endpoint,
                        const char *session_id);
+/* Tells server id's agent which of its sessions are live (the leader's view),
+ * so it stops processes of sessions that ended; does not wait. */
+void master_agent_sync(master *m, const char *server_id, const char *endpoint, char **sessions,
+                       size_t n);
 
 #endif

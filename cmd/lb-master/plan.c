@@ -1,5 +1,6 @@
 /* Turning a SelectionRequest into a plan with the pure policy (pkg/select). */
 #include "plan.h"
+#include "sessions.h"
 
 #include "common/util.h"
 #include "obs/log.h"
@@ -204,9 +205,18 @@ void plan_commit(master *m, const Lb__SelectionRequest *sr, plan *p, size_t i,
     const Lb__Session *old = reg_session_locked(m->view, p->session_id);
     if (old != NULL)
         s.created_ms = old->created_ms;
-    /* a client that moved leaves its old session behind: drop it */
+    /* a client that moved leaves its old session behind: drop it, and have
+     * its process stopped (the seed's move frees what the service held) */
     const char *prev = reg_affinity_locked(m->view, cr->client_id, cr->app);
+    char stop_sid[80] = "", stop_server[128] = "", stop_ep[256] = "";
     if (prev != NULL && strcmp(prev, p->session_id) != 0) {
+        const Lb__Session *ps = reg_session_locked(m->view, prev);
+        reg_server *srv = ps != NULL ? reg_server_locked(m->view, ps->server_id) : NULL;
+        if (srv != NULL && master_per_session(srv, ps->app)) {
+            snprintf(stop_sid, sizeof stop_sid, "%s", prev);
+            snprintf(stop_server, sizeof stop_server, "%s", ps->server_id);
+            snprintf(stop_ep, sizeof stop_ep, "%s", srv->info->agent_endpoint);
+        }
         char key[512];
         reg_key(m->view, key, sizeof key, "sessions", prev);
         master_queue_write(m, key, NULL, 0);
@@ -219,4 +229,10 @@ void plan_commit(master *m, const Lb__SelectionRequest *sr, plan *p, size_t i,
     reg_session_put_locked(m->view, reg_session_dup(&s));
     reg_unlock(m->view);
     master_queue_session(m, &s);
+    if (stop_sid[0] != '\0') {
+        LOG_INFO("master", "client moved: stopping its old process",
+                 "client=%s old_session=%s server=%s", cr->client_id, stop_sid, stop_server);
+        obs_count("master_move_stops_total");
+        master_agent_stop(m, stop_server, stop_ep, stop_sid);
+    }
 }

@@ -312,8 +312,75 @@ static void write_loads(master *m)
     reg_unlock(m->view);
 }
 
+/* ---- session sync: agents stop processes of sessions the leader ended ---- */
+
+#define SYNC_EVERY_CHORES 5    /* seconds */
+#define SYNC_MAX_SESSIONS 2000 /* per server: one message stays well under max_message */
+
+struct sync_server {
+    char *id, *endpoint;
+    char **sids;
+    size_t n;
+    bool too_many;
+};
+
+struct sync_all {
+    struct sync_server *srv;
+    size_t n;
+    reg *view;
+};
+
+static void collect_sync(const Lb__Session *s, void *arg)
+{
+    struct sync_all *a = arg;
+    for (size_t i = 0; i < a->n; i++) {
+        struct sync_server *ss = &a->srv[i];
+        if (strcmp(ss->id, s->server_id) != 0)
+            continue;
+        if (ss->n == SYNC_MAX_SESSIONS)
+            ss->too_many = true;
+        else
+            ss->sids[ss->n++] = lb_strdup(s->session_id);
+        return;
+    }
+}
+
+static void sync_agents(master *m)
+{
+    struct sync_all a = {.view = m->view};
+    size_t it = 0, cap = 0;
+    reg_server *s;
+    reg_lock(m->view);
+    while ((s = reg_server_next_locked(m->view, &it)) != NULL)
+        cap++;
+    a.srv = lb_xcalloc(cap + 1, sizeof *a.srv);
+    it = 0;
+    while ((s = reg_server_next_locked(m->view, &it)) != NULL && a.n < cap) {
+        if (s->info->agent_endpoint == NULL || s->info->agent_endpoint[0] == '\0')
+            continue;
+        struct sync_server *ss = &a.srv[a.n++];
+        ss->id = lb_strdup(s->info->id);
+        ss->endpoint = lb_strdup(s->info->agent_endpoint);
+        ss->sids = lb_xcalloc(SYNC_MAX_SESSIONS, sizeof *ss->sids);
+    }
+    reg_sessions_foreach_locked(m->view, collect_sync, &a);
+    reg_unlock(m->view);
+    for (size_t i = 0; i < a.n; i++) {
+        struct sync_server *ss = &a.srv[i];
+        if (!ss->too_many) /* a partial list would stop live sessions */
+            master_agent_sync(m, ss->id, ss->endpoint, ss->sids, ss->n);
+        for (size_t k = 0; k < ss->n; k++)
+            free(ss->sids[k]);
+        free(ss->sids);
+        free(ss->id);
+        free(ss->endpoint);
+    }
+    free(a.srv);
+}
+
 static void chores(master *m)
 {
+    static unsigned n_chores; /* the writer thread's own */
     reg_check_stale(m->view);
     char leader[128];
     reg_leader(m->view, leader, sizeof leader);
@@ -325,6 +392,8 @@ static void chores(master *m)
     if (lead) {
         reap_sessions(m);
         write_loads(m);
+        if (++n_chores % SYNC_EVERY_CHORES == 0)
+            sync_agents(m);
     }
 }
 

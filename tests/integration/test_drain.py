@@ -1,5 +1,6 @@
 """Draining: no new sessions on a drained server, its sticky clients still served,
 `drain --wait` returns once its last session is released; disable moves them."""
+import base64
 import json
 import subprocess
 import os
@@ -103,6 +104,21 @@ class Drain(ClusterTest):
         self.assertNotEqual(again["server"], x)
         self.assertTrue(again["moved"])
         self.assertIn("disabled", again["reason"])
+        # the move frees what the old session held: its process goes (goal 1 s)
+        wait_for(lambda: not pid_alive(sticky["pid"]), 2, 0.02, "the old process to stop")
+        self.assertTrue(pid_alive(again["pid"]))
+
+    def test_agent_stops_a_process_whose_session_the_master_ended(self):
+        """A session that ends without a stop reaching the agent (here it is
+        deleted from etcd behind everyone's back) has its process stopped by the
+        agent once the leader's periodic session list no longer names it."""
+        c = self.c
+        _, s, _ = c.request(self.sa, "echo", "ghost-1", location="zone-a")
+        _, keep, _ = c.request(self.sa, "echo", "kept-1", location="zone-a")
+        key = f"{c.prefix}sessions/{s['session']}".encode()
+        c.etcd.call("kv/deleterange", {"key": base64.b64encode(key).decode()})
+        wait_for(lambda: not pid_alive(s["pid"]), 15, 0.1, "the orphaned session's process to stop")
+        self.assertTrue(pid_alive(keep["pid"]))
 
 
 if __name__ == "__main__":

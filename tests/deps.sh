@@ -3,8 +3,8 @@
 # Sourced by tests/run.sh and deploy/local/demo.sh.
 lb_install_deps() {
     local pkgs=(build-essential cmake pkg-config libnng-dev libprotobuf-c-dev protobuf-c-compiler
-                libcurl4-openssl-dev libyaml-dev libcjson-dev libcmocka-dev etcd-server etcd-client
-                python3 curl iproute2 procps clang-format prometheus tmux
+                libcurl4-openssl-dev libyaml-dev libcjson-dev libcmocka-dev libmicrohttpd-dev
+                etcd-server etcd-client python3 curl iproute2 procps clang-format prometheus tmux
                 clang libclang-rt-dev "$@")
     local missing=()
     for p in "${pkgs[@]}"; do

@@ -4,13 +4,13 @@
  */
 #include "ops.h"
 
-#include "obs/http.h"
+#include "httpd/ops.h"
 #include "obs/log.h"
 #include "obs/prom.h"
 
 #include <stdio.h>
 
-static obs_http *agent_http;
+static httpd_ops *agent_http;
 
 static bool agent_health(void *arg, char *why, size_t cap)
 {
@@ -32,7 +32,7 @@ lb_err agent_ops_start(agent *a, lb_errmsg *em)
     obs_describe("etcd_request_seconds", "etcd gateway call latency, by call.");
     if (a->cfg.http_listen == NULL || a->cfg.http_listen[0] == '\0')
         return LB_OK;
-    lb_err err = obs_http_start(a->cfg.http_listen, agent_health, a, &agent_http, em);
+    lb_err err = httpd_ops_start(a->cfg.http_listen, agent_health, a, &agent_http, em);
     if (err == LB_OK)
         LOG_INFO("agent", "http endpoint", "listen=%s paths=\"/metrics /healthz\"",
                  a->cfg.http_listen);
@@ -41,5 +41,5 @@ lb_err agent_ops_start(agent *a, lb_errmsg *em)
 
 void agent_ops_stop(void)
 {
-    obs_http_stop(&agent_http);
+    httpd_ops_stop(&agent_http);
 }

@@ -78,8 +78,8 @@ typedef struct master {
     atomic_bool stopping;
     atomic_bool etcd_ok;
     atomic_bool is_leader;
-    bool writes_failing;   /* writer thread only: etcd refuses the batched writes */
-    struct obs_http *http; /* NULL without http_listen */
+    bool writes_failing;    /* writer thread only: etcd refuses the batched writes */
+    struct httpd_ops *http; /* NULL without http_listen */
 } master;
 
 /* config.c */

@@ -6,7 +6,7 @@
 #include "master.h"
 
 #include "obs/hist.h"
-#include "obs/http.h"
+#include "httpd/ops.h"
 #include "obs/log.h"
 #include "obs/prom.h"
 
@@ -83,7 +83,7 @@ int master_ops_start(master *m)
     if (m->cfg.http_listen[0] == '\0')
         return 0;
     lb_errmsg em = {{0}};
-    if (obs_http_start(m->cfg.http_listen, master_health, m, &m->http, &em) != LB_OK) {
+    if (httpd_ops_start(m->cfg.http_listen, master_health, m, &m->http, &em) != LB_OK) {
         LOG_ERROR("master", "http endpoint", "err=\"%s\"", em.text);
         return -1;
     }
@@ -94,5 +94,5 @@ int master_ops_start(master *m)
 
 void master_ops_stop(master *m)
 {
-    obs_http_stop(&m->http);
+    httpd_ops_stop(&m->http);
 }

@@ -8,7 +8,7 @@
 #include "slave.h"
 
 #include "common/util.h"
-#include "obs/http.h"
+#include "httpd/ops.h"
 #include "obs/log.h"
 #include "obs/prom.h"
 #include "wire/wire.h"
@@ -21,7 +21,7 @@
 #define SLAVE_PROBE_MS 1000
 
 struct slave_ops {
-    obs_http *http;
+    httpd_ops *http;
     pthread_t probe;
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -130,7 +130,7 @@ int slave_ops_start(slave *s)
     pthread_cond_init(&o->cond, NULL);
     s->ops = o;
     lb_errmsg em = {{0}};
-    if (obs_http_start(s->cfg.http_listen, slave_health, s, &o->http, &em) != LB_OK) {
+    if (httpd_ops_start(s->cfg.http_listen, slave_health, s, &o->http, &em) != LB_OK) {
         LOG_ERROR("slave", "http endpoint", "err=\"%s\"", em.text);
         return -1;
     }
@@ -155,7 +155,7 @@ void slave_ops_stop(slave *s)
         pthread_mutex_unlock(&o->lock);
         pthread_join(o->probe, NULL);
     }
-    obs_http_stop(&o->http);
+    httpd_ops_stop(&o->http);
     pthread_mutex_destroy(&o->lock);
     pthread_cond_destroy(&o->cond);
     free(o);

@@ -1,6 +1,5 @@
-/* pkg/obs: histograms, exposition grouping, and the HTTP server on a real socket. */
+/* pkg/obs: histograms, exposition grouping, collectors, dropped series, log escaping. */
 #include "obs/hist.h"
-#include "obs/http.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "obs/prom.h"
@@ -191,88 +190,11 @@ static void test_log_long_line_cut_and_closed(void **state)
     free(big);
 }
 
-static bool health_flag;
-static bool health(void *arg, char *why, size_t cap)
-{
-    (void)arg;
-    snprintf(why, cap, "etcd: not connected");
-    return health_flag;
-}
-
-/* Sends req to 127.0.0.1:port, returns the whole answer (caller frees). */
-static char *http_get(int port, const char *req, size_t reqlen)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    size_t off = 0;
-    while (off < reqlen) {
-        ssize_t w = send(fd, req + off, reqlen - off, MSG_NOSIGNAL);
-        if (w <= 0)
-            break;
-        off += (size_t)w;
-    }
-    size_t cap = 1 << 16, len = 0;
-    char *out = calloc(1, cap + 1);
-    ssize_t r;
-    while (len < cap && (r = recv(fd, out + len, cap - len, 0)) > 0)
-        len += (size_t)r;
-    close(fd);
-    return out;
-}
-
-static void test_http_server(void **state)
-{
-    (void)state;
-    obs_http *h = NULL;
-    lb_errmsg em = {{0}};
-    assert_int_equal(obs_http_start("127.0.0.1:0", health, NULL, &h, &em), LB_OK);
-    int port = obs_http_port(h);
-    health_flag = true;
-    const char *g = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
-    char *a = http_get(port, g, strlen(g));
-    assert_non_null(strstr(a, "HTTP/1.1 200 OK"));
-    assert_non_null(strstr(a, "\r\n\r\nok\n"));
-    free(a);
-    health_flag = false;
-    a = http_get(port, g, strlen(g));
-    assert_non_null(strstr(a, "HTTP/1.1 503"));
-    assert_non_null(strstr(a, "etcd: not connected"));
-    free(a);
-    const char *m = "GET /metrics HTTP/1.0\r\n\r\n";
-    a = http_get(port, m, strlen(m));
-    assert_non_null(strstr(a, "http_requests_total{path=\"/healthz\"} 2"));
-    free(a);
-    const char *nf = "GET /nope HTTP/1.1\r\n\r\n";
-    a = http_get(port, nf, strlen(nf));
-    assert_non_null(strstr(a, "HTTP/1.1 404"));
-    free(a);
-    a = http_get(port, "\x01\x02garbage\r\n\r\n", 13);
-    assert_non_null(strstr(a, "HTTP/1.1 400"));
-    free(a);
-    char *big = malloc(20000);
-    memset(big, 'A', 20000);
-    a = http_get(port, big, 20000);
-    assert_non_null(strstr(a, "HTTP/1.1 431"));
-    free(a);
-    free(big);
-    a = http_get(port, g, strlen(g)); /* still serving */
-    assert_non_null(strstr(a, "HTTP/1.1 503"));
-    free(a);
-    obs_http *bad = NULL;
-    assert_int_equal(obs_http_start("nonsense", NULL, NULL, &bad, &em), LB_ECONFIG);
-    assert_null(bad);
-    obs_http_stop(&h);
-    assert_null(h);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_histogram_buckets),
         cmocka_unit_test(test_families_grouped),
-        cmocka_unit_test(test_http_server),
         cmocka_unit_test(test_collector_series),
         cmocka_unit_test(test_log_values_escaped),
         cmocka_unit_test(test_log_long_line_cut_and_closed),

@@ -1,46 +1,98 @@
 /*
- * libFuzzer target: the operators' HTTP request parser (pkg/obs/http.c, the
- * server behind /metrics and /healthz). Its parsing and routing are file-local
- * to that file, which is included here so the real code runs, read path
- * included: the input is written into a socketpair and the server's own
- * readable handler reads and answers it. Invariant: whatever arrives, a
- * complete or oversized request gets an HTTP/1.1 status line and the
- * connection is closed.
+ * libFuzzer target: the HTTP server every daemon runs (pkg/httpd: our glue
+ * over libmicrohttpd's parser: routing, body buffering and its cap, answers
+ * given later). One server is started on a loopback port for the process with
+ * the operator routes, a body-echo route and an answer-later route; each input
+ * is written on a fresh connection as the request bytes. Invariant: whatever
+ * arrives, the answer (if any) starts with an HTTP/1.x status line, and the
+ * server keeps answering /healthz.
  */
-#include "../../pkg/obs/http.c"
+#include "httpd/httpd.h"
+#include "httpd/ops.h"
 
+#include <arpa/inet.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static httpd *fz_srv;
+
+static httpd_result fz_echo(const httpd_req *req, httpd_resp *resp, void *arg)
+{
+    (void)arg;
+    httpd_resp_printf(resp, 200, "application/octet-stream", "%zu %s", req->body_len, req->path);
+    return HTTPD_DONE;
+}
+
+static httpd_result fz_later(const httpd_req *req, httpd_resp *resp, void *arg)
+{
+    (void)resp;
+    (void)arg;
+    httpd_resp r = {0};
+    httpd_resp_printf(&r, 202, NULL, "later\n");
+    httpd_answer(fz_srv, req->ticket, &r); /* answered before the handler returns */
+    return HTTPD_LATER;
+}
+
+static int fz_port(void)
+{
+    static int port;
+    if (port != 0)
+        return port;
+    httpd_ops *o = NULL;
+    lb_errmsg em = {{0}};
+    if (httpd_ops_start("127.0.0.1:0", NULL, NULL, &o, &em) != LB_OK)
+        abort();
+    fz_srv = httpd_ops_server(o);
+    httpd_route(fz_srv, "POST", "/echo*", fz_echo, NULL);
+    httpd_route(fz_srv, NULL, "/later", fz_later, NULL);
+    port = httpd_ops_port(o);
+    return port; /* lives until exit */
+}
+
+static size_t fz_exchange(int port, const uint8_t *data, size_t size, char *out, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
+        abort();
+    size_t off = 0;
+    while (off < size) {
+        ssize_t w = send(fd, data + off, size - off, MSG_NOSIGNAL);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    shutdown(fd, SHUT_WR);
+    size_t len = 0;
+    ssize_t r;
+    while (len < cap - 1 && (r = recv(fd, out + len, cap - 1 - len, 0)) > 0)
+        len += (size_t)r;
+    out[len] = '\0';
+    close(fd);
+    return len;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static obs_http h; /* no listener or thread: only the per-connection code runs */
-    int sv[2];
-    if (size > 2 * OBS_HTTP_MAX_REQUEST)
-        size = 2 * OBS_HTTP_MAX_REQUEST;
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-        return 0;
-    fcntl(sv[1], F_SETFL, fcntl(sv[1], F_GETFL) | O_NONBLOCK);
-    if (size > 0 && write(sv[0], data, size) != (ssize_t)size) {
-        close(sv[0]);
-        close(sv[1]);
-        return 0;
-    }
-    shutdown(sv[0], SHUT_WR);
-    static http_conn c;
-    c.fd = sv[1];
-    c.len = 0;
-    c.since_ms = http_now_ms();
-    for (int i = 0; i < 4 && c.fd >= 0; i++)
-        http_on_readable(&h, &c);
-    if (c.fd >= 0)
-        http_close(&c);
     static char out[1 << 16];
-    ssize_t n = read(sv[0], out, sizeof out - 1);
-    close(sv[0]);
-    out[n > 0 ? n : 0] = '\0';
-    if (n > 0 && strncmp(out, "HTTP/1.1 ", 9) != 0)
+    int port = fz_port();
+    if (size > 1 << 17)
+        size = 1 << 17;
+    size_t n = fz_exchange(port, data, size, out, sizeof out);
+    if (n > 0 && strncmp(out, "HTTP/1.", 7) != 0)
         abort(); /* an answer is a status line first */
+    static const char probe[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    n = fz_exchange(port, (const uint8_t *)probe, sizeof probe - 1, out, sizeof out);
+    if (n == 0 || strstr(out, "\r\n\r\nok\n") == NULL)
+        abort(); /* the server still answers */
     return 0;
 }

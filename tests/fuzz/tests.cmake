@@ -25,7 +25,7 @@ if(LBCP_FUZZ)
     INCLUDES ${CMAKE_SOURCE_DIR}/cmd/lb-master ${CMAKE_SOURCE_DIR}/cmd/lb-slave
              ${CMAKE_SOURCE_DIR}/cmd/lb-agent
     LIBS lbconfig lbselect lbregistry lbwire lbetcd lbobs)
-  lb_fuzzer(fuzz_http SOURCES ${LB_FUZZ_DIR}/fuzz_http.c LIBS lbobs)
+  lb_fuzzer(fuzz_http SOURCES ${LB_FUZZ_DIR}/fuzz_http.c LIBS lbhttpd lbobs)
 else()
   find_program(LB_CLANG clang)
   file(GLOB _lb_fuzz_rt /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a)

@@ -85,6 +85,9 @@ typedef struct agent_config {
     bool cgroup;        /* cgroup: auto (true) or off */
     char **inherit_env; /* names passed from the agent's environment to apps */
     size_t n_inherit_env;
+    char *arch, *os;      /* advertised instead of uname's when not empty */
+    char **reachable_via; /* slave ids or zones clients reach this server through */
+    size_t n_reachable_via;
     agent_app *apps;
     size_t n_apps;
 } agent_config;

@@ -20,6 +20,10 @@
  *   report_interval: 1s               load report period (50ms to 1h)
  *   ports: {min: 20000, max: 20999}   ports given to launched processes
  *   labels: {gpu: "true"}             string -> string, advertised in etcd
+ *   arch: x86_64, os: Linux           advertised resources (default: uname's machine
+ *                                     and sysname); requests may require them
+ *   reachable_via: [slave-b, zone-c]  slave ids or zones through which clients reach
+ *                                     this server (default: any slave)
  *   max_message: 256KiB               largest RPC message accepted
  *   log_level: info                   debug, info, warn, error
  *   http_listen: 127.0.0.1:9301       /metrics and /healthz (default: off)
@@ -55,11 +59,33 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const top_keys[] = {
-    "id",     "zone",        "region",    "group",  "priority",    "capacity",        "host",
-    "listen", "report",      "etcd",      "prefix", "lease_ttl",   "report_interval", "ports",
-    "labels", "max_message", "log_level", "apps",   "http_listen", "advertise",       "state_dir",
-    "cgroup", "inherit_env", NULL};
+static const char *const top_keys[] = {"id",
+                                       "zone",
+                                       "region",
+                                       "group",
+                                       "priority",
+                                       "capacity",
+                                       "host",
+                                       "listen",
+                                       "report",
+                                       "etcd",
+                                       "prefix",
+                                       "lease_ttl",
+                                       "report_interval",
+                                       "ports",
+                                       "labels",
+                                       "max_message",
+                                       "log_level",
+                                       "apps",
+                                       "http_listen",
+                                       "advertise",
+                                       "state_dir",
+                                       "cgroup",
+                                       "inherit_env",
+                                       "arch",
+                                       "os",
+                                       "reachable_via",
+                                       NULL};
 static const char *const app_keys[] = {"argv", "env", "ready_timeout", "per_session", "link", NULL};
 static const char *const port_keys[] = {"min", "max", NULL};
 
@@ -100,7 +126,11 @@ static lb_err config_strings(const cfg_doc *d, const cfg_node *r, agent_config *
         (err = cfg_get_str(d, r, "advertise", c->listen, &c->advertise, em)) != LB_OK ||
         (err = cfg_get_str(d, r, "prefix", "/lb/", &c->prefix, em)) != LB_OK ||
         (err = cfg_get_str(d, r, "log_level", "info", &c->log_level, em)) != LB_OK ||
-        (err = cfg_get_str(d, r, "http_listen", "", &c->http_listen, em)) != LB_OK)
+        (err = cfg_get_str(d, r, "http_listen", "", &c->http_listen, em)) != LB_OK ||
+        (err = cfg_get_str(d, r, "arch", "", &c->arch, em)) != LB_OK ||
+        (err = cfg_get_str(d, r, "os", "", &c->os, em)) != LB_OK ||
+        (err = cfg_get_strlist(d, r, "reachable_via", &c->reachable_via, &c->n_reachable_via,
+                               em)) != LB_OK)
         goto out;
     obs_level lvl;
     if (!config_name_ok(c->id, 128))
@@ -451,14 +481,15 @@ static void config_free_app(agent_app *a)
 
 void agent_config_free(agent_config *c)
 {
-    char **strs[] = {&c->file,        &c->id,        &c->zone,     &c->region, &c->group,
-                     &c->host,        &c->listen,    &c->etcd,     &c->prefix, &c->log_level,
-                     &c->http_listen, &c->advertise, &c->state_dir};
+    char **strs[] = {&c->file,        &c->id,        &c->zone,      &c->region, &c->group,
+                     &c->host,        &c->listen,    &c->etcd,      &c->prefix, &c->log_level,
+                     &c->http_listen, &c->advertise, &c->state_dir, &c->arch,   &c->os};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         free(*strs[i]);
         *strs[i] = NULL;
     }
     cfg_strlist_free(&c->report, c->n_report);
+    cfg_strlist_free(&c->reachable_via, c->n_reachable_via);
     cfg_strlist_free(&c->label_keys, c->n_labels);
     cfg_strlist_free(&c->label_values, c->n_labels);
     cfg_strlist_free(&c->inherit_env, c->n_inherit_env);

@@ -35,8 +35,8 @@ static lb_err register_pack(agent *a, uint8_t **out, size_t *len)
     res.mem_total = r.mem_total;
     res.mem_free = r.mem_free;
     res.disk_free = r.disk_free;
-    res.arch = r.arch;
-    res.os = r.os;
+    res.arch = c->arch != NULL && c->arch[0] != '\0' ? c->arch : r.arch;
+    res.os = c->os != NULL && c->os[0] != '\0' ? c->os : r.os;
     Lb__ServerInfo si = LB__SERVER_INFO__INIT;
     si.id = c->id;
     si.host = c->host;
@@ -48,6 +48,8 @@ static lb_err register_pack(agent *a, uint8_t **out, size_t *len)
     si.capacity = c->capacity;
     si.resources = &res;
     si.started_at = a->started_at_ms;
+    si.reachable_via = c->reachable_via;
+    si.n_reachable_via = c->n_reachable_via;
     char **apps = calloc(c->n_apps + 1, sizeof *apps);
     Lb__Label *labels = calloc(c->n_labels + 1, sizeof *labels);
     Lb__Label **label_ptrs = calloc(c->n_labels + 1, sizeof *label_ptrs);

@@ -57,7 +57,8 @@ nng_msg *master_explain(master *m, const Lb__Envelope *req)
     Lb__SelectionInstruction in = LB__SELECTION_INSTRUCTION__INIT;
     Lb__Alternate alts[SEL_MAX_ALTERNATES], *altp[SEL_MAX_ALTERNATES];
     verdict_buf vb = {0};
-    char server[128] = "", slave[128] = "", reason[256] = "";
+    char server[128] = "", slave[128] = "", reason[256] = "", slave_why[128] = "";
+    char refused[160] = "";
     sel_result res;
     sel_request q;
     obs_count("master_explains_total");
@@ -93,6 +94,11 @@ nng_msg *master_explain(master *m, const Lb__Envelope *req)
         in.alternates = altp;
     }
     snprintf(reason, sizeof reason, "%s", res.reason);
+    if (err != LB_EINVAL) {
+        snprintf(refused, sizeof refused, "%s", res.preferred_refused);
+        if (err == LB_OK)
+            snprintf(slave_why, sizeof slave_why, "%s", res.slave_reason);
+    }
     reg_unlock(m->view);
 
     in.action = err != LB_OK ? LB__ACTION__REJECT
@@ -104,6 +110,9 @@ nng_msg *master_explain(master *m, const Lb__Envelope *req)
     in.reason = reason;
     in.moved = err == LB_OK && res.moved;
     in.affinity = err == LB_OK && res.affinity;
+    in.preferred = err == LB_OK && res.preferred;
+    in.preferred_refused = refused;
+    in.slave_reason = slave_why;
     in.n_verdicts = vb.n;
     in.verdicts = vb.ptrs;
     Lb__Envelope env = LB__ENVELOPE__INIT;

@@ -93,11 +93,15 @@ void plan_fill_request(const Lb__SelectionRequest *sr, const Lb__Session *cur, s
     q->zone = cr->location;
     q->requesting_slave = sr->slave_id;
     q->affinity_server = cur != NULL ? cur->server_id : NULL;
+    q->affinity_slave = cur != NULL ? cur->slave_id : NULL;
+    q->preferred_server = cr->preferred_server;
     if (cr->requirements != NULL) {
         q->min_cpu = cr->requirements->min_cpu;
         q->min_mem = cr->requirements->min_mem_bytes;
         q->labels = (const char *const *)cr->requirements->labels;
         q->n_labels = cr->requirements->n_labels;
+        q->arch = cr->requirements->arch;
+        q->os = cr->requirements->os;
     }
 }
 
@@ -109,8 +113,47 @@ static bool visited(const Lb__ClientRequest *cr, const char *slave_id)
     return false;
 }
 
+/* The requesting slave's zone peers (itself included) with their loads: a
+ * full slave sheds new clients to the least loaded of them without a master
+ * call (EP1180886 [0103]); the loads come with every answer rather than from
+ * etcd, which holds state, not telemetry. View lock held. */
+static void add_peers(reg *view, const char *slave_id, plan *p)
+{
+    reg_slave *me =
+        slave_id != NULL && slave_id[0] != '\0' ? reg_slave_locked(view, slave_id) : NULL;
+    if (me == NULL)
+        return;
+    size_t it = 0;
+    reg_slave *sl;
+    while ((sl = reg_slave_next_locked(view, &it)) != NULL && p->n_peers < PLAN_MAX_PEERS) {
+        if (strcmp(sl->info->zone, me->info->zone) != 0)
+            continue;
+        plan_peer *x = &p->peers[p->n_peers++];
+        snprintf(x->id, sizeof x->id, "%s", sl->info->id);
+        snprintf(x->endpoint, sizeof x->endpoint, "%s", sl->info->endpoint);
+        snprintf(x->zone, sizeof x->zone, "%s", sl->info->zone);
+        x->load = sl->load;
+        x->limit = sl->info->limit;
+        x->n_apps = sl->info->n_apps;
+        x->apps = x->n_apps ? lb_xcalloc(x->n_apps, sizeof *x->apps) : NULL;
+        for (size_t i = 0; i < x->n_apps; i++)
+            x->apps[i] = lb_strdup(sl->info->apps[i]);
+    }
+}
+
+void plan_free(plan *p)
+{
+    for (size_t i = 0; i < p->n_peers; i++) {
+        for (size_t j = 0; j < p->peers[i].n_apps; j++)
+            free(p->peers[i].apps[j]);
+        free(p->peers[i].apps);
+    }
+    p->n_peers = 0;
+}
+
 void plan_make(master *m, const Lb__SelectionRequest *sr, plan *p)
 {
+    plan_free(p);
     memset(p, 0, sizeof *p);
     p->pending_on = -1;
     if (!validate(sr, p))
@@ -125,6 +168,8 @@ void plan_make(master *m, const Lb__SelectionRequest *sr, plan *p)
     pthread_mutex_lock(&m->sel_lock);
     lb_err err = sel_choose(snap, &m->cfg.policy, &q, &m->sel, &res, NULL);
     pthread_mutex_unlock(&m->sel_lock);
+    add_peers(m->view, sr->slave_id, p);
+    snprintf(p->preferred_refused, sizeof p->preferred_refused, "%s", res.preferred_refused);
     if (err != LB_OK) {
         p->reject = true;
         snprintf(p->reason, sizeof p->reason, "%s", res.reason);
@@ -134,6 +179,8 @@ void plan_make(master *m, const Lb__SelectionRequest *sr, plan *p)
     for (size_t i = 0; i < res.n_alternates; i++)
         add_cand(m->view, p, snap, res.alternates[i], cr->app);
     p->moved = res.moved;
+    p->preferred = res.preferred;
+    snprintf(p->slave_reason, sizeof p->slave_reason, "%s", res.slave_reason);
     if (res.moved)
         snprintf(p->reason, sizeof p->reason, "%s", res.reason);
     if (res.affinity && cur != NULL) {
@@ -148,10 +195,14 @@ void plan_make(master *m, const Lb__SelectionRequest *sr, plan *p)
             p->pending_on = 0;
         }
     }
-    if (res.slave >= 0 && visited(cr, sel_snapshot_slave(snap, res.slave)->id) &&
-        sr->slave_id != NULL && sr->slave_id[0] != '\0') {
+    if (res.slave >= 0 && sr->slave_id != NULL && sr->slave_id[0] != '\0' &&
+        strcmp(sel_snapshot_slave(snap, res.slave)->id, sr->slave_id) != 0 &&
+        visited(cr, sel_snapshot_slave(snap, res.slave)->id)) {
         /* the client has been there already: serve here rather than loop */
         snprintf(p->slave_id, sizeof p->slave_id, "%s", sr->slave_id);
+        snprintf(p->slave_reason, sizeof p->slave_reason,
+                 "requesting slave: the chosen %s was already visited (no redirect loop)",
+                 sel_snapshot_slave(snap, res.slave)->id);
     } else if (res.slave >= 0) {
         const sel_slave *sl = sel_snapshot_slave(snap, res.slave);
         reg_slave *rs = reg_slave_locked(m->view, sl->id);

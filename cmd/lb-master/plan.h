@@ -20,6 +20,18 @@ typedef struct plan_cand {
     bool relay; /* the app's link on this server is "relay" */
 } plan_cand;
 
+/* A slave of the requesting slave's zone, as the answer tells that slave
+ * (SelectionInstruction.peers) so it can shed new clients on its own. */
+#define PLAN_MAX_PEERS 16
+typedef struct plan_peer {
+    char id[PLAN_ID];
+    char endpoint[PLAN_EP];
+    char zone[PLAN_ID];
+    uint32_t load, limit;
+    char **apps; /* owned copies: the view's strings live only under its lock */
+    size_t n_apps;
+} plan_peer;
+
 typedef struct plan {
     bool reject;
     char reason[256]; /* REJECT reason, or why a sticky client moved */
@@ -33,9 +45,18 @@ typedef struct plan {
     char slave_id[PLAN_ID];
     char slave_endpoint[PLAN_EP];
     int64_t expires_ms; /* set by plan_commit */
+    bool preferred;     /* the client's preferred_server was chosen */
+    char preferred_refused[160];
+    char slave_reason[160];
+    plan_peer peers[PLAN_MAX_PEERS];
+    size_t n_peers;
 } plan;
 
-/* Validates the request and runs the selection; never touches etcd or agents. */
+/* Frees what plan_make allocated (peers' app lists). */
+void plan_free(plan *p);
+
+/* Validates the request and runs the selection; never touches etcd or agents.
+ * p must be zeroed or hold an earlier plan (whose allocations it frees). */
 void plan_make(master *m, const Lb__SelectionRequest *sr, plan *p);
 
 /* The client's live session for the request's app (or its preselection), or

@@ -107,8 +107,26 @@ static void rpc_error(rpc_ctx *c, uint64_t id, lb_err code, const char *text)
     rpc_send_msg(c, msg);
 }
 
+/* What every answer to a slave carries besides the choice: the fate of the
+ * client's own pick and the loads of the requesting slave's zone peers. */
 static void rpc_reply(rpc_ctx *c, Lb__SelectionInstruction *in)
 {
+    const plan *p = &c->plan;
+    Lb__SlavePeer peers[PLAN_MAX_PEERS], *pp[PLAN_MAX_PEERS];
+    for (size_t i = 0; i < p->n_peers; i++) {
+        lb__slave_peer__init(&peers[i]);
+        peers[i].slave_id = (char *)p->peers[i].id;
+        peers[i].endpoint = (char *)p->peers[i].endpoint;
+        peers[i].zone = (char *)p->peers[i].zone;
+        peers[i].load = p->peers[i].load;
+        peers[i].limit = p->peers[i].limit;
+        peers[i].apps = p->peers[i].apps;
+        peers[i].n_apps = p->peers[i].n_apps;
+        pp[i] = &peers[i];
+    }
+    in->peers = pp;
+    in->n_peers = p->n_peers;
+    in->preferred_refused = (char *)p->preferred_refused;
     Lb__Envelope env = LB__ENVELOPE__INIT;
     env.version = WIRE_VERSION;
     env.request_id = c->req->request_id;
@@ -151,6 +169,12 @@ static void rpc_answer(rpc_ctx *c, size_t i, Lb__ProcessId *proc)
     in.confirmed = p->preselected_ok && i == 0;
     in.affinity = p->reuse && i == 0;
     in.expires_ms = p->expires_ms;
+    in.preferred = p->preferred && i == 0;
+    char refused[320] = "";
+    if (p->preferred && i > 0)
+        snprintf(refused, sizeof refused, "preferred server %s failed to launch: %.120s",
+                 p->cand[0].server, c->failures);
+    in.slave_reason = p->slave_reason;
     /* relay: the serving slave splices the client to the process; the token is
      * single-use and the slave learns it from this answer */
     char token[33] = "";
@@ -173,6 +197,7 @@ static void rpc_answer(rpc_ctx *c, size_t i, Lb__ProcessId *proc)
     }
     in.alternates = altp;
     in.n_alternates = na;
+    in.preferred_refused = refused;
     obs_inc(serve ? rpc_c.serve : rpc_c.redirect);
     if (!serve)
         obs_inc(rpc_c.redirects);
@@ -468,6 +493,7 @@ void master_rpc_stop(master *m)
         if (c->lctx_open)
             nng_ctx_close(c->lctx);
         wire_free(&c->req);
+        plan_free(&c->plan);
         free(c);
     }
     free(m->ctxs);

@@ -23,6 +23,7 @@
  *   http_listen: 127.0.0.1:9201      # /metrics and /healthz (default: off)
  *   relay_advertise: 10.0.0.5:7211   # relay endpoint given to clients (default: bound
  * relay_listen)
+ *   apps: [echo]                     # apps this slave fronts (default: all)
  */
 #include "slave.h"
 
@@ -57,6 +58,7 @@ static const char *const slave_keys[] = {"id",
                                          "relay_listen",
                                          "relay_advertise",
                                          "http_listen",
+                                         "apps",
                                          NULL};
 
 static lb_err load_all(const cfg_doc *doc, slave_config *cfg, lb_errmsg *em)
@@ -90,7 +92,8 @@ static lb_err load_all(const cfg_doc *doc, slave_config *cfg, lb_errmsg *em)
         (err = cfg_get_str(doc, root, "log_level", "info", &cfg->log_level, em)) ||
         (err = cfg_get_str(doc, root, "relay_listen", "", &cfg->relay_listen, em)) ||
         (err = cfg_get_str(doc, root, "relay_advertise", "", &cfg->relay_advertise, em)) ||
-        (err = cfg_get_str(doc, root, "http_listen", "", &cfg->http_listen, em)))
+        (err = cfg_get_str(doc, root, "http_listen", "", &cfg->http_listen, em)) ||
+        (err = cfg_get_strlist(doc, root, "apps", &cfg->apps, &cfg->n_apps, em)))
         goto out;
     cfg->etcd = cfg_join(etcd, n_etcd, "http://127.0.0.1:2379");
     if (cfg->n_masters > SLAVE_MAX_MASTERS) {
@@ -133,5 +136,6 @@ void slave_config_free(slave_config *cfg)
     free(cfg->relay_listen);
     free(cfg->relay_advertise);
     free(cfg->http_listen);
+    cfg_strlist_free(&cfg->apps, cfg->n_apps);
     memset(cfg, 0, sizeof *cfg);
 }

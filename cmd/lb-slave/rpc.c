@@ -10,6 +10,7 @@
 #include "slave.h"
 
 #include "relay.h"
+#include "shed.h"
 
 #include "common/util.h"
 #include "lb.pb-c.h"
@@ -164,6 +165,10 @@ static void master_answered(slave_ctx *c, nng_msg *msg)
         c->req->body_case == LB__ENVELOPE__BODY_RELEASE_REQUEST)
         relay_release(c->s->relay, c->req->release_request->session_id);
     if (env->body_case == LB__ENVELOPE__BODY_INSTRUCTION) {
+        slave_shed_learn(
+            c->s->shed, c->s->cfg.id,
+            c->req->body_case == LB__ENVELOPE__BODY_CLIENT_REQUEST ? c->req->client_request : NULL,
+            env->instruction);
         relay_answer(c->s, env->instruction);
         Lb__SelectionInstruction *in = env->instruction;
         obs_inc(in->action == LB__ACTION__SERVE      ? sc.serve
@@ -179,6 +184,44 @@ static void master_answered(slave_ctx *c, nng_msg *msg)
     ctx_send(c, out);
 }
 
+/* Over its limit, a slave answers a new client itself with a redirect to the
+ * least loaded slave of its zone (shed.c); true when it did. */
+static bool shed_client(slave_ctx *c, char **visited, size_t n_visited)
+{
+    slave *s = c->s;
+    Lb__ClientRequest *cr = c->req->client_request;
+    /* this request is already counted in the window */
+    uint32_t w = (uint32_t)atomic_load(&s->window), l = (uint32_t)atomic_load(&s->load);
+    uint32_t load = w > 0 && w - 1 > l ? w - 1 : l;
+    char id[128], ep[256], reason[400];
+    if (!slave_shed_pick(s->shed, s->cfg.id, load, (uint32_t)s->cfg.limit, cr, id, sizeof id, ep,
+                         sizeof ep))
+        return false;
+    snprintf(reason, sizeof reason, "slave %s over its limit (%u/%u): new client shed to %s",
+             s->cfg.id, load, (unsigned)s->cfg.limit, id);
+    LOG_INFO("slave", "shed", "client=%s app=%s to=%s load=%u limit=%u", cr->client_id, cr->app, id,
+             load, (unsigned)s->cfg.limit);
+    Lb__SelectionInstruction in = LB__SELECTION_INSTRUCTION__INIT;
+    in.action = LB__ACTION__REDIRECT;
+    in.slave_id = id;
+    in.slave_endpoint = ep;
+    in.reason = reason;
+    in.shed = true;
+    in.visited = visited;
+    in.n_visited = n_visited;
+    in.slave_reason = reason;
+    Lb__Envelope env = LB__ENVELOPE__INIT;
+    env.version = WIRE_VERSION;
+    env.request_id = c->req->request_id;
+    env.body_case = LB__ENVELOPE__BODY_INSTRUCTION;
+    env.instruction = &in;
+    nng_msg *out = NULL;
+    wire_encode(&env, &out);
+    obs_inc(sc.redirect);
+    ctx_send(c, out);
+    return true;
+}
+
 static void handle_client(slave_ctx *c)
 {
     slave *s = c->s;
@@ -189,6 +232,10 @@ static void handle_client(slave_ctx *c)
     for (size_t i = 0; i < cr->n_visited; i++)
         visited[i] = cr->visited[i];
     visited[cr->n_visited] = s->cfg.id;
+    if (shed_client(c, visited, cr->n_visited + 1)) {
+        free(visited);
+        return;
+    }
     Lb__ClientRequest fwd_cr = *cr;
     fwd_cr.visited = visited;
     fwd_cr.n_visited = cr->n_visited + 1;
@@ -322,6 +369,7 @@ int slave_rpc_start(slave *s)
     sc.reject = obs_counter_get("slave_answers_total{action=\"reject\"}");
     sc.no_master = obs_counter_get("slave_no_master_total");
     sc.bad = obs_counter_get("slave_bad_requests_total");
+    s->shed = slave_shed_new();
     lb_errmsg em = {{0}};
     if (wire_rep_listen(s->cfg.listen, &s->rep, &em) != LB_OK) {
         LOG_ERROR("slave", "client socket", "err=\"%s\"", em.text);
@@ -364,4 +412,5 @@ void slave_rpc_stop(slave *s)
         free(c);
     }
     free(s->ctxs);
+    slave_shed_free(&s->shed);
 }

@@ -39,6 +39,8 @@ typedef struct slave_config {
     char *relay_listen;    /* HOST:PORT of the TCP relay; empty: no relay */
     char *relay_advertise; /* HOST:PORT given to clients (default: the bound relay_listen) */
     char *http_listen;     /* HOST:PORT of /metrics and /healthz; empty: off */
+    char **apps;           /* apps this slave fronts (SlaveInfo.apps); empty: all */
+    size_t n_apps;
 } slave_config;
 
 typedef struct upstream {
@@ -68,6 +70,7 @@ typedef struct slave {
     struct relay *relay;       /* NULL without relay_listen */
     atomic_llong master_ok_ms; /* monotonic ms of the last master answer (health) */
     struct slave_ops *ops;     /* ops.c: HTTP endpoint and master probe */
+    struct slave_shed *shed;   /* shed.c: zone peers' loads, clients served here */
 } slave;
 
 int slave_config_load(const char *path, slave_config *cfg);

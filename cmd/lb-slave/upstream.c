@@ -27,6 +27,8 @@ static lb_err on_granted(void *arg, int64_t lease)
     si.zone = s->cfg.zone;
     si.region = s->cfg.region;
     si.limit = (uint32_t)s->cfg.limit;
+    si.apps = s->cfg.apps;
+    si.n_apps = s->cfg.n_apps;
     size_t len = lb__slave_info__get_packed_size(&si);
     uint8_t *buf = lb_xcalloc(1, len);
     lb__slave_info__pack(&si, buf);

@@ -25,6 +25,9 @@ static void print_json(const Lb__SelectionInstruction *in)
     cJSON_AddStringToObject(j, "reason", in->reason);
     cJSON_AddBoolToObject(j, "affinity", in->affinity);
     cJSON_AddBoolToObject(j, "moved", in->moved);
+    cJSON_AddBoolToObject(j, "preferred", in->preferred);
+    cJSON_AddStringToObject(j, "preferred_refused", in->preferred_refused);
+    cJSON_AddStringToObject(j, "slave_reason", in->slave_reason);
     cJSON *alts = cJSON_AddArrayToObject(j, "alternates");
     for (size_t i = 0; i < in->n_alternates; i++)
         cJSON_AddItemToArray(alts, cJSON_CreateString(in->alternates[i]->server_id));
@@ -60,6 +63,12 @@ static void print_table(Lb__SelectionInstruction *in)
                in->action == LB__ACTION__SERVE ? "serve" : "redirect",
                in->affinity ? ", sticky" : "", in->moved ? ", moved: " : "",
                in->moved ? in->reason : "");
+    if (in->slave_reason[0] != '\0')
+        printf("slave: %s\n", in->slave_reason);
+    if (in->preferred)
+        printf("preferred server: honoured\n");
+    else if (in->preferred_refused[0] != '\0')
+        printf("preferred server: refused: %s\n", in->preferred_refused);
     printf("alternates:");
     for (size_t i = 0; i < in->n_alternates; i++)
         printf(" %s", in->alternates[i]->server_id);
@@ -79,6 +88,7 @@ static void print_table(Lb__SelectionInstruction *in)
 int cmd_explain(const ctl_opts *o, int argc, char **argv)
 {
     const char *app = NULL, *client = NULL, *location = "", *require = NULL, *slave = "";
+    const char *arch = NULL, *os = NULL, *server = NULL;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--app") == 0 && v)
@@ -91,6 +101,12 @@ int cmd_explain(const ctl_opts *o, int argc, char **argv)
             require = argv[++i];
         else if (strcmp(argv[i], "--from-slave") == 0 && v)
             slave = argv[++i];
+        else if (strcmp(argv[i], "--arch") == 0 && v)
+            arch = argv[++i];
+        else if (strcmp(argv[i], "--os") == 0 && v)
+            os = argv[++i];
+        else if (strcmp(argv[i], "--server") == 0 && v)
+            server = argv[++i];
         else {
             app = NULL;
             break;
@@ -99,7 +115,8 @@ int cmd_explain(const ctl_opts *o, int argc, char **argv)
     if (app == NULL || client == NULL || o->master == NULL) {
         fprintf(stderr,
                 "usage: lbctl --master ADDR explain --app APP --client ID [--location ZONE]\n"
-                "       [--require cpu=N,mem=SIZE,label=K[=V]] [--from-slave ID] [-o json]\n");
+                "       [--require cpu=N,mem=SIZE,label=K[=V],arch=A,os=O] [--arch A] [--os O]\n"
+                "       [--server ID] [--from-slave ID] [-o json]\n");
         return EXIT_USAGE;
     }
     Lb__ClientRequest cr = LB__CLIENT_REQUEST__INIT;
@@ -115,6 +132,11 @@ int cmd_explain(const ctl_opts *o, int argc, char **argv)
         }
         cr.requirements = &req;
     }
+    if (ctl_apply_attrs(&req, &cr, arch, os) != 0) {
+        ctl_free_labels(labels, req.n_labels);
+        return EXIT_USAGE;
+    }
+    cr.preferred_server = (char *)(server != NULL ? server : "");
     Lb__SelectionRequest sr = LB__SELECTION_REQUEST__INIT;
     sr.request = &cr;
     sr.slave_id = (char *)slave;

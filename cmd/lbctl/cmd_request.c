@@ -16,8 +16,23 @@
 #define MAX_HOPS 3
 
 typedef struct req_args {
-    const char *app, *client, *location, *require;
+    const char *app, *client, *location, *require, *arch, *os, *server, *visited;
 } req_args;
+
+int ctl_apply_attrs(Lb__Requirements *r, Lb__ClientRequest *cr, const char *arch, const char *os)
+{
+    if ((arch != NULL && arch[0] == '\0') || (os != NULL && os[0] == '\0')) {
+        fprintf(stderr, "lbctl: --arch and --os take a non-empty value\n");
+        return -1;
+    }
+    if (arch != NULL)
+        r->arch = (char *)arch;
+    if (os != NULL)
+        r->os = (char *)os;
+    if (arch != NULL || os != NULL)
+        cr->requirements = r;
+    return 0;
+}
 
 int ctl_parse_require(const char *spec, Lb__Requirements *r, char ***labels)
 {
@@ -40,6 +55,13 @@ int ctl_parse_require(const char *spec, Lb__Requirements *r, char ***labels)
             rc = lb_parse_size(v, &r->min_mem_bytes) ? 0 : -1;
         } else if (strcmp(tok, "label") == 0) {
             (*labels)[r->n_labels++] = lb_strdup(v);
+        } else if (strcmp(tok, "arch") == 0 || strcmp(tok, "os") == 0) {
+            /* an advertised attribute, matched like a label of that key */
+            size_t n = strlen(tok) + strlen(v) + 2;
+            char *kv = lb_xcalloc(1, n);
+            snprintf(kv, n, "%s=%s", tok, v);
+            (*labels)[r->n_labels++] = kv;
+            rc = v[0] != '\0' ? 0 : -1;
         } else {
             rc = -1;
         }
@@ -49,7 +71,8 @@ int ctl_parse_require(const char *spec, Lb__Requirements *r, char ***labels)
     r->labels = *labels;
     free(copy);
     if (rc != 0)
-        fprintf(stderr, "lbctl: --require takes cpu=N,mem=SIZE,label=K[=V] (got '%s')\n", spec);
+        fprintf(stderr,
+                "lbctl: --require takes cpu=N,mem=SIZE,label=K[=V],arch=A,os=O (got '%s')\n", spec);
     return rc;
 }
 
@@ -98,10 +121,15 @@ static void print_final(const ctl_opts *o, const Lb__SelectionInstruction *in, c
             cJSON_AddBoolToObject(j, "moved", in->moved);
             cJSON_AddStringToObject(j, "reason", in->reason);
             cJSON_AddItemToObject(j, "alternates", alternates_json(in));
+            cJSON_AddBoolToObject(j, "preferred", in->preferred);
+            cJSON_AddStringToObject(j, "slave_reason", in->slave_reason);
         }
+        cJSON_AddStringToObject(j, "preferred_refused", in->preferred_refused);
         ctl_print_json(j);
         return;
     }
+    if (in->preferred_refused[0] != '\0')
+        printf("preferred server refused: %s\n", in->preferred_refused);
     if (in->action == LB__ACTION__REJECT) {
         printf("REJECT: %s\n", in->reason);
         return;
@@ -111,9 +139,12 @@ static void print_final(const ctl_opts *o, const Lb__SelectionInstruction *in, c
            p ? p->port : 0, in->session_id, in->confirmed ? " (confirmed)" : "");
     if (in->moved)
         printf("moved: %s\n", in->reason);
+    if (in->preferred)
+        printf("preferred server %s honoured\n", in->server_id);
 }
 
-/* One hop: asks the slave at addr; *rep gets its answer. */
+/* One hop: asks the slave at addr; *rep gets its answer. -1 when the slave
+ * could not be asked (dial, send, answer), -2 when it answered an error. */
 static int ask(const ctl_opts *o, const char *addr, Lb__ClientRequest *cr, Lb__Envelope **rep)
 {
     nng_socket s;
@@ -136,13 +167,35 @@ static int ask(const ctl_opts *o, const char *addr, Lb__ClientRequest *cr, Lb__E
     if ((*rep)->body_case == LB__ENVELOPE__BODY_ERROR) {
         fprintf(stderr, "lbctl: slave %s: %s (%s)\n", addr, (*rep)->error->message,
                 lb_strerror((lb_err)(*rep)->error->code));
-        return -1;
+        return -2;
     }
     if ((*rep)->body_case != LB__ENVELOPE__BODY_INSTRUCTION) {
         fprintf(stderr, "lbctl: slave %s answered an unexpected message\n", addr);
-        return -1;
+        return -2;
     }
     return 0;
+}
+
+/* The first hop: --slave may be a name that resolves to several slaves
+ * (WO03/105439 claim 8); each address is tried in order until one answers. */
+static int ask_first(const ctl_opts *o, char **addr, Lb__ClientRequest *cr, Lb__Envelope **rep)
+{
+    char **eps = NULL;
+    size_t n = 0;
+    int rc = -1;
+    if (wire_endpoint_expand(*addr, &eps, &n) != LB_OK)
+        return -1;
+    for (size_t i = 0; i < n && rc == -1; i++) {
+        if (n > 1 && o->out != OUT_JSON)
+            printf("entry %s: trying %s (%zu of %zu)\n", *addr, eps[i], i + 1, n);
+        rc = ask(o, eps[i], cr, rep);
+        if (rc == 0) {
+            free(*addr);
+            *addr = lb_strdup(eps[i]);
+        }
+    }
+    wire_endpoints_free(&eps, n);
+    return rc;
 }
 
 static int follow(const ctl_opts *o, Lb__ClientRequest *cr)
@@ -167,15 +220,19 @@ static int follow(const ctl_opts *o, Lb__ClientRequest *cr)
             goto out;
         }
         hops[n_hops++] = addr;
-        if (ask(o, addr, cr, &rep) != 0)
+        if ((n_hops == 1 ? ask_first(o, &hops[0], cr, &rep) : ask(o, addr, cr, &rep)) != 0)
             goto out;
+        addr = hops[n_hops - 1];
         const Lb__SelectionInstruction *in = rep->instruction;
         if (in->action != LB__ACTION__REDIRECT) {
             print_final(o, in, hops, n_hops, addr);
             rc = in->action == LB__ACTION__REJECT ? EXIT_FAIL : EXIT_OK;
             goto out;
         }
-        if (o->out != OUT_JSON)
+        if (o->out != OUT_JSON && in->shed)
+            printf("hop %zu: %s -> REDIRECT to slave %s (%s): shed by a full slave\n", n_hops, addr,
+                   in->slave_id, in->slave_endpoint);
+        else if (o->out != OUT_JSON)
             printf("hop %zu: %s -> REDIRECT to slave %s (%s), server %s pid %d\n", n_hops, addr,
                    in->slave_id, in->slave_endpoint, in->server_id,
                    in->process ? in->process->pid : 0);
@@ -213,6 +270,14 @@ int cmd_request(const ctl_opts *o, int argc, char **argv)
             a.location = argv[++i];
         else if (strcmp(argv[i], "--require") == 0 && v)
             a.require = argv[++i];
+        else if (strcmp(argv[i], "--arch") == 0 && v)
+            a.arch = argv[++i];
+        else if (strcmp(argv[i], "--os") == 0 && v)
+            a.os = argv[++i];
+        else if (strcmp(argv[i], "--server") == 0 && v)
+            a.server = argv[++i];
+        else if (strcmp(argv[i], "--visited") == 0 && v)
+            a.visited = argv[++i];
         else {
             fprintf(stderr, "lbctl request: unexpected argument '%s'\n", argv[i]);
             a.app = NULL;
@@ -220,8 +285,11 @@ int cmd_request(const ctl_opts *o, int argc, char **argv)
         }
     }
     if (a.app == NULL || a.client == NULL || o->slave == NULL) {
-        fprintf(stderr, "usage: lbctl --slave ADDR request --app APP --client ID "
-                        "[--location ZONE] [--require cpu=N,mem=SIZE,label=K[=V]] [-o json]\n");
+        fprintf(stderr,
+                "usage: lbctl --slave ADDR request --app APP --client ID [--location ZONE]\n"
+                "       [--require cpu=N,mem=SIZE,label=K[=V],arch=A,os=O] [--arch A] "
+                "[--os O]\n"
+                "       [--server ID] [--visited SLAVE,...] [-o json]\n");
         return EXIT_USAGE;
     }
     Lb__ClientRequest cr = LB__CLIENT_REQUEST__INIT;
@@ -237,7 +305,21 @@ int cmd_request(const ctl_opts *o, int argc, char **argv)
         }
         cr.requirements = &req;
     }
+    if (ctl_apply_attrs(&req, &cr, a.arch, a.os) != 0) {
+        ctl_free_labels(labels, req.n_labels);
+        return EXIT_USAGE;
+    }
+    cr.preferred_server = (char *)(a.server != NULL ? a.server : "");
+    /* --visited: slaves the request claims to have seen already, to show (and
+     * test) that no slave or master redirects back to one of them */
+    char *vcopy = a.visited != NULL ? lb_strdup(a.visited) : NULL, *save = NULL;
+    char **vis = a.visited != NULL ? lb_xcalloc(strlen(a.visited) + 1, sizeof *vis) : NULL;
+    for (char *t = vcopy ? strtok_r(vcopy, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save))
+        vis[cr.n_visited++] = t;
+    cr.visited = vis;
     int rc = follow(o, &cr);
+    free(vis);
+    free(vcopy);
     ctl_free_labels(labels, req.n_labels);
     return rc;
 }

@@ -31,8 +31,13 @@ int cmd_list(const ctl_opts *o, int argc, char **argv);
 /* --require "cpu=N,mem=SIZE,label=K[=V],..." into r; *labels owns the label
  * strings (free with ctl_free_labels). -1 (message printed) on a bad spec. */
 struct Lb__Requirements;
+struct Lb__ClientRequest;
 int ctl_parse_require(const char *spec, struct Lb__Requirements *r, char ***labels);
 void ctl_free_labels(char **labels, size_t n);
+/* Sets the required arch / os (borrowed strings, NULL: unchanged) and points
+ * cr at r when one is set. -1 (message printed) on an empty value. */
+int ctl_apply_attrs(struct Lb__Requirements *r, struct Lb__ClientRequest *cr, const char *arch,
+                    const char *os);
 
 /* Prints a cJSON value (freed) to stdout followed by a newline. */
 struct cJSON;

@@ -48,7 +48,10 @@ typedef struct lb_sticky lb_sticky;
 
 /* What lb_client_open needs. Only slaves is required; strings are copied. */
 typedef struct lb_client_config {
-    const char *const *slaves; /* slave endpoints, primary first ("tcp://host:port") */
+    /* slave endpoints, primary first ("tcp://host:port"); a host NAME that
+     * resolves to several addresses is expanded (at open) into one endpoint
+     * per address, tried in the resolver's order with failover */
+    const char *const *slaves;
     size_t n_slaves;
     const char *client_id;     /* identity for affinity (default: a random id) */
     const char *location;      /* the client's zone (default: none) */
@@ -63,6 +66,8 @@ typedef struct lb_client_config {
     int backoff_ms;         /* pause before a new round, doubled each round (default 100) */
     int max_hops;           /* slaves visited per request (default 3) */
     bool no_keepalive;      /* do not renew held sessions */
+    const char *arch;       /* requirements: the server's advertised arch (NULL: any) */
+    const char *os;         /* ... and os (NULL: any); labels may name "arch=V" too */
 } lb_client_config;
 
 #define LB_MAX_ALTERNATES 4
@@ -94,7 +99,10 @@ typedef struct lb_assignment {
     int64_t expires_ms; /* session expiry, unix ms (renewed while held) */
     size_t n_alternates;
     lb_alternate alternates[LB_MAX_ALTERNATES];
-    char client_id[128]; /* identity the session belongs to */
+    char client_id[128];         /* identity the session belongs to */
+    bool preferred;              /* the request's server_id was honoured */
+    char preferred_refused[160]; /* why it was not ("" when it was, or none asked) */
+    char slave_reason[160];      /* why the serving slave was chosen (master's words) */
 } lb_assignment;
 
 /* Per-call overrides of the client's identity (lb_client_request_ex). */
@@ -102,6 +110,8 @@ typedef struct lb_request {
     const char *app;       /* required */
     const char *client_id; /* NULL: the client's */
     const char *location;  /* NULL: the client's */
+    const char *server_id; /* the client's own pick (e.g. lb_pick from lb_client_list),
+                              used when eligible for this client; NULL: none */
 } lb_request;
 
 /* Opens a client. Dials the slaves lazily (never blocks on the network) and
@@ -124,6 +134,13 @@ lb_err lb_client_request(lb_client *c, const char *app, lb_assignment *out);
 /* lb_client_request with a per-call client id and location (a proxy asking
  * for many users through one client). Thread-safe. */
 lb_err lb_client_request_ex(lb_client *c, const lb_request *req, lb_assignment *out);
+
+/* lb_client_request asking for a given server (list mode: the client's pick,
+ * WO03/105439 claims 1, 12, 15). The master uses server_id when it is
+ * eligible for this client; otherwise it chooses as usual and out->preferred
+ * is false with out->preferred_refused saying why (down, drained, full, fails
+ * the requirements, unknown ...). server_id is copied. Thread-safe. */
+lb_err lb_request_on(lb_client *c, const char *app, const char *server_id, lb_assignment *out);
 
 /* Releases a's session at the load balancer (the server's slot is freed and,
  * for per-session apps, the process stopped) and stops renewing it.

@@ -52,19 +52,37 @@ static lb_client *client_new(const lb_client_config *cfg)
     lb_random_id(rid);
     char gen[40];
     snprintf(gen, sizeof gen, "lbc-%.16s", rid);
-    c->slaves = calloc(cfg->n_slaves, sizeof *c->slaves);
+    /* every configured endpoint may expand into several (a DNS name fronting
+     * several slaves): tried in order like the configured list */
+    c->slaves = calloc(cfg->n_slaves * WIRE_MAX_EXPAND, sizeof *c->slaves);
     c->labels = calloc(cfg->n_labels + 1, sizeof *c->labels);
     c->held = calloc(LBC_MAX_HELD, sizeof *c->held);
     c->client_id = dup_or(cfg->client_id, gen);
     c->location = dup_or(cfg->location, "");
     c->token = dup_or(cfg->token, "");
+    c->arch = dup_or(cfg->arch, "");
+    c->os = dup_or(cfg->os, "");
     if (c->slaves == NULL || c->labels == NULL || c->held == NULL || c->client_id == NULL ||
-        c->location == NULL || c->token == NULL) {
+        c->location == NULL || c->token == NULL || c->arch == NULL || c->os == NULL) {
         lb_client_close(&c);
         return NULL;
     }
-    for (size_t i = 0; i < cfg->n_slaves; i++, c->n_slaves++)
-        c->slaves[i] = strdup(cfg->slaves[i]);
+    for (size_t i = 0; i < cfg->n_slaves; i++) {
+        char **eps = NULL;
+        size_t n = 0;
+        if (wire_endpoint_expand(cfg->slaves[i], &eps, &n) != LB_OK) {
+            lb_client_close(&c);
+            return NULL;
+        }
+        for (size_t j = 0; j < n; j++) {
+            size_t k = 0;
+            while (k < c->n_slaves && strcmp(c->slaves[k], eps[j]) != 0)
+                k++;
+            if (k == c->n_slaves) /* the same address twice is tried once */
+                c->slaves[c->n_slaves++] = strdup(eps[j]);
+        }
+        wire_endpoints_free(&eps, n);
+    }
     for (size_t i = 0; i < cfg->n_labels; i++, c->n_labels++)
         c->labels[i] = strdup(cfg->labels[i]);
     return c;
@@ -138,6 +156,8 @@ void lb_client_close(lb_client **cp)
     free(c->client_id);
     free(c->location);
     free(c->token);
+    free(c->arch);
+    free(c->os);
     free(c);
     *cp = NULL;
 }

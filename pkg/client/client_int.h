@@ -39,6 +39,7 @@ struct lb_client {
     char **slaves;
     size_t n_slaves;
     char *client_id, *location, *token;
+    char *arch, *os; /* required advertised attributes, "" = any */
     char **labels;
     size_t n_labels;
     double min_cpu;

@@ -135,6 +135,9 @@ static void fill_assignment(const Lb__SelectionInstruction *in, const char *endp
     lbc_copy(out->relay_endpoint, sizeof out->relay_endpoint, in->relay_endpoint);
     lbc_copy(out->relay_token, sizeof out->relay_token, in->relay_token);
     out->expires_ms = in->expires_ms;
+    out->preferred = in->preferred;
+    lbc_copy(out->preferred_refused, sizeof out->preferred_refused, in->preferred_refused);
+    lbc_copy(out->slave_reason, sizeof out->slave_reason, in->slave_reason);
     out->n_alternates = 0;
     for (size_t i = 0; i < in->n_alternates && i < LB_MAX_ALTERNATES; i++) {
         lb_alternate *a = &out->alternates[out->n_alternates++];
@@ -236,11 +239,14 @@ lb_err lb_client_request_ex(lb_client *c, const lb_request *req, lb_assignment *
     cr.location = (char *)(req->location != NULL ? req->location : c->location);
     cr.app = (char *)req->app;
     cr.token = c->token;
-    if (c->min_cpu > 0 || c->min_mem > 0 || c->n_labels > 0) {
+    cr.preferred_server = (char *)(req->server_id != NULL ? req->server_id : "");
+    if (c->min_cpu > 0 || c->min_mem > 0 || c->n_labels > 0 || c->arch[0] || c->os[0]) {
         rq.min_cpu = c->min_cpu;
         rq.min_mem_bytes = c->min_mem;
         rq.labels = c->labels;
         rq.n_labels = c->n_labels;
+        rq.arch = c->arch;
+        rq.os = c->os;
         cr.requirements = &rq;
     }
     lb_err err = request_rounds(c, &cr, out);
@@ -256,6 +262,12 @@ lb_err lb_client_request_ex(lb_client *c, const lb_request *req, lb_assignment *
 lb_err lb_client_request(lb_client *c, const char *app, lb_assignment *out)
 {
     lb_request r = {.app = app};
+    return lb_client_request_ex(c, &r, out);
+}
+
+lb_err lb_request_on(lb_client *c, const char *app, const char *server_id, lb_assignment *out)
+{
+    lb_request r = {.app = app, .server_id = server_id};
     return lb_client_request_ex(c, &r, out);
 }
 

@@ -61,6 +61,10 @@ static void fill_server(reg *r, reg_server *s, sel_server *out, sel_label *label
     }
     out->labels = labels;
     out->n_labels = in->n_labels;
+    out->arch = res != NULL ? res->arch : NULL;
+    out->os = res != NULL ? res->os : NULL;
+    out->reachable_via = (const char *const *)in->reachable_via;
+    out->n_reachable_via = in->n_reachable_via;
 }
 
 static void build(reg *r)
@@ -94,7 +98,9 @@ static void build(reg *r)
                                        .zone = s->info->zone,
                                        .region = s->info->region,
                                        .load = s->load,
-                                       .limit = s->info->limit};
+                                       .limit = s->info->limit,
+                                       .apps = (const char *const *)s->info->apps,
+                                       .n_apps = s->info->n_apps};
         s->idx = (int)i;
         r->slave_by_idx[i++] = s;
     }

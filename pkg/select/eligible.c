@@ -6,12 +6,98 @@
 #include "select/sel_internal.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
+static bool elig_set(const char *s)
+{
+    return s != NULL && s[0] != '\0';
+}
+
 bool sel_has_requirements(const sel_request *req)
 {
-    return req->min_cpu > 0 || req->min_mem > 0 || req->n_labels > 0;
+    return req->min_cpu > 0 || req->min_mem > 0 || req->n_labels > 0 || elig_set(req->arch) ||
+           elig_set(req->os);
+}
+
+/* The advertised attributes a "key=value" requirement may name besides the
+ * agent's labels (KPN/TNO: nodes advertise what they are; functions are placed
+ * where it fits). A label of the same key wins over the attribute. */
+static const char *elig_attr(const sel_server *sv, const char *key, size_t klen)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } attrs[] = {
+        {"arch", offsetof(sel_server, arch)},   {"os", offsetof(sel_server, os)},
+        {"zone", offsetof(sel_server, zone)},   {"region", offsetof(sel_server, region)},
+        {"group", offsetof(sel_server, group)},
+    };
+    for (size_t i = 0; i < sizeof(attrs) / sizeof(attrs[0]); i++)
+        if (strlen(attrs[i].name) == klen && strncmp(attrs[i].name, key, klen) == 0) {
+            const char *v = *(const char *const *)((const char *)sv + attrs[i].off);
+            return v != NULL ? v : "";
+        }
+    return NULL;
+}
+
+/* Checks one advertised attribute against a wanted value ("" wants nothing). */
+static bool elig_attr_eq(const char *what, const char *want, const char *have, char *detail,
+                         size_t n)
+{
+    if (!elig_set(want) || (have != NULL && strcmp(want, have) == 0))
+        return true;
+    if (detail != NULL)
+        snprintf(detail, n, "needs %s %s, has %s", what, want, elig_set(have) ? have : "none");
+    return false;
+}
+
+bool sel_slave_fronts(const sel_slave *sl, const char *app)
+{
+    if (sl->n_apps == 0)
+        return true;
+    for (size_t i = 0; i < sl->n_apps; i++)
+        if (sl->apps[i] != NULL && app != NULL && strcmp(sl->apps[i], app) == 0)
+            return true;
+    return false;
+}
+
+bool sel_slave_reaches(const sel_slave *sl, const sel_server *sv)
+{
+    if (sv->n_reachable_via == 0)
+        return true;
+    for (size_t i = 0; i < sv->n_reachable_via; i++) {
+        const char *via = sv->reachable_via[i];
+        if (via != NULL && (strcmp(via, sl->id) == 0 || strcmp(via, sl->zone) == 0))
+            return true;
+    }
+    return false;
+}
+
+bool sel_reachable(const sel_snapshot *s, const sel_server *sv, const char *app)
+{
+    if (sv->n_reachable_via == 0)
+        return true;
+    for (size_t i = 0; i < s->n_slaves; i++)
+        if (sel_slave_reaches(&s->slaves[i], sv) && sel_slave_fronts(&s->slaves[i], app))
+            return true;
+    return false;
+}
+
+/* "reachable only via slave-b, zone-c: no such slave fronts app 'echo'" */
+static void elig_unreachable(const sel_server *sv, const char *app, char *detail, size_t n)
+{
+    if (detail == NULL)
+        return;
+    int w = snprintf(detail, n, "reachable only via ");
+    size_t len = w > 0 && (size_t)w < n ? (size_t)w : 0;
+    for (size_t i = 0; i < sv->n_reachable_via && len < n; i++) {
+        w = snprintf(detail + len, n - len, "%s%s", i ? "," : "", sv->reachable_via[i]);
+        len += w > 0 && (size_t)w < n - len ? (size_t)w : 0;
+    }
+    if (len < n)
+        snprintf(detail + len, n - len, ": no such slave fronts app '%s'", app);
 }
 
 bool sel_offers(const sel_server *sv, const char *app)
@@ -50,6 +136,15 @@ static bool elig_label(const sel_server *sv, const char *want, char *detail, siz
     }
     if (have != NULL && eq == NULL)
         return true;
+    const char *attr = have == NULL ? elig_attr(sv, want, klen) : NULL;
+    if (attr != NULL) {
+        if ((eq == NULL && attr[0] != '\0') || (eq != NULL && strcmp(attr, eq + 1) == 0))
+            return true;
+        if (detail != NULL)
+            snprintf(detail, n, "needs %s, has %.*s=%s", want, (int)klen, want,
+                     attr[0] ? attr : "(none)");
+        return false;
+    }
     const char *hv = have != NULL && have->value != NULL ? have->value : "";
     if (have != NULL && strcmp(hv, eq + 1) == 0)
         return true;
@@ -64,6 +159,9 @@ static bool elig_label(const sel_server *sv, const char *want, char *detail, siz
 
 bool sel_meets(const sel_server *sv, const sel_request *req, char *detail, size_t n)
 {
+    if (!elig_attr_eq("arch", req->arch, sv->arch, detail, n) ||
+        !elig_attr_eq("os", req->os, sv->os, detail, n))
+        return false;
     if (req->min_cpu > 0) {
         double free_cpu = (double)sv->cores - sv->cpu_load;
         if (free_cpu < req->min_cpu) {
@@ -121,6 +219,10 @@ static sel_verdict_kind classify(const sel_snapshot *s, int idx, const sel_reque
     }
     if (sel_has_requirements(req) && !sel_meets(sv, req, detail, n))
         return SEL_V_REQUIREMENTS;
+    if (!sel_reachable(s, sv, req->app)) {
+        elig_unreachable(sv, req->app, detail, n);
+        return SEL_V_UNREACHABLE;
+    }
     if (!sticky && sel_full(sv)) {
         if (detail != NULL)
             snprintf(detail, n,
@@ -159,7 +261,7 @@ static void elig_count(char *out, size_t size, size_t *len, bool *first, uint32_
 void sel_no_server_reason(const sel_snapshot *s, const sel_app *a, const sel_request *req,
                           char *out, size_t n)
 {
-    uint32_t c[SEL_V_FARTHER + 1] = {0};
+    uint32_t c[SEL_V_UNREACHABLE + 1] = {0};
     if (sel_has_requirements(req)) {
         /* Requirements are per request: only a scan can count them. This is
          * the failure path, and only for requests that carry requirements. */
@@ -170,6 +272,7 @@ void sel_no_server_reason(const sel_snapshot *s, const sel_app *a, const sel_req
         c[SEL_V_DRAINED] = a->n_drained;
         c[SEL_V_DISABLED] = a->n_disabled;
         c[SEL_V_FULL] = a->n_nocap + (a->n_leaves - a->n_open);
+        c[SEL_V_UNREACHABLE] = a->n_unreachable;
     }
     int w = snprintf(out, n, "no eligible server for app '%s'", a->name);
     size_t len = w > 0 ? ((size_t)w < n ? (size_t)w : n - 1) : 0;
@@ -179,4 +282,5 @@ void sel_no_server_reason(const sel_snapshot *s, const sel_app *a, const sel_req
     elig_count(out, n, &len, &first, c[SEL_V_DISABLED], "disabled");
     elig_count(out, n, &len, &first, c[SEL_V_REQUIREMENTS], "fail the requirements");
     elig_count(out, n, &len, &first, c[SEL_V_FULL], "full");
+    elig_count(out, n, &len, &first, c[SEL_V_UNREACHABLE], "unreachable through any slave");
 }

@@ -64,6 +64,12 @@ static void expl_chosen(const sel_snapshot *s, const sel_app *a, const sel_polic
     char tier[48];
     v->kind = SEL_V_CHOSEN;
     v->rank = 0;
+    if (res->preferred) {
+        snprintf(v->detail, sizeof(v->detail),
+                 "client's pick%s: eligible, %" PRIu64 "/%" PRIu32 " sessions",
+                 res->affinity ? " (its server)" : "", sel_used(sv), sv->capacity);
+        return;
+    }
     if (res->affinity) {
         snprintf(v->detail, sizeof(v->detail),
                  "affinity: client's server, %" PRIu64 "/%" PRIu32 " sessions", sel_used(sv),
@@ -128,7 +134,7 @@ void sel_explain(const sel_snapshot *s, const sel_app *a, const sel_policy *p,
     size_t *nt = ranked ? calloc(a->n_groups, sizeof(*nt)) : NULL;
 
     expl_exclusions(s, req, v, e, &n_e);
-    if (!ranked && res->server >= 0 && res->affinity) {
+    if (!ranked && res->server >= 0 && (res->affinity || res->preferred)) {
         /* a sticky client kept on a drained or full server, nothing else eligible */
         expl_chosen(s, a, p, plan, res, &v[res->server]);
         goto out;

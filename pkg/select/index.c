@@ -197,6 +197,11 @@ static lb_err idx_build_app(sel_snapshot *s, sel_app *a, const idx_pair *p, size
             idx_count_static(a, sv);
             continue;
         }
+        if (!sel_reachable(s, sv, a->name)) {
+            /* decided once here, so the request path never checks slaves */
+            a->n_unreachable++;
+            continue;
+        }
         sel_range *r = g->n_regions ? &a->regions[a->n_regions - 1] : NULL;
         if (r == NULL || strcmp(r->region, p[i].region) != 0) {
             r = &a->regions[a->n_regions++];

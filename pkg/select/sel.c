@@ -19,6 +19,7 @@ static const char *const sel_verdict_names[] = {
     [SEL_V_FULL] = "full",
     [SEL_V_LOWER_GROUP] = "lower-group",
     [SEL_V_FARTHER] = "farther",
+    [SEL_V_UNREACHABLE] = "unreachable",
 };
 
 const char *sel_verdict_name(sel_verdict_kind k)
@@ -78,10 +79,39 @@ static int sel_affinity(const sel_snapshot *s, const sel_request *req, sel_resul
         snprintf(out->reason, sizeof(out->reason), "server %s no longer meets requirements: %s", id,
                  detail);
         break;
+    case SEL_V_UNREACHABLE:
+        snprintf(out->reason, sizeof(out->reason), "server %s unreachable: %s", id, detail);
+        break;
     default:
         snprintf(out->reason, sizeof(out->reason), "server %s full: %s", id, detail);
         break;
     }
+    return -1;
+}
+
+/* The client's own pick (list mode, WO03/105439 claims 1, 12, 15): its index
+ * when that server is eligible for this request, else -1 with
+ * out->preferred_refused saying why. A pick of the client's sticky server is
+ * judged as sticky (a drain does not refuse it). */
+static int sel_preferred(const sel_snapshot *s, const sel_request *req, sel_result *out)
+{
+    char detail[sizeof(((sel_verdict *)0)->detail)];
+    const char *id = req->preferred_server;
+    if (id == NULL || id[0] == '\0')
+        return -1;
+    int idx = sel_server_find(s, id);
+    if (idx < 0) {
+        snprintf(out->preferred_refused, sizeof(out->preferred_refused),
+                 "preferred server %s is not registered", id);
+        return -1;
+    }
+    bool sticky = req->affinity_server != NULL && strcmp(req->affinity_server, id) == 0;
+    sel_verdict_kind k = sticky ? sel_classify_sticky(s, idx, req, detail, sizeof(detail))
+                                : sel_classify(s, idx, req, detail, sizeof(detail));
+    if (k == SEL_V_RANKED)
+        return idx;
+    snprintf(out->preferred_refused, sizeof(out->preferred_refused), "preferred server %s %s: %s",
+             id, sel_verdict_name(k), detail);
     return -1;
 }
 
@@ -135,6 +165,12 @@ lb_err sel_choose(const sel_snapshot *snap, const sel_policy *policy, const sel_
     }
     sel_filter f = {sel_has_requirements(req) ? req : NULL, NULL, 0};
     int aff = sel_affinity(snap, req, out);
+    int pref = sel_preferred(snap, req, out);
+    if (pref >= 0 && pref != aff) {
+        /* the client asked for another server than its sticky one: its pick
+         * wins (leaving the old server is its choice, not a move) */
+        aff = pref;
+    }
     size_t k =
         policy->n_alternates < SEL_MAX_ALTERNATES ? policy->n_alternates : SEL_MAX_ALTERNATES;
     sel_strategy strategy = sel_strategy_for(policy, a->name);
@@ -165,7 +201,10 @@ lb_err sel_choose(const sel_snapshot *snap, const sel_policy *policy, const sel_
     }
     if (aff >= 0) {
         out->server = aff;
-        out->affinity = true;
+        out->preferred = aff == pref;
+        out->affinity =
+            !out->preferred || (req->affinity_server != NULL &&
+                                strcmp(req->affinity_server, req->preferred_server) == 0);
     }
     /* When the chosen tier was walked (least-loaded's pick, or the plan's
      * check of a tier under requirements), its list is the tier's ranking:
@@ -187,7 +226,8 @@ lb_err sel_choose(const sel_snapshot *snap, const sel_policy *policy, const sel_
                             ? 0
                             : sel_alternates(snap, a, &plan, &loc, req, out->server,
                                              have_pre ? pre : NULL, n_pre, out->alternates, k);
-    out->slave = sel_slave_choose(snap, &snap->servers[out->server], req->requesting_slave);
+    out->slave = sel_slave_choose(snap, &snap->servers[out->server], req, out->slave_reason,
+                                  sizeof(out->slave_reason));
     if (verdicts != NULL)
         sel_explain(snap, a, policy, req, &loc, &plan, out, verdicts);
     return LB_OK;

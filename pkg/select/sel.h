@@ -17,8 +17,18 @@
  *   4. locality: client zone, then region, then anywhere; spill to the next tier
  *      when the tier's utilisation is over policy->zone_spill;
  *   5. load strategy, weighted by capacity;
- *   6. slave: the requesting slave when in the chosen server's zone and under its
- *      limit; else the least loaded slave in that zone; else the least loaded.
+ *   6. slave: among the slaves that front the app (sel_slave.apps) and that the
+ *      server is reachable through (sel_server.reachable_via): the client's
+ *      session slave (req->affinity_slave) while it can still serve it; else the
+ *      requesting slave when in the chosen server's zone (or named by its
+ *      reachable_via) and under its limit; else the least loaded slave in that
+ *      zone; else the least loaded. sel_result.slave_reason says which rule.
+ *
+ * The client's own pick (req->preferred_server, list mode) replaces rules 2-5
+ * when that server is eligible for the client; otherwise the normal choice is
+ * made and sel_result.preferred_refused says why the pick was refused.
+ * A server with reachable_via is eligible only while some slave it names (by
+ * id or zone) fronts the app (verdict "unreachable").
  *
  * Ownership: see sel_snapshot_build. Results refer to servers and slaves by index.
  * Thread-safety: none inside. sel_choose only reads the snapshot and writes the
@@ -71,6 +81,11 @@ typedef struct sel_server {
     uint64_t disk_free;
     const sel_label *labels;
     size_t n_labels;
+    const char *arch; /* advertised architecture ("x86_64"), may be NULL */
+    const char *os;   /* advertised operating system ("linux"), may be NULL */
+    /* slave ids or zones through which clients reach this server; empty: any */
+    const char *const *reachable_via;
+    size_t n_reachable_via;
 } sel_server;
 
 typedef struct sel_slave {
@@ -78,7 +93,9 @@ typedef struct sel_slave {
     const char *zone;
     const char *region;
     uint32_t load;
-    uint32_t limit; /* 0 = no limit */
+    uint32_t limit;          /* 0 = no limit */
+    const char *const *apps; /* apps this slave fronts; empty: all */
+    size_t n_apps;
 } sel_slave;
 
 typedef struct sel_app_strategy {
@@ -109,6 +126,10 @@ typedef struct sel_request {
     size_t n_labels;
     const char *affinity_server;  /* server of the client's live session, or NULL */
     const char *requesting_slave; /* slave id, or NULL */
+    const char *arch;             /* required advertised arch, NULL/"" = any */
+    const char *os;               /* required advertised os, NULL/"" = any */
+    const char *preferred_server; /* the client's own pick, NULL/"" = none */
+    const char *affinity_slave;   /* slave of the client's live session, or NULL */
 } sel_request;
 
 typedef enum sel_verdict_kind {
@@ -122,6 +143,7 @@ typedef enum sel_verdict_kind {
     SEL_V_FULL,
     SEL_V_LOWER_GROUP, /* eligible but a better group had room */
     SEL_V_FARTHER,     /* eligible but a nearer locality tier was used */
+    SEL_V_UNREACHABLE, /* reachable_via names no slave that fronts the app */
 } sel_verdict_kind;
 
 const char *sel_verdict_name(sel_verdict_kind k);
@@ -138,10 +160,13 @@ typedef struct sel_result {
     int server; /* index into snapshot servers, -1 when nothing can serve */
     int alternates[SEL_MAX_ALTERNATES];
     size_t n_alternates;
-    int slave;        /* index into snapshot slaves, -1 when there is none */
-    bool affinity;    /* the affinity server was kept */
-    bool moved;       /* the client had an affinity server that is no longer usable */
-    char reason[256]; /* why nothing can serve, or why the client moved */
+    int slave;                   /* index into snapshot slaves, -1 when there is none */
+    bool affinity;               /* the affinity server was kept */
+    bool moved;                  /* the client had an affinity server that is no longer usable */
+    char reason[256];            /* why nothing can serve, or why the client moved */
+    bool preferred;              /* req->preferred_server was chosen */
+    char preferred_refused[160]; /* why req->preferred_server was not ("" when it was) */
+    char slave_reason[128];      /* why `slave` serves the client */
 } sel_result;
 
 typedef struct sel_snapshot sel_snapshot;

@@ -98,6 +98,7 @@ typedef struct sel_app {
     int32_t *all; /* every server offering the app, any status (explain, reasons) */
     uint32_t n_all;
     uint32_t n_down, n_drained, n_disabled, n_nocap; /* among `all`, in that precedence */
+    uint32_t n_unreachable; /* could serve but no slave it is reachable_via fronts the app */
 } sel_app;
 
 /* One (server, app) membership of a tree leaf, so a load change finds its leaves
@@ -214,6 +215,14 @@ bool sel_has_requirements(const sel_request *req);
  * writes what is missing to detail (when not NULL). */
 bool sel_meets(const sel_server *sv, const sel_request *req, char *detail, size_t n);
 bool sel_offers(const sel_server *sv, const char *app);
+/* Slave sl fronts app (its apps list is empty or names it). */
+bool sel_slave_fronts(const sel_slave *sl, const char *app);
+/* Server sv may be paired with slave sl (sv->reachable_via empty, or naming
+ * sl's id or zone). */
+bool sel_slave_reaches(const sel_slave *sl, const sel_server *sv);
+/* Some slave of s reaches sv and fronts app. O(slaves) when sv has a
+ * reachable_via; the index decides it once per snapshot for the request path. */
+bool sel_reachable(const sel_snapshot *s, const sel_server *sv, const char *app);
 /* The first rule that excludes server idx for req (SEL_V_RANKED when it is
  * eligible), with the numbers in detail (when not NULL). */
 sel_verdict_kind sel_classify(const sel_snapshot *s, int idx, const sel_request *req, char *detail,
@@ -286,6 +295,9 @@ void sel_explain(const sel_snapshot *s, const sel_app *a, const sel_policy *p,
                  const sel_result *res, sel_verdict *v);
 
 /* --- slave.c ------------------------------------------------------------- */
-int sel_slave_choose(const sel_snapshot *s, const sel_server *server, const char *requesting);
+/* The slave for server under req's rules (sel.h rule 6); writes why to
+ * reason (n bytes). -1 when no slave fronts the app (or there are none). */
+int sel_slave_choose(const sel_snapshot *s, const sel_server *server, const sel_request *req,
+                     char *reason, size_t n);
 
 #endif

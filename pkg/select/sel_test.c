@@ -30,11 +30,14 @@ typedef struct tsrv {
     double cpu;                      /* load of 8 cores */
     uint64_t mem_free;               /* 0 means 8 GiB */
     const char *labels;              /* "gpu,disk=ssd" */
+    const char *arch, *os;           /* advertised resources */
+    const char *via;                 /* reachable_via, comma-separated */
 } tsrv;
 
 typedef struct tslave {
     const char *id, *zone;
     uint32_t load, limit;
+    const char *apps; /* comma-separated apps fronted; NULL: all */
 } tslave;
 
 typedef struct tverd {
@@ -56,6 +59,7 @@ typedef struct tcase {
     const char *app, *zone, *region, *labels, *affinity, *slave;
     double min_cpu;
     uint64_t min_mem;
+    const char *arch, *os, *preferred, *aff_slave;
     /* expected */
     lb_err rc;
     const char *chosen;
@@ -63,6 +67,9 @@ typedef struct tcase {
     const char *slave_out; /* NULL: not checked; "-": none */
     bool kept, moved;      /* sel_result.affinity, .moved */
     const char *reason;    /* substring, NULL: not checked */
+    bool pref;             /* sel_result.preferred */
+    const char *refused;   /* substring of preferred_refused, NULL: not checked */
+    const char *slave_why; /* substring of slave_reason, NULL: not checked */
     tverd v[MAXS];
 } tcase;
 
@@ -71,8 +78,8 @@ typedef struct tcase {
 typedef struct fixture {
     sel_server srv[MAXS];
     sel_slave slv[MAXL];
-    char abuf[MAXS][64], lbuf[MAXS][96], rbuf[96];
-    const char *apps[MAXS][6];
+    char abuf[MAXS][64], lbuf[MAXS][96], rbuf[96], vbuf[MAXS][64], sabuf[MAXL][64];
+    const char *apps[MAXS][6], *via[MAXS][6], *sapps[MAXL][6];
     sel_label labels[MAXS][6];
     const char *rlabels[6];
     size_t n_srv, n_slv;
@@ -125,6 +132,11 @@ static void fixture_server(fixture *fx, size_t i, const tsrv *t)
     }
     s->labels = fx->labels[i];
     s->n_labels = nl;
+    s->arch = t->arch;
+    s->os = t->os;
+    snprintf(fx->vbuf[i], sizeof(fx->vbuf[i]), "%s", t->via ? t->via : "");
+    s->n_reachable_via = split(fx->vbuf[i], fx->via[i], 6);
+    s->reachable_via = fx->via[i];
 }
 
 static void fixture_build(fixture *fx, const tcase *c)
@@ -132,9 +144,12 @@ static void fixture_build(fixture *fx, const tcase *c)
     memset(fx, 0, sizeof(*fx));
     for (size_t i = 0; i < MAXS && c->srv[i].id; i++)
         fixture_server(fx, fx->n_srv++, &c->srv[i]);
-    for (size_t i = 0; i < MAXL && c->slv[i].id; i++, fx->n_slv++)
-        fx->slv[i] =
-            (sel_slave){c->slv[i].id, c->slv[i].zone, "r1", c->slv[i].load, c->slv[i].limit};
+    for (size_t i = 0; i < MAXL && c->slv[i].id; i++, fx->n_slv++) {
+        fx->slv[i] = (sel_slave){c->slv[i].id,    c->slv[i].zone, "r1", c->slv[i].load,
+                                 c->slv[i].limit, fx->sapps[i],   0};
+        snprintf(fx->sabuf[i], sizeof(fx->sabuf[i]), "%s", c->slv[i].apps ? c->slv[i].apps : "");
+        fx->slv[i].n_apps = split(fx->sabuf[i], fx->sapps[i], 6);
+    }
     assert_int_equal(sel_snapshot_build(fx->srv, fx->n_srv, fx->slv, fx->n_slv, &fx->snap), LB_OK);
     sel_policy_default(&fx->pol);
     if (c->strategy)
@@ -151,7 +166,11 @@ static void fixture_build(fixture *fx, const tcase *c)
                             .min_cpu = c->min_cpu,
                             .min_mem = c->min_mem,
                             .affinity_server = c->affinity,
-                            .requesting_slave = c->slave};
+                            .requesting_slave = c->slave,
+                            .arch = c->arch,
+                            .os = c->os,
+                            .preferred_server = c->preferred,
+                            .affinity_slave = c->aff_slave};
     if (c->labels) {
         snprintf(fx->rbuf, sizeof(fx->rbuf), "%s", c->labels);
         fx->req.n_labels = split(fx->rbuf, fx->rlabels, 6);
@@ -177,9 +196,10 @@ static const char *sid(const fixture *fx, int idx)
 static void check_verdicts(const fixture *fx, const sel_result *r, const sel_verdict *v)
 {
     for (size_t i = 0; i < fx->n_srv; i++) {
-        assert_true(v[i].kind <= SEL_V_FARTHER);
+        assert_true(v[i].kind <= SEL_V_UNREACHABLE);
         assert_true(v[i].detail[0] != '\0');
-        bool excluded = v[i].kind >= SEL_V_DOWN && v[i].kind <= SEL_V_FULL;
+        bool excluded =
+            (v[i].kind >= SEL_V_DOWN && v[i].kind <= SEL_V_FULL) || v[i].kind == SEL_V_UNREACHABLE;
         if (excluded)
             assert_int_equal(v[i].rank, -1);
         else
@@ -226,6 +246,14 @@ static void check_case(const tcase *c)
         fail_msg("%s: affinity %d moved %d (reason '%s')", c->name, r.affinity, r.moved, r.reason);
     if (c->reason && strstr(r.reason, c->reason) == NULL)
         fail_msg("%s: reason '%s' lacks '%s'", c->name, r.reason, c->reason);
+    if (r.preferred != c->pref)
+        fail_msg("%s: preferred %d (refused '%s')", c->name, r.preferred, r.preferred_refused);
+    if ((c->refused && strstr(r.preferred_refused, c->refused) == NULL) ||
+        (!c->refused && r.preferred_refused[0] != '\0'))
+        fail_msg("%s: preferred_refused '%s', want '%s'", c->name, r.preferred_refused,
+                 c->refused ? c->refused : "");
+    if (c->slave_why && strstr(r.slave_reason, c->slave_why) == NULL)
+        fail_msg("%s: slave_reason '%s' lacks '%s'", c->name, r.slave_reason, c->slave_why);
     check_verdicts(&fx, &r, v);
     for (size_t k = 0; k < MAXS && c->v[k].id; k++) {
         const sel_verdict *x = &v[server_idx(&fx, c->v[k].id)];
@@ -411,6 +439,63 @@ static const tcase cases[] = {
     {.name = "round-robin with requirements keeps the tier's alternates", .strategy = "round-robin",
      .labels = "gpu", .srv = {{.id = "s1", .labels = "gpu"}, {.id = "s2", .labels = "gpu"},
      {.id = "s3", .labels = "gpu", .sessions = 1}, {.id = "s4"}}, .chosen = "s1", .alts = "s2,s3"},
+    /* --- issue 13: resource matching, the client's pick, reachability, slave choice --- */
+    {.name = "arch requirement picks the matching server", .arch = "aarch64",
+     .srv = {{.id = "x1", .arch = "x86_64", .os = "linux"}, {.id = "a1", .arch = "aarch64", .os = "linux", .sessions = 9}},
+     .chosen = "a1", .alts = "", .v = {{"x1", SEL_V_REQUIREMENTS, -1, "needs arch aarch64, has x86_64"}}},
+    {.name = "os requirement; none advertised is unmet", .os = "freebsd",
+     .srv = {{.id = "l1", .os = "linux"}, {.id = "n1"}, {.id = "f1", .os = "freebsd", .sessions = 5}},
+     .chosen = "f1", .v = {{"l1", SEL_V_REQUIREMENTS, -1, "needs os freebsd, has linux"},
+                           {"n1", SEL_V_REQUIREMENTS, -1, "needs os freebsd, has none"}}},
+    {.name = "arch unmet everywhere: reason counts it", .arch = "riscv64",
+     .srv = {{.id = "x1", .arch = "x86_64"}}, .rc = LB_ENOSERVER, .reason = "1 fail the requirements"},
+    {.name = "label requirement names an advertised attribute", .labels = "os=linux,zone=b",
+     .srv = {{.id = "a1", .zone = "a", .os = "linux"}, {.id = "b1", .zone = "b", .os = "linux", .sessions = 3},
+             {.id = "b2", .zone = "b", .os = "windows"}}, .chosen = "b1",
+     .v = {{"a1", SEL_V_REQUIREMENTS, -1, "needs zone=b, has zone=a"}, {"b2", SEL_V_REQUIREMENTS, -1, "os=windows"}}},
+    {.name = "preferred server honoured over least-loaded and zone", .zone = "a", .preferred = "b1",
+     .srv = {{.id = "a1", .zone = "a"}, {.id = "b1", .zone = "b", .sessions = 8}}, .chosen = "b1", .pref = true,
+     .v = {{"b1", SEL_V_CHOSEN, 0, "client's pick"}}},
+    {.name = "preferred server drained: refused with its reason", .preferred = "s1",
+     .srv = {{.id = "s1", .flags = "drained"}, {.id = "s2", .sessions = 4}}, .chosen = "s2",
+     .refused = "preferred server s1 drained: drained by an operator"},
+    {.name = "preferred server unknown", .preferred = "zz", .srv = {{.id = "s1"}}, .chosen = "s1",
+     .refused = "preferred server zz is not registered"},
+    {.name = "preferred server failing requirements refused", .preferred = "x1", .arch = "aarch64",
+     .srv = {{.id = "x1", .arch = "x86_64"}, {.id = "a1", .arch = "aarch64"}}, .chosen = "a1",
+     .refused = "preferred server x1 requirements: needs arch aarch64"},
+    {.name = "preferred = sticky server, drained, still honoured", .preferred = "s1", .affinity = "s1",
+     .srv = {{.id = "s1", .flags = "drained"}, {.id = "s2"}}, .chosen = "s1", .pref = true, .kept = true},
+    {.name = "preferred other than sticky: the pick wins", .preferred = "s2", .affinity = "s1",
+     .srv = {{.id = "s1"}, {.id = "s2", .sessions = 5}}, .chosen = "s2", .pref = true},
+    {.name = "reachable only via slave-b: paired with slave-b", .slave = "sa", .zone = "a",
+     .srv = {{.id = "p", .zone = "a", .via = "sb"}}, .slv = {{"sa", "a", 0, 10}, {"sb", "b", 5, 10}},
+     .chosen = "p", .slave_out = "sb", .slave_why = "(reachable_via)"},
+    {.name = "reachable via a zone: requesting slave of that zone", .slave = "sb2", .zone = "a",
+     .srv = {{.id = "p", .zone = "a", .via = "b"}}, .slv = {{"sa", "a", 0, 10}, {"sb1", "b", 0, 10}, {"sb2", "b", 3, 10}},
+     .chosen = "p", .slave_out = "sb2", .slave_why = "requesting slave"},
+    {.name = "reachable via a missing slave: unreachable, not chosen", .slave = "sa",
+     .srv = {{.id = "p", .via = "gone"}, {.id = "q", .sessions = 9}}, .slv = {{"sa", "a", 0, 10}},
+     .chosen = "q", .slave_out = "sa", .alts = "",
+     .v = {{"p", SEL_V_UNREACHABLE, -1, "reachable only via gone: no such slave fronts app 'echo'"}}},
+    {.name = "only unreachable servers: reject says so", .srv = {{.id = "p", .via = "sb"}},
+     .slv = {{"sb", "b", 0, 10, "web"}}, .rc = LB_ENOSERVER, .reason = "1 unreachable through any slave"},
+    {.name = "sticky on a now unreachable server moves", .affinity = "p",
+     .srv = {{.id = "p", .via = "gone"}, {.id = "q"}}, .slv = {{"sa", "a", 0, 10}}, .chosen = "q",
+     .moved = true, .reason = "server p unreachable"},
+    {.name = "slave apps: a slave that does not front the app is skipped", .slave = "sa", .zone = "a",
+     .srv = {{.id = "s1", .zone = "a"}}, .slv = {{"sa", "a", 0, 10, "web"}, {"sa2", "a", 7, 10, "web,echo"}},
+     .chosen = "s1", .slave_out = "sa2", .slave_why = "least loaded slave of zone a, load 7/10"},
+    {.name = "slave apps: none fronts the app", .slave = "sa", .srv = {{.id = "s1"}},
+     .slv = {{"sa", "a", 0, 10, "web"}}, .chosen = "s1", .slave_out = "-", .slave_why = "no slave fronts app 'echo'"},
+    {.name = "session slave kept while eligible, even over its limit", .slave = "sa1", .zone = "a",
+     .affinity = "s1", .aff_slave = "sa2", .srv = {{.id = "s1", .zone = "a"}},
+     .slv = {{"sa1", "a", 0, 10}, {"sa2", "a", 12, 10}}, .chosen = "s1", .kept = true, .slave_out = "sa2",
+     .slave_why = "client's session slave"},
+    {.name = "session slave no longer fronting the app is left", .slave = "sa1", .zone = "a",
+     .affinity = "s1", .aff_slave = "sa2", .srv = {{.id = "s1", .zone = "a"}},
+     .slv = {{"sa1", "a", 0, 10}, {"sa2", "a", 0, 10, "web"}}, .chosen = "s1", .kept = true, .slave_out = "sa1",
+     .slave_why = "requesting slave"},
     {.name = "p2c over one server", .strategy = "p2c", .srv = {{.id = "s1", .sessions = 3}}, .chosen = "s1"},
     {.name = "explain: a verdict for every server", .zone = "a", .labels = "gpu",
      .srv = {{.id = "c", .zone = "a", .labels = "gpu", .sessions = 1},

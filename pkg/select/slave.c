@@ -1,7 +1,14 @@
 /*
- * Which slave serves the client: the requesting one when it sits in the chosen
- * server's zone and has room (no redirect at all); else the least loaded slave
- * of that zone; else the least loaded slave anywhere.
+ * Which slave serves the client. Only slaves that front the app and that the
+ * chosen server is reachable through are candidates (EP1180886 [0095]: some
+ * servers are reached only through certain slaves). Among them: the slave of
+ * the client's session while it is a candidate and the client stays on its
+ * server (or the slave is in the new server's zone), full or not (the client is
+ * served there already; claims 5 and 9 of WO03/105439: the slave is chosen
+ * from the client's request); else the requesting one when it sits in the
+ * chosen server's zone, or is named by its reachable_via, and has room (no
+ * redirect at all); else the least loaded slave of that zone; else the least
+ * loaded slave anywhere.
  *
  * "Least loaded" is load / limit; a slave without a limit (0) counts as empty
  * and ties are broken by raw load, then in favour of the requesting slave
@@ -15,6 +22,7 @@
  */
 #include "select/sel_internal.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static bool slave_over(const sel_slave *sl)
@@ -48,27 +56,67 @@ static bool slave_better(const sel_snapshot *s, int a, int b, int req)
     return strcmp(x->id, y->id) < 0;
 }
 
-int sel_slave_choose(const sel_snapshot *s, const sel_server *server, const char *requesting)
+/* Slave i can be paired with server for app. */
+static bool slave_ok(const sel_snapshot *s, int i, const sel_server *server, const char *app)
 {
-    int req = requesting != NULL && requesting[0] != '\0' ? sel_slave_find(s, requesting) : -1;
+    return sel_slave_fronts(&s->slaves[i], app) && sel_slave_reaches(&s->slaves[i], server);
+}
+
+static void slave_load_text(const sel_slave *sl, char *out, size_t n)
+{
+    if (sl->limit > 0)
+        snprintf(out, n, "load %u/%u", sl->load, sl->limit);
+    else
+        snprintf(out, n, "load %u, no limit", sl->load);
+}
+
+int sel_slave_choose(const sel_snapshot *s, const sel_server *server, const sel_request *req,
+                     char *reason, size_t n)
+{
+    const char *app = req->app;
+    const char *rq = req->requesting_slave, *as = req->affinity_slave;
+    int me = rq != NULL && rq[0] != '\0' ? sel_slave_find(s, rq) : -1;
+    int aff = as != NULL && as[0] != '\0' ? sel_slave_find(s, as) : -1;
+    const char *via = server->n_reachable_via > 0 ? " (reachable_via)" : "";
+    char load[48];
     int best = -1;
 
-    if (s->n_slaves == 0)
-        return -1;
-    if (req >= 0 && strcmp(s->slaves[req].zone, server->zone) == 0 && !slave_over(&s->slaves[req]))
-        return req;
+    if (me >= 0 && !slave_ok(s, me, server, app))
+        me = -1;
+    if (aff >= 0 && slave_ok(s, aff, server, app) &&
+        (server->n_reachable_via > 0 || strcmp(s->slaves[aff].zone, server->zone) == 0 ||
+         (req->affinity_server != NULL && strcmp(req->affinity_server, server->id) == 0))) {
+        snprintf(reason, n, "client's session slave%s", via);
+        return aff;
+    }
+    if (me >= 0 && !slave_over(&s->slaves[me]) &&
+        (strcmp(s->slaves[me].zone, server->zone) == 0 || server->n_reachable_via > 0)) {
+        slave_load_text(&s->slaves[me], load, sizeof(load));
+        snprintf(reason, n, "requesting slave, zone %s, %s%s", s->slaves[me].zone, load, via);
+        return me;
+    }
     for (size_t i = sel_slave_zone_lower(s, server->zone); i < s->n_slaves; i++) {
         int sl = s->slave_by_zone[i];
         if (strcmp(s->slaves[sl].zone, server->zone) != 0)
             break;
-        if (best < 0 || slave_better(s, sl, best, req))
+        if (slave_ok(s, sl, server, app) && (best < 0 || slave_better(s, sl, best, me)))
             best = sl;
     }
-    if (best >= 0 && !slave_over(&s->slaves[best]))
+    if (best >= 0 && !slave_over(&s->slaves[best])) {
+        slave_load_text(&s->slaves[best], load, sizeof(load));
+        snprintf(reason, n, "least loaded slave of zone %s, %s%s", server->zone, load, via);
         return best;
+    }
     best = -1;
     for (size_t i = 0; i < s->n_slaves; i++)
-        if (best < 0 || slave_better(s, (int)i, best, req))
+        if (slave_ok(s, (int)i, server, app) && (best < 0 || slave_better(s, (int)i, best, me)))
             best = (int)i;
+    if (best < 0) {
+        snprintf(reason, n, "no slave fronts app '%s': the requesting slave serves", app);
+        return -1;
+    }
+    slave_load_text(&s->slaves[best], load, sizeof(load));
+    snprintf(reason, n, "least loaded slave (zone %s has none with room), %s%s", server->zone, load,
+             via);
     return best;
 }

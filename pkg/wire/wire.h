@@ -55,6 +55,19 @@ lb_err wire_rep_listen(const char *url, nng_socket *out, lb_errmsg *em);
 lb_err wire_call(nng_socket sock, const Lb__Envelope *req, int timeout_ms, size_t max_bytes,
                  Lb__Envelope **rep, lb_errmsg *em);
 
+/* The most addresses one endpoint expands into. */
+#define WIRE_MAX_EXPAND 16
+
+/* Expands "tcp://NAME:PORT" into one "tcp://ADDR:PORT" per address NAME
+ * resolves to (resolver order, duplicates dropped, at most WIRE_MAX_EXPAND),
+ * for callers that try them in turn (a DNS name fronting several slaves).
+ * Literal addresses, other schemes (ipc://, and tls+tcp://, whose name is the
+ * certificate's) and names that do not resolve come back as the one endpoint
+ * given. Blocks on the resolver. On success the caller owns *out (free with
+ * wire_endpoints_free). */
+lb_err wire_endpoint_expand(const char *ep, char ***out, size_t *n);
+void wire_endpoints_free(char ***list, size_t n);
+
 /* Process-unique request ids. */
 uint64_t wire_next_id(void);
 

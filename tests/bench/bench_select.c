@@ -91,8 +91,13 @@ static void cluster_requests(cluster *c)
 {
     for (int i = 0; i < N_SLAVES; i++) {
         snprintf(c->slave_ids[i], sizeof(c->slave_ids[i]), "sl%02d", i);
-        c->slv[i] = (sel_slave){c->slave_ids[i], zone_names[i % N_ZONES],
-                                region_names[(i % N_ZONES) / 3], rnd(500), 1000};
+        c->slv[i] = (sel_slave){c->slave_ids[i],
+                                zone_names[i % N_ZONES],
+                                region_names[(i % N_ZONES) / 3],
+                                rnd(500),
+                                1000,
+                                NULL,
+                                0};
     }
     for (int i = 0; i < N_REQ; i++) {
         sel_request *q = &c->req[i];

@@ -5,6 +5,8 @@
  *   lbclient-probe --slaves A[,B..] [--client ID] [--location Z] CMD
  *     request APP              one request, the assignment as JSON
  *     list APP                 list mode answer
+ *     request-on APP SERVER    lb_request_on: the client's own pick
+ *     pick APP                 list mode, lb_pick, then lb_request_on the pick
  *     relay APP BYTES          sticky to a relay app, BYTES up and back, compared
  *     threads APP N PER        N threads share one client, PER requests each
  *     repl                     stdin: open APP | echo TEXT | reconnect |
@@ -46,11 +48,12 @@ static void print_assignment(const char *what, lb_err err, const lb_assignment *
     printf("{\"cmd\":\"%s\",\"ok\":true,\"server\":\"%s\",\"host\":\"%s\",\"port\":%u,"
            "\"pid\":%d,\"session\":\"%s\",\"slave\":\"%s\",\"hops\":%d,\"confirmed\":%s,"
            "\"relay\":%s,\"relay_endpoint\":\"%s\",\"relay_token\":\"%s\",\"expires_ms\":%lld,"
-           "\"how\":\"%s\","
+           "\"how\":\"%s\",\"preferred\":%s,\"preferred_refused\":\"%s\","
            "\"alternates\":[",
            what, a->server, a->host, a->port, a->pid, a->session, a->slave, a->hops,
            a->confirmed ? "true" : "false", a->relay ? "true" : "false", a->relay_endpoint,
-           a->relay_token, (long long)a->expires_ms, how != NULL ? how : "");
+           a->relay_token, (long long)a->expires_ms, how != NULL ? how : "",
+           a->preferred ? "true" : "false", a->preferred_refused);
     for (size_t i = 0; i < a->n_alternates; i++)
         printf("%s\"%s\"", i ? "," : "", a->alternates[i].server);
     printf("],\"hop\":[");
@@ -66,6 +69,33 @@ static int cmd_request(lb_client *c, const char *app)
     lb_err err = lb_client_request(c, app, &a);
     print_assignment("request", err, &a, NULL);
     return err == LB_OK ? 0 : 1;
+}
+
+static int cmd_request_on(lb_client *c, const char *app, const char *server)
+{
+    lb_assignment a;
+    lb_err err = lb_request_on(c, app, server, &a);
+    print_assignment("request-on", err, &a, NULL);
+    return err == LB_OK ? 0 : 1;
+}
+
+/* The seed's list mode end to end: the list, the client's pick, a request on it. */
+static int cmd_pick(lb_client *c, const char *app)
+{
+    lb_server_list l;
+    uint64_t rng = (uint64_t)probe_now_ms() | 1;
+    lb_err err = lb_client_list(c, app, &l);
+    int i = err == LB_OK ? lb_pick(&l, &rng) : -1;
+    if (i < 0) {
+        printf("{\"cmd\":\"pick\",\"ok\":false,\"err\":\"%s\"}\n", lb_strerror(err));
+        if (err == LB_OK)
+            lb_server_list_free(&l);
+        return 1;
+    }
+    char picked[128];
+    snprintf(picked, sizeof picked, "%s", l.servers[i].id);
+    lb_server_list_free(&l);
+    return cmd_request_on(c, app, picked);
 }
 
 static int cmd_list(lb_client *c, const char *app)
@@ -244,6 +274,10 @@ int main(int argc, char **argv)
         rc = cmd_request(c, a1);
     else if (strcmp(cmd, "list") == 0 && a1 != NULL)
         rc = cmd_list(c, a1);
+    else if (strcmp(cmd, "request-on") == 0 && i + 2 < argc)
+        rc = cmd_request_on(c, a1, argv[i + 2]);
+    else if (strcmp(cmd, "pick") == 0 && a1 != NULL)
+        rc = cmd_pick(c, a1);
     else if (strcmp(cmd, "relay") == 0 && i + 2 < argc)
         rc = probe_relay(c, a1, strtoull(argv[i + 2], NULL, 10));
     else if (strcmp(cmd, "threads") == 0 && i + 3 < argc)

@@ -21,6 +21,9 @@
  *   alternates: 2
  *   log_level: info
  *   http_listen: 127.0.0.1:9101      # /metrics and /healthz; default: off
+ *   compact_retention: 5m            # leader compacts etcd history older than this; 0: never
+ *   etcd_quota: 2GiB                 # etcd's --quota-backend-bytes: warn past 80 %
+ *   etcd_economy: true               # false: the old writes (P6 baseline only)
  */
 #include "master.h"
 
@@ -41,7 +44,8 @@ static const char *const master_keys[] = {"id",           "listen",         "rep
                                           "report_stale", "write_interval", "contexts",
                                           "max_message",  "strategy",       "strategies",
                                           "zone_spill",   "overprovision",  "alternates",
-                                          "log_level",    "http_listen",    NULL};
+                                          "log_level",    "http_listen",    "compact_retention",
+                                          "etcd_quota",   "etcd_economy",   NULL};
 
 static lb_err load_strategies(const cfg_doc *doc, const cfg_node *root, master_config *cfg,
                               lb_errmsg *em)
@@ -108,7 +112,11 @@ static lb_err load_all(const cfg_doc *doc, master_config *cfg, lb_errmsg *em)
         (err = cfg_get_double(doc, root, "overprovision", 0, 100, 0, &over, em)) ||
         (err = cfg_get_int(doc, root, "alternates", 0, SEL_MAX_ALTERNATES, 2, &alternates, em)) ||
         (err = cfg_get_str(doc, root, "log_level", "info", &cfg->log_level, em)) ||
-        (err = cfg_get_str(doc, root, "http_listen", "", &cfg->http_listen, em)))
+        (err = cfg_get_str(doc, root, "http_listen", "", &cfg->http_listen, em)) ||
+        (err = cfg_get_duration_ms(doc, root, "compact_retention", 300000,
+                                   &cfg->compact_retention_ms, em)) ||
+        (err = cfg_get_size(doc, root, "etcd_quota", (uint64_t)2 << 30, &cfg->etcd_quota, em)) ||
+        (err = cfg_get_bool(doc, root, "etcd_economy", true, &cfg->etcd_economy, em)))
         goto out;
     sel_policy_default(&cfg->policy);
     cfg->policy.zone_spill = spill;

@@ -39,7 +39,10 @@ typedef struct master_config {
     char **per_app_names;
     size_t n_per_app;
     char *log_level;
-    char *http_listen; /* HOST:PORT of /metrics and /healthz; empty: off */
+    char *http_listen;            /* HOST:PORT of /metrics and /healthz; empty: off */
+    int64_t compact_retention_ms; /* etcd history kept by the leader's compaction; 0: off */
+    uint64_t etcd_quota;          /* etcd's backend quota, for the 80 % warning */
+    bool etcd_economy; /* false: the old per-second load and per-request session writes */
 } master_config;
 
 /* One pending etcd write (sessions, affinity, load), owned by the queue. */
@@ -48,6 +51,7 @@ typedef struct write_op {
     char *key;
     void *value; /* NULL for a delete */
     size_t len;
+    bool with_prev; /* goes in the same txn as the op before it */
 } write_op;
 
 typedef struct master {
@@ -78,8 +82,11 @@ typedef struct master {
     atomic_bool stopping;
     atomic_bool etcd_ok;
     atomic_bool is_leader;
-    bool writes_failing;    /* writer thread only: etcd refuses the batched writes */
-    struct httpd_ops *http; /* NULL without http_listen */
+    bool writes_failing;          /* writer thread only: etcd refuses the batched writes */
+    struct master_upkeep *upkeep; /* writer thread only (upkeep.c) */
+    atomic_bool etcd_nospace;     /* etcd's NOSPACE alarm is raised */
+    atomic_llong etcd_db_bytes;   /* etcd's db size at the last look (0: unknown) */
+    struct httpd_ops *http;       /* NULL without http_listen */
 } master;
 
 /* config.c */
@@ -91,7 +98,20 @@ int master_etcd_start(master *m);
 void master_etcd_stop(master *m);
 /* Queues a put (value copied) or a delete (value NULL). Never blocks on etcd. */
 void master_queue_write(master *m, const char *key, const void *value, size_t len);
-void master_queue_session(master *m, const Lb__Session *s);
+/* Queues a session (and with affinity, its client's affinity record) as one
+ * unit that is never split across txns; with joined, the op queued just
+ * before (the delete of the client's previous session) belongs to the same
+ * unit. A renewal leaves affinity out: it already names the session. */
+void master_queue_session(master *m, const Lb__Session *s, bool joined, bool affinity);
+
+/* upkeep.c (writer thread): etcd alarms on every master; on the leader,
+ * history compaction (compact_retention), the db size against etcd_quota and
+ * the removal of load/ records an older version wrote. */
+void master_upkeep(master *m, bool lead);
+void master_upkeep_free(master *m);
+/* Why the master is not healthy because of etcd's own state (NOSPACE), or
+ * false. Any thread. */
+bool master_upkeep_unhealthy(master *m, char *why, size_t cap);
 
 /* ops.c: /metrics and /healthz (http_listen), metric help, scrape-time gauges */
 int master_ops_start(master *m);

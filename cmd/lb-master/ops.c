@@ -71,6 +71,8 @@ static bool master_health(void *arg, char *why, size_t cap)
         snprintf(why, cap, "not ready: etcd watch not connected (%s)", m->cfg.etcd);
         return false;
     }
+    if (master_upkeep_unhealthy(m, why, cap))
+        return false; /* etcd refuses writes: sticky clients are still served */
     return true;
 }
 

@@ -236,6 +236,15 @@ void plan_next(master *m, plan *p, size_t i)
     p->pending_on = (int)i;
 }
 
+/* Whether a session record differs from what is stored beyond its expiry. */
+static bool same_record(const Lb__Session *a, const Lb__Session *b)
+{
+    const Lb__ProcessId *x = a->process, *y = b->process;
+    return strcmp(a->server_id, b->server_id) == 0 && strcmp(a->slave_id, b->slave_id) == 0 &&
+           x != NULL && y != NULL && x->pid == y->pid && x->port == y->port &&
+           x->started_at == y->started_at && strcmp(x->host, y->host) == 0;
+}
+
 void plan_commit(master *m, const Lb__SelectionRequest *sr, plan *p, size_t i,
                  const Lb__ProcessId *proc, uint64_t launch_seq)
 {
@@ -253,13 +262,29 @@ void plan_commit(master *m, const Lb__SelectionRequest *sr, plan *p, size_t i,
     s.expires_ms = now + m->cfg.session_ttl_ms;
     p->expires_ms = s.expires_ms;
     reg_lock(m->view);
+    if (p->pending_on == (int)i) {
+        reg_pending_launched_locked(m->view, p->cand[i].server, launch_seq);
+        p->pending_on = -1;
+    }
     const Lb__Session *old = reg_session_locked(m->view, p->session_id);
+    bool fresh = old == NULL; /* a new session: its affinity record goes with it */
     if (old != NULL)
         s.created_ms = old->created_ms;
-    /* a client that moved leaves its old session behind: drop it, and have
-     * its process stopped (the seed's move frees what the service held) */
+    /* A sticky repeat that only moves the expiry, by a quarter of the ttl or
+     * less, writes nothing: the stored expiry stays (the session then lives at
+     * least 3/4 ttl after its last use) and etcd sees no write per request. */
+    if (old != NULL && same_record(old, &s) && !master_session_needs_write(m, old, s.expires_ms)) {
+        p->expires_ms = old->expires_ms;
+        reg_unlock(m->view);
+        obs_count("master_session_writes_skipped_total");
+        return;
+    }
+    /* a client that moved leaves its old session behind: drop it (in the same
+     * txn as the new one), and have its process stopped (the seed's move frees
+     * what the service held) */
     const char *prev = reg_affinity_locked(m->view, cr->client_id, cr->app);
     char stop_sid[80] = "", stop_server[128] = "", stop_ep[256] = "";
+    bool joined = false;
     if (prev != NULL && strcmp(prev, p->session_id) != 0) {
         const Lb__Session *ps = reg_session_locked(m->view, prev);
         reg_server *srv = ps != NULL ? reg_server_locked(m->view, ps->server_id) : NULL;
@@ -272,14 +297,13 @@ void plan_commit(master *m, const Lb__SelectionRequest *sr, plan *p, size_t i,
         reg_key(m->view, key, sizeof key, "sessions", prev);
         master_queue_write(m, key, NULL, 0);
         reg_session_del_locked(m->view, prev);
-    }
-    if (p->pending_on == (int)i) {
-        reg_pending_launched_locked(m->view, p->cand[i].server, launch_seq);
-        p->pending_on = -1;
+        joined = true;
     }
     reg_session_put_locked(m->view, reg_session_dup(&s));
+    /* under the view lock, as every queuer is, so nothing comes between the
+     * delete and the session it is joined to */
+    master_queue_session(m, &s, joined, fresh);
     reg_unlock(m->view);
-    master_queue_session(m, &s);
     if (stop_sid[0] != '\0') {
         LOG_INFO("master", "client moved: stopping its old process",
                  "client=%s old_session=%s server=%s", cr->client_id, stop_sid, stop_server);

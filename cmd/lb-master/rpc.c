@@ -374,6 +374,9 @@ static void rpc_request(rpc_ctx *c, nng_msg *msg)
     case LB__ENVELOPE__BODY_LIST_REQUEST:
         rpc_send_msg(c, master_list(c->m, c->req));
         break;
+    case LB__ENVELOPE__BODY_LOAD_REQUEST:
+        rpc_send_msg(c, master_load_list(c->m, c->req));
+        break;
     case LB__ENVELOPE__BODY_STATS_REQUEST: {
         nng_msg *out = NULL;
         wire_stats_reply(c->req->request_id, "lb-master", c->m->cfg.id, &out);

@@ -33,6 +33,11 @@ bool master_per_session(const reg_server *s, const char *app)
     return true;
 }
 
+bool master_session_needs_write(const master *m, const Lb__Session *stored, int64_t expires_ms)
+{
+    return !m->cfg.etcd_economy || expires_ms - stored->expires_ms > m->cfg.session_ttl_ms / 4;
+}
+
 nng_msg *master_release(master *m, const Lb__Envelope *req)
 {
     const Lb__ReleaseRequest *rr = req->release_request;
@@ -76,7 +81,7 @@ nng_msg *master_renew(master *m, const Lb__Envelope *req)
     const Lb__RenewRequest *rr = req->renew_request;
     Lb__SessionReply rep = LB__SESSION_REPLY__INIT;
     char **unknown = lb_xcalloc(rr->n_session_ids, sizeof *unknown);
-    int64_t expires = lb_wall_ms() + m->cfg.session_ttl_ms;
+    int64_t expires = lb_wall_ms() + m->cfg.session_ttl_ms, earliest = expires;
     reg_lock(m->view);
     for (size_t i = 0; i < rr->n_session_ids; i++) {
         const Lb__Session *cur = reg_session_locked(m->view, rr->session_ids[i]);
@@ -93,16 +98,22 @@ nng_msg *master_renew(master *m, const Lb__Envelope *req)
             obs_count("master_renewals_refused_total{reason=\"disabled\"}");
             continue;
         }
+        if (!master_session_needs_write(m, cur, expires)) {
+            /* moved by a quarter of the ttl or less: the stored expiry stands */
+            earliest = cur->expires_ms < earliest ? cur->expires_ms : earliest;
+            obs_count("master_session_writes_skipped_total");
+            continue;
+        }
         Lb__Session *s = reg_session_dup(cur);
         s->expires_ms = expires;
-        master_queue_session(m, s);
+        master_queue_session(m, s, false, false);
         reg_session_put_locked(m->view, s);
     }
     reg_unlock(m->view);
     obs_add(obs_counter_get("master_renewals_total"), rr->n_session_ids - rep.n_unknown);
     rep.ok = rep.n_unknown == 0;
     rep.unknown = unknown;
-    rep.expires_ms = expires;
+    rep.expires_ms = earliest; /* the client renews again before the first one runs out */
     rep.error = rep.ok ? "" : "some sessions no longer exist";
     nng_msg *msg = session_reply(req->request_id, &rep);
     free(unknown);
@@ -174,5 +185,51 @@ nng_msg *master_list(master *m, const Lb__Envelope *req)
     free(items);
     free(ptrs);
     obs_count("master_lists_total");
+    return msg;
+}
+
+static void live_fill(Lb__ServerLive *e, const reg_server *s, int64_t now)
+{
+    lb__server_live__init(e);
+    e->server_id = s->info->id;
+    e->status = s->stale ? "DOWN" : "UP";
+    e->load = s->load;
+    e->pending = s->pending;
+    e->age_ms = s->load != NULL ? now - s->load_at_ms : -1;
+}
+
+nng_msg *master_load_list(master *m, const Lb__Envelope *req)
+{
+    const char *only = req->load_request->server_id;
+    Lb__LoadList out = LB__LOAD_LIST__INIT;
+    out.master_id = m->cfg.id;
+    out.leader = atomic_load(&m->is_leader);
+    nng_msg *msg = NULL;
+    int64_t now = lb_mono_ms();
+    /* packed under the view lock: the entries borrow the view's records */
+    reg_lock(m->view);
+    size_t n = reg_n_servers_locked(m->view), k = 0, it = 0;
+    Lb__ServerLive *items = lb_xcalloc(n + 1, sizeof *items);
+    Lb__ServerLive **ptrs = lb_xcalloc(n + 1, sizeof *ptrs);
+    reg_server *s;
+    while ((s = reg_server_next_locked(m->view, &it)) != NULL && k < n) {
+        if (only != NULL && only[0] != '\0' && strcmp(only, s->info->id) != 0)
+            continue;
+        live_fill(&items[k], s, now);
+        ptrs[k] = &items[k];
+        k++;
+    }
+    out.n_servers = k;
+    out.servers = ptrs;
+    Lb__Envelope env = LB__ENVELOPE__INIT;
+    env.version = WIRE_VERSION;
+    env.request_id = req->request_id;
+    env.body_case = LB__ENVELOPE__BODY_LOAD_LIST;
+    env.load_list = &out;
+    wire_encode(&env, &msg);
+    reg_unlock(m->view);
+    free(items);
+    free(ptrs);
+    obs_count("master_load_lists_total");
     return msg;
 }

@@ -95,9 +95,10 @@ static lb_err on_granted(void *arg, int64_t lease)
 
 /* ---- write queue ------------------------------------------------------------------- */
 
-void master_queue_write(master *m, const char *key, const void *value, size_t len)
+static void queue_op(master *m, const char *key, const void *value, size_t len, bool with_prev)
 {
     write_op *op = lb_xcalloc(1, sizeof *op);
+    op->with_prev = with_prev;
     op->key = lb_strdup(key);
     if (value != NULL) {
         op->value = lb_xcalloc(1, len);
@@ -124,22 +125,29 @@ void master_queue_write(master *m, const char *key, const void *value, size_t le
     pthread_mutex_unlock(&m->wq_lock);
 }
 
-void master_queue_session(master *m, const Lb__Session *s)
+void master_queue_write(master *m, const char *key, const void *value, size_t len)
+{
+    queue_op(m, key, value, len, false);
+}
+
+void master_queue_session(master *m, const Lb__Session *s, bool joined, bool affinity)
 {
     char key[512];
     size_t len = lb__session__get_packed_size(s);
     uint8_t *buf = lb_xcalloc(1, len);
     lb__session__pack(s, buf);
     reg_key(m->view, key, sizeof key, "sessions", s->session_id);
-    master_queue_write(m, key, buf, len);
+    queue_op(m, key, buf, len, joined);
     free(buf);
+    if (!affinity)
+        return;
     Lb__Affinity a = LB__AFFINITY__INIT;
     a.session_id = s->session_id;
     uint8_t abuf[256];
     if (lb__affinity__get_packed_size(&a) <= sizeof abuf) {
         len = lb__affinity__pack(&a, abuf);
         reg_affinity_key(m->view, key, sizeof key, s->client_id, s->app);
-        master_queue_write(m, key, abuf, len);
+        queue_op(m, key, abuf, len, true);
     }
 }
 
@@ -203,8 +211,16 @@ static lb_err flush_queue(master *m)
         size_t n = 0;
         write_op *start = op;
         while (op != NULL && n < TXN_MAX_OPS) {
-            batch[n++] = op;
-            op = op->next;
+            /* a unit (an op and those joined to it) is never split across txns */
+            size_t u = 1;
+            for (const write_op *q = op->next; q != NULL && q->with_prev; q = q->next)
+                u++;
+            if (n > 0 && n + u > TXN_MAX_OPS)
+                break;
+            for (size_t k = 0; k < u && op != NULL; k++) {
+                batch[n++] = op;
+                op = op->next;
+            }
         }
         if (flush_batch(m, batch, n) != LB_OK) {
             failed = start; /* keep this batch and the rest for the next round */
@@ -292,7 +308,11 @@ static void reap_sessions(master *m)
     free(e.sids);
 }
 
-/* Publishes every server's last load report at load/<id> for lbctl. */
+/* The old behaviour (etcd_economy: false, the P6 baseline): every server's
+ * last load report rewritten at load/<id> every second. With economy, load
+ * stays out of etcd: every master gets the reports directly and lbctl asks
+ * the leader (LoadRequest); only stale load/ records of an older version are
+ * deleted, once, by a new leader. */
 static void write_loads(master *m)
 {
     char key[512];
@@ -391,10 +411,12 @@ static void chores(master *m)
         try_lead(m, etcd_keeper_lease(m->keeper));
     if (lead) {
         reap_sessions(m);
-        write_loads(m);
+        if (!m->cfg.etcd_economy)
+            write_loads(m);
         if (++n_chores % SYNC_EVERY_CHORES == 0)
             sync_agents(m);
     }
+    master_upkeep(m, lead);
 }
 
 static void *writer_main(void *arg)
@@ -465,6 +487,7 @@ void master_etcd_stop(master *m)
     pthread_cond_signal(&m->wq_cond);
     pthread_mutex_unlock(&m->wq_lock);
     pthread_join(m->writer, NULL);
+    master_upkeep_free(m);
     etcd_keeper_stop(&m->keeper);
     etcd_watch_stop(&m->watch);
     free_ops(m->wq_head);

@@ -1,4 +1,6 @@
-/* lbctl servers: the processing servers as etcd has them, with their load. */
+/* lbctl servers: the processing servers as etcd has them, with the leader's
+ * live load (load is not stored in etcd). */
+#include "ctl_live.h"
 #include "lbctl.h"
 
 #include "common/hmap.h"
@@ -12,14 +14,11 @@
 
 struct server_row {
     Lb__ServerInfo *info;
-    Lb__ServerLoad *load;
+    const Lb__ServerLive *live; /* NULL: the leader did not say */
+    const Lb__ServerLoad *load;
     Lb__Override *ov;
+    bool have_live; /* a master answered */
 };
-
-static void free_load(void *p)
-{
-    lb__server_load__free_unpacked(p, NULL);
-}
 
 static void free_override(void *p)
 {
@@ -50,7 +49,14 @@ static const char *status_of(const struct server_row *r)
         return "DISABLED";
     if (r->ov != NULL && r->ov->drain)
         return "DRAINING";
-    return "UP";
+    if (!r->have_live)
+        return "UNKNOWN";
+    return r->live != NULL && strcmp(r->live->status, "UP") == 0 ? "UP" : "DOWN";
+}
+
+static uint32_t sessions_of(const struct server_row *r)
+{
+    return r->load != NULL ? r->load->sessions + r->live->pending : 0;
 }
 
 static void apps_string(const Lb__ServerInfo *in, char *out, size_t cap)
@@ -77,7 +83,7 @@ static void print_rows(const ctl_opts *o, struct server_row *rows, size_t n)
                                         ? rows[i].ov->group
                                         : in->group);
             cJSON_AddStringToObject(s, "status", status_of(&rows[i]));
-            cJSON_AddNumberToObject(s, "sessions", rows[i].load ? rows[i].load->sessions : 0);
+            cJSON_AddNumberToObject(s, "sessions", sessions_of(&rows[i]));
             cJSON_AddNumberToObject(s, "capacity", in->capacity);
             cJSON_AddStringToObject(s, "host", in->host);
             cJSON_AddStringToObject(s, "agent", in->agent_endpoint);
@@ -106,7 +112,7 @@ static void print_rows(const ctl_opts *o, struct server_row *rows, size_t n)
         const Lb__ServerLoad *l = rows[i].load;
         char apps[256], sessions[16], cpu[16] = "-", mem[16] = "-";
         apps_string(in, apps, sizeof apps);
-        snprintf(sessions, sizeof sessions, l != NULL ? "%u" : "-", l != NULL ? l->sessions : 0);
+        snprintf(sessions, sizeof sessions, l != NULL ? "%u" : "-", sessions_of(&rows[i]));
         if (!wide) {
             printf("%-16s %-10s %-10s %-9s %-9s %-8u %s\n", in->id, in->zone, in->group,
                    status_of(&rows[i]), sessions, in->capacity, apps);
@@ -141,18 +147,16 @@ int cmd_servers(const ctl_opts *o, int argc, char **argv)
         fprintf(stderr, "lbctl: etcd: %s\n", em.text);
         return EXIT_FAIL;
     }
-    etcd_kvs servers = {0}, loads = {0}, ovs = {0};
+    etcd_kvs servers = {0}, ovs = {0};
+    ctl_live live;
     int rc = EXIT_FAIL;
-    if (load_prefix(c, o, "servers", &servers) != 0 || load_prefix(c, o, "load", &loads) != 0 ||
-        load_prefix(c, o, "overrides", &ovs) != 0)
+    if (load_prefix(c, o, "servers", &servers) != 0 || load_prefix(c, o, "overrides", &ovs) != 0)
         goto out;
-    hmap *load_by = hmap_new(), *ov_by = hmap_new();
-    for (size_t i = 0; i < loads.n; i++) {
-        Lb__ServerLoad *l =
-            lb__server_load__unpack(NULL, loads.kvs[i].value_len, loads.kvs[i].value);
-        if (l != NULL)
-            hmap_put(load_by, last_part(loads.kvs[i].key), l);
-    }
+    bool have_live = ctl_live_load(c, o, &live) == 0;
+    if (!have_live)
+        fprintf(stderr, "lbctl: no live load from the leader (%s): status and load unknown\n",
+                live.why);
+    hmap *ov_by = hmap_new();
     for (size_t i = 0; i < ovs.n; i++) {
         Lb__Override *ov = lb__override__unpack(NULL, ovs.kvs[i].value_len, ovs.kvs[i].value);
         if (ov != NULL)
@@ -168,7 +172,9 @@ int cmd_servers(const ctl_opts *o, int argc, char **argv)
             continue;
         }
         rows[n].info = in;
-        rows[n].load = hmap_get(load_by, in->id);
+        rows[n].have_live = have_live;
+        rows[n].live = ctl_live_get(&live, in->id);
+        rows[n].load = rows[n].live != NULL ? rows[n].live->load : NULL;
         rows[n].ov = hmap_get(ov_by, in->id);
         n++;
     }
@@ -177,12 +183,11 @@ int cmd_servers(const ctl_opts *o, int argc, char **argv)
     for (size_t i = 0; i < n; i++)
         lb__server_info__free_unpacked(rows[i].info, NULL);
     free(rows);
-    hmap_free(&load_by, free_load);
     hmap_free(&ov_by, free_override);
+    ctl_live_free(&live);
     rc = EXIT_OK;
 out:
     etcd_kvs_free(&servers);
-    etcd_kvs_free(&loads);
     etcd_kvs_free(&ovs);
     etcd_close(&c);
     return rc;

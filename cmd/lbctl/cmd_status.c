@@ -1,6 +1,8 @@
 /* lbctl status, slaves, groups, sessions: read views of the cluster from etcd. */
 #include "ctl_ops.h"
 
+#include "common/util.h"
+
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +31,24 @@ static void count_status(const ctl_view *v, int *up, int *drain, int *dis, int *
     }
 }
 
+/* etcd's size against its quota and its alarms (maintenance/status, alarm). */
+typedef struct etcd_upkeep {
+    etcd_status_info st;
+    bool have_st;
+    uint64_t quota;
+    char alarms[128];
+    bool nospace;
+} etcd_upkeep;
+
+#define QUOTA_WARN 0.8
+
+static double quota_share(const etcd_upkeep *u)
+{
+    return u->quota > 0 ? (double)u->st.db_size / (double)u->quota : 0;
+}
+
 static void status_json(const ctl_view *v, const etcd_cluster_info *ci, bool etcd_ok,
-                        const char *etcd)
+                        const char *etcd, const etcd_upkeep *u)
 {
     int up, drain, dis, down;
     count_status(v, &up, &drain, &dis, &down);
@@ -38,6 +56,7 @@ static void status_json(const ctl_view *v, const etcd_cluster_info *ci, bool etc
     cJSON_AddStringToObject(j, "version", LBCTL_VERSION);
     cJSON_AddStringToObject(j, "health",
                             !etcd_ok               ? "etcd-unreachable"
+                            : u->nospace           ? "etcd-nospace"
                             : v->leader[0] == '\0' ? "no-leader"
                             : up == 0              ? "no-server-up"
                                                    : "ok");
@@ -65,10 +84,49 @@ static void status_json(const ctl_view *v, const etcd_cluster_info *ci, bool etc
     cJSON *mem = cJSON_AddArrayToObject(e, "members");
     for (size_t i = 0; i < ci->n_members; i++)
         cJSON_AddItemToArray(mem, cJSON_CreateString(ci->members[i]));
+    if (u->have_st) {
+        cJSON_AddNumberToObject(e, "db_size", (double)u->st.db_size);
+        cJSON_AddNumberToObject(e, "db_size_in_use", (double)u->st.db_size_in_use);
+        cJSON_AddNumberToObject(e, "revision", (double)u->st.revision);
+    }
+    cJSON_AddNumberToObject(e, "quota", (double)u->quota);
+    cJSON_AddNumberToObject(e, "quota_used", quota_share(u));
+    cJSON_AddBoolToObject(e, "quota_warning", quota_share(u) > QUOTA_WARN);
+    cJSON_AddStringToObject(e, "alarms", u->alarms);
     ctl_print_json(j);
 }
 
-static void status_table(const ctl_view *v, const etcd_cluster_info *ci, const char *etcd)
+static void print_size(const char *label, double bytes)
+{
+    const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int k = 0;
+    while (bytes >= 1024 && k < 4) {
+        bytes /= 1024;
+        k++;
+    }
+    printf("%s%.1f %s", label, bytes, unit[k]);
+}
+
+static void status_etcd_table(const etcd_upkeep *u)
+{
+    if (u->have_st) {
+        print_size("etcd db:   ", (double)u->st.db_size);
+        print_size(" of ", (double)u->quota);
+        printf(" quota (%.1f%%), revision %lld\n", 100.0 * quota_share(u),
+               (long long)u->st.revision);
+    }
+    if (quota_share(u) > QUOTA_WARN)
+        printf("WARNING:   etcd db is over %.0f%% of its quota: compact and defragment etcd "
+               "(etcdctl defrag) or raise --quota-backend-bytes\n",
+               100 * QUOTA_WARN);
+    if (u->alarms[0] != '\0')
+        printf("alarms:    %s%s\n", u->alarms,
+               u->nospace ? " (etcd refuses writes: compact, defragment, etcdctl alarm disarm)"
+                          : "");
+}
+
+static void status_table(const ctl_view *v, const etcd_cluster_info *ci, const char *etcd,
+                         const etcd_upkeep *u)
 {
     int up, drain, dis, down;
     count_status(v, &up, &drain, &dis, &down);
@@ -84,18 +142,41 @@ static void status_table(const ctl_view *v, const etcd_cluster_info *ci, const c
     printf("etcd:      %s, version %s, %zu member(s):", etcd, ci->version, ci->n_members);
     for (size_t i = 0; i < ci->n_members; i++)
         printf(" %s", ci->members[i]);
-    printf("\nhealth:    %s\nversion:   lbctl %s\n",
-           v->leader[0] == '\0' ? "no leader"
-           : up == 0            ? "no server up"
-                                : "ok",
+    printf("\n");
+    status_etcd_table(u);
+    printf("health:    %s\nversion:   lbctl %s\n",
+           u->nospace             ? "etcd NOSPACE alarm"
+           : v->leader[0] == '\0' ? "no leader"
+           : up == 0              ? "no server up"
+                                  : "ok",
            LBCTL_VERSION);
+}
+
+#define STATUS_USAGE "lbctl [--etcd URL] status [--quota SIZE] [-o table|json]"
+
+/* --quota SIZE (etcd's --quota-backend-bytes; default LBCP_ETCD_QUOTA or 2 GiB). */
+static int status_quota(int argc, char **argv, uint64_t *quota)
+{
+    const char *q = getenv("LBCP_ETCD_QUOTA");
+    if (argc == 3 && strcmp(argv[1], "--quota") == 0)
+        q = argv[2];
+    else if (argc != 1)
+        return -1;
+    *quota = (uint64_t)2 << 30;
+    if (q != NULL && (!lb_parse_size(q, quota) || *quota == 0)) {
+        fprintf(stderr, "lbctl: status: --quota: expected a size like 2GiB, got '%s'\n", q);
+        return -1;
+    }
+    return 0;
 }
 
 int cmd_status(const ctl_opts *o, int argc, char **argv)
 {
-    (void)argv;
-    if (no_args(argc, "lbctl [--etcd URL] status [-o table|json]") != 0)
+    etcd_upkeep u = {0};
+    if (status_quota(argc, argv, &u.quota) != 0) {
+        fprintf(stderr, "usage: %s\n", STATUS_USAGE);
         return EXIT_USAGE;
+    }
     etcd_client *c = NULL;
     if (ctl_etcd_open(o, &c) != 0)
         return EXIT_FAIL;
@@ -104,13 +185,17 @@ int cmd_status(const ctl_opts *o, int argc, char **argv)
     lb_errmsg em = {{0}};
     int rc = EXIT_FAIL;
     bool etcd_ok = etcd_cluster(c, &ci, &em) == LB_OK;
+    if (etcd_ok) {
+        u.have_st = etcd_status(c, &u.st, &em) == LB_OK;
+        etcd_alarms(c, u.alarms, sizeof u.alarms, &u.nospace, &em);
+    }
     if (!etcd_ok)
         fprintf(stderr, "lbctl: etcd: %s\n", em.text);
-    else if (ctl_view_load(c, o, &v) == 0) {
+    else if (ctl_view_load_live(c, o, &v) == 0) {
         if (o->out == OUT_JSON)
-            status_json(&v, &ci, etcd_ok, o->etcd);
+            status_json(&v, &ci, etcd_ok, o->etcd, &u);
         else
-            status_table(&v, &ci, o->etcd);
+            status_table(&v, &ci, o->etcd, &u);
         ctl_view_free(&v);
         rc = EXIT_OK;
     }

@@ -55,7 +55,7 @@ static void top_frame(const ctl_view *v, bool ansi, int frame)
            "SESSIONS", "USED/CAP", "CPU", "MEM FREE");
     for (size_t i = 0; i < v->n_servers; i++) {
         const ctl_server *s = &v->servers[i];
-        uint32_t used = s->load != NULL ? s->load->sessions : s->sessions;
+        uint32_t used = s->load != NULL ? s->load->sessions + s->pending : s->sessions;
         char bar[TOP_BAR + 3], uc[24], cpu[16] = "-", mem[24] = "-";
         top_bar(bar, used, s->info->capacity);
         snprintf(uc, sizeof uc, "%u/%u", used, s->info->capacity);
@@ -126,7 +126,7 @@ int cmd_top(const ctl_opts *o, int argc, char **argv)
     } else {
         for (int frame = 1; iterations <= 0 || frame <= iterations; frame++) {
             ctl_view v;
-            if (ctl_view_load(c, o, &v) != 0) {
+            if (ctl_view_load_live(c, o, &v) != 0) {
                 rc = EXIT_FAIL;
                 break;
             }

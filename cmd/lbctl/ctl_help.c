@@ -9,8 +9,9 @@ static const struct {
     const char *usage;
 } ctl_cmds[] = {
     {"status", cmd_status,
-     "lbctl status [-o table|json]\n  leader, masters, slaves, servers by status, sessions, etcd "
-     "members and version, health"},
+     "lbctl status [--quota SIZE] [-o table|json]\n  leader, masters, slaves, servers by status "
+     "(live, from the leader), sessions, etcd members and version, etcd db size against its "
+     "quota (--quota or LBCP_ETCD_QUOTA, default 2GiB; warns past 80 %), etcd alarms, health"},
     {"slaves", cmd_slaves, "lbctl slaves [-o table|wide|json]\n  the front doors in etcd"},
     {"groups", cmd_groups,
      "lbctl groups [-o table|wide|json]\n  priority groups: rank (groups/<name> or advertised), "
@@ -43,7 +44,7 @@ static const struct {
      "lbctl top [--iterations N]\n  full-screen server table refreshed every second; q quits"},
     {"servers", NULL,
      "lbctl servers [-o table|wide|json]\n  processing servers with status, sessions, capacity "
-     "(wide: region, cpu, memory, agent)"},
+     "(wide: region, cpu, memory, agent); status and load are live, from the leader"},
     {"request", NULL,
      "lbctl --slave ADDR request --app APP --client ID [--location ZONE] [--require SPEC] "
      "[-o json]"},

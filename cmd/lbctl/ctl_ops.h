@@ -14,15 +14,18 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* A server as operators see it: its record, the leader's last load record and
- * the operator override (each may be NULL but info). */
+/* A server as operators see it: its record, the leader's live load (borrowed
+ * from the view's live answer) and the operator override (each may be NULL
+ * but info). */
 typedef struct ctl_server {
     Lb__ServerInfo *info;
-    Lb__ServerLoad *load;
+    const Lb__ServerLoad *load;
     Lb__Override *ov;
     const char *group;  /* override's group, else the advertised one */
-    const char *status; /* UP, DOWN (no load record for 5 s), DRAINING, DISABLED */
+    const char *status; /* UP, DOWN (the leader has no fresh report), DRAINING, DISABLED,
+                           UNKNOWN (no live load asked for, or no master answered) */
     uint32_t sessions;  /* session records on it */
+    uint32_t pending;   /* sessions assigned there that no report counts yet */
 } ctl_server;
 
 typedef struct ctl_view {
@@ -36,13 +39,17 @@ typedef struct ctl_view {
     size_t n_groups;
     Lb__Session **sessions; /* sorted by server, then id */
     size_t n_sessions;
-    char leader[128]; /* "" when none */
+    char leader[128];      /* "" when none */
+    struct ctl_live *live; /* ctl_view_load_live only */
 } ctl_view;
 
 /* Opens etcd (message printed on failure). */
 int ctl_etcd_open(const ctl_opts *o, etcd_client **c);
 /* Reads everything under o->prefix into v; -1 (message printed) on failure. */
 int ctl_view_load(etcd_client *c, const ctl_opts *o, ctl_view *v);
+/* ctl_view_load plus the leader's live load (status UP/DOWN, load); when no
+ * master answers, a warning is printed and servers stay UNKNOWN. */
+int ctl_view_load_live(etcd_client *c, const ctl_opts *o, ctl_view *v);
 void ctl_view_free(ctl_view *v);
 ctl_server *ctl_view_server(ctl_view *v, const char *id);
 /* The master to call: --master, else the leader's rpc endpoint from etcd. */

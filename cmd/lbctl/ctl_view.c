@@ -1,12 +1,11 @@
 /* lbctl: the cluster's records read from etcd in one pass, for the operator commands. */
 #include "ctl_ops.h"
+#include "ctl_live.h"
 
 #include "common/util.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-#define CTL_DOWN_AFTER_MS 5000
 
 int ctl_etcd_open(const ctl_opts *o, etcd_client **c)
 {
@@ -56,39 +55,27 @@ ctl_server *ctl_view_server(ctl_view *v, const char *id)
 static void view_servers(ctl_view *v, const etcd_kvs *all, size_t plen)
 {
     Lb__ServerInfo **infos = NULL;
-    Lb__ServerLoad **loads = NULL;
     Lb__Override **ovs = NULL;
-    size_t ni = 0, nl = 0, no = 0;
+    size_t ni = 0, no = 0;
     CTL_UNPACK_ALL(all, "servers", Lb__ServerInfo, lb__server_info__unpack, infos, ni);
-    CTL_UNPACK_ALL(all, "load", Lb__ServerLoad, lb__server_load__unpack, loads, nl);
     CTL_UNPACK_ALL(all, "overrides", Lb__Override, lb__override__unpack, ovs, no);
     v->servers = lb_xcalloc(ni + 1, sizeof *v->servers);
-    int64_t now = lb_wall_ms();
     for (size_t i = 0; i < ni; i++) {
         ctl_server *s = &v->servers[v->n_servers++];
         s->info = infos[i];
-        for (size_t k = 0; k < nl; k++)
-            if (loads[k] != NULL && strcmp(loads[k]->server_id, infos[i]->id) == 0) {
-                s->load = loads[k];
-                loads[k] = NULL;
-            }
         for (size_t k = 0; k < no; k++)
             if (ovs[k] != NULL && strcmp(ovs[k]->server_id, infos[i]->id) == 0) {
                 s->ov = ovs[k];
                 ovs[k] = NULL;
             }
         s->group = s->ov != NULL && s->ov->group[0] ? s->ov->group : s->info->group;
-        s->status = s->ov != NULL && s->ov->disable                               ? "DISABLED"
-                    : s->ov != NULL && s->ov->drain                               ? "DRAINING"
-                    : s->load == NULL || now - s->load->at_ms > CTL_DOWN_AFTER_MS ? "DOWN"
-                                                                                  : "UP";
+        s->status = s->ov != NULL && s->ov->disable ? "DISABLED"
+                    : s->ov != NULL && s->ov->drain ? "DRAINING"
+                                                    : "UNKNOWN"; /* until live load says */
     }
-    for (size_t k = 0; k < nl; k++)
-        lb__server_load__free_unpacked(loads[k], NULL);
     for (size_t k = 0; k < no; k++)
         lb__override__free_unpacked(ovs[k], NULL);
     free(infos);
-    free(loads);
     free(ovs);
     if (v->n_servers > 1)
         qsort(v->servers, v->n_servers, sizeof *v->servers, by_server_id);
@@ -125,12 +112,35 @@ int ctl_view_load(etcd_client *c, const ctl_opts *o, ctl_view *v)
     return 0;
 }
 
+int ctl_view_load_live(etcd_client *c, const ctl_opts *o, ctl_view *v)
+{
+    if (ctl_view_load(c, o, v) != 0)
+        return -1;
+    v->live = lb_xcalloc(1, sizeof *v->live);
+    if (ctl_live_load(c, o, v->live) != 0) {
+        fprintf(stderr, "lbctl: no live load from the leader (%s): status and load unknown\n",
+                v->live->why);
+        return 0;
+    }
+    for (size_t i = 0; i < v->n_servers; i++) {
+        ctl_server *s = &v->servers[i];
+        const Lb__ServerLive *l = ctl_live_get(v->live, s->info->id);
+        s->load = l != NULL ? l->load : NULL;
+        s->pending = l != NULL ? l->pending : 0;
+        if (strcmp(s->status, "UNKNOWN") == 0) /* an override's status comes first */
+            s->status = l != NULL && strcmp(l->status, "UP") == 0 ? "UP" : "DOWN";
+    }
+    return 0;
+}
+
 void ctl_view_free(ctl_view *v)
 {
+    if (v->live != NULL) {
+        ctl_live_free(v->live);
+        free(v->live);
+    }
     for (size_t i = 0; i < v->n_servers; i++) {
         lb__server_info__free_unpacked(v->servers[i].info, NULL);
-        if (v->servers[i].load)
-            lb__server_load__free_unpacked(v->servers[i].load, NULL);
         if (v->servers[i].ov)
             lb__override__free_unpacked(v->servers[i].ov, NULL);
     }

@@ -50,7 +50,8 @@ start etcd etcd --name demo --data-dir "$state/etcd" \
     --listen-client-urls http://127.0.0.1:12379 --advertise-client-urls http://127.0.0.1:12379 \
     --listen-peer-urls http://127.0.0.1:12380 --initial-advertise-peer-urls http://127.0.0.1:12380 \
     --initial-cluster demo=http://127.0.0.1:12380 --initial-cluster-state new \
-    --initial-cluster-token lbcp-demo
+    --initial-cluster-token lbcp-demo \
+    --auto-compaction-mode=periodic --auto-compaction-retention=5m
 wait_until 30 "etcd" curl -sf http://127.0.0.1:12379/health
 
 export LBCP_ETCD=http://127.0.0.1:12379

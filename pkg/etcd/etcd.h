@@ -114,6 +114,24 @@ typedef struct etcd_cluster_info {
 lb_err etcd_cluster(etcd_client *c, etcd_cluster_info *out, lb_errmsg *em);
 void etcd_cluster_free(etcd_cluster_info *ci);
 
+/* ---- upkeep (maintenance) ---- */
+typedef struct etcd_status_info {
+    int64_t db_size;        /* bytes of the answering member's backend file */
+    int64_t db_size_in_use; /* bytes in use (the rest is free pages after compaction) */
+    int64_t revision;       /* current store revision */
+    char version[32];
+} etcd_status_info;
+/* maintenance/status of the endpoint that answers. */
+lb_err etcd_status(etcd_client *c, etcd_status_info *out, lb_errmsg *em);
+/* Compacts history up to revision (kv/compaction, physical: returns once it
+ * is applied): reads and
+ * watches of older revisions fail afterwards (watchers reload). LB_ECOMPACTED
+ * when revision is already compacted. */
+lb_err etcd_compact(etcd_client *c, int64_t revision, lb_errmsg *em);
+/* Active alarms, comma-separated into names ("" when none); *nospace when
+ * one is NOSPACE (the store is over its quota: every write fails). */
+lb_err etcd_alarms(etcd_client *c, char *names, size_t cap, bool *nospace, lb_errmsg *em);
+
 /* ---- leases ---- */
 lb_err etcd_lease_grant(etcd_client *c, int64_t ttl_s, int64_t *id, lb_errmsg *em);
 /* One refresh. LB_ENOTFOUND when the lease is gone (expired or revoked). */

@@ -130,8 +130,6 @@ unsigned char *etcd_prefix_end(const char *prefix, size_t *n);
 void etcd_set_page_limit(etcd_client *c, int limit);
 /* No byte on a watch stream for this long => reconnect. */
 void etcd_set_watch_idle_ms(etcd_client *c, int64_t ms);
-/* POST /v3/kv/compaction. */
-lb_err etcd_compact(etcd_client *c, int64_t revision, lb_errmsg *em);
 /*
  * A watch that skips the first range and streams from start_revision; a
  * compacted start revision then reloads (range + on_reset) as any watch does.

@@ -100,6 +100,10 @@ static void launch(lg *g, lg_server *s, const Lb__LaunchRequest *lr, Lb__LaunchR
 
 static void stop(lg *g, lg_server *s, const Lb__StopRequest *sr, Lb__LaunchReply *rep)
 {
+    if (sr->sync) { /* the leader's list of live sessions: our app is not per-session */
+        rep->ok = true;
+        return;
+    }
     Lb__ProcessId *p = sr->session_id != NULL ? hmap_del(s->sessions_by_id, sr->session_id) : NULL;
     rep->ok = p != NULL;
     rep->error = p != NULL ? "" : "no such session";

@@ -470,7 +470,7 @@ static const tcase cases[] = {
      .srv = {{.id = "s1"}, {.id = "s2", .sessions = 5}}, .chosen = "s2", .pref = true},
     {.name = "reachable only via slave-b: paired with slave-b", .slave = "sa", .zone = "a",
      .srv = {{.id = "p", .zone = "a", .via = "sb"}}, .slv = {{"sa", "a", 0, 10}, {"sb", "b", 5, 10}},
-     .chosen = "p", .slave_out = "sb", .slave_why = "(reachable_via)"},
+     .chosen = "p", .slave_out = "sb", .slave_why = "least loaded slave the server is reachable via, zone b, load 5/10"},
     {.name = "reachable via a zone: requesting slave of that zone", .slave = "sb2", .zone = "a",
      .srv = {{.id = "p", .zone = "a", .via = "b"}}, .slv = {{"sa", "a", 0, 10}, {"sb1", "b", 0, 10}, {"sb2", "b", 3, 10}},
      .chosen = "p", .slave_out = "sb2", .slave_why = "requesting slave"},

@@ -116,7 +116,11 @@ int sel_slave_choose(const sel_snapshot *s, const sel_server *server, const sel_
         return -1;
     }
     slave_load_text(&s->slaves[best], load, sizeof(load));
-    snprintf(reason, n, "least loaded slave (zone %s has none with room), %s%s", server->zone, load,
-             via);
+    if (server->n_reachable_via > 0)
+        snprintf(reason, n, "least loaded slave the server is reachable via, zone %s, %s",
+                 s->slaves[best].zone, load);
+    else
+        snprintf(reason, n, "least loaded slave (zone %s has none with room), %s", server->zone,
+                 load);
     return best;
 }

@@ -129,7 +129,7 @@ class PolicyCluster(ClusterTest):
                                   "--from-slave", "slave-a")
         self.assertEqual((out["server"], out["slave"], out["action"]),
                          ("agent-vb", "slave-b", "REDIRECT"))
-        self.assertIn("reachable_via", out["slave_reason"])
+        self.assertIn("reachable via", out["slave_reason"])
         # slave-b dies: agent-vb is unreachable, never paired with another slave
         self.sb.stop(9)
         wait_for(lambda: {s["id"]: s for s in self.explain("--client", "q")[1]["servers"]}

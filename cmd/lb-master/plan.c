@@ -25,6 +25,12 @@ static bool plain_id(const char *s, size_t max)
     return true;
 }
 
+/* An optional id (absent or "" is fine) that is not plain. */
+static bool bad_optional(const char *s, size_t max)
+{
+    return s != NULL && s[0] != '\0' && !plain_id(s, max);
+}
+
 static bool validate(const Lb__SelectionRequest *sr, plan *p)
 {
     const Lb__ClientRequest *cr = sr->request;
@@ -37,6 +43,11 @@ static bool validate(const Lb__SelectionRequest *sr, plan *p)
         what = "client_id must be 1-128 characters of [A-Za-z0-9._:@-]";
     else if (cr->requirements != NULL && cr->requirements->n_labels > 32)
         what = "more than 32 required labels";
+    else if (bad_optional(cr->preferred_server, 128))
+        what = "preferred_server must be 1-128 characters of [A-Za-z0-9._:@-]";
+    else if (cr->requirements != NULL &&
+             (bad_optional(cr->requirements->arch, 64) || bad_optional(cr->requirements->os, 64)))
+        what = "arch and os must be 1-64 characters of [A-Za-z0-9._:@-]";
     if (what == NULL)
         return true;
     p->reject = true;

@@ -110,6 +110,17 @@ class PolicyCluster(ClusterTest):
         rc, out, _ = self.explain("--client", "pick-6", "--server", "agent-x86")
         self.assertFalse(out["preferred"])
         self.assertIn("drained", out["preferred_refused"])
+        # hostile: an oversized or malformed pick / attribute is a bad request, and the
+        # master goes on serving
+        for extra, what in ((("--server", "s" * 300), "preferred_server must be"),
+                            (("--server", "a b"), "preferred_server must be"),
+                            (("--arch", "x86_64\n"), "arch and os must be"),
+                            (("--os", "o" * 65), "arch and os must be")):
+            rc, out, _ = self.req(self.sa, "hostile", *extra, expect_ok=False)
+            self.assertEqual((rc, out["action"]), (1, "REJECT"), out)
+            self.assertIn(what, out["reason"])
+        _, out, _ = self.req(self.sa, "after-hostile", "--server", "agent-arm")
+        self.assertTrue(out["preferred"])
 
     def test_reachable_only_via_slave_b_never_paired_with_another(self):
         seen_vb = 0

@@ -176,8 +176,9 @@ static int ask(const ctl_opts *o, const char *addr, Lb__ClientRequest *cr, Lb__E
     return 0;
 }
 
-/* The first hop: --slave may be a name that resolves to several slaves
- * (WO03/105439 claim 8); each address is tried in order until one answers. */
+/* A hop: --slave (or a redirect's endpoint) may be a name that resolves to
+ * several slaves (WO03/105439 claim 8); each address is tried in order until
+ * one answers. */
 static int ask_first(const ctl_opts *o, char **addr, Lb__ClientRequest *cr, Lb__Envelope **rep)
 {
     char **eps = NULL;
@@ -220,7 +221,7 @@ static int follow(const ctl_opts *o, Lb__ClientRequest *cr)
             goto out;
         }
         hops[n_hops++] = addr;
-        if ((n_hops == 1 ? ask_first(o, &hops[0], cr, &rep) : ask(o, addr, cr, &rep)) != 0)
+        if (ask_first(o, &hops[n_hops - 1], cr, &rep) != 0)
             goto out;
         addr = hops[n_hops - 1];
         const Lb__SelectionInstruction *in = rep->instruction;

@@ -147,6 +147,29 @@ static void fill_assignment(const Lb__SelectionInstruction *in, const char *endp
     }
 }
 
+/* Calls ep, or in turn each address its host name resolves to (a redirect may
+ * name a DNS entry point too; configured endpoints were expanded at open);
+ * used (cap bytes) gets the address that answered. */
+static lb_err call_any_address(lb_client *c, const char *ep, Lb__Envelope *env, Lb__Envelope **rep,
+                               char *used, size_t cap)
+{
+    char **eps = NULL;
+    size_t n = 0;
+    lb_err err = wire_endpoint_expand(ep, &eps, &n);
+    if (err != LB_OK)
+        return lbc_fail(err, "out of memory");
+    err = LB_EUNAVAIL;
+    for (size_t i = 0; i < n; i++) {
+        err = lbc_call(c, eps[i], env, rep);
+        if (err == LB_OK || !lbc_retryable(err)) {
+            lbc_copy(used, cap, eps[i]);
+            break;
+        }
+    }
+    wire_endpoints_free(&eps, n);
+    return err;
+}
+
 /* Asks endpoint and follows its redirects. *prev keeps the last REDIRECT
  * answer alive while cr points into it. */
 static lb_err follow(lb_client *c, const char *first, Lb__ClientRequest *cr, lb_assignment *out)
@@ -168,10 +191,11 @@ static lb_err follow(lb_client *c, const char *first, Lb__ClientRequest *cr, lb_
             err = lbc_fail(LB_ELOOP, "more than %d hops (last redirect to %s)", c->max_hops, ep);
             goto out;
         }
-        lbc_copy(out->hop[out->hops], sizeof out->hop[0], ep);
-        ep = out->hop[out->hops++];
-        if ((err = lbc_call(c, ep, &env, &rep)) != LB_OK)
+        char *hop = out->hop[out->hops++];
+        lbc_copy(hop, sizeof out->hop[0], ep);
+        if ((err = call_any_address(c, hop, &env, &rep, hop, sizeof out->hop[0])) != LB_OK)
             goto out;
+        ep = hop;
         if (rep->body_case != LB__ENVELOPE__BODY_INSTRUCTION) {
             err = lbc_fail(LB_EPROTO, "slave %s answered an unexpected message", ep);
             goto out;

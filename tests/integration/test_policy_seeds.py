@@ -256,6 +256,8 @@ class DnsEntryPoint(ClusterTest):
         self.lines = f"127.0.0.2 {self.name}\n127.0.0.3 {self.name}\n"
         with open(HOSTS, "a") as f:
             f.write(self.lines)
+        # a cleanup (not tearDown) so the entry goes even when setUp fails below
+        self.addCleanup(self.remove_hosts_entry)
         super().setUp()
         # the slave listens on the address the resolver gives second, so the
         # first one tried is dead whatever order the resolver sorts them in
@@ -268,18 +270,17 @@ class DnsEntryPoint(ClusterTest):
         c = self.c
         c.start_master()
         self.port = free_port()
-        self.s = c.start_slave("slave-dns", "zone-a", listen=f"tcp://{self.live}:{self.port}")
+        self.s = c.start_slave("slave-dns", "zone-a", listen=f"tcp://{self.live}:{self.port}",
+                               advertise=f"tcp://{self.name}:{self.port}")
+        self.sb = c.start_slave("slave-b", "zone-b")
         c.start_agent("agent-a", "zone-a")
         c.wait_master_sees(1)
 
-    def tearDown(self):
-        try:
-            with open(HOSTS) as f:
-                text = f.read()
-            with open(HOSTS, "w") as f:
-                f.write(text.replace(self.lines, ""))
-        finally:
-            super().tearDown()
+    def remove_hosts_entry(self):
+        with open(HOSTS) as f:
+            text = f.read()
+        with open(HOSTS, "w") as f:
+            f.write(text.replace(self.lines, ""))
 
     def test_two_address_name_fails_over(self):
         ep = f"tcp://{self.name}:{self.port}"
@@ -296,6 +297,19 @@ class DnsEntryPoint(ClusterTest):
         self.assertTrue(a["ok"], a)
         self.assertEqual(a["slave"], "slave-dns")
         self.assertEqual(a["hop"], [f"tcp://{self.live}:{self.port}"])
+        # a redirect that names the DNS entry point is expanded the same way
+        r = self.c.lbctl("--slave", self.sb.endpoint, "request", "--app", "echo", "--client", "d3",
+                         "--location", "zone-a", "--call-timeout", "2000")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn(f"REDIRECT to slave slave-dns (tcp://{self.name}:{self.port})", r.stdout)
+        self.assertIn(f"trying tcp://{self.live}:{self.port} (2 of 2)", r.stdout)
+        self.assertIn("SERVE by slave slave-dns", r.stdout)
+        r = subprocess.run([probe, "--slaves", self.sb.endpoint, "--client", "d4",
+                            "--location", "zone-a", "--connect-timeout", "500", "request", "echo"],
+                           capture_output=True, text=True, timeout=60)
+        a = json.loads(r.stdout)
+        self.assertTrue(a["ok"], a)
+        self.assertEqual(a["hop"], [self.sb.endpoint, f"tcp://{self.live}:{self.port}"])
 
 
 if __name__ == "__main__":

@@ -82,6 +82,7 @@ typedef struct agent_config {
     char *log_level;
     char *http_listen;  /* HOST:PORT of /metrics and /healthz; empty: off */
     char *state_dir;    /* the agent's own files (lock, process records) */
+    char *default_user; /* apps' user when the agent is root and an app names none */
     bool cgroup;        /* cgroup: auto (true) or off */
     char **inherit_env; /* names passed from the agent's environment to apps */
     size_t n_inherit_env;
@@ -91,6 +92,12 @@ typedef struct agent_config {
     agent_app *apps;
     size_t n_apps;
 } agent_config;
+
+/* An app's user, group, allow_root and limits (config_sandbox.c). */
+struct cfg_doc;
+struct cfg_node;
+lb_err agent_config_sandbox(const struct cfg_doc *d, const struct cfg_node *n,
+                            const char *default_user, agent_app *a, lb_errmsg *em);
 
 /* Loads and checks path into cfg (zeroed by the caller). On failure em holds
  * "file:line: key: problem" and cfg holds nothing to free. */

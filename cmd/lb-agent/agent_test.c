@@ -189,6 +189,13 @@ static void test_config_errors(void **state)
     config_case(dir, "nopath.yaml", "apps:\n  x:\n    argv: [no-such-program-here]\n",
                 "3: apps.x.argv[0]", "not found in PATH");
     config_case(dir, "ports.yaml", "ports: {min: 30000, max: 20000}\n", "1: ports", "above max");
+    if (geteuid() == 0)
+        config_case(dir, "root.yaml", "apps:\n  x:\n    argv: [/bin/true]\n    user: root\n",
+                    "4: apps.x.user", "will not run an app as root");
+    config_case(dir, "nouser.yaml", "apps:\n  x:\n    argv: [/bin/true]\n    user: no-such-u\n",
+                "4: apps.x.user", "no such user 'no-such-u'");
+    config_case(dir, "limit.yaml", "apps:\n  x:\n    argv: [/bin/true]\n    limits: {stack: 1}\n",
+                "4: apps.x.limits.stack", "unknown key");
     h_rmdir(dir);
 }
 
@@ -209,7 +216,7 @@ static void test_registered(void **state)
     assert_string_equal(si->group, "primary");
     assert_int_equal(si->group_rank, 3);
     assert_int_equal(si->capacity, 7);
-    assert_int_equal(si->n_apps, 6);
+    assert_int_equal(si->n_apps, 7);
     assert_string_equal(si->apps[0], "echo");
     assert_int_equal(si->n_labels, 2);
     assert_string_equal(si->labels[0]->key, "gpu");
@@ -305,11 +312,13 @@ static void test_refusals(void **state)
     need_etcd();
     expect_launch_error(
         "nope", "s-2",
-        "unknown app 'nope' (this agent offers: echo, shared, sleeper, slow, failer, orphaner)");
+        "unknown app 'nope' (this agent offers: echo, shared, sleeper, slow, failer, orphaner, "
+        "boxed)");
     expect_launch_error("echo", "../x", "invalid session_id '../x'");
     expect_launch_error("echo", "a b", "invalid session_id 'a b'");
     expect_launch_error("echo", "", "invalid session_id ''");
     expect_launch_error("echo", "x;rm -rf /", "invalid session_id");
+    expect_launch_error("echo", "-p1", "invalid session_id '-p1'"); /* an option in argv */
     char longid[80];
     memset(longid, 'a', 65);
     longid[65] = '\0';
@@ -573,6 +582,56 @@ static void test_restart_stops_leftovers(void **state)
     assert_true(said);
 }
 
+/* The value of "Key:" in /proc/PID/status, or of a /proc/PID/limits row. */
+static void proc_line(int pid, const char *file, const char *prefix, char *out, size_t cap)
+{
+    char path[64], *text;
+    snprintf(path, sizeof path, "/proc/%d/%s", pid, file);
+    text = h_read(path);
+    const char *p = strstr(text, prefix);
+    out[0] = '\0';
+    if (p != NULL) {
+        p += strlen(prefix);
+        while (*p == ' ' || *p == '\t')
+            p++;
+        size_t n = strcspn(p, "\n");
+        snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), p);
+    }
+    free(text);
+}
+
+/* An app runs as its configured user and group with its limits. */
+static void test_sandbox_user_limits(void **state)
+{
+    (void)state;
+    need_etcd();
+    if (geteuid() != 0)
+        skip(); /* only root can run an app as another user */
+    Lb__Envelope *r = h_launch(&main_agent, "boxed", "s-boxed");
+    assert_non_null(r);
+    bool ok = r->launch_reply->ok;
+    int pid = ok ? r->launch_reply->process->pid : 0;
+    if (!ok)
+        fprintf(stderr, "boxed: %s\n", r->launch_reply->error);
+    lb__envelope__free_unpacked(r, NULL);
+    assert_true(ok);
+    char v[256];
+    proc_line(pid, "status", "Uid:", v, sizeof v);
+    assert_string_equal(v, "65534\t65534\t65534\t65534");
+    proc_line(pid, "status", "Gid:", v, sizeof v);
+    assert_string_equal(v, "65534\t65534\t65534\t65534");
+    proc_line(pid, "status", "Groups:", v, sizeof v);
+    assert_string_equal(v, "65534 ");
+    proc_line(pid, "limits", "Max open files", v, sizeof v);
+    assert_has(v, "256                  256");
+    proc_line(pid, "limits", "Max processes", v, sizeof v);
+    assert_has(v, "4096                 4096");
+    proc_line(pid, "limits", "Max address space", v, sizeof v);
+    assert_has(v, "1073741824           1073741824");
+    proc_line(pid, "limits", "Max cpu time", v, sizeof v);
+    assert_has(v, "60                   60");
+}
+
 /* The app gets no descriptor of the agent and exactly its configured
  * environment, in a cgroup of its own where the machine allows one. */
 static void test_sandbox_fds_env(void **state)
@@ -724,6 +783,7 @@ int main(void)
         cmocka_unit_test_teardown(test_bad_messages, test_teardown),
         cmocka_unit_test_teardown(test_concurrent, test_teardown),
         cmocka_unit_test_teardown(test_sandbox_fds_env, test_teardown),
+        cmocka_unit_test_teardown(test_sandbox_user_limits, test_teardown),
         cmocka_unit_test_teardown(test_sigkill_agent, test_teardown),
         cmocka_unit_test_teardown(test_sigkill_agent_no_cgroup, test_teardown),
         cmocka_unit_test_teardown(test_restart_stops_leftovers, test_teardown),

@@ -33,6 +33,9 @@
  *                                     writable; off: never
  *   inherit_env: [PATH]               names copied from the agent's environment into
  *                                     every app's (the rest of it is the app's env)
+ *   default_user: nobody              apps' user when the agent is root and an app
+ *                                     names none (config_sandbox.c: user, group,
+ *                                     allow_root, limits per app)
  *   apps:                             the only programs this agent runs
  *     echo:
  *       argv: [lb-echo, --port, "{port}", --session, "{session}"]
@@ -59,34 +62,13 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const top_keys[] = {"id",
-                                       "zone",
-                                       "region",
-                                       "group",
-                                       "priority",
-                                       "capacity",
-                                       "host",
-                                       "listen",
-                                       "report",
-                                       "etcd",
-                                       "prefix",
-                                       "lease_ttl",
-                                       "report_interval",
-                                       "ports",
-                                       "labels",
-                                       "max_message",
-                                       "log_level",
-                                       "apps",
-                                       "http_listen",
-                                       "advertise",
-                                       "state_dir",
-                                       "cgroup",
-                                       "inherit_env",
-                                       "arch",
-                                       "os",
-                                       "reachable_via",
-                                       NULL};
-static const char *const app_keys[] = {"argv", "env", "ready_timeout", "per_session", "link", NULL};
+static const char *const top_keys[] = {
+    "id",     "zone",        "region",    "group",  "priority",      "capacity",        "host",
+    "listen", "report",      "etcd",      "prefix", "lease_ttl",     "report_interval", "ports",
+    "labels", "max_message", "log_level", "apps",   "http_listen",   "advertise",       "state_dir",
+    "cgroup", "inherit_env", "arch",      "os",     "reachable_via", "default_user",    NULL};
+static const char *const app_keys[] = {"argv", "env",   "ready_timeout", "per_session", "link",
+                                       "user", "group", "allow_root",    "limits",      NULL};
 static const char *const port_keys[] = {"min", "max", NULL};
 
 /* Names that go into etcd keys, metrics labels and messages. */
@@ -363,8 +345,8 @@ static lb_err config_link(const cfg_doc *d, const cfg_node *n, agent_app *a, lb_
     return err;
 }
 
-static lb_err config_app(const cfg_doc *d, const char *name, const cfg_node *n, agent_app *a,
-                         lb_errmsg *em)
+static lb_err config_app(const cfg_doc *d, const char *name, const cfg_node *n,
+                         const agent_config *c, agent_app *a, lb_errmsg *em)
 {
     char **keys = NULL, **vals = NULL;
     size_t n_env = 0;
@@ -383,6 +365,8 @@ static lb_err config_app(const cfg_doc *d, const char *name, const cfg_node *n, 
         err = cfg_get_bool(d, n, "per_session", true, &a->per_session, em);
     if (err == LB_OK)
         err = config_link(d, n, a, em);
+    if (err == LB_OK)
+        err = agent_config_sandbox(d, n, c->default_user, a, em);
     if (err == LB_OK)
         err = config_strmap(d, cfg_map_get(n, "env"), &keys, &vals, &n_env, em);
     a->env = n_env > 0 ? lb_xcalloc(n_env, sizeof *a->env) : NULL;
@@ -407,7 +391,7 @@ static lb_err config_apps(const cfg_doc *d, const cfg_node *r, agent_config *c, 
     c->apps = lb_xcalloc(n, sizeof *c->apps);
     for (size_t i = 0; i < n && err == LB_OK; i++) {
         c->n_apps = i + 1;
-        err = config_app(d, cfg_map_key(apps, i), cfg_map_value(apps, i), &c->apps[i], em);
+        err = config_app(d, cfg_map_key(apps, i), cfg_map_value(apps, i), c, &c->apps[i], em);
     }
     return err;
 }
@@ -423,6 +407,8 @@ static lb_err config_contain(const cfg_doc *d, const cfg_node *r, agent_config *
         snprintf(def, sizeof def, "%s/lbcp-agent-%d-%s",
                  tmp != NULL && tmp[0] == '/' ? tmp : "/tmp", (int)geteuid(), c->id);
     lb_err err = cfg_get_str(d, r, "state_dir", def, &c->state_dir, em);
+    if (err == LB_OK)
+        err = cfg_get_str(d, r, "default_user", "nobody", &c->default_user, em);
     if (err == LB_OK && c->state_dir[0] != '/')
         err = cfg_fail(d, cfg_map_get(r, "state_dir"), em, "'%s' must be an absolute path",
                        c->state_dir);
@@ -481,9 +467,10 @@ static void config_free_app(agent_app *a)
 
 void agent_config_free(agent_config *c)
 {
-    char **strs[] = {&c->file,        &c->id,        &c->zone,      &c->region, &c->group,
-                     &c->host,        &c->listen,    &c->etcd,      &c->prefix, &c->log_level,
-                     &c->http_listen, &c->advertise, &c->state_dir, &c->arch,   &c->os};
+    char **strs[] = {&c->file,      &c->id,           &c->zone,        &c->region,
+                     &c->group,     &c->host,         &c->listen,      &c->etcd,
+                     &c->prefix,    &c->log_level,    &c->http_listen, &c->advertise,
+                     &c->state_dir, &c->default_user, &c->arch,        &c->os};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         free(*strs[i]);
         *strs[i] = NULL;

@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -217,6 +218,31 @@ static void contain_cg_setup(agent *a)
                  "cgroup=%s controllers=\"%s\"", base, ctl);
     free(mnt);
     free(own);
+}
+
+/* Without the memory controller an app's memory limit becomes RLIMIT_AS
+ * (unless it sets `as` itself); without the cpu controller its cpus limit is
+ * not enforced. Said once per app, at start. */
+static void contain_limits_fallback(agent *a)
+{
+    if (a->contain.cg_limits)
+        return;
+    for (size_t i = 0; i < a->cfg.n_apps; i++) {
+        agent_app *app = &a->cfg.apps[i];
+        bool has_as = false;
+        for (size_t k = 0; k < app->n_limits; k++)
+            has_as = has_as || app->limit_res[k] == RLIMIT_AS;
+        if (app->memory_max > 0 && !has_as && app->n_limits < AGENT_LIMITS_MAX) {
+            app->limit_res[app->n_limits] = RLIMIT_AS;
+            app->limit_val[app->n_limits++] = app->memory_max;
+            LOG_WARN(AGENT_COMP,
+                     "no memory controller: the app's memory limit is its address space",
+                     "app=%s limit=%llu", app->name, (unsigned long long)app->memory_max);
+        }
+        if (app->cpu_max_milli > 0)
+            LOG_WARN(AGENT_COMP, "no cpu controller: the app's cpus limit is not enforced",
+                     "app=%s cpus=%.2f", app->name, app->cpu_max_milli / 1000.0);
+    }
 }
 
 int contain_cg_new(agent *a, char *name)
@@ -477,6 +503,7 @@ lb_err contain_start(agent *a, lb_errmsg *em)
         LOG_WARN(AGENT_COMP, "stopped processes a previous agent left running", "count=%zu", n);
         obs_add(obs_counter_get("agent_leftovers_stopped_total"), n);
     }
+    contain_limits_fallback(a);
     lb_random_id(c->instance);
     pthread_mutex_lock(&a->procs.lock);
     contain_save_locked(a);

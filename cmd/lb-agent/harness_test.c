@@ -342,7 +342,10 @@ void h_agent_start_etcd(h_agent *a, const char *id, const char *lease_ttl, const
              "  slow:\n    argv: [sleep, \"30\"]\n    ready_timeout: 3s\n"
              "  failer:\n    argv: [false]\n"
              "  orphaner:\n    argv: [%s/lb-echo, --port, \"{port}\", --session, \"{session}\", "
-             "--fork-setsid]\n%s",
+             "--fork-setsid]\n"
+             "  boxed:\n    argv: [/usr/bin/python3, -m, http.server, \"{port}\", --bind, 127.0.0.1]\n"
+             "    user: nobody\n    group: nogroup\n"
+             "    limits: {nofile: 256, nproc: 4096, as: 1GiB, cpu: 60s}\n%s",
              id, a->listen, etcd, lease_ttl, lo, lo + 40, a->dir, h_bin(), h_bin(), h_bin(),
              extra != NULL ? extra : "");
     h_write(a->config, cfg);

@@ -35,7 +35,8 @@
 bool launch_session_valid(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > AGENT_SESSION_MAX)
+    /* it goes into argv: a leading '-' would make it an option */
+    if (n == 0 || n > AGENT_SESSION_MAX || s[0] == '-')
         return false;
     for (; *s != '\0'; s++) {
         char c = *s;
@@ -601,8 +602,9 @@ void launch_handle(agent *a, const Lb__LaunchRequest *req, Lb__LaunchReply *rep)
         result = "unknown_app";
     } else if (!launch_session_valid(session)) {
         launch_printable(shown, sizeof shown, session);
-        launch_fail(rep, "invalid session_id '%s' (want 1-%d of A-Z a-z 0-9 _ -)", shown,
-                    AGENT_SESSION_MAX);
+        launch_fail(rep,
+                    "invalid session_id '%s' (want 1-%d of A-Z a-z 0-9 _ -, not starting with -)",
+                    shown, AGENT_SESSION_MAX);
         result = "bad_session";
     } else {
         result = launch_acquire(a, app, session, rep, &e);

@@ -326,28 +326,29 @@ void h_agent_start_etcd(h_agent *a, const char *id, const char *lease_ttl, const
     uint16_t lo = h_free_port();
     lo = lo > 65000 ? 40000 : lo; /* a small range starting at a port that was free */
     char cfg[6144];
-    snprintf(cfg, sizeof cfg,
-             "# written by agent_test\n"
-             "id: %s\nzone: z1\nregion: r1\ngroup: primary\npriority: 3\ncapacity: 7\n"
-             "host: 127.0.0.1\nlisten: %s\netcd: %s\nprefix: /agent_test/\n"
-             "lease_ttl: %s\nreport_interval: 200ms\n"
-             "ports: {min: %u, max: %u}\nlabels: {gpu: \"true\", rack: r7}\n"
-             "log_level: debug\nstate_dir: %s/state\n"
-             "inherit_env: [PATH, LBCP_AGENT_TEST_TAG]\n"
-             "apps:\n  echo:\n    argv: [%s/lb-echo, --port, \"{port}\", --session, "
-             "\"{session}\"]\n    env: {LB_TEST: x}\n    ready_timeout: 5s\n"
-             "  shared:\n    argv: [%s/lb-echo, --port, \"{port}\", --session, \"{session}\"]\n"
-             "    per_session: false\n"
-             "  sleeper:\n    argv: [sleep, \"30\"]\n    ready_timeout: 300ms\n"
-             "  slow:\n    argv: [sleep, \"30\"]\n    ready_timeout: 3s\n"
-             "  failer:\n    argv: [false]\n"
-             "  orphaner:\n    argv: [%s/lb-echo, --port, \"{port}\", --session, \"{session}\", "
-             "--fork-setsid]\n"
-             "  boxed:\n    argv: [/usr/bin/python3, -m, http.server, \"{port}\", --bind, 127.0.0.1]\n"
-             "    user: nobody\n    group: nogroup\n"
-             "    limits: {nofile: 256, nproc: 4096, as: 1GiB, cpu: 60s}\n%s",
-             id, a->listen, etcd, lease_ttl, lo, lo + 40, a->dir, h_bin(), h_bin(), h_bin(),
-             extra != NULL ? extra : "");
+    snprintf(
+        cfg, sizeof cfg,
+        "# written by agent_test\n"
+        "id: %s\nzone: z1\nregion: r1\ngroup: primary\npriority: 3\ncapacity: 7\n"
+        "host: 127.0.0.1\nlisten: %s\netcd: %s\nprefix: /agent_test/\n"
+        "lease_ttl: %s\nreport_interval: 200ms\n"
+        "ports: {min: %u, max: %u}\nlabels: {gpu: \"true\", rack: r7}\n"
+        "log_level: debug\nstate_dir: %s/state\n"
+        "inherit_env: [PATH, LBCP_AGENT_TEST_TAG]\n"
+        "apps:\n  echo:\n    argv: [%s/lb-echo, --port, \"{port}\", --session, "
+        "\"{session}\"]\n    env: {LB_TEST: x}\n    ready_timeout: 5s\n"
+        "  shared:\n    argv: [%s/lb-echo, --port, \"{port}\", --session, \"{session}\"]\n"
+        "    per_session: false\n"
+        "  sleeper:\n    argv: [sleep, \"30\"]\n    ready_timeout: 300ms\n"
+        "  slow:\n    argv: [sleep, \"30\"]\n    ready_timeout: 3s\n"
+        "  failer:\n    argv: [false]\n"
+        "  orphaner:\n    argv: [%s/lb-echo, --port, \"{port}\", --session, \"{session}\", "
+        "--fork-setsid]\n"
+        "  boxed:\n    argv: [/usr/bin/python3, -m, http.server, \"{port}\", --bind, 127.0.0.1]\n"
+        "    user: nobody\n    group: nogroup\n"
+        "    limits: {nofile: 256, nproc: 4096, as: 1GiB, cpu: 60s}\n%s",
+        id, a->listen, etcd, lease_ttl, lo, lo + 40, a->dir, h_bin(), h_bin(), h_bin(),
+        extra != NULL ? extra : "");
     h_write(a->config, cfg);
     a->pid = h_spawn_agent(a->config, a->log);
     lb_errmsg em = {{0}};

@@ -23,6 +23,7 @@ static const char *const master_help[][2] = {
     {"master_launch_seconds", "Launch latency at an agent, as the master sees it, by result."},
     {"master_redirects_total", "Answers that sent the client to another slave."},
     {"master_confirms_total", "Redirect preselections confirmed."},
+    {"master_preferred_total", "Requests naming the client's own pick: honoured or refused."},
     {"master_load_reports_total", "Load reports received, by sender kind."},
     {"master_server_sessions",
      "Sessions on each server: its last load report plus those assigned since."},

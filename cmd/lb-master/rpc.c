@@ -45,7 +45,7 @@ typedef struct rpc_ctx {
 
 static struct {
     obs_counter *serve, *redirect, *reject, *confirm, *errors, *launch_ok, *launch_fail;
-    obs_counter *redirects;
+    obs_counter *redirects, *pref_ok, *pref_refused;
     obs_hist *lat_serve, *lat_redirect, *lat_reject, *launch_ok_s, *launch_fail_s;
 } rpc_c;
 
@@ -126,6 +126,9 @@ static void rpc_reply(rpc_ctx *c, Lb__SelectionInstruction *in)
     }
     in->peers = pp;
     in->n_peers = p->n_peers;
+    const Lb__ClientRequest *cr = c->req->selection_request->request;
+    if (cr != NULL && cr->preferred_server != NULL && cr->preferred_server[0] != '\0')
+        obs_inc(in->preferred ? rpc_c.pref_ok : rpc_c.pref_refused);
     in->preferred_refused = (char *)p->preferred_refused;
     Lb__Envelope env = LB__ENVELOPE__INIT;
     env.version = WIRE_VERSION;
@@ -455,6 +458,8 @@ int master_rpc_start(master *m)
     rpc_c.launch_ok = obs_counter_get("master_launches_total{result=\"ok\"}");
     rpc_c.launch_fail = obs_counter_get("master_launches_total{result=\"failed\"}");
     rpc_c.redirects = obs_counter_get("master_redirects_total");
+    rpc_c.pref_ok = obs_counter_get("master_preferred_total{result=\"honoured\"}");
+    rpc_c.pref_refused = obs_counter_get("master_preferred_total{result=\"refused\"}");
     rpc_c.lat_serve = obs_hist_get("master_selection_seconds{action=\"serve\"}", NULL, 0);
     rpc_c.lat_redirect = obs_hist_get("master_selection_seconds{action=\"redirect\"}", NULL, 0);
     rpc_c.lat_reject = obs_hist_get("master_selection_seconds{action=\"reject\"}", NULL, 0);

@@ -119,6 +119,8 @@ int slave_ops_start(slave *s)
     obs_describe("slave_requests_total", "Client requests received.");
     obs_describe("slave_answers_total", "Answers to clients, by action.");
     obs_describe("slave_no_master_total", "Requests no master answered.");
+    obs_describe("slave_shed_total", "New clients shed to a zone peer while over the limit.");
+    obs_describe("slave_shed_kept_total", "Clients of this slave served while over the limit.");
     obs_describe("slave_bad_requests_total", "Malformed client requests.");
     obs_describe("slave_relay_bytes_total", "Bytes relayed between clients and processes.");
     obs_describe("etcd_request_seconds", "etcd gateway call latency, by call.");

@@ -121,6 +121,9 @@ class PolicyCluster(ClusterTest):
             self.assertIn(what, out["reason"])
         _, out, _ = self.req(self.sa, "after-hostile", "--server", "agent-arm")
         self.assertTrue(out["preferred"])
+        st = counters(self.c, self.c.master_rpc)
+        self.assertGreaterEqual(st.get('master_preferred_total{result="honoured"}', 0), 4)
+        self.assertGreaterEqual(st.get('master_preferred_total{result="refused"}', 0), 4)
 
     def test_reachable_only_via_slave_b_never_paired_with_another(self):
         seen_vb = 0

@@ -72,7 +72,8 @@ typedef struct agent_config {
     char *advertise; /* endpoint masters dial (default: listen) */
     char **report;
     size_t n_report;
-    char *etcd; /* comma-separated endpoints */
+    char *etcd;             /* comma-separated endpoints */
+    etcd_security etcd_sec; /* etcd_tls, etcd_user, etcd_password_file */
     char *prefix;
     int64_t lease_ttl_ms, report_interval_ms;
     uint32_t port_min, port_max;

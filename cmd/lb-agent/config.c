@@ -54,6 +54,7 @@
 #include "common/util.h"
 #include "config/cfg.h"
 #include "config/daemon.h"
+#include "config/etcd_cfg.h"
 #include "obs/log.h"
 
 #include <limits.h>
@@ -62,11 +63,35 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const top_keys[] = {
-    "id",     "zone",        "region",    "group",  "priority",      "capacity",        "host",
-    "listen", "report",      "etcd",      "prefix", "lease_ttl",     "report_interval", "ports",
-    "labels", "max_message", "log_level", "apps",   "http_listen",   "advertise",       "state_dir",
-    "cgroup", "inherit_env", "arch",      "os",     "reachable_via", "default_user",    NULL};
+static const char *const top_keys[] = {"id",
+                                       "zone",
+                                       "region",
+                                       "group",
+                                       "priority",
+                                       "capacity",
+                                       "host",
+                                       "listen",
+                                       "report",
+                                       "etcd",
+                                       "prefix",
+                                       "lease_ttl",
+                                       "report_interval",
+                                       "ports",
+                                       "labels",
+                                       "max_message",
+                                       "log_level",
+                                       "apps",
+                                       "http_listen",
+                                       "advertise",
+                                       "state_dir",
+                                       "cgroup",
+                                       "inherit_env",
+                                       "arch",
+                                       "os",
+                                       "reachable_via",
+                                       "default_user",
+                                       CFG_ETCD_SECURITY_KEYS,
+                                       NULL};
 static const char *const app_keys[] = {"argv", "env",   "ready_timeout", "per_session", "link",
                                        "user", "group", "allow_root",    "limits",      NULL};
 static const char *const port_keys[] = {"min", "max", NULL};
@@ -448,6 +473,7 @@ lb_err agent_config_load(const char *path, agent_config *c, lb_errmsg *em)
         (err = config_numbers(d, r, c, em)) == LB_OK &&
         (err = config_endpoints(d, r, c, em)) == LB_OK &&
         (err = config_contain(d, r, c, em)) == LB_OK &&
+        (err = cfg_get_etcd_security(d, r, &c->etcd_sec, em)) == LB_OK &&
         (err = config_strmap(d, cfg_map_get(r, "labels"), &c->label_keys, &c->label_values,
                              &c->n_labels, em)) == LB_OK)
         err = config_apps(d, r, c, em);
@@ -477,6 +503,7 @@ void agent_config_free(agent_config *c)
     }
     cfg_strlist_free(&c->report, c->n_report);
     cfg_strlist_free(&c->reachable_via, c->n_reachable_via);
+    etcd_security_free(&c->etcd_sec);
     cfg_strlist_free(&c->label_keys, c->n_labels);
     cfg_strlist_free(&c->label_values, c->n_labels);
     cfg_strlist_free(&c->inherit_env, c->n_inherit_env);

@@ -159,7 +159,8 @@ static void *register_main(void *arg)
 
 lb_err register_start(agent *a, lb_errmsg *em)
 {
-    lb_err err = etcd_open(a->cfg.etcd, REGISTER_ETCD_TIMEOUT_MS, &a->etcd, em);
+    lb_err err =
+        etcd_open_secure(a->cfg.etcd, REGISTER_ETCD_TIMEOUT_MS, &a->cfg.etcd_sec, &a->etcd, em);
     if (err != LB_OK)
         return err;
     pthread_mutex_init(&a->reg_lock, NULL);

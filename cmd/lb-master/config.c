@@ -24,6 +24,8 @@
  *   compact_retention: 5m            # leader compacts etcd history older than this; 0: never
  *   etcd_quota: 2GiB                 # etcd's --quota-backend-bytes: warn past 80 %
  *   etcd_economy: true               # false: the old writes (P6 baseline only)
+ *   etcd_tls: {ca, cert, key}        # etcd TLS; etcd_user + etcd_password_file: etcd auth
+ *                                    # (see pkg/config/etcd_cfg.h)
  */
 #include "master.h"
 
@@ -31,6 +33,7 @@
 #include "common/util.h"
 #include "config/cfg.h"
 #include "config/daemon.h"
+#include "config/etcd_cfg.h"
 #include "wire/wire.h"
 
 #include <stdio.h>
@@ -38,14 +41,31 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const master_keys[] = {"id",           "listen",         "report_listen",
-                                          "etcd",         "prefix",         "lease_ttl",
-                                          "session_ttl",  "launch_timeout", "etcd_timeout",
-                                          "report_stale", "write_interval", "contexts",
-                                          "max_message",  "strategy",       "strategies",
-                                          "zone_spill",   "overprovision",  "alternates",
-                                          "log_level",    "http_listen",    "compact_retention",
-                                          "etcd_quota",   "etcd_economy",   NULL};
+static const char *const master_keys[] = {"id",
+                                          "listen",
+                                          "report_listen",
+                                          "etcd",
+                                          "prefix",
+                                          "lease_ttl",
+                                          "session_ttl",
+                                          "launch_timeout",
+                                          "etcd_timeout",
+                                          "report_stale",
+                                          "write_interval",
+                                          "contexts",
+                                          "max_message",
+                                          "strategy",
+                                          "strategies",
+                                          "zone_spill",
+                                          "overprovision",
+                                          "alternates",
+                                          "log_level",
+                                          "http_listen",
+                                          "compact_retention",
+                                          "etcd_quota",
+                                          "etcd_economy",
+                                          CFG_ETCD_SECURITY_KEYS,
+                                          NULL};
 
 static lb_err load_strategies(const cfg_doc *doc, const cfg_node *root, master_config *cfg,
                               lb_errmsg *em)
@@ -116,7 +136,8 @@ static lb_err load_all(const cfg_doc *doc, master_config *cfg, lb_errmsg *em)
         (err = cfg_get_duration_ms(doc, root, "compact_retention", 300000,
                                    &cfg->compact_retention_ms, em)) ||
         (err = cfg_get_size(doc, root, "etcd_quota", (uint64_t)2 << 30, &cfg->etcd_quota, em)) ||
-        (err = cfg_get_bool(doc, root, "etcd_economy", true, &cfg->etcd_economy, em)))
+        (err = cfg_get_bool(doc, root, "etcd_economy", true, &cfg->etcd_economy, em)) ||
+        (err = cfg_get_etcd_security(doc, root, &cfg->etcd_sec, em)))
         goto out;
     sel_policy_default(&cfg->policy);
     cfg->policy.zone_spill = spill;
@@ -155,6 +176,7 @@ void master_config_free(master_config *cfg)
     free(cfg->listen);
     free(cfg->report_listen);
     free(cfg->etcd);
+    etcd_security_free(&cfg->etcd_sec);
     free(cfg->prefix);
     free(cfg->log_level);
     free(cfg->http_listen);

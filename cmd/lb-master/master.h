@@ -25,6 +25,7 @@ typedef struct master_config {
     char *listen;           /* RPC endpoint for slaves and lbctl */
     char *report_listen;    /* SUB endpoint for load reports */
     char *etcd;             /* comma-separated URLs */
+    etcd_security etcd_sec; /* etcd_tls, etcd_user, etcd_password_file */
     char *prefix;           /* key prefix, ends in '/' */
     int64_t lease_ttl_ms;   /* of masters/<id> and leader */
     int64_t session_ttl_ms; /* a session expires this long after its last use */

@@ -458,7 +458,8 @@ static void *writer_main(void *arg)
 int master_etcd_start(master *m)
 {
     lb_errmsg em = {{0}};
-    if (etcd_open(m->cfg.etcd, (int)m->cfg.etcd_timeout_ms, &m->etcd, &em) != LB_OK) {
+    if (etcd_open_secure(m->cfg.etcd, (int)m->cfg.etcd_timeout_ms, &m->cfg.etcd_sec, &m->etcd,
+                         &em) != LB_OK) {
         LOG_ERROR("master", "etcd client", "err=\"%s\"", em.text);
         return -1;
     }

@@ -31,6 +31,7 @@
 #include "common/util.h"
 #include "config/cfg.h"
 #include "config/daemon.h"
+#include "config/etcd_cfg.h"
 #include "wire/wire.h"
 
 #include <stdio.h>
@@ -59,6 +60,7 @@ static const char *const slave_keys[] = {"id",
                                          "relay_advertise",
                                          "http_listen",
                                          "apps",
+                                         CFG_ETCD_SECURITY_KEYS,
                                          NULL};
 
 static lb_err load_all(const cfg_doc *doc, slave_config *cfg, lb_errmsg *em)
@@ -93,7 +95,8 @@ static lb_err load_all(const cfg_doc *doc, slave_config *cfg, lb_errmsg *em)
         (err = cfg_get_str(doc, root, "relay_listen", "", &cfg->relay_listen, em)) ||
         (err = cfg_get_str(doc, root, "relay_advertise", "", &cfg->relay_advertise, em)) ||
         (err = cfg_get_str(doc, root, "http_listen", "", &cfg->http_listen, em)) ||
-        (err = cfg_get_strlist(doc, root, "apps", &cfg->apps, &cfg->n_apps, em)))
+        (err = cfg_get_strlist(doc, root, "apps", &cfg->apps, &cfg->n_apps, em)) ||
+        (err = cfg_get_etcd_security(doc, root, &cfg->etcd_sec, em)))
         goto out;
     cfg->etcd = cfg_join(etcd, n_etcd, "http://127.0.0.1:2379");
     if (cfg->n_masters > SLAVE_MAX_MASTERS) {
@@ -131,6 +134,7 @@ void slave_config_free(slave_config *cfg)
     cfg_strlist_free(&cfg->masters, cfg->n_masters);
     cfg_strlist_free(&cfg->report, cfg->n_report);
     free(cfg->etcd);
+    etcd_security_free(&cfg->etcd_sec);
     free(cfg->prefix);
     free(cfg->log_level);
     free(cfg->relay_listen);

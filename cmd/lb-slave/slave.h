@@ -27,6 +27,7 @@ typedef struct slave_config {
     char **report; /* master report endpoints; empty: discovered from etcd */
     size_t n_report;
     char *etcd;
+    etcd_security etcd_sec; /* etcd_tls, etcd_user, etcd_password_file */
     char *prefix;
     int64_t lease_ttl_ms;
     int64_t report_interval_ms;

@@ -157,7 +157,8 @@ int slave_upstream_start(slave *s)
     }
     for (size_t i = 0; i < s->cfg.n_report; i++)
         dial_report(s, s->cfg.report[i]);
-    if (etcd_open(s->cfg.etcd, (int)s->cfg.etcd_timeout_ms, &s->etcd, &em) != LB_OK) {
+    if (etcd_open_secure(s->cfg.etcd, (int)s->cfg.etcd_timeout_ms, &s->cfg.etcd_sec, &s->etcd,
+                         &em) != LB_OK) {
         LOG_ERROR("slave", "etcd client", "err=\"%s\"", em.text);
         return -1;
     }

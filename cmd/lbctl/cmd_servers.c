@@ -143,7 +143,7 @@ int cmd_servers(const ctl_opts *o, int argc, char **argv)
     }
     etcd_client *c = NULL;
     lb_errmsg em = {{0}};
-    if (etcd_open(o->etcd, o->timeout_ms, &c, &em) != LB_OK) {
+    if (etcd_open_secure(o->etcd, o->timeout_ms, &o->etcd_sec, &c, &em) != LB_OK) {
         fprintf(stderr, "lbctl: etcd: %s\n", em.text);
         return EXIT_FAIL;
     }

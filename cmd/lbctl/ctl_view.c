@@ -10,7 +10,7 @@
 int ctl_etcd_open(const ctl_opts *o, etcd_client **c)
 {
     lb_errmsg em = {{0}};
-    if (etcd_open(o->etcd, o->timeout_ms, c, &em) != LB_OK) {
+    if (etcd_open_secure(o->etcd, o->timeout_ms, &o->etcd_sec, c, &em) != LB_OK) {
         fprintf(stderr, "lbctl: etcd: %s\n", em.text);
         return -1;
     }

@@ -2,6 +2,8 @@
 #ifndef LB_LBCTL_H
 #define LB_LBCTL_H
 
+#include "etcd/etcd.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -19,6 +21,7 @@ typedef struct ctl_opts {
     const char *prefix; /* --prefix, default /lb/ */
     out_format out;
     int timeout_ms;
+    etcd_security etcd_sec; /* --etcd-ca ... or LBCP_ETCD_CA ...; strings not owned */
 } ctl_opts;
 
 /* Each command parses its own arguments (argv[0] is the command name). */

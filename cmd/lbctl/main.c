@@ -4,6 +4,7 @@
 
 #include <cjson/cJSON.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,12 @@ static void usage(FILE *f)
         "\n"
         "global flags:\n"
         "  --etcd URL[,URL]   etcd gateway (env LBCP_ETCD, default http://127.0.0.1:2379)\n"
+        "  --etcd-ca FILE     CA of etcd's certificate, for https:// (env LBCP_ETCD_CA)\n"
+        "  --etcd-cert FILE   client certificate for etcd (env LBCP_ETCD_CERT; with --etcd-key,\n"
+        "                     env LBCP_ETCD_KEY)\n"
+        "  --etcd-user NAME   etcd user (env LBCP_ETCD_USER); its password from\n"
+        "                     --etcd-password-file FILE (env LBCP_ETCD_PASSWORD_FILE) or the\n"
+        "                     env LBCP_ETCD_PASSWORD (never a flag: argv is public)\n"
         "  --slave ADDR       a slave's client endpoint (env LBCP_SLAVE)\n"
         "  --master ADDR      the master's RPC endpoint (env LBCP_MASTER)\n"
         "  --addr ADDR        any daemon's RPC endpoint (for stats)\n"
@@ -83,7 +90,21 @@ int main(int argc, char **argv)
                   .slave = env_or("LBCP_SLAVE", NULL),
                   .prefix = "/lb/",
                   .out = OUT_TABLE,
-                  .timeout_ms = 20000};
+                  .timeout_ms = 20000,
+                  .etcd_sec = {.ca_file = (char *)env_or("LBCP_ETCD_CA", NULL),
+                               .cert_file = (char *)env_or("LBCP_ETCD_CERT", NULL),
+                               .key_file = (char *)env_or("LBCP_ETCD_KEY", NULL),
+                               .user = (char *)env_or("LBCP_ETCD_USER", NULL),
+                               .password_file = (char *)env_or("LBCP_ETCD_PASSWORD_FILE", NULL),
+                               .password = (char *)env_or("LBCP_ETCD_PASSWORD", NULL)}};
+    static const struct {
+        const char *flag;
+        size_t off;
+    } sec_flags[] = {{"--etcd-ca", offsetof(etcd_security, ca_file)},
+                     {"--etcd-cert", offsetof(etcd_security, cert_file)},
+                     {"--etcd-key", offsetof(etcd_security, key_file)},
+                     {"--etcd-user", offsetof(etcd_security, user)},
+                     {"--etcd-password-file", offsetof(etcd_security, password_file)}};
     int i = 1;
     /* global flags may also follow the command: collect them wherever they are */
     char **rest = calloc((size_t)argc + 1, sizeof *rest);
@@ -100,7 +121,19 @@ int main(int argc, char **argv)
             free(rest);
             return EXIT_USAGE;
         }
-        if (strcmp(a, "--etcd") == 0)
+        size_t f = 0;
+        while (f < sizeof sec_flags / sizeof sec_flags[0] && strcmp(a, sec_flags[f].flag) != 0)
+            f++;
+        if (f < sizeof sec_flags / sizeof sec_flags[0]) {
+            if (v == NULL) {
+                fprintf(stderr, "lbctl: %s needs a value\n", a);
+                free(rest);
+                return EXIT_USAGE;
+            }
+            *(char **)((char *)&o.etcd_sec + sec_flags[f].off) = argv[++i];
+            if (f == 4) /* a file named on the command line wins over the environment's password */
+                o.etcd_sec.password = NULL;
+        } else if (strcmp(a, "--etcd") == 0)
             o.etcd = argv[++i];
         else if (strcmp(a, "--slave") == 0)
             o.slave = argv[++i];

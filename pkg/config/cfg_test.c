@@ -7,6 +7,7 @@
 
 #include "common/util.h"
 #include "config/cfg.h"
+#include "config/etcd_cfg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -335,6 +336,46 @@ static void test_duration_size_overflow(void **state)
     assert_true(sz == UINT64_C(17179869184));
 }
 
+/* etcd_tls / etcd_user / etcd_password_file: errors name file:line:key. */
+static void test_etcd_security(void **state)
+{
+    (void)state;
+    etcd_security sec;
+    lb_errmsg em = {{0}};
+    char text[512];
+    snprintf(text, sizeof text,
+             "etcd_tls:\n  ca: /etc/hostname\n  cert: /etc/hostname\n  key: /etc/hostname\n"
+             "etcd_user: agent-a1\netcd_password_file: /etc/hostname\n");
+    cfg_doc *doc = load_ok(text);
+    assert_int_equal(cfg_get_etcd_security(doc, cfg_root(doc), &sec, &em), LB_OK);
+    assert_string_equal(sec.ca_file, "/etc/hostname");
+    assert_string_equal(sec.user, "agent-a1");
+    assert_null(sec.password);
+    etcd_security_free(&sec);
+    cfg_free(&doc);
+    static const struct {
+        const char *yaml, *want;
+    } bad[] = {
+        {"a: 1\netcd_user: x\n", "t.yaml:2: etcd_user: needs etcd_password_file"},
+        {"etcd_password_file: /etc/hostname\n", "t.yaml:1: etcd_password_file: needs etcd_user"},
+        {"etcd_tls:\n  cert: /etc/hostname\n", "t.yaml:2: etcd_tls.cert: needs etcd_tls.key"},
+        {"etcd_tls:\n  ca: /nonexistent/ca.pem\n",
+         "t.yaml:2: etcd_tls.ca: cannot read '/nonexistent/ca.pem': No such file"},
+        {"etcd_tls:\n  cafile: x\n", "t.yaml:2: etcd_tls.cafile: unknown key"},
+        {"etcd_tls: yes\n", "t.yaml:1: etcd_tls: expected a map"},
+        {"etcd_user: u\netcd_password_file: /nonexistent/pw\n",
+         "t.yaml:2: etcd_password_file: cannot read '/nonexistent/pw'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        doc = load_ok(bad[i].yaml);
+        assert_int_equal(cfg_get_etcd_security(doc, cfg_root(doc), &sec, &em), LB_ECONFIG);
+        assert_contains(em.text, bad[i].want);
+        assert_null(sec.user); /* nothing half-filled is handed back */
+        assert_null(sec.ca_file);
+        cfg_free(&doc);
+    }
+}
+
 static void test_get_strlist(void **state)
 {
     (void)state;
@@ -444,8 +485,9 @@ int main(void)
         cmocka_unit_test(test_get_str),           cmocka_unit_test(test_get_int),
         cmocka_unit_test(test_get_double),        cmocka_unit_test(test_get_bool),
         cmocka_unit_test(test_get_duration_size), cmocka_unit_test(test_duration_size_overflow),
-        cmocka_unit_test(test_get_strlist),       cmocka_unit_test(test_check_keys_expect),
-        cmocka_unit_test(test_root_not_map),      cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_etcd_security),     cmocka_unit_test(test_get_strlist),
+        cmocka_unit_test(test_check_keys_expect), cmocka_unit_test(test_root_not_map),
+        cmocka_unit_test(test_load_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -53,7 +53,35 @@ static lb_err parse_endpoints(etcd_client *c, const char *endpoints, lb_errmsg *
     return rc;
 }
 
+/* Copies the TLS and auth settings; reads the password file. */
+static lb_err apply_security(etcd_client *c, const etcd_security *sec, lb_errmsg *em)
+{
+    if (sec == NULL)
+        return LB_OK;
+    c->ca_file = sec->ca_file != NULL && *sec->ca_file != '\0' ? lb_strdup(sec->ca_file) : NULL;
+    c->cert_file =
+        sec->cert_file != NULL && *sec->cert_file != '\0' ? lb_strdup(sec->cert_file) : NULL;
+    c->key_file = sec->key_file != NULL && *sec->key_file != '\0' ? lb_strdup(sec->key_file) : NULL;
+    if (sec->user == NULL || *sec->user == '\0')
+        return LB_OK;
+    c->user = lb_strdup(sec->user);
+    if (sec->password != NULL)
+        c->password = lb_strdup(sec->password);
+    else if (sec->password_file != NULL && *sec->password_file != '\0')
+        return etcd_read_secret(sec->password_file, &c->password, em);
+    else
+        return lb_fail(em, LB_ECONFIG, "etcd user '%s' has no password (etcd_password_file)",
+                       sec->user);
+    return LB_OK;
+}
+
 lb_err etcd_open(const char *endpoints, int timeout_ms, etcd_client **out, lb_errmsg *em)
+{
+    return etcd_open_secure(endpoints, timeout_ms, NULL, out, em);
+}
+
+lb_err etcd_open_secure(const char *endpoints, int timeout_ms, const etcd_security *sec,
+                        etcd_client **out, lb_errmsg *em)
 {
     lb_err rc = LB_OK;
     etcd_client *c = NULL;
@@ -67,12 +95,15 @@ lb_err etcd_open(const char *endpoints, int timeout_ms, etcd_client **out, lb_er
         goto out;
     c = lb_xcalloc(1, sizeof *c);
     pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->auth_mu, NULL);
     c->endpoints = lb_strdup(endpoints);
     c->timeout_ms = timeout_ms;
     atomic_init(&c->cur, 0);
     atomic_init(&c->page_limit, ETCD_DEFAULT_PAGE);
     atomic_init(&c->watch_idle_ms, ETCD_DEFAULT_IDLE_MS);
     rc = parse_endpoints(c, endpoints, em);
+    if (rc == LB_OK)
+        rc = apply_security(c, sec, em);
     if (rc != LB_OK)
         goto out;
     c->headers = curl_slist_append(NULL, "Content-Type: application/json");
@@ -103,6 +134,15 @@ void etcd_close(etcd_client **cp)
         free(c->eps[i]);
     free(c->eps);
     curl_slist_free_all(c->headers);
+    free(c->ca_file);
+    free(c->cert_file);
+    free(c->key_file);
+    free(c->user);
+    if (c->password != NULL)
+        memset(c->password, 0, strlen(c->password));
+    free(c->password);
+    free(c->token);
+    pthread_mutex_destroy(&c->auth_mu);
     pthread_mutex_destroy(&c->mu);
     free(c->endpoints);
     free(c);
@@ -122,6 +162,15 @@ void etcd_conn_setup(const etcd_client *c, CURL *h)
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 10L);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 5L);
+    /* HTTP/1.1 also over TLS: the watch's line framing and the pool's one
+     * connection per handle stay what they are with http:// */
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    if (c->ca_file != NULL)
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+    if (c->cert_file != NULL)
+        curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert_file);
+    if (c->key_file != NULL)
+        curl_easy_setopt(h, CURLOPT_SSLKEY, c->key_file);
 }
 
 /* Takes an idle handle (keeping its open connection) or makes a new one. */

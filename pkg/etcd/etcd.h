@@ -5,8 +5,9 @@
  * Keys are C strings (the caller's prefix included); values are bytes. Every
  * call has a timeout (etcd_open's timeout_ms); every failure maps to lb_err
  * (LB_ETIMEDOUT, LB_EUNAVAIL for unreachable endpoints, LB_ENOTFOUND for a lost
- * lease, LB_ECOMPACTED, LB_EETCD for any other gateway error) with the
- * gateway's message and the endpoint in em.
+ * lease, LB_ECOMPACTED, LB_EAUTH when etcd refuses the credentials or the
+ * permission, LB_EETCD for any other gateway error) with the gateway's
+ * message and the endpoint in em.
  *
  * Several endpoints may be given; a call that cannot reach one tries the next.
  *
@@ -24,8 +25,34 @@
 
 typedef struct etcd_client etcd_client;
 
-/* endpoints: comma-separated URLs ("http://127.0.0.1:2379,http://..."). */
+/*
+ * How to reach a secured etcd: TLS for https:// endpoints (libcurl verifies
+ * the server against ca_file and host name; cert_file/key_file answer
+ * --client-cert-auth, and must carry an empty CN: etcd 3.4's gateway refuses
+ * a client certificate with a CN) and etcd user/password auth (the token of
+ * /v3/auth/authenticate, sent as "Authorization: <token>", renewed when etcd
+ * says it expired or is invalid). Every field may be NULL. The password comes
+ * from password (lbctl's LBCP_ETCD_PASSWORD) or else from the first line of
+ * password_file (daemons: secrets stay out of config files).
+ * Owned strings; etcd_security_free frees them.
+ */
+typedef struct etcd_security {
+    char *ca_file;
+    char *cert_file;
+    char *key_file;
+    char *user;
+    char *password_file;
+    char *password;
+} etcd_security;
+void etcd_security_free(etcd_security *s);
+
+/* endpoints: comma-separated URLs ("http://127.0.0.1:2379,https://..."). */
 lb_err etcd_open(const char *endpoints, int timeout_ms, etcd_client **out, lb_errmsg *em);
+/* Same with TLS and auth (sec may be NULL). The password file is read here:
+ * LB_ECONFIG names it when it cannot be read or is empty. The first
+ * authentication happens on the first call, so etcd may still be down. */
+lb_err etcd_open_secure(const char *endpoints, int timeout_ms, const etcd_security *sec,
+                        etcd_client **out, lb_errmsg *em);
 void etcd_close(etcd_client **c);
 
 /* The endpoint list as given (for messages). */

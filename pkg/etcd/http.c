@@ -89,11 +89,12 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
 typedef struct attempt {
     CURLcode cc;
     long http;
-    bool unsent; /* nothing reached the server: another endpoint may be tried */
+    bool unsent;   /* nothing reached the server: another endpoint may be tried */
+    bool tls_done; /* a TLS handshake completed on this attempt */
 } attempt;
 
 static void post_once(const etcd_client *c, etcd_conn *k, const char *url, const char *body,
-                      etcd_buf *buf, attempt *a)
+                      const struct curl_slist *hdr, etcd_buf *buf, attempt *a)
 {
     CURL *h = k->h;
     long connect_ms = c->timeout_ms;
@@ -103,6 +104,7 @@ static void post_once(const etcd_client *c, etcd_conn *k, const char *url, const
     buf->len = 0;
     buf->too_big = false;
     curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr != NULL ? hdr : c->headers);
     curl_easy_setopt(h, CURLOPT_POST, 1L);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
@@ -116,6 +118,29 @@ static void post_once(const etcd_client *c, etcd_conn *k, const char *url, const
     long sent = 0;
     curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &sent);
     a->unsent = a->cc != CURLE_OK && sent == 0;
+    curl_off_t tls_us = 0;
+    curl_easy_getinfo(h, CURLINFO_APPCONNECT_TIME_T, &tls_us);
+    a->tls_done = tls_us > 0;
+}
+
+/* A handshake or certificate failure: retrying will not help, the TLS
+ * settings (or etcd's) must change. */
+static bool etcd_tls_failure(CURLcode cc, const char *why)
+{
+    switch (cc) {
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_CRL_BADFILE:
+        return true;
+    case CURLE_RECV_ERROR: /* TLS 1.3 reports a refused client certificate after the handshake */
+        return strstr(why, "alert") != NULL || strstr(why, "certificate") != NULL;
+    default:
+        return false;
+    }
 }
 
 static lb_err transport_error(const etcd_conn *k, const etcd_buf *buf, const attempt *a,
@@ -129,13 +154,24 @@ static lb_err transport_error(const etcd_conn *k, const etcd_buf *buf, const att
         rc = LB_ETIMEDOUT;
     else if (a->cc == CURLE_URL_MALFORMAT || a->cc == CURLE_UNSUPPORTED_PROTOCOL)
         rc = LB_ECONFIG;
+    else if (etcd_tls_failure(a->cc, why))
+        return lb_fail(em, LB_EAUTH, "etcd %s: TLS refused: %s (check etcd_tls: ca, cert, key)",
+                       url, why);
+    else if (a->tls_done && a->http == 0 && a->cc != CURLE_OPERATION_TIMEDOUT)
+        /* with TLS 1.3 a server refuses our client certificate after the
+         * handshake, by closing: the error is then a bare read or send failure */
+        return lb_fail(em, LB_EAUTH,
+                       "etcd %s: TLS refused: closed right after the handshake (%s); does etcd's "
+                       "--trusted-ca-file accept our certificate? (check etcd_tls: cert, key)",
+                       url, why);
     if (tried > 1)
         return lb_fail(em, rc, "etcd %s: %s (no endpoint of %zu reachable)", url, why, tried);
     return lb_fail(em, rc, "etcd %s: %s", url, why);
 }
 
 /* Maps a non-2xx answer {"error","message","code"} to lb_err. */
-static lb_err answer_error(const char *body, size_t len, long http, const char *url, lb_errmsg *em)
+static lb_err answer_error(const char *body, size_t len, long http, const char *url, int *grpc_code,
+                           lb_errmsg *em)
 {
     cJSON *j = cJSON_ParseWithLength(body, len);
     const cJSON *code = cJSON_GetObjectItemCaseSensitive(j, "code");
@@ -144,9 +180,17 @@ static lb_err answer_error(const char *body, size_t len, long http, const char *
         msg = cJSON_GetObjectItemCaseSensitive(j, "error");
     lb_err rc = LB_EETCD;
     if (cJSON_IsNumber(code) && cJSON_IsString(msg)) {
+        *grpc_code = code->valueint;
         rc = etcd_map_grpc(code->valueint, msg->valuestring);
-        lb_fail(em, rc, "etcd %s: %s (code %d, HTTP %ld)", url, msg->valuestring, code->valueint,
-                http);
+        const char *hint = "";
+        if (strstr(msg->valuestring, "user name is empty") != NULL) {
+            rc = LB_EAUTH; /* code 3, but it means "log in first" */
+            hint = ": etcd requires authentication; set etcd_user and etcd_password_file";
+        } else if (etcd_auth_token_rejected(code->valueint, msg->valuestring)) {
+            rc = LB_EAUTH;
+        }
+        lb_fail(em, rc, "etcd %s: %s (code %d, HTTP %ld)%s", url, msg->valuestring, code->valueint,
+                http, hint);
     } else {
         rc = http == 503 ? LB_EUNAVAIL : LB_EETCD;
         lb_fail(em, rc, "etcd %s: HTTP %ld: %.200s", url, http, body);
@@ -156,11 +200,15 @@ static lb_err answer_error(const char *body, size_t len, long http, const char *
 }
 
 lb_err etcd_parse_answer(const char *body, size_t len, long http, const char *url, cJSON **out,
-                         lb_errmsg *em)
+                         int *grpc_code, lb_errmsg *em)
 {
+    int ignored = 0;
     *out = NULL;
+    if (grpc_code == NULL)
+        grpc_code = &ignored;
+    *grpc_code = 0;
     if (http < 200 || http > 299)
-        return answer_error(body, len, http, url, em);
+        return answer_error(body, len, http, url, grpc_code, em);
     *out = cJSON_ParseWithLength(body, len);
     if (*out != NULL && cJSON_IsObject(*out))
         return LB_OK;
@@ -169,20 +217,20 @@ lb_err etcd_parse_answer(const char *body, size_t len, long http, const char *ur
     return lb_fail(em, LB_EPROTO, "etcd %s: answer is not a JSON object: %.120s", url, body);
 }
 
-lb_err etcd_call(etcd_client *c, const char *call, const char *path, const cJSON *req, size_t max,
-                 cJSON **out, lb_errmsg *em)
+lb_err etcd_post(etcd_client *c, const char *call, const char *path, const char *body,
+                 const struct curl_slist *hdr, size_t max, cJSON **out, int *grpc_code,
+                 lb_errmsg *em)
 {
     lb_err rc = LB_OK;
     etcd_buf buf = {.max = max};
     char url[1024];
-    char *body = NULL;
-    etcd_conn *k = NULL;
     *out = NULL;
+    if (grpc_code != NULL)
+        *grpc_code = 0;
     uint64_t t0 = obs_now_ns();
     etcd_count_request(call);
-    body = cJSON_PrintUnformatted(req);
-    k = etcd_conn_get(c);
-    if (body == NULL || k == NULL) {
+    etcd_conn *k = etcd_conn_get(c);
+    if (k == NULL) {
         rc = lb_fail(em, LB_ENOMEM, "etcd %s: out of memory", path);
         goto out;
     }
@@ -190,7 +238,7 @@ lb_err etcd_call(etcd_client *c, const char *call, const char *path, const cJSON
     attempt a = {0};
     do {
         snprintf(url, sizeof url, "%s%s", c->eps[idx], path);
-        post_once(c, k, url, body, &buf, &a);
+        post_once(c, k, url, body, hdr, &buf, &a);
         tried++;
         if (a.cc == CURLE_OK || !a.unsent || tried == c->n_eps)
             break;
@@ -204,7 +252,7 @@ lb_err etcd_call(etcd_client *c, const char *call, const char *path, const cJSON
         atomic_store(&c->cur, idx);
         LOG_INFO("etcd", "switched endpoint", "endpoint=%s", c->eps[idx]);
     }
-    rc = etcd_parse_answer(buf.p != NULL ? buf.p : "", buf.len, a.http, url, out, em);
+    rc = etcd_parse_answer(buf.p != NULL ? buf.p : "", buf.len, a.http, url, out, grpc_code, em);
 out:
     if (rc != LB_OK)
         etcd_count_error(call);
@@ -212,7 +260,45 @@ out:
     snprintf(hname, sizeof hname, "etcd_request_seconds{call=\"%s\"}", call);
     obs_observe_since(obs_hist_get(hname, NULL, 0), t0);
     etcd_conn_put(c, k);
-    free(body);
     etcd_buf_free(&buf);
+    return rc;
+}
+
+lb_err etcd_call(etcd_client *c, const char *call, const char *path, const cJSON *req, size_t max,
+                 cJSON **out, lb_errmsg *em)
+{
+    lb_err rc = LB_OK;
+    lb_errmsg local = {{0}};
+    *out = NULL;
+    char *body = cJSON_PrintUnformatted(req);
+    if (body == NULL)
+        return lb_fail(em, LB_ENOMEM, "etcd %s: out of memory", path);
+    /* a rejected token is renewed and the call made once more */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        struct curl_slist *hdr = NULL;
+        uint64_t gen = 0;
+        int code = 0;
+        rc = etcd_auth_headers(c, &hdr, &gen, &local);
+        if (rc == LB_OK)
+            rc = etcd_post(c, call, path, body, hdr, max, out, &code, &local);
+        curl_slist_free_all(hdr);
+        if (rc != LB_EAUTH || c->user == NULL)
+            break;
+        if (attempt == 0 && etcd_auth_token_rejected(code, local.text)) {
+            obs_count("etcd_auth_token_renewals_total");
+            LOG_INFO("etcd", "auth token rejected; renewing", "user=%s why=\"%s\"", c->user,
+                     local.text);
+            etcd_auth_renew(c, gen);
+            continue;
+        }
+        if (code == 7) { /* say who was refused */
+            size_t n = strlen(local.text);
+            snprintf(local.text + n, sizeof local.text - n, " as etcd user '%s'", c->user);
+        }
+        break;
+    }
+    if (rc != LB_OK && em != NULL)
+        *em = local;
+    free(body);
     return rc;
 }

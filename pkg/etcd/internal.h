@@ -39,6 +39,15 @@ struct etcd_client {
     atomic_int page_limit;
     atomic_llong watch_idle_ms;
     struct curl_slist *headers;
+    /* TLS (NULL: libcurl's defaults) */
+    char *ca_file, *cert_file, *key_file;
+    /* etcd auth: user NULL = none. token and token_gen are guarded by auth_mu. */
+    char *user;
+    char *password;
+    pthread_mutex_t auth_mu;
+    char *token;
+    uint64_t token_gen; /* bumped whenever token changes */
+    bool auth_off;      /* etcd answered "authentication is not enabled" */
     pthread_mutex_t mu; /* guards pool */
     etcd_conn *pool[ETCD_POOL_MAX];
     size_t n_pool;
@@ -81,7 +90,39 @@ lb_err etcd_call(etcd_client *c, const char *call, const char *path, const cJSON
  * gateway's message. Pure: no I/O, no counters. Thread-safe.
  */
 lb_err etcd_parse_answer(const char *body, size_t len, long http, const char *url, cJSON **out,
-                         lb_errmsg *em);
+                         int *grpc_code, lb_errmsg *em);
+
+/*
+ * POSTs body to path with headers hdr (endpoint failover, size cap max,
+ * counting under call) and parses the answer as etcd_parse_answer does;
+ * *grpc_code (may be NULL) gets etcd's error code (0 when none).
+ */
+lb_err etcd_post(etcd_client *c, const char *call, const char *path, const char *body,
+                 const struct curl_slist *hdr, size_t max, cJSON **out, int *grpc_code,
+                 lb_errmsg *em);
+
+/* ---- auth (auth.c) ---- */
+
+/* True when etcd's error (code, message) means "this token is no good": it
+ * expired (code 16, "invalid auth token") or the auth store changed since it
+ * was issued ("auth store is old"). A new token fixes both. */
+bool etcd_auth_token_rejected(int grpc_code, const char *msg);
+
+/*
+ * The headers for one request: the client's shared ones plus
+ * "Authorization: <token>" when auth is configured, authenticating first when
+ * there is no token. *gen gets the token's generation (for etcd_auth_renew).
+ * The caller frees *out with curl_slist_free_all. Thread-safe.
+ */
+lb_err etcd_auth_headers(etcd_client *c, struct curl_slist **out, uint64_t *gen, lb_errmsg *em);
+
+/* The token of generation gen was rejected: drops it (unless another thread
+ * already replaced it) so that the next etcd_auth_headers authenticates. */
+void etcd_auth_renew(etcd_client *c, uint64_t gen);
+
+/* Reads the first line of a secret file (trailing CR/LF removed); LB_ECONFIG
+ * naming the file when it is missing, unreadable, empty or over 4 KiB. */
+lb_err etcd_read_secret(const char *path, char **out, lb_errmsg *em);
 
 /* gRPC code (+ message) of an etcd error -> lb_err. */
 lb_err etcd_map_grpc(int code, const char *msg);

@@ -153,7 +153,14 @@ lb_err etcd_keeper_start(etcd_client *c, int64_t ttl_s,
     atomic_init(&k->lease, 0);
     k->state = KEEP_OK;
     rc = grant_and_publish(k, em);
-    if (rc == LB_EUNAVAIL || rc == LB_ETIMEDOUT || rc == LB_EIO) {
+    if (rc == LB_EAUTH) {
+        /* refused credentials or permissions can be fixed in etcd while we run */
+        obs_count("etcd_keeper_start_refused_total");
+        LOG_ERROR("etcd", "etcd refused our keys; retrying until it accepts them",
+                  "err=\"%s\" why=\"%s\"", lb_strerror(rc), em != NULL ? em->text : "");
+        k->state = KEEP_LOST;
+        rc = LB_OK;
+    } else if (rc == LB_EUNAVAIL || rc == LB_ETIMEDOUT || rc == LB_EIO) {
         obs_count("etcd_keeper_start_unreachable_total");
         LOG_WARN("etcd", "etcd unreachable at start; the lease is granted when it answers",
                  "err=\"%s\" why=\"%s\"", lb_strerror(rc), em != NULL ? em->text : "");

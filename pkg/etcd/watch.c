@@ -58,6 +58,7 @@ static void *watch_main(void *arg)
 {
     etcd_watch *w = arg;
     int64_t backoff = BACKOFF_MIN_MS;
+    bool renewed = false; /* the token was renewed since the last created stream */
     if (w->have_first) {
         w->have_first = false;
         deliver_reset(w, &w->first);
@@ -74,6 +75,18 @@ static void *watch_main(void *arg)
         etcd_watch_stream(w);
         if (etcd_nap_stopped(&w->nap))
             break;
+        if (w->token_rejected) { /* expired token: a new one, then at once again */
+            obs_count("etcd_auth_token_renewals_total");
+            LOG_INFO("etcd", "watch refused the auth token; renewing", "prefix=\"%s\" why=\"%s\"",
+                     w->prefix, w->end_msg);
+            etcd_auth_renew(w->c, w->auth_gen);
+            if (!renewed) {
+                renewed = true;
+                continue;
+            }
+        }
+        if (w->created)
+            renewed = false;
         if (w->end == WATCH_END_RELOAD) {
             w->need_reload = true;
             continue;
@@ -150,8 +163,9 @@ lb_err etcd_watch_start(etcd_client *c, const char *prefix, const etcd_watch_cb 
     rc = etcd_range_prefix(c, prefix, &snap, em);
     if (rc == LB_OK) {
         rc = watch_begin(c, prefix, cb, snap.revision, &snap, out, em);
-    } else if (rc == LB_EUNAVAIL || rc == LB_ETIMEDOUT || rc == LB_EIO) {
-        /* etcd is not there yet: the thread loads the view once it is */
+    } else if (rc == LB_EUNAVAIL || rc == LB_ETIMEDOUT || rc == LB_EIO || rc == LB_EAUTH) {
+        /* etcd is not there yet, or refuses the credentials (fixable in etcd
+         * without restarting the daemon): the thread loads the view once it can */
         obs_count("etcd_watch_start_unreachable_total");
         if (cb->on_status != NULL)
             cb->on_status(cb->arg, false, rc, em != NULL ? em->text : "");

@@ -30,8 +30,10 @@ struct etcd_watch {
     watch_end end;
     lb_err end_err;
     char end_msg[256];
-    bool created;       /* etcd confirmed the watch on this stream */
-    int64_t created_ms; /* when (monotonic) */
+    uint64_t auth_gen;   /* generation of the token this stream sent */
+    bool token_rejected; /* etcd refused that token: renew it, reconnect at once */
+    bool created;        /* etcd confirmed the watch on this stream */
+    int64_t created_ms;  /* when (monotonic) */
 };
 
 /*

@@ -39,7 +39,12 @@ static void on_error_line(etcd_watch *w, const cJSON *j)
         code = (int)etcd_ji64(j, "code");
     }
     const char *text = cJSON_IsString(msg) ? msg->valuestring : "error";
-    end_with(w, WATCH_END_ERROR, etcd_map_grpc(code, text), "etcd watch: %s (code %d)", text, code);
+    lb_err rc = etcd_map_grpc(code, text);
+    if (etcd_auth_token_rejected(code, text)) {
+        w->token_rejected = true;
+        rc = LB_EAUTH;
+    }
+    end_with(w, WATCH_END_ERROR, rc, "etcd watch: %s (code %d)", text, code);
 }
 
 static void on_canceled(etcd_watch *w, const cJSON *result)
@@ -53,8 +58,18 @@ static void on_canceled(etcd_watch *w, const cJSON *result)
         return;
     }
     const cJSON *why = cJSON_GetObjectItemCaseSensitive(result, "cancel_reason");
-    end_with(w, WATCH_END_ERROR, LB_EETCD, "etcd watch: canceled: %s",
-             cJSON_IsString(why) ? why->valuestring : "no reason given");
+    const char *text = cJSON_IsString(why) ? why->valuestring : "no reason given";
+    lb_err rc = LB_EETCD;
+    /* etcd checks the token when a watch is created and cancels it at once
+     * ("created" and "canceled" together) when it is refused */
+    if (etcd_auth_token_rejected(0, text)) {
+        w->token_rejected = true;
+        rc = LB_EAUTH;
+    } else if (strstr(text, "permission denied") != NULL ||
+               strstr(text, "user name is empty") != NULL) {
+        rc = LB_EAUTH;
+    }
+    end_with(w, WATCH_END_ERROR, rc, "etcd watch %s: canceled: %s", w->prefix, text);
 }
 
 /* Parses the events and hands the ones after w->rev to on_events. */
@@ -178,13 +193,15 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
     return etcd_watch_feed(w, ptr, n) ? n : 0;
 }
 
-static CURL *stream_handle(etcd_watch *w, const char *url, const char *body, char *errbuf)
+static CURL *stream_handle(etcd_watch *w, const char *url, const char *body,
+                           const struct curl_slist *hdr, char *errbuf)
 {
     CURL *h = curl_easy_init();
     if (h == NULL)
         return NULL;
     long idle_s = (long)((atomic_load(&w->c->watch_idle_ms) + 999) / 1000);
     etcd_conn_setup(w->c, h);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_COPYPOSTFIELDS, body);
@@ -237,12 +254,21 @@ void etcd_watch_stream(etcd_watch *w)
 {
     char url[1024], errbuf[CURL_ERROR_SIZE] = "";
     char *body = request_body(w);
-    const etcd_client *c = w->c;
+    etcd_client *c = w->c;
+    struct curl_slist *hdr = NULL;
+    CURL *h = NULL;
+    lb_errmsg em = {{0}};
     w->end = WATCH_END_NONE;
     w->created = false;
+    w->token_rejected = false;
     w->line.len = 0;
     snprintf(url, sizeof url, "%s/v3/watch", c->eps[w->ep % c->n_eps]);
-    CURL *h = stream_handle(w, url, body, errbuf);
+    lb_err rc = etcd_auth_headers(c, &hdr, &w->auth_gen, &em);
+    if (rc != LB_OK) {
+        end_with(w, WATCH_END_ERROR, rc, "%s", em.text);
+        goto out;
+    }
+    h = stream_handle(w, url, body, hdr, errbuf);
     if (h == NULL) {
         end_with(w, WATCH_END_ERROR, LB_ENOMEM, "etcd watch %s: out of memory", url);
         goto out;
@@ -266,5 +292,6 @@ void etcd_watch_stream(etcd_watch *w)
         etcd_count_error("watch");
 out:
     curl_easy_cleanup(h);
+    curl_slist_free_all(hdr);
     free(body);
 }

@@ -42,6 +42,9 @@ static void read_answer(const cJSON *resp)
     (void)etcd_ji64(resp, "TTL");
     (void)etcd_ji64(resp, "deleted");
     (void)etcd_jbool(resp, "succeeded");
+    const cJSON *tok = cJSON_GetObjectItemCaseSensitive(resp, "token"); /* auth/authenticate */
+    if (cJSON_IsString(tok) && tok->valuestring == NULL)
+        abort();
     (void)etcd_ji64(cJSON_GetObjectItemCaseSensitive(resp, "result"), "TTL");
 }
 
@@ -57,9 +60,14 @@ static void fuzz_unary(const uint8_t *data, size_t size)
     memcpy(body, data, size);
     cJSON *resp = NULL;
     lb_errmsg em = {{0}};
-    lb_err rc = etcd_parse_answer(body, size, http, "http://fuzz/v3/kv/range", &resp, &em);
-    if (rc == LB_OK)
+    int code = -1;
+    lb_err rc = etcd_parse_answer(body, size, http, "http://fuzz/v3/kv/range", &resp, &code, &em);
+    if (rc == LB_OK && code == 0)
         read_answer(resp);
+    else if (rc == LB_OK)
+        abort(); /* success carries no error code */
+    else if (code == 16 && rc != LB_EAUTH)
+        abort(); /* a rejected token must read as an auth error (it is renewed) */
     else if (resp != NULL || em.text[0] == '\0')
         abort();
     cJSON_Delete(resp);

@@ -155,11 +155,11 @@ class Daemon:
 class Cluster:
     """A throwaway lbcp cluster. Use as a context manager or call close()."""
 
-    def __init__(self, prefix="/lb/"):
+    def __init__(self, prefix="/lb/", etcd_class=None):
         self.dir = tempfile.mkdtemp(prefix="lbcp-test-")
         self.prefix = prefix
         self.tag = os.path.basename(self.dir)
-        self.etcd = Etcd(self.dir)
+        self.etcd = (etcd_class or Etcd)(self.dir)
         self.etcd.start()
         self.daemons = {}
         self.env = dict(os.environ, LBCP_TEST_TAG=self.tag)

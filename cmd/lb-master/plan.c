@@ -278,7 +278,9 @@ void plan_commit(master *m, const Lb__SelectionRequest *sr, plan *p, size_t i,
         p->pending_on = -1;
     }
     const Lb__Session *old = reg_session_locked(m->view, p->session_id);
-    bool fresh = old == NULL; /* a new session: its affinity record goes with it */
+    /* a new session: its affinity record goes with it (etcd_economy off: the
+     * old behaviour, every time) */
+    bool fresh = old == NULL || !m->cfg.etcd_economy;
     if (old != NULL)
         s.created_ms = old->created_ms;
     /* A sticky repeat that only moves the expiry, by a quarter of the ttl or

@@ -7,6 +7,7 @@
 #include "master.h"
 #include "sessions.h"
 
+#include "common/hmap.h"
 #include "common/util.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
@@ -339,35 +340,40 @@ static void write_loads(master *m)
 
 struct sync_server {
     char *id, *endpoint;
-    char **sids;
-    size_t n;
+    char **sids; /* grown as needed: most servers hold few sessions */
+    size_t n, cap;
     bool too_many;
 };
 
 struct sync_all {
     struct sync_server *srv;
     size_t n;
+    hmap *by_id; /* server id -> struct sync_server *: one lookup per session, not a scan */
     reg *view;
 };
 
 static void collect_sync(const Lb__Session *s, void *arg)
 {
     struct sync_all *a = arg;
-    for (size_t i = 0; i < a->n; i++) {
-        struct sync_server *ss = &a->srv[i];
-        if (strcmp(ss->id, s->server_id) != 0)
-            continue;
-        if (ss->n == SYNC_MAX_SESSIONS)
-            ss->too_many = true;
-        else
-            ss->sids[ss->n++] = lb_strdup(s->session_id);
+    struct sync_server *ss = hmap_get(a->by_id, s->server_id);
+    if (ss == NULL)
+        return;
+    if (ss->n == SYNC_MAX_SESSIONS) {
+        ss->too_many = true;
         return;
     }
+    if (ss->n == ss->cap) {
+        ss->cap = ss->cap ? ss->cap * 2 : 8;
+        ss->sids = realloc(ss->sids, ss->cap * sizeof *ss->sids);
+        if (ss->sids == NULL)
+            abort(); /* as lb_xcalloc does */
+    }
+    ss->sids[ss->n++] = lb_strdup(s->session_id);
 }
 
 static void sync_agents(master *m)
 {
-    struct sync_all a = {.view = m->view};
+    struct sync_all a = {.view = m->view, .by_id = hmap_new()};
     size_t it = 0, cap = 0;
     reg_server *s;
     reg_lock(m->view);
@@ -381,7 +387,7 @@ static void sync_agents(master *m)
         struct sync_server *ss = &a.srv[a.n++];
         ss->id = lb_strdup(s->info->id);
         ss->endpoint = lb_strdup(s->info->agent_endpoint);
-        ss->sids = lb_xcalloc(SYNC_MAX_SESSIONS, sizeof *ss->sids);
+        hmap_put(a.by_id, ss->id, ss);
     }
     reg_sessions_foreach_locked(m->view, collect_sync, &a);
     reg_unlock(m->view);
@@ -396,6 +402,7 @@ static void sync_agents(master *m)
         free(ss->endpoint);
     }
     free(a.srv);
+    hmap_free(&a.by_id, NULL);
 }
 
 static void chores(master *m)

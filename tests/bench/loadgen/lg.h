@@ -9,7 +9,9 @@
  * Launches: with --agents each fake server has an agent endpoint of its own
  * (one REP socket, one TCP listener per server on 127.0.0.1) that answers
  * LaunchRequest with a made-up ProcessId (no process runs: clients must not
- * connect to it) and StopRequest by forgetting the session. Without --agents
+ * connect to it) and StopRequest by forgetting the session. --shared-agent
+ * gives every server the same endpoint (one listener, for 10,000 servers
+ * within the fd limit; launches are then not counted per server). Without either
  * the servers advertise an endpoint nobody listens on: they are there for the
  * scale of the master's view, reports and metrics, and a launch on them fails.
  *
@@ -59,7 +61,7 @@ typedef struct lg {
     int64_t report_interval_ms, duration_ms, session_ttl_ms;
     double client_rate, new_ratio, jitter;
     int capacity, preload;
-    bool agents, quiet;
+    bool agents, shared_agent, quiet;
     char tag[16]; /* unique per run: names its preloaded records */
 
     /* state */
@@ -68,6 +70,7 @@ typedef struct lg {
     lg_server *srv;
     nng_socket pub, agent_rep;
     void *listener_map; /* hmap listener id -> lg_server* */
+    lg_server *shared;  /* --shared-agent: where every launch is counted */
     pthread_t reporter, agent, *client_threads;
     atomic_bool stopping;
 

@@ -18,9 +18,31 @@
 
 #include <nng/protocol/reqrep0/rep.h>
 
+/* --shared-agent: one listener for every server (no fd per server, so 10,000
+ * servers fit); a request cannot tell its server, so launches are counted on
+ * a pseudo-server that is never reported. */
+static int open_shared(lg *g)
+{
+    nng_listener l;
+    int port = 0;
+    int rv = nng_listen(g->agent_rep, "tcp://127.0.0.1:0", &l, 0);
+    if (rv == 0)
+        rv = nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port);
+    if (rv != 0) {
+        fprintf(stderr, "lb-loadgen: shared agent listener: %s\n", nng_strerror(rv));
+        return -1;
+    }
+    for (int i = 0; i < g->servers; i++)
+        snprintf(g->srv[i].endpoint, sizeof g->srv[i].endpoint, "tcp://127.0.0.1:%d", port);
+    g->shared = lb_xcalloc(1, sizeof *g->shared);
+    snprintf(g->shared->id, sizeof g->shared->id, "shared");
+    g->shared->sessions_by_id = hmap_new();
+    return 0;
+}
+
 int lg_agent_open(lg *g)
 {
-    if (!g->agents) {
+    if (!g->agents && !g->shared_agent) {
         for (int i = 0; i < g->servers; i++) /* a port nobody listens on */
             snprintf(g->srv[i].endpoint, sizeof g->srv[i].endpoint, "tcp://127.0.0.1:1");
         return 0;
@@ -39,6 +61,8 @@ int lg_agent_open(lg *g)
         return -1;
     }
     g->listener_map = hmap_new();
+    if (g->shared_agent)
+        return open_shared(g);
     for (int i = 0; i < g->servers; i++) {
         nng_listener l;
         rv = nng_listen(g->agent_rep, "tcp://127.0.0.1:0", &l, 0);
@@ -61,6 +85,8 @@ int lg_agent_open(lg *g)
 
 static lg_server *server_of(lg *g, nng_msg *msg)
 {
+    if (g->shared != NULL)
+        return g->shared;
     nng_pipe p = nng_msg_get_pipe(msg);
     char id[32];
     snprintf(id, sizeof id, "%d", nng_listener_id(nng_pipe_listener(p)));
@@ -163,20 +189,26 @@ static void *agent_main(void *arg)
 
 int lg_agent_start(lg *g)
 {
-    if (!g->agents)
+    if (!g->agents && !g->shared_agent)
         return 0;
     return pthread_create(&g->agent, NULL, agent_main, g) == 0 ? 0 : -1;
 }
 
 void lg_agent_stop(lg *g)
 {
-    if (!g->agents)
+    if (!g->agents && !g->shared_agent)
         return;
     pthread_join(g->agent, NULL);
     nng_close(g->agent_rep);
     for (int i = 0; i < g->servers; i++) {
         hmap *m = g->srv[i].sessions_by_id;
         hmap_free(&m, free);
+    }
+    if (g->shared != NULL) {
+        hmap *m = g->shared->sessions_by_id;
+        hmap_free(&m, free);
+        free(g->shared);
+        g->shared = NULL;
     }
     hmap *lm = g->listener_map;
     hmap_free(&lm, NULL);

@@ -2,7 +2,8 @@
  * lb-loadgen: see lg.h. Usage:
  *
  *   lb-loadgen --etcd URL [--prefix /lb/] [--servers N] [--report-interval 1s]
- *              [--agents] [--clients M --slave ADDR [--client-rate R] [--new-ratio F]]
+ *              [--agents | --shared-agent] [--clients M --slave ADDR [--client-rate R] [--new-ratio
+ * F]]
  *              [--sessions K] [--duration 30s] [--report URL]... [--quiet]
  *
  * Prints "lb-loadgen: ready ..." on stdout once the servers are registered
@@ -40,6 +41,7 @@ static void usage(void)
             "  --jitter F            relative sd of cpu around its mean (0.05)\n"
             "  --report URL          a master report endpoint (repeatable; masters/ in etcd too)\n"
             "  --agents              answer launches (one listener per server)\n"
+            "  --shared-agent        answer launches on one listener for all servers\n"
             "  --clients M           client threads (0, max %d) asking --slave ADDR\n"
             "  --client-rate R       requests per second per client (1)\n"
             "  --new-ratio F         share of requests from a new client id (0.2)\n"
@@ -64,7 +66,8 @@ static int parse(lg *g, int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        bool flag = strcmp(a, "--agents") == 0 || strcmp(a, "--quiet") == 0;
+        bool flag = strcmp(a, "--agents") == 0 || strcmp(a, "--quiet") == 0 ||
+                    strcmp(a, "--shared-agent") == 0;
         if (!flag && v == NULL) {
             usage();
             return -1;
@@ -96,6 +99,8 @@ static int parse(lg *g, int argc, char **argv)
             g->report[g->n_report++] = v;
         else if (strcmp(a, "--agents") == 0)
             g->agents = true;
+        else if (strcmp(a, "--shared-agent") == 0)
+            g->shared_agent = true;
         else if (strcmp(a, "--clients") == 0)
             g->clients = atoi(v);
         else if (strcmp(a, "--slave") == 0)

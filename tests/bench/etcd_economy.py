@@ -1,0 +1,297 @@
+#!/usr/bin/env python3
+"""Benchmarks P6 and P9 (issue 8): what lbcp costs etcd, counted by etcd itself.
+
+  python3 tests/bench/etcd_economy.py p6 [--servers 1000] [--window 20]
+  python3 tests/bench/etcd_economy.py p9 [--servers 10000] [--sessions 100000] [--window 60] [--baseline]
+
+Both start a throwaway etcd and real daemons on loopback (tests/integration/
+harness.py) with lb-loadgen's fake servers, from LBCP_BIN (default
+build-bench/bin, a Release build). They print figures, then one RESULT line.
+
+P6: etcd puts per new session, per sticky repeat, and background puts per
+    server per second at steady load (fake servers whose cpu and memory jitter
+    around a steady mean), with etcd_economy on and, in the same run, off (the
+    old behaviour: the baseline). Puts are counted twice: by a watch on the
+    prefix that sorts every PUT by key kind and groups them by revision (one
+    revision = one txn), and by etcd's own etcd_mvcc_put_total.
+P9: one master, N fake servers reporting every second, K sessions: the
+    master's CPU (share of one core) and RSS, etcd's CPU, and etcd's db growth
+    over the window projected to 24 h against the default 2 GiB quota.
+"""
+import argparse
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+os.environ.setdefault("LBCP_BIN", os.path.join(HERE, "../../build-bench/bin"))
+sys.path.insert(0, os.path.join(HERE, "../integration"))
+from harness import BIN, Cluster, free_port, wait_for  # noqa: E402
+
+QUOTA = 2 << 30
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / CLK  # utime + stime
+
+
+def rss_mib(pid, field="VmRSS"):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def etcd_status(c):
+    st = c.etcd.call("maintenance/status", {})
+    return int(st["header"]["revision"]), int(st.get("dbSize", 0)), int(st.get("dbSizeInUse", 0))
+
+
+def etcd_puts(c):
+    with urllib.request.urlopen(c.etcd.url + "/metrics", timeout=5) as r:
+        m = re.search(r"^etcd_mvcc_put_total (\S+)$", r.read().decode(), re.M)
+    return int(float(m.group(1))) if m else 0
+
+
+class Watch:
+    """Counts PUT events under the prefix by kind (sessions, affinity, load,
+    other) and the revisions (txns) they came in."""
+
+    def __init__(self, c):
+        self.c = c
+        self.lock = threading.Lock()
+        self.puts = {}
+        self.revs = set()
+        self.key_rev = {}  # key -> revision of its last put
+        self.stop = False
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+        time.sleep(0.5)
+
+    def run(self):
+        p = self.c.prefix.encode()
+        body = json.dumps({"create_request": {
+            "key": base64.b64encode(p).decode(),
+            "range_end": base64.b64encode(p[:-1] + bytes([p[-1] + 1])).decode()}}).encode()
+        req = urllib.request.Request(self.c.etcd.url + "/v3/watch", data=body, method="POST")
+        with urllib.request.urlopen(req, timeout=3600) as r:
+            for line in r:
+                if self.stop:
+                    return
+                res = json.loads(line).get("result", {})
+                for ev in res.get("events", []):
+                    if ev.get("type") == "DELETE":
+                        continue
+                    key = base64.b64decode(ev["kv"]["key"]).decode()
+                    kind = key[len(self.c.prefix):].split("/", 1)[0]
+                    with self.lock:
+                        self.puts[kind] = self.puts.get(kind, 0) + 1
+                        self.revs.add((kind, ev["kv"]["mod_revision"]))
+                        self.key_rev[key] = ev["kv"]["mod_revision"]
+
+    def snap(self):
+        with self.lock:
+            return dict(self.puts), set(self.revs)
+
+
+def delta(a, b, kinds):
+    return sum(b[0].get(k, 0) - a[0].get(k, 0) for k in kinds)
+
+
+def txns(a, b, kinds):
+    return len({r for (k, r) in b[1] - a[1] if k in kinds})
+
+
+def loadgen(c, servers, duration, *extra):
+    lg = subprocess.Popen([os.path.join(BIN, "lb-loadgen"), "--etcd", c.etcd.url,
+                           "--servers", str(servers), "--duration", f"{duration}s", "--quiet",
+                           *extra], stdout=subprocess.PIPE, text=True)
+    line = lg.stdout.readline()
+    if "ready" not in line:
+        raise SystemExit(f"lb-loadgen did not start: {line}")
+    wait_for(lambda: len(c.etcd.keys(c.prefix + "servers/")) >= servers, 60, 0.5,
+             "servers registered")
+    return lg
+
+
+def reports(c):
+    st = c.stats(c.master_rpc) or {"counters": {}}
+    return st["counters"].get('master_load_reports_total{from="agent"}', 0)
+
+
+def p6_mode(economy, servers, window, n_new, n_sticky):
+    with Cluster() as c:
+        c.start_master(etcd_economy=economy, session_ttl="10m")
+        sa = c.start_slave("slave-a", "zone-a")
+        lg = loadgen(c, servers, window * 3 + 120, "--agents")
+        r0 = reports(c)
+        wait_for(lambda: reports(c) - r0 >= servers * 2, 60, 0.5, "reports flowing")
+        w = Watch(c)
+        etcd_pid = c.etcd.proc.pid
+        # steady load: nothing but reports happen
+        a, p0, e0, t0 = w.snap(), etcd_puts(c), cpu_s(etcd_pid), time.monotonic()
+        time.sleep(window)
+        b, p1, e1, t1 = w.snap(), etcd_puts(c), cpu_s(etcd_pid), time.monotonic()
+        el = t1 - t0
+        bg = {"puts_per_server_s": (p1 - p0) / servers / el,
+              "load_puts_per_server_s": delta(a, b, ["load"]) / servers / el,
+              "etcd_cpu": (e1 - e0) / el}
+        # new sessions, then sticky repeats (lbctl, one request at a time)
+        a = w.snap()
+        sids = []
+        for i in range(n_new):
+            _, out, _ = c.request(sa, "echo", f"p6-client-{i}", "zone-a")
+            sids.append(out["session"])
+        time.sleep(0.5)
+        b = w.snap()
+        kinds = ["sessions", "affinity"]
+        # one txn: each new session's record and its affinity share a revision
+        # (several sessions may share a txn: the master batches for 50 ms)
+        with w.lock:
+            split = sum(1 for i, sid in enumerate(sids)
+                        if w.key_rev.get(f"{c.prefix}sessions/{sid}") is None
+                        or w.key_rev.get(f"{c.prefix}sessions/{sid}")
+                        != w.key_rev.get(f"{c.prefix}affinity/p6-client-{i}/echo"))
+        new = {"puts": delta(a, b, kinds) / n_new, "txns": txns(a, b, kinds) / n_new,
+               "split": split}
+        a = w.snap()
+        for i in range(n_sticky):
+            c.request(sa, "echo", f"p6-client-{i % n_new}", "zone-a")
+        time.sleep(0.5)
+        b = w.snap()
+        sticky = {"puts": delta(a, b, kinds) / n_sticky, "txns": txns(a, b, kinds) / n_sticky}
+        w.stop = True
+        lg.terminate()
+        lg.wait(60)
+        return bg, new, sticky
+
+
+def p6(args):
+    print(f"P6: etcd writes, {args.servers} fake servers reporting every 1 s, "
+          f"steady window {args.window} s, {args.new} new sessions, {args.sticky} sticky repeats")
+    res = {}
+    for name, economy in (("economy", True), ("baseline", False)):
+        res[name] = p6_mode(economy, args.servers, args.window, args.new, args.sticky)
+        print(f"  {name} done", flush=True)
+    eb, en, es = res["economy"]
+    bb, bn, bs = res["baseline"]
+    print()
+    print(f"{'':34} {'economy':>10} {'baseline':>10} {'goal':>10}")
+    print(f"{'puts per new session':34} {en['puts']:10.2f} {bn['puts']:10.2f} {'<= 2':>10}")
+    print(f"{'new sessions split over txns':34} {en['split']:10d} {bn['split']:10d} {'0':>10}")
+    print(f"{'txns per new session (batched)':34} {en['txns']:10.2f} {bn['txns']:10.2f} {'<= 1':>10}")
+    print(f"{'puts per sticky repeat':34} {es['puts']:10.2f} {bs['puts']:10.2f} {'0':>10}")
+    print(f"{'background puts/server/s (etcd)':34} {eb['puts_per_server_s']:10.4f} "
+          f"{bb['puts_per_server_s']:10.4f} {'<= 0.05':>10}")
+    print(f"{'  of which load/ puts/server/s':34} {eb['load_puts_per_server_s']:10.4f} "
+          f"{bb['load_puts_per_server_s']:10.4f}")
+    print(f"{'etcd CPU at steady load (cores)':34} {eb['etcd_cpu']:10.3f} {bb['etcd_cpu']:10.3f}")
+    ratio = bb["puts_per_server_s"] / max(eb["puts_per_server_s"], 1e-9)
+    print(f"RESULT servers={args.servers} new_puts={en['puts']:.2f} new_split={en['split']} "
+          f"sticky_puts={es['puts']:.2f} bg_puts_per_server_s={eb['puts_per_server_s']:.4f} "
+          f"baseline_bg_puts_per_server_s={bb['puts_per_server_s']:.4f} "
+          f"baseline_sticky_puts={bs['puts']:.2f} baseline_new_puts={bn['puts']:.2f} "
+          f"etcd_cpu={eb['etcd_cpu']:.3f} baseline_etcd_cpu={bb['etcd_cpu']:.3f} "
+          f"bg_ratio={'inf' if eb['puts_per_server_s'] == 0 else f'{ratio:.0f}'}")
+
+
+def p9_mode(economy, servers, sessions, window):
+    with Cluster() as c:
+        port = free_port()
+        m = c.start_master(etcd_economy=economy, http_listen=f"127.0.0.1:{port}",
+                           report_stale="5s")
+        lg = loadgen(c, servers, window + 300, "--shared-agent", "--sessions", str(sessions))
+
+        def view_ready():
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
+                t = r.read().decode()
+            mm = re.search(r"^master_sessions (\S+)$", t, re.M)
+            return mm is not None and float(mm.group(1)) >= sessions
+        wait_for(view_ready, 120, 1, "the master's view holds every session")
+        r0 = reports(c)
+        wait_for(lambda: reports(c) - r0 >= servers * 2, 120, 1, "reports flowing")
+        time.sleep(5)  # past the first sync/compaction chores
+        mp, ep = m.pid, c.etcd.proc.pid
+        rev0, db0, _ = etcd_status(c)
+        m0, e0, rp0, t0 = cpu_s(mp), cpu_s(ep), reports(c), time.monotonic()
+        time.sleep(window)
+        m1, e1, rp1, t1 = cpu_s(mp), cpu_s(ep), reports(c), time.monotonic()
+        rev1, db1, inuse1 = etcd_status(c)
+        el = t1 - t0
+        out = {"master_cpu": (m1 - m0) / el, "etcd_cpu": (e1 - e0) / el,
+               "master_rss": rss_mib(mp), "master_hwm": rss_mib(mp, "VmHWM"),
+               "master_fds": len(os.listdir(f"/proc/{mp}/fd")),
+               "reports_per_s": (rp1 - rp0) / el, "revs_per_s": (rev1 - rev0) / el,
+               "db0": db0, "db1": db1, "db_growth_h": (db1 - db0) / el * 3600,
+               "inuse1": inuse1}
+        lg.terminate()
+        lg.wait(120)
+        return out
+
+
+def p9(args):
+    print(f"P9: one master, {args.servers} fake servers reporting every 1 s, {args.sessions} "
+          f"sessions, window {args.window} s", flush=True)
+    modes = [("economy", True)] + ([("baseline", False)] if args.baseline else [])
+    res = {name: p9_mode(eco, args.servers, args.sessions, args.window) for name, eco in modes}
+    print()
+    cols = [n for n, _ in modes]
+    print(f"{'':36}" + "".join(f"{n:>12}" for n in cols))
+
+    def row(label, key, fmt):
+        print(f"{label:36}" + "".join(f"{fmt.format(res[n][key]):>12}" for n in cols))
+    row("reports received / s", "reports_per_s", "{:.0f}")
+    row("master CPU (share of one core)", "master_cpu", "{:.3f}")
+    row("master RSS (MiB)", "master_rss", "{:.1f}")
+    row("master peak RSS (MiB)", "master_hwm", "{:.1f}")
+    row("master open fds", "master_fds", "{}")
+    row("etcd CPU (share of one core)", "etcd_cpu", "{:.3f}")
+    row("etcd revisions / s", "revs_per_s", "{:.2f}")
+    row("etcd db at end (bytes)", "db1", "{}")
+    row("etcd db growth (bytes / h)", "db_growth_h", "{:.0f}")
+    for n in cols:
+        r = res[n]
+        g24 = r["db_growth_h"] * 24
+        left = QUOTA - r["db1"]
+        hours = left / r["db_growth_h"] if r["db_growth_h"] > 0 else float("inf")
+        print(f"  {n}: db {r['db1'] / 2**20:.1f} MiB, +{g24 / 2**20:.1f} MiB projected over 24 h; "
+              f"2 GiB quota reached in {'never (no growth)' if hours == float('inf') else f'{hours:.1f} h'}")
+    e = res["economy"]
+    print(f"RESULT servers={args.servers} sessions={args.sessions} window_s={args.window} "
+          f"master_cpu={e['master_cpu']:.3f} master_rss_mib={e['master_rss']:.1f} "
+          f"etcd_cpu={e['etcd_cpu']:.3f} etcd_db_growth_mib_24h={e['db_growth_h'] * 24 / 2**20:.1f} "
+          f"etcd_revs_per_s={e['revs_per_s']:.2f}"
+          + (f" baseline_etcd_cpu={res['baseline']['etcd_cpu']:.3f} "
+             f"baseline_db_growth_mib_24h={res['baseline']['db_growth_h'] * 24 / 2**20:.1f}"
+             if args.baseline else ""))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    a6 = sub.add_parser("p6")
+    a6.add_argument("--servers", type=int, default=1000)
+    a6.add_argument("--window", type=float, default=20)
+    a6.add_argument("--new", type=int, default=30)
+    a6.add_argument("--sticky", type=int, default=60)
+    a9 = sub.add_parser("p9")
+    a9.add_argument("--servers", type=int, default=10000)
+    a9.add_argument("--sessions", type=int, default=100000)
+    a9.add_argument("--window", type=float, default=60)
+    a9.add_argument("--baseline", action="store_true")
+    args = ap.parse_args()
+    (p6 if args.cmd == "p6" else p9)(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -142,17 +142,20 @@ lb_err etcd_auth_headers(etcd_client *c, struct curl_slist **out, uint64_t *gen,
     return LB_OK;
 }
 
-void etcd_auth_renew(etcd_client *c, uint64_t gen)
+bool etcd_auth_renew(etcd_client *c, uint64_t gen)
 {
+    bool dropped = false;
     if (c->user == NULL)
-        return;
+        return false;
     pthread_mutex_lock(&c->auth_mu);
     if (c->token_gen == gen && c->token != NULL) {
         free(c->token);
         c->token = NULL;
         c->token_gen++;
+        dropped = true;
     }
     pthread_mutex_unlock(&c->auth_mu);
+    return dropped;
 }
 
 void etcd_security_free(etcd_security *s)

@@ -285,10 +285,11 @@ lb_err etcd_call(etcd_client *c, const char *call, const char *path, const cJSON
         if (rc != LB_EAUTH || c->user == NULL)
             break;
         if (attempt == 0 && etcd_auth_token_rejected(code, local.text)) {
-            obs_count("etcd_auth_token_renewals_total");
-            LOG_INFO("etcd", "auth token rejected; renewing", "user=%s why=\"%s\"", c->user,
-                     local.text);
-            etcd_auth_renew(c, gen);
+            if (etcd_auth_renew(c, gen)) { /* the first thread refused: others just retry */
+                obs_count("etcd_auth_token_renewals_total");
+                LOG_INFO("etcd", "auth token rejected; renewing", "user=%s why=\"%s\"", c->user,
+                         local.text);
+            }
             continue;
         }
         if (code == 7) { /* say who was refused */

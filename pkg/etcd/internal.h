@@ -117,8 +117,9 @@ bool etcd_auth_token_rejected(int grpc_code, const char *msg);
 lb_err etcd_auth_headers(etcd_client *c, struct curl_slist **out, uint64_t *gen, lb_errmsg *em);
 
 /* The token of generation gen was rejected: drops it (unless another thread
- * already replaced it) so that the next etcd_auth_headers authenticates. */
-void etcd_auth_renew(etcd_client *c, uint64_t gen);
+ * already replaced it) so that the next etcd_auth_headers authenticates.
+ * True when this call dropped it (the caller logs and counts the renewal). */
+bool etcd_auth_renew(etcd_client *c, uint64_t gen);
 
 /* Reads the first line of a secret file (trailing CR/LF removed); LB_ECONFIG
  * naming the file when it is missing, unreadable, empty or over 4 KiB. */

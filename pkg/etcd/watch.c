@@ -76,10 +76,10 @@ static void *watch_main(void *arg)
         if (etcd_nap_stopped(&w->nap))
             break;
         if (w->token_rejected) { /* expired token: a new one, then at once again */
-            obs_count("etcd_auth_token_renewals_total");
+            if (etcd_auth_renew(w->c, w->auth_gen))
+                obs_count("etcd_auth_token_renewals_total");
             LOG_INFO("etcd", "watch refused the auth token; renewing", "prefix=\"%s\" why=\"%s\"",
                      w->prefix, w->end_msg);
-            etcd_auth_renew(w->c, w->auth_gen);
             if (!renewed) {
                 renewed = true;
                 continue;

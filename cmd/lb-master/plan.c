@@ -220,6 +220,8 @@ void plan_make(master *m, const Lb__SelectionRequest *sr, plan *p)
         snprintf(p->slave_id, sizeof p->slave_id, "%s", sl->id);
         snprintf(p->slave_endpoint, sizeof p->slave_endpoint, "%s",
                  rs != NULL ? rs->info->endpoint : "");
+        snprintf(p->slave_api, sizeof p->slave_api, "%s",
+                 rs != NULL && rs->info->api_endpoint != NULL ? rs->info->api_endpoint : "");
     } else {
         snprintf(p->slave_id, sizeof p->slave_id, "%s", sr->slave_id ? sr->slave_id : "");
     }

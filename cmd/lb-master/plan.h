@@ -50,6 +50,7 @@ typedef struct plan {
     char slave_reason[160];
     plan_peer peers[PLAN_MAX_PEERS];
     size_t n_peers;
+    char slave_api[PLAN_EP]; /* the chosen slave's HTTP API, for redirects */
 } plan;
 
 /* Frees what plan_make allocated (peers' app lists). */

@@ -164,6 +164,7 @@ static void rpc_answer(rpc_ctx *c, size_t i, Lb__ProcessId *proc)
     in.action = serve ? LB__ACTION__SERVE : LB__ACTION__REDIRECT;
     in.slave_id = p->slave_id;
     in.slave_endpoint = p->slave_endpoint;
+    in.slave_api = p->slave_api;
     in.server_id = p->cand[i].server;
     in.process = proc;
     in.session_id = p->session_id;

@@ -21,6 +21,11 @@
  *   relay_listen: 127.0.0.1:7211     # TCP relay for link-relay apps, HOST:PORT (tcp:// optional;
  *                                    # port 0 picks one); default "": no relay
  *   http_listen: 127.0.0.1:9201      # /metrics and /healthz (default: off)
+ *   api_listen: 127.0.0.1:8201       # HTTP/JSON API, HOST:PORT (default: off)
+ *   api_advertise: http://10.0.0.5:8201  # its base URL in redirects (default: http://api_listen)
+ *   api_max_body: 64KiB              # request body limit (413 above)
+ *   api_max_conns: 512               # open API connections
+ *   api_per_ip: 64                   # open API connections per client address
  *   relay_advertise: 10.0.0.5:7211   # relay endpoint given to clients (default: bound
  * relay_listen)
  *   apps: [echo]                     # apps this slave fronts (default: all)
@@ -61,6 +66,11 @@ static const char *const slave_keys[] = {"id",
                                          "http_listen",
                                          "apps",
                                          CFG_ETCD_SECURITY_KEYS,
+                                         "api_listen",
+                                         "api_advertise",
+                                         "api_max_body",
+                                         "api_max_conns",
+                                         "api_per_ip",
                                          NULL};
 
 static lb_err load_all(const cfg_doc *doc, slave_config *cfg, lb_errmsg *em)
@@ -96,7 +106,12 @@ static lb_err load_all(const cfg_doc *doc, slave_config *cfg, lb_errmsg *em)
         (err = cfg_get_str(doc, root, "relay_advertise", "", &cfg->relay_advertise, em)) ||
         (err = cfg_get_str(doc, root, "http_listen", "", &cfg->http_listen, em)) ||
         (err = cfg_get_strlist(doc, root, "apps", &cfg->apps, &cfg->n_apps, em)) ||
-        (err = cfg_get_etcd_security(doc, root, &cfg->etcd_sec, em)))
+        (err = cfg_get_etcd_security(doc, root, &cfg->etcd_sec, em)) ||
+        (err = cfg_get_str(doc, root, "api_listen", "", &cfg->api_listen, em)) ||
+        (err = cfg_get_str(doc, root, "api_advertise", "", &cfg->api_advertise, em)) ||
+        (err = cfg_get_size(doc, root, "api_max_body", 65536, &cfg->api_max_body, em)) ||
+        (err = cfg_get_int(doc, root, "api_max_conns", 1, 100000, 512, &cfg->api_max_conns, em)) ||
+        (err = cfg_get_int(doc, root, "api_per_ip", 1, 100000, 64, &cfg->api_per_ip, em)))
         goto out;
     cfg->etcd = cfg_join(etcd, n_etcd, "http://127.0.0.1:2379");
     if (cfg->n_masters > SLAVE_MAX_MASTERS) {
@@ -141,5 +156,7 @@ void slave_config_free(slave_config *cfg)
     free(cfg->relay_advertise);
     free(cfg->http_listen);
     cfg_strlist_free(&cfg->apps, cfg->n_apps);
+    free(cfg->api_listen);
+    free(cfg->api_advertise);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -3,6 +3,7 @@
 
 #include "relay.h"
 
+#include "api/api.h"
 #include "config/daemon.h"
 #include "obs/log.h"
 
@@ -33,6 +34,25 @@ int main(int argc, char **argv)
     if (s.cfg.relay_listen[0] != '\0' &&
         relay_start(s.cfg.relay_listen, s.cfg.relay_advertise, &s.relay) != 0)
         goto out;
+    if (s.cfg.api_listen[0] != '\0') {
+        /* bound before registering: SlaveInfo carries its URL */
+        api_config ac = {.listen = s.cfg.api_listen,
+                         .advertise = s.cfg.api_advertise,
+                         .front_door = SLAVE_FRONT_DOOR_INPROC,
+                         .slave_id = s.cfg.id,
+                         .max_body = s.cfg.api_max_body,
+                         .max_conns = (unsigned)s.cfg.api_max_conns,
+                         .per_ip = (unsigned)s.cfg.api_per_ip,
+                         .timeout_ms = s.cfg.request_timeout_ms * 2 + 1000,
+                         .max_message = s.cfg.max_message};
+        lb_errmsg em = {{0}};
+        if (api_start(&ac, &s.api, &em) != LB_OK) {
+            LOG_ERROR("slave", "api endpoint", "err=\"%s\"", em.text);
+            goto out;
+        }
+        LOG_INFO("slave", "api endpoint", "listen=%s url=%s", s.cfg.api_listen,
+                 api_endpoint(s.api));
+    }
     if (slave_upstream_start(&s) != 0)
         goto out;
     if (slave_rpc_start(&s) != 0)
@@ -46,12 +66,14 @@ int main(int argc, char **argv)
     LOG_INFO("slave", "stopping", "signal=%d", sig);
     rc = 0;
     atomic_store(&s.stopping, true);
+    api_stop(&s.api); /* waiting API clients get a 503 now */
     slave_ops_stop(&s);
 out_rpc:
     slave_rpc_stop(&s);
 out_up:
     slave_upstream_stop(&s);
 out:
+    api_stop(&s.api);
     relay_stop(&s.relay);
     slave_config_free(&s.cfg);
     return rc;

@@ -375,6 +375,12 @@ int slave_rpc_start(slave *s)
         LOG_ERROR("slave", "client socket", "err=\"%s\"", em.text);
         return -1;
     }
+    /* the HTTP API's way in: same socket, same state machines */
+    int rv = nng_listen(s->rep, SLAVE_FRONT_DOOR_INPROC, NULL, 0);
+    if (rv != 0) {
+        LOG_ERROR("slave", "client socket", "err=\"inproc listen: %s\"", nng_strerror(rv));
+        return -1;
+    }
     s->n_ctxs = (size_t)s->cfg.contexts;
     s->ctxs = lb_xcalloc(s->n_ctxs, sizeof *s->ctxs);
     for (size_t i = 0; i < s->n_ctxs; i++) {

@@ -42,7 +42,15 @@ typedef struct slave_config {
     char *http_listen;     /* HOST:PORT of /metrics and /healthz; empty: off */
     char **apps;           /* apps this slave fronts (SlaveInfo.apps); empty: all */
     size_t n_apps;
+    char *api_listen;      /* HOST:PORT of the HTTP/JSON API; empty: off */
+    char *api_advertise;   /* its base URL given to clients (default http://api_listen) */
+    uint64_t api_max_body;
+    int64_t api_max_conns;
+    int64_t api_per_ip;
 } slave_config;
+
+/* The front door's in-process address: the HTTP API sends its calls here. */
+#define SLAVE_FRONT_DOOR_INPROC "inproc://lb-slave-front-door"
 
 typedef struct upstream {
     char endpoint[256];
@@ -72,6 +80,7 @@ typedef struct slave {
     atomic_llong master_ok_ms; /* monotonic ms of the last master answer (health) */
     struct slave_ops *ops;     /* ops.c: HTTP endpoint and master probe */
     struct slave_shed *shed;   /* shed.c: zone peers' loads, clients served here */
+    struct api_server *api;    /* NULL without api_listen */
 } slave;
 
 int slave_config_load(const char *path, slave_config *cfg);

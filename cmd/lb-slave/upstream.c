@@ -7,6 +7,8 @@
 
 #include "relay.h"
 
+#include "api/api.h"
+
 #include "common/util.h"
 #include "lb.pb-c.h"
 #include "obs/log.h"
@@ -29,6 +31,7 @@ static lb_err on_granted(void *arg, int64_t lease)
     si.limit = (uint32_t)s->cfg.limit;
     si.apps = s->cfg.apps;
     si.n_apps = s->cfg.n_apps;
+    si.api_endpoint = s->api != NULL ? (char *)api_endpoint(s->api) : "";
     size_t len = lb__slave_info__get_packed_size(&si);
     uint8_t *buf = lb_xcalloc(1, len);
     lb__slave_info__pack(&si, buf);

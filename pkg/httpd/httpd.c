@@ -135,10 +135,20 @@ static enum MHD_Result queue(hreq *q, httpd_resp *r)
     return ok;
 }
 
+/* The server's own errors; text is a constant without quotes or backslashes. */
 static enum MHD_Result queue_text(hreq *q, int status, const char *text)
 {
     httpd_resp r = {0};
-    httpd_resp_printf(&r, status, NULL, "%s\n", text);
+    if (q->h->cfg.json_errors) {
+        const char *code = status == 404   ? "not_found"
+                           : status == 405 ? "method_not_allowed"
+                           : status == 413 ? "too_large"
+                                           : "error";
+        httpd_resp_printf(&r, status, "application/json",
+                          "{\"error\":{\"code\":\"%s\",\"reason\":\"%s\"}}\n", code, text);
+    } else {
+        httpd_resp_printf(&r, status, NULL, "%s\n", text);
+    }
     return queue(q, &r);
 }
 
@@ -186,6 +196,8 @@ static bool route_find(httpd *h, const char *method, const char *path, route *ou
         if (r->method[0] != '\0' && strcmp(r->method, method) != 0 &&
             !(strcmp(r->method, "GET") == 0 && strcmp(method, "HEAD") == 0)) {
             *wrong_method = true;
+            if (!r->prefix)
+                break; /* an exact path with another method: 405, not a catch-all */
             continue;
         }
         *out = *r;

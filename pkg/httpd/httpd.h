@@ -38,6 +38,7 @@ typedef struct httpd_config {
     size_t max_body;    /* default 64 KiB */
     unsigned threads;   /* default 2 */
     const char *name;   /* for logs and metrics, e.g. "ops", "api" */
+    bool json_errors;   /* the server's own 404/405/413 as {"error":{"code","reason"}} */
 } httpd_config;
 
 /* A request, valid during the handler call. Strings are NUL-terminated; path

@@ -42,8 +42,8 @@ typedef struct slave_config {
     char *http_listen;     /* HOST:PORT of /metrics and /healthz; empty: off */
     char **apps;           /* apps this slave fronts (SlaveInfo.apps); empty: all */
     size_t n_apps;
-    char *api_listen;      /* HOST:PORT of the HTTP/JSON API; empty: off */
-    char *api_advertise;   /* its base URL given to clients (default http://api_listen) */
+    char *api_listen;    /* HOST:PORT of the HTTP/JSON API; empty: off */
+    char *api_advertise; /* its base URL given to clients (default http://api_listen) */
     uint64_t api_max_body;
     int64_t api_max_conns;
     int64_t api_per_ip;

@@ -19,12 +19,15 @@ if(LBCP_FUZZ)
   add_custom_target(lb-fuzzers)
   lb_fuzzer(fuzz_wire SOURCES ${LB_FUZZ_DIR}/fuzz_wire.c LIBS lbwire)
   lb_fuzzer(fuzz_etcd SOURCES ${LB_FUZZ_DIR}/fuzz_etcd.c LIBS lbetcd)
+  # the agent's loader is every cmd/lb-agent/config*.c (it is split by concern)
+  file(GLOB _lb_agent_cfg CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/cmd/lb-agent/config*.c)
   lb_fuzzer(fuzz_config
     SOURCES ${LB_FUZZ_DIR}/fuzz_config.c ${LB_FUZZ_DIR}/fuzz_config_master.c
-            ${LB_FUZZ_DIR}/fuzz_config_slave.c ${CMAKE_SOURCE_DIR}/cmd/lb-agent/config.c
+            ${LB_FUZZ_DIR}/fuzz_config_slave.c ${_lb_agent_cfg}
     INCLUDES ${CMAKE_SOURCE_DIR}/cmd/lb-master ${CMAKE_SOURCE_DIR}/cmd/lb-slave
              ${CMAKE_SOURCE_DIR}/cmd/lb-agent
     LIBS lbconfig lbselect lbregistry lbwire lbetcd lbobs)
+  lb_fuzzer(fuzz_registry SOURCES ${LB_FUZZ_DIR}/fuzz_registry.c LIBS lbregistry lbselect)
   lb_fuzzer(fuzz_http SOURCES ${LB_FUZZ_DIR}/fuzz_http.c LIBS lbhttpd lbobs)
 else()
   find_program(LB_CLANG clang)

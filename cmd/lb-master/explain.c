@@ -97,7 +97,7 @@ nng_msg *master_explain(master *m, const Lb__Envelope *req)
     if (err != LB_EINVAL) {
         snprintf(refused, sizeof refused, "%s", res.preferred_refused);
         if (err == LB_OK)
-            snprintf(slave_why, sizeof slave_why, "%s", res.slave_reason);
+            sel_slave_reason(snap, &q, &res, slave_why, sizeof slave_why);
     }
     reg_unlock(m->view);
 

@@ -191,7 +191,7 @@ void plan_make(master *m, const Lb__SelectionRequest *sr, plan *p)
         add_cand(m->view, p, snap, res.alternates[i], cr->app);
     p->moved = res.moved;
     p->preferred = res.preferred;
-    snprintf(p->slave_reason, sizeof p->slave_reason, "%s", res.slave_reason);
+    sel_slave_reason(snap, &q, &res, p->slave_reason, sizeof p->slave_reason);
     if (res.moved)
         snprintf(p->reason, sizeof p->reason, "%s", res.reason);
     if (res.affinity && cur != NULL) {

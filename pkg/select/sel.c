@@ -226,8 +226,7 @@ lb_err sel_choose(const sel_snapshot *snap, const sel_policy *policy, const sel_
                             ? 0
                             : sel_alternates(snap, a, &plan, &loc, req, out->server,
                                              have_pre ? pre : NULL, n_pre, out->alternates, k);
-    out->slave = sel_slave_choose(snap, &snap->servers[out->server], req, out->slave_reason,
-                                  sizeof(out->slave_reason));
+    out->slave = sel_slave_choose(snap, &snap->servers[out->server], req, &out->slave_rule);
     if (verdicts != NULL)
         sel_explain(snap, a, policy, req, &loc, &plan, out, verdicts);
     return LB_OK;

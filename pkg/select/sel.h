@@ -22,7 +22,8 @@
  *      session slave (req->affinity_slave) while it can still serve it; else the
  *      requesting slave when in the chosen server's zone (or named by its
  *      reachable_via) and under its limit; else the least loaded slave in that
- *      zone; else the least loaded. sel_result.slave_reason says which rule.
+ *      zone; else the least loaded. sel_result.slave_rule says which rule
+ *      (sel_slave_reason words it).
  *
  * The client's own pick (req->preferred_server, list mode) replaces rules 2-5
  * when that server is eligible for the client; otherwise the normal choice is
@@ -156,6 +157,15 @@ typedef struct sel_verdict {
 
 #define SEL_MAX_ALTERNATES 4
 
+/* Which rule 6 step chose the slave. */
+typedef enum sel_slave_rule {
+    SEL_SLAVE_SESSION = 0, /* the client's session slave */
+    SEL_SLAVE_REQUESTING,  /* the requesting slave */
+    SEL_SLAVE_ZONE,        /* the least loaded of the server's zone */
+    SEL_SLAVE_ANY,         /* the least loaded anywhere (of those it is reachable via) */
+    SEL_SLAVE_NONE,        /* no slave fronts the app */
+} sel_slave_rule;
+
 typedef struct sel_result {
     int server; /* index into snapshot servers, -1 when nothing can serve */
     int alternates[SEL_MAX_ALTERNATES];
@@ -166,7 +176,7 @@ typedef struct sel_result {
     char reason[256];            /* why nothing can serve, or why the client moved */
     bool preferred;              /* req->preferred_server was chosen */
     char preferred_refused[160]; /* why req->preferred_server was not ("" when it was) */
-    char slave_reason[128];      /* why `slave` serves the client */
+    sel_slave_rule slave_rule;   /* why `slave` serves the client (sel_slave_reason) */
 } sel_result;
 
 typedef struct sel_snapshot sel_snapshot;
@@ -216,5 +226,11 @@ typedef struct sel_state {
  * with out->reason filled (also when the app is offered nowhere: LB_ENOAPP). */
 lb_err sel_choose(const sel_snapshot *snap, const sel_policy *policy, const sel_request *req,
                   sel_state *state, sel_result *out, sel_verdict *verdicts);
+
+/* Words why r's slave serves the client ("requesting slave, zone zone-a, load
+ * 3/100"), for a result of sel_choose(snap, ..., req, ...) that chose a server;
+ * "" otherwise. Writes at most n bytes to out. */
+void sel_slave_reason(const sel_snapshot *snap, const sel_request *req, const sel_result *r,
+                      char *out, size_t n);
 
 #endif

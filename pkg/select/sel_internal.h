@@ -295,9 +295,9 @@ void sel_explain(const sel_snapshot *s, const sel_app *a, const sel_policy *p,
                  const sel_result *res, sel_verdict *v);
 
 /* --- slave.c ------------------------------------------------------------- */
-/* The slave for server under req's rules (sel.h rule 6); writes why to
- * reason (n bytes). -1 when no slave fronts the app (or there are none). */
+/* The slave for server under req's rules (sel.h rule 6); *rule says which
+ * step chose it. -1 when no slave fronts the app (or there are none). */
 int sel_slave_choose(const sel_snapshot *s, const sel_server *server, const sel_request *req,
-                     char *reason, size_t n);
+                     sel_slave_rule *rule);
 
 #endif

@@ -71,30 +71,25 @@ static void slave_load_text(const sel_slave *sl, char *out, size_t n)
 }
 
 int sel_slave_choose(const sel_snapshot *s, const sel_server *server, const sel_request *req,
-                     char *reason, size_t n)
+                     sel_slave_rule *rule)
 {
     const char *app = req->app;
     const char *rq = req->requesting_slave, *as = req->affinity_slave;
     int me = rq != NULL && rq[0] != '\0' ? sel_slave_find(s, rq) : -1;
     int aff = as != NULL && as[0] != '\0' ? sel_slave_find(s, as) : -1;
-    const char *via = server->n_reachable_via > 0 ? " (reachable_via)" : "";
-    char load[48];
     int best = -1;
 
     if (me >= 0 && !slave_ok(s, me, server, app))
         me = -1;
+    *rule = SEL_SLAVE_SESSION;
     if (aff >= 0 && slave_ok(s, aff, server, app) &&
         (server->n_reachable_via > 0 || strcmp(s->slaves[aff].zone, server->zone) == 0 ||
-         (req->affinity_server != NULL && strcmp(req->affinity_server, server->id) == 0))) {
-        snprintf(reason, n, "client's session slave%s", via);
+         (req->affinity_server != NULL && strcmp(req->affinity_server, server->id) == 0)))
         return aff;
-    }
+    *rule = SEL_SLAVE_REQUESTING;
     if (me >= 0 && !slave_over(&s->slaves[me]) &&
-        (strcmp(s->slaves[me].zone, server->zone) == 0 || server->n_reachable_via > 0)) {
-        slave_load_text(&s->slaves[me], load, sizeof(load));
-        snprintf(reason, n, "requesting slave, zone %s, %s%s", s->slaves[me].zone, load, via);
+        (strcmp(s->slaves[me].zone, server->zone) == 0 || server->n_reachable_via > 0))
         return me;
-    }
     for (size_t i = sel_slave_zone_lower(s, server->zone); i < s->n_slaves; i++) {
         int sl = s->slave_by_zone[i];
         if (strcmp(s->slaves[sl].zone, server->zone) != 0)
@@ -102,25 +97,52 @@ int sel_slave_choose(const sel_snapshot *s, const sel_server *server, const sel_
         if (slave_ok(s, sl, server, app) && (best < 0 || slave_better(s, sl, best, me)))
             best = sl;
     }
-    if (best >= 0 && !slave_over(&s->slaves[best])) {
-        slave_load_text(&s->slaves[best], load, sizeof(load));
-        snprintf(reason, n, "least loaded slave of zone %s, %s%s", server->zone, load, via);
+    *rule = SEL_SLAVE_ZONE;
+    if (best >= 0 && !slave_over(&s->slaves[best]))
         return best;
-    }
     best = -1;
     for (size_t i = 0; i < s->n_slaves; i++)
         if (slave_ok(s, (int)i, server, app) && (best < 0 || slave_better(s, (int)i, best, me)))
             best = (int)i;
-    if (best < 0) {
-        snprintf(reason, n, "no slave fronts app '%s': the requesting slave serves", app);
-        return -1;
-    }
-    slave_load_text(&s->slaves[best], load, sizeof(load));
-    if (server->n_reachable_via > 0)
-        snprintf(reason, n, "least loaded slave the server is reachable via, zone %s, %s",
-                 s->slaves[best].zone, load);
-    else
-        snprintf(reason, n, "least loaded slave (zone %s has none with room), %s", server->zone,
-                 load);
+    *rule = best < 0 ? SEL_SLAVE_NONE : SEL_SLAVE_ANY;
     return best;
+}
+
+/* The text is made only when asked for (explain, the master's answer): a
+ * decision costs a few hundred ns, and formatting would double it. */
+void sel_slave_reason(const sel_snapshot *s, const sel_request *req, const sel_result *r, char *out,
+                      size_t n)
+{
+    const sel_server *server = r->server >= 0 ? &s->servers[r->server] : NULL;
+    const sel_slave *sl = r->slave >= 0 ? &s->slaves[r->slave] : NULL;
+    char load[48] = "";
+    if (n > 0)
+        out[0] = '\0';
+    if (server == NULL || (sl == NULL && r->slave_rule != SEL_SLAVE_NONE))
+        return;
+    const char *via = server->n_reachable_via > 0 ? " (reachable_via)" : "";
+    if (sl != NULL)
+        slave_load_text(sl, load, sizeof(load));
+    switch (r->slave_rule) {
+    case SEL_SLAVE_SESSION:
+        snprintf(out, n, "client's session slave%s", via);
+        break;
+    case SEL_SLAVE_REQUESTING:
+        snprintf(out, n, "requesting slave, zone %s, %s%s", sl->zone, load, via);
+        break;
+    case SEL_SLAVE_ZONE:
+        snprintf(out, n, "least loaded slave of zone %s, %s%s", server->zone, load, via);
+        break;
+    case SEL_SLAVE_ANY:
+        if (server->n_reachable_via > 0)
+            snprintf(out, n, "least loaded slave the server is reachable via, zone %s, %s",
+                     sl->zone, load);
+        else
+            snprintf(out, n, "least loaded slave (zone %s has none with room), %s", server->zone,
+                     load);
+        break;
+    case SEL_SLAVE_NONE:
+        snprintf(out, n, "no slave fronts app '%s': the requesting slave serves", req->app);
+        break;
+    }
 }

@@ -115,6 +115,28 @@ static void test_sticky_and_preselected_clients_are_not_shed(void **state)
     slave_shed_free(&sh);
 }
 
+/* The set of clients served here is bounded: two generations of 32768; after
+ * 70,000 newer clients the first one counts as new again, the last as sticky. */
+static void test_served_set_is_bounded(void **state)
+{
+    (void)state;
+    slave_shed *sh = slave_shed_new();
+    answer a;
+    const char *spec[] = {"p1:0:10"};
+    answer_init(&a, spec, 1);
+    char name[32];
+    for (int i = 0; i < 70000; i++) {
+        snprintf(name, sizeof name, "c%d", i);
+        Lb__ClientRequest cr = request(name, NULL, 0);
+        slave_shed_learn(sh, "self", &cr, &a.in);
+    }
+    char id[128];
+    Lb__ClientRequest first = request("c0", NULL, 0), last = request("c69999", NULL, 0);
+    assert_true(pick(sh, 50, &first, id));
+    assert_false(pick(sh, 50, &last, id));
+    slave_shed_free(&sh);
+}
+
 static void test_no_peers_known(void **state)
 {
     (void)state;
@@ -132,6 +154,7 @@ int main(void)
         cmocka_unit_test(test_visited_full_and_self_are_skipped),
         cmocka_unit_test(test_sticky_and_preselected_clients_are_not_shed),
         cmocka_unit_test(test_no_peers_known),
+        cmocka_unit_test(test_served_set_is_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import subprocess
+import tempfile
 import time
 import unittest
 
@@ -243,6 +244,34 @@ class Shedding(ClusterTest):
         self.assertEqual((out["action"], out["slave"]), ("SERVE", "slave-b"))
         self.assertEqual(len(out["hops"]), 1)
         self.assertIn("already visited", out["slave_reason"])
+
+
+class NewConfigKeys(unittest.TestCase):
+    """apps (slave), arch / os / reachable_via (agent): a wrong type names file:line:key."""
+
+    def run_daemon(self, binary, text):
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+            f.write(text)
+            path = f.name
+        try:
+            r = subprocess.run([os.path.join(BIN, binary), "--config", path],
+                               capture_output=True, text=True, timeout=20)
+        finally:
+            os.unlink(path)
+        return r, path
+
+    def test_wrong_types(self):
+        cases = (("lb-slave", "id: s\napps: {echo: 1}\n", 2, "apps"),
+                 ("lb-agent", "id: a\nzone: a\nreachable_via: {slave-b: 1}\n", 3,
+                  "reachable_via"),
+                 ("lb-agent", "id: a\narch: [x86_64]\n", 2, "arch"),
+                 ("lb-agent", "id: a\nos: {a: b}\n", 2, "os"))
+        for binary, text, line, key in cases:
+            with self.subTest(binary=binary, key=key):
+                r, path = self.run_daemon(binary, text)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(f"{path}:{line}:", r.stderr)
+                self.assertIn(key, r.stderr)
 
 
 HOSTS = "/etc/hosts"

@@ -12,7 +12,11 @@ target_include_directories(lbclient_obj PUBLIC ${CMAKE_SOURCE_DIR}/include ${CMA
 target_link_libraries(lbclient_obj PUBLIC lbwire lbobs lbcommon lbproto)
 set_target_properties(lbclient_obj PROPERTIES POSITION_INDEPENDENT_CODE ON)
 
-add_library(lbclient SHARED $<TARGET_OBJECTS:lbclient_obj>)
+# Both variants carry every object of the pkg/ modules the client uses, so the
+# installed liblbclient.a links alone (with its Libs.private) like the .so.
+set(_lbc_objs $<TARGET_OBJECTS:lbclient_obj> $<TARGET_OBJECTS:lbwire> $<TARGET_OBJECTS:lbobs>
+              $<TARGET_OBJECTS:lbcommon> $<TARGET_OBJECTS:lbproto>)
+add_library(lbclient SHARED ${_lbc_objs})
 target_include_directories(lbclient PUBLIC ${CMAKE_SOURCE_DIR}/include)
 target_link_libraries(lbclient PRIVATE lbwire lbobs lbcommon lbproto ${NNG_LIB} Threads::Threads)
 target_link_options(lbclient PRIVATE
@@ -21,7 +25,7 @@ set_target_properties(lbclient PROPERTIES
   VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR}
   LINK_DEPENDS ${CMAKE_SOURCE_DIR}/pkg/client/lbclient.map)
 
-add_library(lbclient_static STATIC $<TARGET_OBJECTS:lbclient_obj>)
+add_library(lbclient_static STATIC ${_lbc_objs})
 target_include_directories(lbclient_static PUBLIC ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/pkg)
 target_link_libraries(lbclient_static PUBLIC lbwire lbobs lbcommon lbproto)
 set_target_properties(lbclient_static PROPERTIES OUTPUT_NAME lbclient)
@@ -33,6 +37,7 @@ install(TARGETS lbclient lbclient_static
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(FILES ${CMAKE_SOURCE_DIR}/include/lb/client.h ${CMAKE_SOURCE_DIR}/include/lb/err.h
+              ${CMAKE_SOURCE_DIR}/include/lb/version.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/lb)
 install(FILES ${CMAKE_BINARY_DIR}/lbclient.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 

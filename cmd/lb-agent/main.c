@@ -121,6 +121,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "lb-agent: %s\n", em.text);
         return 2;
     }
+    if (cfg_daemon_check_only()) {
+        agent_config_free(&a.cfg);
+        return cfg_daemon_check_done("lb-agent", config);
+    }
     if (cfg_daemon_log_level("lb-agent", level, a.cfg.log_level) != 0) {
         agent_config_free(&a.cfg);
         return 2;

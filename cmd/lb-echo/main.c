@@ -15,6 +15,8 @@
  * SIGTERM / SIGINT end it with status 0; bad flags give a usage error, status 2.
  */
 #define _GNU_SOURCE /* accept4 */
+#include "lb/version.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -62,19 +64,19 @@ static void echo_usage(FILE *f)
                "  --session S         session id echoed back in every answer\n"
                "  --host H            address to listen on (default 127.0.0.1)\n"
                "  --listen-delay MS   wait MS milliseconds before listening (0-600000)\n"
-               "  --fork-setsid       fork a grandchild that calls setsid and ignores SIGTERM\n");
+               "  --fork-setsid       fork a grandchild that calls setsid and ignores SIGTERM\n"
+               "  --version           print the version and exit\n");
 }
 
-/* Parses the flags into st; returns 0, 1 for --help, or 2 on a usage error. */
+/* Parses the flags into st; returns 0, 1 for --help, 3 after --version, or 2
+ * on a usage error. */
 static int echo_parse_args(int argc, char **argv, echo_state *st)
 {
-    static const struct option opts[] = {{"port", required_argument, NULL, 'p'},
-                                         {"session", required_argument, NULL, 's'},
-                                         {"host", required_argument, NULL, 'H'},
-                                         {"listen-delay", required_argument, NULL, 'd'},
-                                         {"fork-setsid", no_argument, NULL, 'f'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"port", required_argument, NULL, 'p'},  {"session", required_argument, NULL, 's'},
+        {"host", required_argument, NULL, 'H'},  {"listen-delay", required_argument, NULL, 'd'},
+        {"fork-setsid", no_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},     {NULL, 0, NULL, 0}};
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -108,6 +110,9 @@ static int echo_parse_args(int argc, char **argv, echo_state *st)
             break;
         case 'h':
             return 1;
+        case 'V':
+            printf("lb-echo %s\n", lb_version());
+            return 3;
         default:
             fprintf(stderr, "lb-echo: unknown or incomplete option '%s'\n", argv[optind - 1]);
             return 2;
@@ -292,6 +297,8 @@ int main(int argc, char **argv)
 {
     echo_state st = {.host = "127.0.0.1", .listen_fd = -1, .sig_fd = -1};
     int status = echo_parse_args(argc, argv, &st);
+    if (status == 3)
+        return 0;
     if (status != 0) {
         echo_usage(status == 1 ? stdout : stderr);
         return status == 1 ? 0 : 2;

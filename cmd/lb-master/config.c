@@ -4,8 +4,9 @@
  *   id: master-1                     # default: hostname
  *   listen: tcp://127.0.0.1:7101     # RPC for slaves and lbctl
  *   report_listen: tcp://127.0.0.1:7102  # load reports from agents and slaves (SUB)
- *   etcd: http://127.0.0.1:2379      # string (comma-separated) or list
- *   prefix: /lb/
+ *   advertise: tcp://master-1:7101   # RPC endpoint others dial (registered in etcd); default:
+ * listen report_advertise: tcp://master-1:7102  # report endpoint others dial; default:
+ * report_listen etcd: http://127.0.0.1:2379      # string (comma-separated) or list prefix: /lb/
  *   lease_ttl: 5s                    # masters/<id> and leader key
  *   session_ttl: 10m                 # sessions expire this long after last use
  *   launch_timeout: 10s              # one launch at an agent
@@ -41,31 +42,16 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const master_keys[] = {"id",
-                                          "listen",
-                                          "report_listen",
-                                          "etcd",
-                                          "prefix",
-                                          "lease_ttl",
-                                          "session_ttl",
-                                          "launch_timeout",
-                                          "etcd_timeout",
-                                          "report_stale",
-                                          "write_interval",
-                                          "contexts",
-                                          "max_message",
-                                          "strategy",
-                                          "strategies",
-                                          "zone_spill",
-                                          "overprovision",
-                                          "alternates",
-                                          "log_level",
-                                          "http_listen",
-                                          "compact_retention",
-                                          "etcd_quota",
-                                          "etcd_economy",
-                                          CFG_ETCD_SECURITY_KEYS,
-                                          NULL};
+static const char *const master_keys[] = {
+    "id",           "listen",           "report_listen",
+    "etcd",         "prefix",           "lease_ttl",
+    "session_ttl",  "launch_timeout",   "etcd_timeout",
+    "report_stale", "write_interval",   "contexts",
+    "max_message",  "strategy",         "strategies",
+    "zone_spill",   "overprovision",    "alternates",
+    "log_level",    "http_listen",      "compact_retention",
+    "etcd_quota",   "etcd_economy",     CFG_ETCD_SECURITY_KEYS,
+    "advertise",    "report_advertise", NULL};
 
 static lb_err load_strategies(const cfg_doc *doc, const cfg_node *root, master_config *cfg,
                               lb_errmsg *em)
@@ -117,6 +103,9 @@ static lb_err load_all(const cfg_doc *doc, master_config *cfg, lb_errmsg *em)
         (err = cfg_get_str(doc, root, "listen", "tcp://127.0.0.1:7101", &cfg->listen, em)) ||
         (err = cfg_get_str(doc, root, "report_listen", "tcp://127.0.0.1:7102", &cfg->report_listen,
                            em)) ||
+        (err = cfg_get_str(doc, root, "advertise", cfg->listen, &cfg->advertise, em)) ||
+        (err = cfg_get_str(doc, root, "report_advertise", cfg->report_listen,
+                           &cfg->report_advertise, em)) ||
         (err = cfg_get_strlist(doc, root, "etcd", &etcd, &n_etcd, em)) ||
         (err = cfg_get_str(doc, root, "prefix", "/lb/", &cfg->prefix, em)) ||
         (err = cfg_get_duration_ms(doc, root, "lease_ttl", 5000, &cfg->lease_ttl_ms, em)) ||
@@ -131,7 +120,7 @@ static lb_err load_all(const cfg_doc *doc, master_config *cfg, lb_errmsg *em)
         (err = cfg_get_double(doc, root, "zone_spill", 0.01, 1.0, 1.0, &spill, em)) ||
         (err = cfg_get_double(doc, root, "overprovision", 0, 100, 0, &over, em)) ||
         (err = cfg_get_int(doc, root, "alternates", 0, SEL_MAX_ALTERNATES, 2, &alternates, em)) ||
-        (err = cfg_get_str(doc, root, "log_level", "info", &cfg->log_level, em)) ||
+        (err = cfg_daemon_get_level(doc, root, &cfg->log_level, em)) ||
         (err = cfg_get_str(doc, root, "http_listen", "", &cfg->http_listen, em)) ||
         (err = cfg_get_duration_ms(doc, root, "compact_retention", 300000,
                                    &cfg->compact_retention_ms, em)) ||
@@ -169,12 +158,21 @@ int master_config_load(const char *path, master_config *cfg)
     return cfg_daemon_load("lb-master", path, load_any, cfg);
 }
 
+lb_err master_config_read(const char *path, master_config *cfg, lb_errmsg *em)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->path = lb_strdup(path);
+    return cfg_daemon_read(path, load_any, cfg, em);
+}
+
 void master_config_free(master_config *cfg)
 {
     free(cfg->path);
     free(cfg->id);
     free(cfg->listen);
     free(cfg->report_listen);
+    free(cfg->advertise);
+    free(cfg->report_advertise);
     free(cfg->etcd);
     etcd_security_free(&cfg->etcd_sec);
     free(cfg->prefix);

@@ -1,6 +1,7 @@
 /*
  * lb-master: read config -> open the view (etcd range + watch) -> take load
- * reports -> serve selections -> run until SIGTERM/SIGINT.
+ * reports -> serve selections -> run until SIGTERM/SIGINT; SIGHUP reloads the
+ * selection policy and log level (reload.c).
  */
 #include "master.h"
 
@@ -14,6 +15,17 @@
 #include <string.h>
 #include <unistd.h>
 
+typedef struct reload_ctx {
+    master *m;
+    const char *flag_level;
+} reload_ctx;
+
+static int reload(void *arg)
+{
+    reload_ctx *c = arg;
+    return master_reload(c->m, c->flag_level);
+}
+
 int main(int argc, char **argv)
 {
     const char *path = NULL, *level = NULL;
@@ -23,17 +35,17 @@ int main(int argc, char **argv)
     static master m;
     if (master_config_load(path, &m.cfg) != 0)
         return 2;
+    if (cfg_daemon_check_only()) {
+        master_config_free(&m.cfg);
+        return cfg_daemon_check_done("lb-master", path);
+    }
     if (cfg_daemon_log_level("lb-master", level, m.cfg.log_level) != 0) {
         master_config_free(&m.cfg);
         return 2;
     }
 
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread inherits the mask */
-    signal(SIGPIPE, SIG_IGN);
+    cfg_daemon_signals(&set); /* before any thread: every thread inherits the mask */
 
     m.view = reg_new(m.cfg.prefix, m.cfg.report_stale_ms);
     pthread_mutex_init(&m.sel_lock, NULL);
@@ -50,8 +62,8 @@ int main(int argc, char **argv)
         goto out_rpc;
     LOG_INFO("master", "started", "id=%s rpc=%s reports=%s etcd=%s", m.cfg.id, m.cfg.listen,
              m.cfg.report_listen, m.cfg.etcd);
-    int sig = 0;
-    sigwait(&set, &sig);
+    reload_ctx rc_ctx = {&m, level};
+    int sig = cfg_daemon_wait(&set, "master", reload, &rc_ctx);
     LOG_INFO("master", "stopping", "signal=%d", sig);
     rc = 0;
     master_ops_stop(&m);

@@ -24,6 +24,8 @@ typedef struct master_config {
     char *id;               /* master id (default: hostname) */
     char *listen;           /* RPC endpoint for slaves and lbctl */
     char *report_listen;    /* SUB endpoint for load reports */
+    char *advertise;        /* RPC endpoint registered in etcd (default: listen) */
+    char *report_advertise; /* report endpoint registered in etcd (default: report_listen) */
     char *etcd;             /* comma-separated URLs */
     etcd_security etcd_sec; /* etcd_tls, etcd_user, etcd_password_file */
     char *prefix;           /* key prefix, ends in '/' */
@@ -92,6 +94,12 @@ typedef struct master {
 
 /* config.c */
 int master_config_load(const char *path, master_config *cfg);
+/* Same without printing, for SIGHUP: the error is left in em. */
+lb_err master_config_read(const char *path, master_config *cfg, lb_errmsg *em);
+/* SIGHUP (reload.c): applies the new file's strategy, strategies, zone_spill,
+ * overprovision, alternates and log_level; rejects a bad file keeping the old.
+ * flag_level is --log-level (NULL: none), which still wins. Main thread. */
+int master_reload(master *m, const char *flag_level);
 void master_config_free(master_config *cfg);
 
 /* writer.c: etcd side (watch, lease, leader, batched writes, chores) */

@@ -344,6 +344,9 @@ static void rpc_selection(rpc_ctx *c)
         rpc_reject(c, c->plan.reason);
         return;
     }
+    /* app and client id were validated ([A-Za-z0-9._:@-]) by plan_make */
+    LOG_DEBUG("master", "selected", "app=%s client=%s server=%s reuse=%d", sr->request->app,
+              sr->request->client_id, c->plan.cand[0].server, (int)c->plan.reuse);
     c->cur = 0;
     c->failures[0] = '\0';
     rpc_launch(c);

@@ -76,8 +76,8 @@ static lb_err on_granted(void *arg, int64_t lease)
     master *m = arg;
     Lb__MasterInfo mi = LB__MASTER_INFO__INIT;
     mi.id = m->cfg.id;
-    mi.rpc_endpoint = m->cfg.listen;
-    mi.report_endpoint = m->cfg.report_listen;
+    mi.rpc_endpoint = m->cfg.advertise;
+    mi.report_endpoint = m->cfg.report_advertise;
     size_t len = lb__master_info__get_packed_size(&mi);
     uint8_t *buf = lb_xcalloc(1, len);
     lb__master_info__pack(&mi, buf);

@@ -101,7 +101,7 @@ static lb_err load_all(const cfg_doc *doc, slave_config *cfg, lb_errmsg *em)
         (err = cfg_get_int(doc, root, "limit", 0, 100000000, 10000, &cfg->limit, em)) ||
         (err = cfg_get_int(doc, root, "contexts", 1, 4096, 64, &cfg->contexts, em)) ||
         (err = cfg_get_size(doc, root, "max_message", WIRE_DEFAULT_MAX, &cfg->max_message, em)) ||
-        (err = cfg_get_str(doc, root, "log_level", "info", &cfg->log_level, em)) ||
+        (err = cfg_daemon_get_level(doc, root, &cfg->log_level, em)) ||
         (err = cfg_get_str(doc, root, "relay_listen", "", &cfg->relay_listen, em)) ||
         (err = cfg_get_str(doc, root, "relay_advertise", "", &cfg->relay_advertise, em)) ||
         (err = cfg_get_str(doc, root, "http_listen", "", &cfg->http_listen, em)) ||
@@ -137,6 +137,12 @@ int slave_config_load(const char *path, slave_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     return cfg_daemon_load("lb-slave", path, load_any, cfg);
+}
+
+lb_err slave_config_read(const char *path, slave_config *cfg, lb_errmsg *em)
+{
+    memset(cfg, 0, sizeof *cfg);
+    return cfg_daemon_read(path, load_any, cfg, em);
 }
 
 void slave_config_free(slave_config *cfg)

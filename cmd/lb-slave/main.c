@@ -1,4 +1,8 @@
-/* lb-slave: read config -> register and connect upward -> serve clients -> run until SIGTERM. */
+/*
+ * lb-slave: read config -> register and connect upward -> serve clients -> run
+ * until SIGTERM. SIGHUP re-reads the config and applies log_level; the other
+ * keys take effect at the next start (a bad file is rejected, the old kept).
+ */
 #include "slave.h"
 
 #include "relay.h"
@@ -7,9 +11,35 @@
 #include "config/daemon.h"
 #include "obs/log.h"
 
+#include <stdlib.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+
+typedef struct reload_ctx {
+    slave *s;
+    const char *path;
+    const char *flag_level;
+} reload_ctx;
+
+static int reload(void *arg)
+{
+    reload_ctx *c = arg;
+    slave_config n;
+    lb_errmsg em = {{0}};
+    if (slave_config_read(c->path, &n, &em) != LB_OK) {
+        cfg_daemon_reload_log("slave", c->path, &em, NULL);
+        slave_config_free(&n);
+        return -1;
+    }
+    bool lvl = cfg_daemon_reload_level(c->flag_level, n.log_level);
+    char *old = c->s->cfg.log_level;
+    c->s->cfg.log_level = n.log_level; /* read by main only */
+    n.log_level = old;
+    slave_config_free(&n);
+    cfg_daemon_reload_log("slave", c->path, NULL, lvl ? "log_level" : "nothing");
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -20,16 +50,16 @@ int main(int argc, char **argv)
     static slave s;
     if (slave_config_load(path, &s.cfg) != 0)
         return 2;
+    if (cfg_daemon_check_only()) {
+        slave_config_free(&s.cfg);
+        return cfg_daemon_check_done("lb-slave", path);
+    }
     if (cfg_daemon_log_level("lb-slave", level, s.cfg.log_level) != 0) {
         slave_config_free(&s.cfg);
         return 2;
     }
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    cfg_daemon_signals(&set); /* before any thread: every thread inherits the mask */
     int rc = 1;
     if (s.cfg.relay_listen[0] != '\0' &&
         relay_start(s.cfg.relay_listen, s.cfg.relay_advertise, &s.relay) != 0)
@@ -61,8 +91,8 @@ int main(int argc, char **argv)
         goto out_rpc;
     LOG_INFO("slave", "started", "id=%s zone=%s listen=%s etcd=%s", s.cfg.id, s.cfg.zone,
              s.cfg.listen, s.cfg.etcd);
-    int sig = 0;
-    sigwait(&set, &sig);
+    reload_ctx rc_ctx = {&s, path, level};
+    int sig = cfg_daemon_wait(&set, "slave", path != NULL ? reload : NULL, &rc_ctx);
     LOG_INFO("slave", "stopping", "signal=%d", sig);
     rc = 0;
     atomic_store(&s.stopping, true);

@@ -84,6 +84,8 @@ typedef struct slave {
 } slave;
 
 int slave_config_load(const char *path, slave_config *cfg);
+/* Same without printing, for SIGHUP: the error is left in em. */
+lb_err slave_config_read(const char *path, slave_config *cfg, lb_errmsg *em);
 void slave_config_free(slave_config *cfg);
 
 /* upstream.c */

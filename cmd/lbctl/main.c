@@ -2,6 +2,8 @@
 #include "lbctl.h"
 #include "ctl_ops.h"
 
+#include "lb/version.h"
+
 #include <cjson/cJSON.h>
 #include <signal.h>
 #include <stddef.h>
@@ -155,8 +157,11 @@ int main(int argc, char **argv)
             rest[nrest++] = argv[i];
     }
     int rc = EXIT_USAGE;
-    if (nrest == 0 || strcmp(rest[0], "--help") == 0 || strcmp(rest[0], "-h") == 0 ||
-        strcmp(rest[0], "help") == 0) {
+    if (nrest > 0 && (strcmp(rest[0], "--version") == 0 || strcmp(rest[0], "version") == 0)) {
+        printf("lbctl %s\n", lb_version());
+        rc = EXIT_OK;
+    } else if (nrest == 0 || strcmp(rest[0], "--help") == 0 || strcmp(rest[0], "-h") == 0 ||
+               strcmp(rest[0], "help") == 0) {
         usage(nrest == 0 ? stderr : stdout);
         rc = nrest == 0 ? EXIT_USAGE : EXIT_OK;
     } else if (ctl_ops_dispatch(&o, nrest, rest, &rc)) {

@@ -4,9 +4,11 @@
 lb_unit_test(lbclient_pick_test SOURCES ${CMAKE_SOURCE_DIR}/pkg/client/pick_test.c
              LIBS lbclient_static)
 
-add_executable(lbclient-probe ${CMAKE_SOURCE_DIR}/pkg/client/tools/probe.c
-               ${CMAKE_SOURCE_DIR}/pkg/client/tools/probe_io.c)
-target_include_directories(lbclient-probe PRIVATE ${CMAKE_SOURCE_DIR}/pkg/client/tools)
+# lbclient-probe (tests/tools/probe.c): a test tool on the public API only, kept
+# beside the other test tools so pkg/ holds library code and nothing above it.
+add_executable(lbclient-probe ${CMAKE_SOURCE_DIR}/tests/tools/probe.c
+               ${CMAKE_SOURCE_DIR}/tests/tools/probe_io.c)
+target_include_directories(lbclient-probe PRIVATE ${CMAKE_SOURCE_DIR}/tests/tools)
 target_link_libraries(lbclient-probe PRIVATE lbclient Threads::Threads)
 
 find_program(PYTHON3 python3 REQUIRED)
@@ -26,13 +28,5 @@ set_tests_properties(lbclient_gaps PROPERTIES
   TIMEOUT 300)
 target_link_libraries(lbclient_pick_test PRIVATE m)
 
-# the example program, compiled against the installed library via pkg-config
-if(LBCP_SANITIZE)
-  set(_lbc_example_flags "-fsanitize=address,undefined")
-else()
-  set(_lbc_example_flags "")
-endif()
-add_test(NAME lbclient_installed_example
-         COMMAND ${CMAKE_SOURCE_DIR}/pkg/client/example/install_test.sh ${CMAKE_BINARY_DIR}
-                 ${CMAKE_SOURCE_DIR} "${_lbc_example_flags}")
-set_tests_properties(lbclient_installed_example PROPERTIES TIMEOUT 120)
+# The example compiled against the installed library (shared and static, via
+# pkg-config) and served by a real cluster: tests/integration/test_installed_client.py

@@ -1,6 +1,7 @@
 #include "obs/log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,12 +13,18 @@
 #define LOG_LINE_MAX 4096
 #define LOG_RESERVE 24 /* room kept for a closing quote, " truncated=1" and \n */
 
-static obs_level log_min = OBS_INFO;
+/* Atomic: SIGHUP changes the level while other threads log. */
+static _Atomic int log_min = OBS_INFO;
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void obs_log_set_level(obs_level min)
 {
-    log_min = min;
+    atomic_store(&log_min, (int)min);
+}
+
+obs_level obs_log_get_level(void)
+{
+    return (obs_level)atomic_load(&log_min);
 }
 
 bool obs_log_parse_level(const char *s, obs_level *out)
@@ -274,7 +281,7 @@ static void format_tail(line *l, const char *f, va_list *ap)
 
 void obs_log(obs_level lvl, const char *comp, const char *msg, const char *kvfmt, ...)
 {
-    if (lvl < log_min)
+    if ((int)lvl < atomic_load(&log_min))
         return;
     line l = {.len = 0};
     struct timespec ts;

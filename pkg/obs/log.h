@@ -9,8 +9,10 @@
 
 typedef enum obs_level { OBS_DEBUG = 0, OBS_INFO, OBS_WARN, OBS_ERROR } obs_level;
 
-/* Sets the minimum level printed (default OBS_INFO). Call before threads start. */
+/* Sets the minimum level printed (default OBS_INFO). Safe from any thread at
+ * any time (a config reload changes it while others log). */
 void obs_log_set_level(obs_level min);
+obs_level obs_log_get_level(void);
 /* "debug", "info", "warn", "error" -> level; false on anything else. */
 bool obs_log_parse_level(const char *s, obs_level *out);
 

@@ -14,6 +14,7 @@
 #define _DEFAULT_SOURCE /* kill, usleep */
 #endif
 #include <lb/client.h>
+#include <lb/version.h>
 
 #include <signal.h>
 #include <stdio.h>
@@ -51,7 +52,8 @@ static int talk(lb_sticky *s, const char *line, char *out, size_t cap)
 static int usage(FILE *f, int rc)
 {
     fprintf(f, "usage: lbclient-example --slave ADDR [--slave ADDR2] --app APP [--client ID]\n"
-               "                        [--location ZONE] [--kill-process]\n");
+               "                        [--location ZONE] [--kill-process]\n"
+               "       lbclient-example --version | --help\n");
     return rc;
 }
 
@@ -65,7 +67,10 @@ int main(int argc, char **argv)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--help") == 0)
             return usage(stdout, 0);
-        else if (strcmp(argv[i], "--slave") == 0 && v && cfg.n_slaves < 4)
+        else if (strcmp(argv[i], "--version") == 0) {
+            printf("lbclient-example (liblbclient %s)\n", lb_version());
+            return 0;
+        } else if (strcmp(argv[i], "--slave") == 0 && v && cfg.n_slaves < 4)
             slaves[cfg.n_slaves++] = argv[++i];
         else if (strcmp(argv[i], "--app") == 0 && v)
             app = argv[++i];

@@ -1,0 +1,110 @@
+/*
+ * SIGHUP: re-read the config file and apply what a running master can change
+ * without dropping anything in flight: the selection policy (strategy,
+ * strategies, zone_spill, overprovision, alternates) and log_level. Other keys
+ * (endpoints, etcd, TTLs) take effect at the next start; a change to them is
+ * logged as such. A file that does not load is rejected whole.
+ */
+#include "master.h"
+
+#include "common/util.h"
+#include "config/daemon.h"
+#include "obs/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool str_differs(const char *a, const char *b)
+{
+    return strcmp(a != NULL ? a : "", b != NULL ? b : "") != 0;
+}
+
+static bool per_app_differs(const master_config *a, const master_config *b)
+{
+    if (a->n_per_app != b->n_per_app)
+        return true;
+    for (size_t i = 0; i < a->n_per_app; i++)
+        if (strcmp(a->per_app_names[i], b->per_app_names[i]) != 0 ||
+            a->per_app[i].strategy != b->per_app[i].strategy)
+            return true;
+    return false;
+}
+
+/* Keys that only a restart applies, named so the operator is not surprised. */
+static void restart_keys(const master_config *o, const master_config *n, char *buf, size_t cap)
+{
+    const struct {
+        const char *key;
+        bool differs;
+    } k[] = {{"id", str_differs(o->id, n->id)},
+             {"listen", str_differs(o->listen, n->listen)},
+             {"report_listen", str_differs(o->report_listen, n->report_listen)},
+             {"advertise", str_differs(o->advertise, n->advertise)},
+             {"etcd", str_differs(o->etcd, n->etcd)},
+             {"prefix", str_differs(o->prefix, n->prefix)},
+             {"http_listen", str_differs(o->http_listen, n->http_listen)},
+             {"lease_ttl", o->lease_ttl_ms != n->lease_ttl_ms},
+             {"session_ttl", o->session_ttl_ms != n->session_ttl_ms},
+             {"contexts", o->contexts != n->contexts}};
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+        if (k[i].differs)
+            snprintf(buf + strlen(buf), cap - strlen(buf), "%s%s", buf[0] ? "," : "", k[i].key);
+}
+
+static void add(char *buf, size_t cap, const char *what)
+{
+    snprintf(buf + strlen(buf), cap - strlen(buf), "%s%s", buf[0] ? "," : "", what);
+}
+
+int master_reload(master *m, const char *flag_level)
+{
+    master_config n;
+    lb_errmsg em = {{0}};
+    if (m->cfg.path == NULL) {
+        LOG_INFO("master", "nothing to reload (started without --config)", NULL);
+        return -1;
+    }
+    if (master_config_read(m->cfg.path, &n, &em) != LB_OK) {
+        cfg_daemon_reload_log("master", m->cfg.path, &em, NULL);
+        master_config_free(&n);
+        return -1;
+    }
+    char changed[256] = "", restart[256];
+    const sel_policy *op = &m->cfg.policy, *np = &n.policy;
+    if (op->strategy != np->strategy || per_app_differs(&m->cfg, &n))
+        add(changed, sizeof changed, "strategy");
+    if (op->zone_spill != np->zone_spill)
+        add(changed, sizeof changed, "zone_spill");
+    if (op->overprovision != np->overprovision)
+        add(changed, sizeof changed, "overprovision");
+    if (op->n_alternates != np->n_alternates)
+        add(changed, sizeof changed, "alternates");
+    if (cfg_daemon_reload_level(flag_level, n.log_level))
+        add(changed, sizeof changed, "log_level");
+    restart_keys(&m->cfg, &n, restart, sizeof restart);
+
+    /* The policy and its per-app table are read only under sel_lock. */
+    pthread_mutex_lock(&m->sel_lock);
+    sel_app_strategy *old_per_app = m->cfg.per_app;
+    char **old_names = m->cfg.per_app_names;
+    size_t old_n = m->cfg.n_per_app;
+    m->cfg.policy = n.policy;
+    m->cfg.per_app = n.per_app;
+    m->cfg.per_app_names = n.per_app_names;
+    m->cfg.n_per_app = n.n_per_app;
+    pthread_mutex_unlock(&m->sel_lock);
+    char *lvl = m->cfg.log_level;
+    m->cfg.log_level = n.log_level;
+    n.log_level = lvl;
+    n.per_app = old_per_app;
+    n.per_app_names = old_names;
+    n.n_per_app = old_n;
+    master_config_free(&n);
+
+    cfg_daemon_reload_log("master", m->cfg.path, NULL, changed[0] ? changed : "nothing");
+    if (restart[0] != '\0')
+        LOG_WARN("master", "changed keys take effect at the next start", "keys=%s", restart);
+    return 0;
+}

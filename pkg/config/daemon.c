@@ -6,6 +6,7 @@
 #include "lb/version.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
+#include "obs/prom.h"
 
 #include <getopt.h>
 #include <pthread.h>
@@ -163,6 +164,7 @@ void cfg_daemon_signals(sigset_t *set)
     sigaddset(set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, set, NULL); /* every thread started later inherits it */
     signal(SIGPIPE, SIG_IGN);
+    obs_describe("config_reloads_total", "SIGHUP config reloads, by result (ok, rejected).");
 }
 
 int cfg_daemon_wait(const sigset_t *set, const char *comp, cfg_reload_fn reload, void *ctx)

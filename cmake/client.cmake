@@ -33,15 +33,22 @@ set_target_properties(lbclient_static PROPERTIES OUTPUT_NAME lbclient)
 file(RELATIVE_PATH LBC_PC_UP /x/${CMAKE_INSTALL_LIBDIR}/pkgconfig /x)
 configure_file(${CMAKE_SOURCE_DIR}/pkg/client/lbclient.pc.in ${CMAKE_BINARY_DIR}/lbclient.pc @ONLY)
 
-install(TARGETS lbclient lbclient_static
-        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
-        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+# components = packages (cmake/package.cmake): the runtime library in
+# liblbclient0, the linker name, archive, headers and lbclient.pc in -dev
+install(TARGETS lbclient
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT liblbclient0
+                NAMELINK_COMPONENT liblbclient-dev)
+install(TARGETS lbclient_static
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT liblbclient-dev)
 install(FILES ${CMAKE_SOURCE_DIR}/include/lb/client.h ${CMAKE_SOURCE_DIR}/include/lb/err.h
               ${CMAKE_SOURCE_DIR}/include/lb/version.h
-        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/lb)
-install(FILES ${CMAKE_BINARY_DIR}/lbclient.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/lb COMPONENT liblbclient-dev)
+install(FILES ${CMAKE_BINARY_DIR}/lbclient.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig
+        COMPONENT liblbclient-dev)
+install(FILES ${CMAKE_SOURCE_DIR}/pkg/client/example/example.c
+        DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples COMPONENT liblbclient-dev)
 
 # the example program (pkg/client/example), also used by deploy/local/demo.sh
 add_executable(lbclient-example ${CMAKE_SOURCE_DIR}/pkg/client/example/example.c)
 target_link_libraries(lbclient-example PRIVATE lbclient)
-install(TARGETS lbclient-example RUNTIME DESTINATION bin)
+install(TARGETS lbclient-example RUNTIME DESTINATION bin COMPONENT example)

@@ -3,6 +3,8 @@
  * shows the choice, the alternates and, for every server, the rule that ruled
  * it out or its rank.
  */
+#include "ctl_args.h"
+#include "ctl_ops.h"
 #include "lbctl.h"
 
 #include "common/util.h"
@@ -89,36 +91,25 @@ int cmd_explain(const ctl_opts *o, int argc, char **argv)
 {
     const char *app = NULL, *client = NULL, *location = "", *require = NULL, *slave = "";
     const char *arch = NULL, *os = NULL, *server = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(argv[i], "--app") == 0 && v)
-            app = argv[++i];
-        else if (strcmp(argv[i], "--client") == 0 && v)
-            client = argv[++i];
-        else if (strcmp(argv[i], "--location") == 0 && v)
-            location = argv[++i];
-        else if (strcmp(argv[i], "--require") == 0 && v)
-            require = argv[++i];
-        else if (strcmp(argv[i], "--from-slave") == 0 && v)
-            slave = argv[++i];
-        else if (strcmp(argv[i], "--arch") == 0 && v)
-            arch = argv[++i];
-        else if (strcmp(argv[i], "--os") == 0 && v)
-            os = argv[++i];
-        else if (strcmp(argv[i], "--server") == 0 && v)
-            server = argv[++i];
-        else {
-            app = NULL;
-            break;
-        }
-    }
-    if (app == NULL || client == NULL || o->master == NULL) {
-        fprintf(stderr,
-                "usage: lbctl --master ADDR explain --app APP --client ID [--location ZONE]\n"
-                "       [--require cpu=N,mem=SIZE,label=K[=V],arch=A,os=O] [--arch A] [--os O]\n"
-                "       [--server ID] [--from-slave ID] [-o json]\n");
-        return EXIT_USAGE;
-    }
+    const ctl_flag flags[] = {{"--app", &app, NULL},
+                              {"--client", &client, NULL},
+                              {"--location", &location, NULL},
+                              {"--require", &require, NULL},
+                              {"--from-slave", &slave, NULL},
+                              {"--arch", &arch, NULL},
+                              {"--os", &os, NULL},
+                              {"--server", &server, NULL}};
+    int urc = ctl_parse_flags("explain", argc, argv, flags, sizeof flags / sizeof flags[0], NULL, 0,
+                              NULL);
+    if (urc != 0)
+        return urc;
+    if (app == NULL)
+        return ctl_usage_error("explain", "--app is required");
+    if (client == NULL)
+        return ctl_usage_error("explain", "--client is required");
+    char master[256];
+    if (ctl_master_addr(o, master, sizeof master) != 0)
+        return EXIT_FAIL;
     Lb__ClientRequest cr = LB__CLIENT_REQUEST__INIT;
     Lb__Requirements req = LB__REQUIREMENTS__INIT;
     char **labels = NULL;
@@ -149,16 +140,16 @@ int cmd_explain(const ctl_opts *o, int argc, char **argv)
     nng_socket s;
     lb_errmsg em = {{0}};
     int rc = EXIT_FAIL;
-    if (wire_req_dial(o->master, &s, &em) != LB_OK) {
+    if (ctl_dial(o, master, &s, &em) != LB_OK) {
         fprintf(stderr, "lbctl: %s\n", em.text);
         goto out;
     }
     if (wire_call(s, &env, o->timeout_ms, WIRE_TRANSPORT_MAX, &rep, &em) != LB_OK) {
-        fprintf(stderr, "lbctl: master %s: %s\n", o->master, em.text);
+        fprintf(stderr, "lbctl: master %s: %s\n", master, em.text);
     } else if (rep->body_case == LB__ENVELOPE__BODY_ERROR) {
-        fprintf(stderr, "lbctl: master %s: %s\n", o->master, rep->error->message);
+        fprintf(stderr, "lbctl: master %s: %s\n", master, rep->error->message);
     } else if (rep->body_case != LB__ENVELOPE__BODY_INSTRUCTION) {
-        fprintf(stderr, "lbctl: master %s answered an unexpected message\n", o->master);
+        fprintf(stderr, "lbctl: master %s answered an unexpected message\n", master);
     } else {
         if (o->out == OUT_JSON)
             print_json(rep->instruction);

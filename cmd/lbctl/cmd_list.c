@@ -3,6 +3,7 @@
  * layout, one line per server: `endpoint STATUS users GROUP`, where endpoint
  * is SERVER_ID@HOST. -o json prints the servers as an array.
  */
+#include "ctl_args.h"
 #include "lbctl.h"
 
 #include "wire/wire.h"
@@ -40,21 +41,18 @@ static void print_list(const ctl_opts *o, const Lb__ServerList *l)
 int cmd_list(const ctl_opts *o, int argc, char **argv)
 {
     const char *app = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--app") == 0 && i + 1 < argc) {
-            app = argv[++i];
-        } else {
-            app = NULL;
-            break;
-        }
-    }
-    if (app == NULL || o->slave == NULL) {
-        fprintf(stderr, "usage: lbctl --slave ADDR list --app APP [-o json]\n");
-        return EXIT_USAGE;
-    }
+    const ctl_flag flags[] = {{"--app", &app, NULL}};
+    int urc = ctl_parse_flags("list", argc, argv, flags, 1, NULL, 0, NULL);
+    if (urc != 0)
+        return urc;
+    if (app == NULL)
+        return ctl_usage_error("list", "--app is required");
+    char slave[256];
+    if (ctl_slave_addr(o, NULL, slave, sizeof slave) != 0)
+        return EXIT_FAIL;
     nng_socket s;
     lb_errmsg em = {{0}};
-    if (wire_req_dial(o->slave, &s, &em) != LB_OK) {
+    if (ctl_dial(o, slave, &s, &em) != LB_OK) {
         fprintf(stderr, "lbctl: %s\n", em.text);
         return EXIT_FAIL;
     }
@@ -69,11 +67,11 @@ int cmd_list(const ctl_opts *o, int argc, char **argv)
     nng_close(s);
     int rc = EXIT_FAIL;
     if (err != LB_OK)
-        fprintf(stderr, "lbctl: slave %s: %s\n", o->slave, em.text);
+        fprintf(stderr, "lbctl: slave %s: %s\n", slave, em.text);
     else if (rep->body_case == LB__ENVELOPE__BODY_ERROR)
-        fprintf(stderr, "lbctl: slave %s: %s\n", o->slave, rep->error->message);
+        fprintf(stderr, "lbctl: slave %s: %s\n", slave, rep->error->message);
     else if (rep->body_case != LB__ENVELOPE__BODY_SERVER_LIST)
-        fprintf(stderr, "lbctl: slave %s answered an unexpected message\n", o->slave);
+        fprintf(stderr, "lbctl: slave %s answered an unexpected message\n", slave);
     else {
         print_list(o, rep->server_list);
         rc = EXIT_OK;

@@ -3,6 +3,7 @@
  * group set (groups/<name>) and release (the master's operator release).
  * Overrides are written to etcd; the master's watch applies them.
  */
+#include "ctl_args.h"
 #include "ctl_ops.h"
 
 #include "common/util.h"
@@ -111,14 +112,6 @@ static int ovr_wait(const ctl_opts *o, const char *id, int64_t timeout_ms)
     }
 }
 
-static int ovr_usage(void)
-{
-    fprintf(stderr,
-            "usage: lbctl drain SERVER [--wait [--timeout S]] | undrain SERVER |\n"
-            "       disable SERVER | enable SERVER | set-group SERVER GROUP (\"\" clears)\n");
-    return EXIT_USAGE;
-}
-
 /* Applies argv[0] to ov; false on a usage error. */
 static bool ovr_apply(int argc, char **argv, Lb__Override *ov, bool *wait, int64_t *timeout_ms)
 {
@@ -154,7 +147,11 @@ static bool ovr_apply(int argc, char **argv, Lb__Override *ov, bool *wait, int64
 int cmd_override(const ctl_opts *o, int argc, char **argv)
 {
     if (argc < 2 || argv[1][0] == '-')
-        return ovr_usage();
+        return ctl_usage_error(argv[0], "which server? give SERVER (lbctl servers lists them)");
+    if (strcmp(argv[0], "set-group") == 0 && argc != 3)
+        return ctl_usage_error(
+            argv[0], argc < 3 ? "which group? give GROUP after SERVER" : "unexpected argument '%s'",
+            argc > 3 ? argv[3] : "");
     const char *id = argv[1];
     bool wait = false;
     int64_t timeout_ms = 600000;
@@ -174,7 +171,7 @@ int cmd_override(const ctl_opts *o, int argc, char **argv)
         fprintf(stderr, "lbctl: no server '%s' is registered\n", id);
     } else if (ovr_read(c, key, id, &ov) == 0) {
         if (!ovr_apply(argc, argv, ov, &wait, &timeout_ms))
-            rc = ovr_usage();
+            rc = ctl_usage_error(argv[0], "unexpected or incomplete flag after %s", id);
         else if (ovr_write(c, key, ov) == 0) {
             ovr_print(o, ov, argv[0]);
             rc = EXIT_OK;
@@ -193,10 +190,14 @@ int cmd_group(const ctl_opts *o, int argc, char **argv)
 {
     char *end = NULL;
     long rank = argc == 4 ? strtol(argv[3], &end, 10) : 0;
-    if (argc != 4 || strcmp(argv[1], "set") != 0 || end == argv[3] || *end != '\0') {
-        fprintf(stderr, "usage: lbctl group set NAME RANK   (lower rank = preferred)\n");
-        return EXIT_USAGE;
-    }
+    if (argc < 2 || strcmp(argv[1], "set") != 0)
+        return ctl_usage_error("group", "the only subcommand is 'set NAME RANK'");
+    if (argc != 4)
+        return ctl_usage_error("group",
+                               argc < 4 ? "give NAME and RANK" : "unexpected argument '%s'",
+                               argc > 4 ? argv[4] : "");
+    if (end == argv[3] || *end != '\0')
+        return ctl_usage_error("group", "RANK must be an integer (got '%s')", argv[3]);
     Lb__GroupInfo g = LB__GROUP_INFO__INIT;
     g.name = argv[2];
     g.rank = (int32_t)rank;
@@ -232,10 +233,11 @@ int cmd_group(const ctl_opts *o, int argc, char **argv)
 int cmd_release(const ctl_opts *o, int argc, char **argv)
 {
     char addr[256];
-    if (argc != 2 || argv[1][0] == '-') {
-        fprintf(stderr, "usage: lbctl [--master ADDR] release SESSION\n");
-        return EXIT_USAGE;
-    }
+    if (argc < 2)
+        return ctl_usage_error("release",
+                               "which session? give SESSION (lbctl sessions lists them)");
+    if (argc > 2 || argv[1][0] == '-')
+        return ctl_usage_error("release", "unexpected argument '%s'", argv[argc > 2 ? 2 : 1]);
     if (ctl_master_addr(o, addr, sizeof addr) != 0)
         return EXIT_FAIL;
     Lb__ReleaseRequest rr = LB__RELEASE_REQUEST__INIT;
@@ -249,7 +251,7 @@ int cmd_release(const ctl_opts *o, int argc, char **argv)
     nng_socket s;
     lb_errmsg em = {{0}};
     int rc = EXIT_FAIL;
-    if (wire_req_dial(addr, &s, &em) != LB_OK) {
+    if (ctl_dial(o, addr, &s, &em) != LB_OK) {
         fprintf(stderr, "lbctl: %s\n", em.text);
         return EXIT_FAIL;
     }

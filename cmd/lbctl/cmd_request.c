@@ -3,6 +3,7 @@
  * MAX_HOPS, refusing to revisit an endpoint), prints each hop and the final
  * assignment.
  */
+#include "ctl_args.h"
 #include "lbctl.h"
 
 #include "common/util.h"
@@ -149,7 +150,7 @@ static int ask(const ctl_opts *o, const char *addr, Lb__ClientRequest *cr, Lb__E
 {
     nng_socket s;
     lb_errmsg em = {{0}};
-    if (wire_req_dial(addr, &s, &em) != LB_OK) {
+    if (ctl_dial(o, addr, &s, &em) != LB_OK) {
         fprintf(stderr, "lbctl: %s\n", em.text);
         return -1;
     }
@@ -199,11 +200,11 @@ static int ask_first(const ctl_opts *o, char **addr, Lb__ClientRequest *cr, Lb__
     return rc;
 }
 
-static int follow(const ctl_opts *o, Lb__ClientRequest *cr)
+static int follow(const ctl_opts *o, const char *first, Lb__ClientRequest *cr)
 {
     char *hops[MAX_HOPS + 1];
     size_t n_hops = 0;
-    char *addr = lb_strdup(o->slave);
+    char *addr = lb_strdup(first);
     Lb__Envelope *rep = NULL, *prev = NULL;
     Lb__Preselection pre = LB__PRESELECTION__INIT;
     int rc = EXIT_FAIL;
@@ -261,38 +262,21 @@ out:
 int cmd_request(const ctl_opts *o, int argc, char **argv)
 {
     req_args a = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(argv[i], "--app") == 0 && v)
-            a.app = argv[++i];
-        else if (strcmp(argv[i], "--client") == 0 && v)
-            a.client = argv[++i];
-        else if (strcmp(argv[i], "--location") == 0 && v)
-            a.location = argv[++i];
-        else if (strcmp(argv[i], "--require") == 0 && v)
-            a.require = argv[++i];
-        else if (strcmp(argv[i], "--arch") == 0 && v)
-            a.arch = argv[++i];
-        else if (strcmp(argv[i], "--os") == 0 && v)
-            a.os = argv[++i];
-        else if (strcmp(argv[i], "--server") == 0 && v)
-            a.server = argv[++i];
-        else if (strcmp(argv[i], "--visited") == 0 && v)
-            a.visited = argv[++i];
-        else {
-            fprintf(stderr, "lbctl request: unexpected argument '%s'\n", argv[i]);
-            a.app = NULL;
-            break;
-        }
-    }
-    if (a.app == NULL || a.client == NULL || o->slave == NULL) {
-        fprintf(stderr,
-                "usage: lbctl --slave ADDR request --app APP --client ID [--location ZONE]\n"
-                "       [--require cpu=N,mem=SIZE,label=K[=V],arch=A,os=O] [--arch A] "
-                "[--os O]\n"
-                "       [--server ID] [--visited SLAVE,...] [-o json]\n");
-        return EXIT_USAGE;
-    }
+    const ctl_flag flags[] = {{"--app", &a.app, NULL},           {"--client", &a.client, NULL},
+                              {"--location", &a.location, NULL}, {"--require", &a.require, NULL},
+                              {"--arch", &a.arch, NULL},         {"--os", &a.os, NULL},
+                              {"--server", &a.server, NULL},     {"--visited", &a.visited, NULL}};
+    int urc = ctl_parse_flags("request", argc, argv, flags, sizeof flags / sizeof flags[0], NULL, 0,
+                              NULL);
+    if (urc != 0)
+        return urc;
+    if (a.app == NULL)
+        return ctl_usage_error("request", "--app is required");
+    if (a.client == NULL)
+        return ctl_usage_error("request", "--client is required");
+    char slave[256];
+    if (ctl_slave_addr(o, a.location, slave, sizeof slave) != 0)
+        return EXIT_FAIL;
     Lb__ClientRequest cr = LB__CLIENT_REQUEST__INIT;
     Lb__Requirements req = LB__REQUIREMENTS__INIT;
     char **labels = NULL;
@@ -318,7 +302,7 @@ int cmd_request(const ctl_opts *o, int argc, char **argv)
     for (char *t = vcopy ? strtok_r(vcopy, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save))
         vis[cr.n_visited++] = t;
     cr.visited = vis;
-    int rc = follow(o, &cr);
+    int rc = follow(o, slave, &cr);
     free(vis);
     free(vcopy);
     ctl_free_labels(labels, req.n_labels);

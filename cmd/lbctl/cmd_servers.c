@@ -1,6 +1,7 @@
 /* lbctl servers: the processing servers as etcd has them, with the leader's
  * live load (load is not stored in etcd). */
 #include "ctl_live.h"
+#include "ctl_args.h"
 #include "lbctl.h"
 
 #include "common/hmap.h"
@@ -136,11 +137,8 @@ static int by_id(const void *a, const void *b)
 
 int cmd_servers(const ctl_opts *o, int argc, char **argv)
 {
-    (void)argv;
-    if (argc > 1) {
-        fprintf(stderr, "usage: lbctl [--etcd URL] servers [-o table|wide|json]\n");
+    if (ctl_parse_flags("servers", argc, argv, NULL, 0, NULL, 0, NULL) != 0)
         return EXIT_USAGE;
-    }
     etcd_client *c = NULL;
     lb_errmsg em = {{0}};
     if (etcd_open_secure(o->etcd, o->timeout_ms, &o->etcd_sec, &c, &em) != LB_OK) {

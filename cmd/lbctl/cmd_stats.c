@@ -1,4 +1,5 @@
 /* lbctl stats: any daemon's counters over its RPC socket. */
+#include "ctl_args.h"
 #include "lbctl.h"
 
 #include "wire/wire.h"
@@ -8,15 +9,15 @@
 
 int cmd_stats(const ctl_opts *o, int argc, char **argv)
 {
-    (void)argv;
     const char *addr = o->addr != NULL ? o->addr : o->master != NULL ? o->master : o->slave;
-    if (argc > 1 || addr == NULL) {
-        fprintf(stderr, "usage: lbctl --addr ADDR stats [-o json]\n");
-        return EXIT_USAGE;
-    }
+    int urc = ctl_parse_flags("stats", argc, argv, NULL, 0, NULL, 0, NULL);
+    if (urc != 0)
+        return urc;
+    if (addr == NULL)
+        return ctl_usage_error("stats", "which daemon? give --addr ADDR (or --master/--slave)");
     nng_socket s;
     lb_errmsg em = {{0}};
-    if (wire_req_dial(addr, &s, &em) != LB_OK) {
+    if (ctl_dial(o, addr, &s, &em) != LB_OK) {
         fprintf(stderr, "lbctl: %s\n", em.text);
         return EXIT_FAIL;
     }

@@ -1,22 +1,20 @@
 /* lbctl status, slaves, groups, sessions: read views of the cluster from etcd. */
+#include "ctl_args.h"
 #include "ctl_ops.h"
 
 #include "common/util.h"
+#include "lb/version.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define LBCTL_VERSION "0.1.0"
+#define LBCTL_VERSION lb_version()
 
 /* Parses a listing's flags (only -o, handled globally, and the ones given). */
-static int no_args(int argc, const char *usage)
+static int no_args(int argc, char **argv)
 {
-    if (argc > 1) {
-        fprintf(stderr, "usage: %s\n", usage);
-        return -1;
-    }
-    return 0;
+    return ctl_parse_flags(argv[0], argc, argv, NULL, 0, NULL, 0, NULL) != 0 ? -1 : 0;
 }
 
 static void count_status(const ctl_view *v, int *up, int *drain, int *dis, int *down)
@@ -152,19 +150,18 @@ static void status_table(const ctl_view *v, const etcd_cluster_info *ci, const c
            LBCTL_VERSION);
 }
 
-#define STATUS_USAGE "lbctl [--etcd URL] status [--quota SIZE] [-o table|json]"
-
 /* --quota SIZE (etcd's --quota-backend-bytes; default LBCP_ETCD_QUOTA or 2 GiB). */
 static int status_quota(int argc, char **argv, uint64_t *quota)
 {
-    const char *q = getenv("LBCP_ETCD_QUOTA");
-    if (argc == 3 && strcmp(argv[1], "--quota") == 0)
-        q = argv[2];
-    else if (argc != 1)
+    const char *q = NULL;
+    const ctl_flag flags[] = {{"--quota", &q, NULL}};
+    if (ctl_parse_flags("status", argc, argv, flags, 1, NULL, 0, NULL) != 0)
         return -1;
+    if (q == NULL)
+        q = getenv("LBCP_ETCD_QUOTA");
     *quota = (uint64_t)2 << 30;
     if (q != NULL && (!lb_parse_size(q, quota) || *quota == 0)) {
-        fprintf(stderr, "lbctl: status: --quota: expected a size like 2GiB, got '%s'\n", q);
+        ctl_usage_error("status", "--quota: expected a size like 2GiB, got '%s'", q);
         return -1;
     }
     return 0;
@@ -173,10 +170,8 @@ static int status_quota(int argc, char **argv, uint64_t *quota)
 int cmd_status(const ctl_opts *o, int argc, char **argv)
 {
     etcd_upkeep u = {0};
-    if (status_quota(argc, argv, &u.quota) != 0) {
-        fprintf(stderr, "usage: %s\n", STATUS_USAGE);
+    if (status_quota(argc, argv, &u.quota) != 0)
         return EXIT_USAGE;
-    }
     etcd_client *c = NULL;
     if (ctl_etcd_open(o, &c) != 0)
         return EXIT_FAIL;
@@ -218,7 +213,7 @@ static etcd_client *listing_open(const ctl_opts *o, ctl_view *v)
 int cmd_slaves(const ctl_opts *o, int argc, char **argv)
 {
     (void)argv;
-    if (no_args(argc, "lbctl [--etcd URL] slaves [-o table|wide|json]") != 0)
+    if (no_args(argc, argv) != 0)
         return EXIT_USAGE;
     ctl_view v;
     etcd_client *c = listing_open(o, &v);
@@ -281,7 +276,7 @@ static void add_name(const char ***names, size_t *n, const char *name)
 int cmd_groups(const ctl_opts *o, int argc, char **argv)
 {
     (void)argv;
-    if (no_args(argc, "lbctl [--etcd URL] groups [-o table|wide|json]") != 0)
+    if (no_args(argc, argv) != 0)
         return EXIT_USAGE;
     ctl_view v;
     etcd_client *c = listing_open(o, &v);
@@ -345,12 +340,9 @@ static cJSON *session_json(const Lb__Session *s)
 int cmd_sessions(const ctl_opts *o, int argc, char **argv)
 {
     const char *server = NULL;
-    if (argc == 3 && strcmp(argv[1], "--server") == 0)
-        server = argv[2];
-    else if (argc != 1) {
-        fprintf(stderr, "usage: lbctl [--etcd URL] sessions [--server ID] [-o table|wide|json]\n");
+    const ctl_flag flags[] = {{"--server", &server, NULL}};
+    if (ctl_parse_flags("sessions", argc, argv, flags, 1, NULL, 0, NULL) != 0)
         return EXIT_USAGE;
-    }
     ctl_view v;
     etcd_client *c = listing_open(o, &v);
     if (c == NULL)

@@ -4,6 +4,7 @@
  * 'q' quits (the terminal is put in raw mode while it runs); --iterations N
  * stops after N frames (tests, pipes).
  */
+#include "ctl_args.h"
 #include "ctl_ops.h"
 
 #include "common/util.h"
@@ -95,15 +96,14 @@ static bool top_wait_quit(int ms, bool tty_in)
 
 int cmd_top(const ctl_opts *o, int argc, char **argv)
 {
-    long iterations = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--iterations") == 0 && i + 1 < argc)
-            iterations = atol(argv[++i]);
-        else {
-            fprintf(stderr, "usage: lbctl [--etcd URL] top [--iterations N]\n");
-            return EXIT_USAGE;
-        }
-    }
+    const char *it_s = NULL;
+    const ctl_flag flags[] = {{"--iterations", &it_s, NULL}};
+    if (ctl_parse_flags("top", argc, argv, flags, 1, NULL, 0, NULL) != 0)
+        return EXIT_USAGE;
+    char *end = NULL;
+    long iterations = it_s != NULL ? strtol(it_s, &end, 10) : 0;
+    if (it_s != NULL && (end == it_s || *end != '\0' || iterations < 1))
+        return ctl_usage_error("top", "--iterations takes a positive number (got '%s')", it_s);
     bool tty_in = isatty(STDIN_FILENO), ansi = isatty(STDOUT_FILENO);
     struct termios saved, raw;
     if (tty_in && tcgetattr(STDIN_FILENO, &saved) == 0) {

@@ -5,6 +5,7 @@
  * affinity records are not events. Stops on SIGINT/SIGTERM, after --count N
  * events or after --duration S seconds.
  */
+#include "ctl_args.h"
 #include "ctl_ops.h"
 
 #include "common/hmap.h"
@@ -167,19 +168,17 @@ static void watch_events(void *arg, const etcd_event *evs, size_t n, int64_t rev
 
 int cmd_watch(const ctl_opts *o, int argc, char **argv)
 {
-    long count = 0;
-    double duration = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--count") == 0 && i + 1 < argc)
-            count = atol(argv[++i]);
-        else if (strcmp(argv[i], "--duration") == 0 && i + 1 < argc)
-            duration = atof(argv[++i]);
-        else {
-            fprintf(stderr,
-                    "usage: lbctl [--etcd URL] watch [--count N] [--duration S] [-o json]\n");
-            return EXIT_USAGE;
-        }
-    }
+    const char *count_s = NULL, *duration_s = NULL;
+    const ctl_flag flags[] = {{"--count", &count_s, NULL}, {"--duration", &duration_s, NULL}};
+    if (ctl_parse_flags("watch", argc, argv, flags, 2, NULL, 0, NULL) != 0)
+        return EXIT_USAGE;
+    char *end = NULL;
+    long count = count_s != NULL ? strtol(count_s, &end, 10) : 0;
+    if (count_s != NULL && (end == count_s || *end != '\0' || count < 1))
+        return ctl_usage_error("watch", "--count takes a positive number (got '%s')", count_s);
+    double duration = duration_s != NULL ? strtod(duration_s, &end) : 0;
+    if (duration_s != NULL && (end == duration_s || *end != '\0' || duration <= 0))
+        return ctl_usage_error("watch", "--duration takes seconds > 0 (got '%s')", duration_s);
     etcd_client *c = NULL;
     if (ctl_etcd_open(o, &c) != 0)
         return EXIT_FAIL;

@@ -39,19 +39,40 @@ static const struct {
      "(found in etcd without --master)"},
     {"watch", cmd_watch,
      "lbctl watch [--count N] [--duration S] [-o json]\n  live events: server up/down, drain, "
-     "session start/end, leader change, ...;\n  stops on Ctrl-C, after N events or S seconds"},
+     "session start/end, leader change, ...;\n  stops on Ctrl-C, after N events or S seconds.\n"
+     "  -o json prints JSON Lines: one JSON object per event and line, flushed as it\n"
+     "  happens (e.g. lbctl watch -o json | jq -c 'select(.event==\"session-start\")')"},
     {"top", cmd_top,
      "lbctl top [--iterations N]\n  full-screen server table refreshed every second; q quits"},
-    {"servers", NULL,
+    {"servers", cmd_servers,
      "lbctl servers [-o table|wide|json]\n  processing servers with status, sessions, capacity "
      "(wide: region, cpu, memory, agent); status and load are live, from the leader"},
-    {"request", NULL,
-     "lbctl --slave ADDR request --app APP --client ID [--location ZONE] [--require SPEC] "
-     "[-o json]"},
-    {"explain", NULL,
-     "lbctl --master ADDR explain --app APP --client ID [--location ZONE] [--require SPEC] "
-     "[--from-slave ID] [-o json]"},
-    {"stats", NULL, "lbctl --addr ADDR stats [-o json]\n  a daemon's counters over its RPC socket"},
+    {"request", cmd_request,
+     "lbctl [--slave ADDR] request --app APP --client ID [--location ZONE]\n"
+     "       [--require cpu=N,mem=SIZE,label=K[=V],arch=A,os=O,...] [--arch A] [--os O]\n"
+     "       [--server ID] [--visited SLAVE,...] [-o json]\n"
+     "  asks a slave as a client would and follows redirects (at most 3 hops).\n"
+     "  --app APP       1-64 characters of [A-Za-z0-9._:@-]\n"
+     "  --client ID     1-128 characters of [A-Za-z0-9._:@-]; the same id gets the\n"
+     "                  same process while it lives (sticky)\n"
+     "  --location ZONE the client's zone (servers of that zone are preferred)\n"
+     "  --require SPEC  free cores (cpu=N), free memory (mem=SIZE), labels\n"
+     "                  (label=K or label=K=V, at most 32), arch=A, os=O\n"
+     "  --server ID     the client's own pick (list mode); used when eligible\n"
+     "  --visited LIST  slaves the request claims to have seen already\n"
+     "  without --slave: LBCP_SLAVE, the config file's slave, else a slave registered\n"
+     "  in etcd (of --location's zone first)"},
+    {"list", cmd_list,
+     "lbctl [--slave ADDR] list --app APP [-o json]\n"
+     "  list mode: every server offering APP, one per line: SERVER@HOST STATUS USERS GROUP"},
+    {"explain", cmd_explain,
+     "lbctl [--master ADDR] explain --app APP --client ID [--location ZONE]\n"
+     "       [--require SPEC] [--arch A] [--os O] [--server ID] [--from-slave ID] [-o json]\n"
+     "  the leader master's dry run (no launch, no session): the choice, the\n"
+     "  alternates and a verdict per server; without --master the leader is found in etcd"},
+    {"stats", cmd_stats,
+     "lbctl --addr ADDR stats [-o json]\n  a daemon's counters over its RPC socket "
+     "(--master or --slave also name the daemon)"},
 };
 
 bool ctl_wants_help(int argc, char **argv)

@@ -13,15 +13,20 @@
 
 typedef enum out_format { OUT_TABLE, OUT_WIDE, OUT_JSON } out_format;
 
+/* Each setting comes from its flag, else its environment variable, else the
+ * config file (ctl_config.c), else the default. */
 typedef struct ctl_opts {
-    const char *etcd;   /* --etcd or LBCP_ETCD */
-    const char *master; /* --master or LBCP_MASTER */
-    const char *slave;  /* --slave or LBCP_SLAVE */
+    const char *etcd;   /* --etcd, LBCP_ETCD, etcd:, http://127.0.0.1:2379 */
+    const char *master; /* --master, LBCP_MASTER, master:; else the leader in etcd */
+    const char *slave;  /* --slave, LBCP_SLAVE, slave:; else one in etcd */
     const char *addr;   /* --addr: any daemon (stats) */
-    const char *prefix; /* --prefix, default /lb/ */
+    const char *prefix; /* --prefix, prefix:, /lb/ */
     out_format out;
-    int timeout_ms;
-    etcd_security etcd_sec; /* --etcd-ca ... or LBCP_ETCD_CA ...; strings not owned */
+    int timeout_ms; /* --call-timeout, call_timeout:, 20 s */
+    int connect_ms; /* --connect-timeout, connect_timeout:, 2 s */
+    /* --etcd-ca ... or LBCP_ETCD_CA ... or the config file's tls: {ca, cert,
+     * key}, etcd_user, etcd_password_file; strings not owned */
+    etcd_security etcd_sec;
 } ctl_opts;
 
 /* Each command parses its own arguments (argv[0] is the command name). */

@@ -1,12 +1,12 @@
 /* lbctl: global flags, then a command. */
 #include "lbctl.h"
+#include "ctl_args.h"
 #include "ctl_ops.h"
 
 #include "lb/version.h"
 
 #include <cjson/cJSON.h>
 #include <signal.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,30 +17,40 @@ static void usage(FILE *f)
         f,
         "usage: lbctl [global flags] COMMAND [flags]\n"
         "\n"
-        "global flags:\n"
-        "  --etcd URL[,URL]   etcd gateway (env LBCP_ETCD, default http://127.0.0.1:2379)\n"
-        "  --etcd-ca FILE     CA of etcd's certificate, for https:// (env LBCP_ETCD_CA)\n"
-        "  --etcd-cert FILE   client certificate for etcd (env LBCP_ETCD_CERT; with --etcd-key,\n"
-        "                     env LBCP_ETCD_KEY)\n"
-        "  --etcd-user NAME   etcd user (env LBCP_ETCD_USER); its password from\n"
-        "                     --etcd-password-file FILE (env LBCP_ETCD_PASSWORD_FILE) or the\n"
-        "                     env LBCP_ETCD_PASSWORD (never a flag: argv is public)\n"
-        "  --slave ADDR       a slave's client endpoint (env LBCP_SLAVE)\n"
-        "  --master ADDR      the master's RPC endpoint (env LBCP_MASTER)\n"
-        "  --addr ADDR        any daemon's RPC endpoint (for stats)\n"
-        "  --prefix P         etcd key prefix (default /lb/)\n"
-        "  --call-timeout MS  per call to a daemon or etcd (default 20000)\n"
-        "  -o table|wide|json output format\n"
+        "global flags (--flag VALUE or --flag=VALUE; anywhere on the line):\n"
+        "  --etcd URL[,URL]      etcd gateway (env LBCP_ETCD; default http://127.0.0.1:2379)\n"
+        "  --etcd-ca FILE        CA of etcd's certificate, for https:// (env LBCP_ETCD_CA)\n"
+        "  --etcd-cert FILE      client certificate for etcd (env LBCP_ETCD_CERT; with\n"
+        "                        --etcd-key, env LBCP_ETCD_KEY)\n"
+        "  --etcd-user NAME      etcd user (env LBCP_ETCD_USER); its password from\n"
+        "                        --etcd-password-file FILE (env LBCP_ETCD_PASSWORD_FILE) or\n"
+        "                        the env LBCP_ETCD_PASSWORD (never a flag: argv is public)\n"
+        "  --slave ADDR          a slave's client endpoint (env LBCP_SLAVE; default: one\n"
+        "                        registered in etcd, of --location's zone first)\n"
+        "  --master ADDR         a master's RPC endpoint (env LBCP_MASTER; default: the\n"
+        "                        leader registered in etcd)\n"
+        "  --addr ADDR           any daemon's RPC endpoint (for stats)\n"
+        "  --prefix P            etcd key prefix (default /lb/)\n"
+        "  --call-timeout MS     per call to a daemon or etcd (default 20000)\n"
+        "  --connect-timeout MS  to reach a daemon at all (default 2000)\n"
+        "  --config FILE         lbctl config (env LBCP_CONFIG; default\n"
+        "                        ~/.config/lbcp/lbctl.yaml, else /etc/lbcp/lbctl.yaml)\n"
+        "  -o, --output FORMAT   table, wide or json\n"
+        "  --version             print the version\n"
+        "\n"
+        "Each setting comes from its flag, else its environment variable, else the\n"
+        "config file (keys etcd, prefix, slave, master, call_timeout,\n"
+        "connect_timeout, tls: {ca, cert, key}, etcd_user, etcd_password_file),\n"
+        "else the default.\n"
         "\n"
         "commands:\n"
         "  servers                                   list processing servers\n"
         "  request --app APP --client ID [--location ZONE] [--require cpu=N,mem=SIZE,label=K[=V]]\n"
         "                                            ask a slave as a client; follows redirects\n"
-        "  list --app APP                            list mode (via --slave): endpoint STATUS "
-        "users GROUP\n"
+        "  list --app APP                            list mode: endpoint STATUS users GROUP\n"
         "  explain --app APP --client ID [--location ZONE] [--require ...] [--from-slave ID]\n"
-        "                                            the master's dry run: choice, alternates, a "
-        "verdict per server\n"
+        "                                            the leader's dry run: choice, alternates,\n"
+        "                                            a verdict per server\n"
         "  stats                                     a daemon's counters (--addr)\n"
         "  status                                    leader, masters, slaves, servers, sessions, "
         "etcd\n"
@@ -48,11 +58,13 @@ static void usage(FILE *f)
         "  drain SERVER [--wait [--timeout S]]       no new sessions on SERVER (undrain undoes)\n"
         "  disable SERVER | enable SERVER            drained and sessions not renewed\n"
         "  set-group SERVER GROUP | group set NAME RANK\n"
-        "  release SESSION                           end a session at the master\n"
-        "  watch [--count N] [--duration S]          live cluster events\n"
+        "  release SESSION                           end a session at the leader master\n"
+        "  watch [--count N] [--duration S]          live cluster events (-o json: JSON Lines)\n"
         "  top [--iterations N]                      full-screen live server table (q quits)\n"
         "\n"
-        "COMMAND --help shows a command's usage.\n");
+        "Client ids are 1-128 characters and app names 1-64, of [A-Za-z0-9._:@-].\n"
+        "Exit status: 0 ok, 1 failed or rejected, 2 usage error.\n"
+        "lbctl COMMAND --help shows a command's usage.\n");
 }
 
 static const char *env_or(const char *name, const char *def)
@@ -84,101 +96,146 @@ void ctl_print_json(cJSON *v)
     cJSON_Delete(v);
 }
 
-int main(int argc, char **argv)
+static bool is_global_with_value(const char *a)
 {
-    signal(SIGPIPE, SIG_IGN);
-    ctl_opts o = {.etcd = env_or("LBCP_ETCD", "http://127.0.0.1:2379"),
-                  .master = env_or("LBCP_MASTER", NULL),
-                  .slave = env_or("LBCP_SLAVE", NULL),
-                  .prefix = "/lb/",
-                  .out = OUT_TABLE,
-                  .timeout_ms = 20000,
-                  .etcd_sec = {.ca_file = (char *)env_or("LBCP_ETCD_CA", NULL),
-                               .cert_file = (char *)env_or("LBCP_ETCD_CERT", NULL),
-                               .key_file = (char *)env_or("LBCP_ETCD_KEY", NULL),
-                               .user = (char *)env_or("LBCP_ETCD_USER", NULL),
-                               .password_file = (char *)env_or("LBCP_ETCD_PASSWORD_FILE", NULL),
-                               .password = (char *)env_or("LBCP_ETCD_PASSWORD", NULL)}};
-    static const struct {
-        const char *flag;
-        size_t off;
-    } sec_flags[] = {{"--etcd-ca", offsetof(etcd_security, ca_file)},
-                     {"--etcd-cert", offsetof(etcd_security, cert_file)},
-                     {"--etcd-key", offsetof(etcd_security, key_file)},
-                     {"--etcd-user", offsetof(etcd_security, user)},
-                     {"--etcd-password-file", offsetof(etcd_security, password_file)}};
-    int i = 1;
-    /* global flags may also follow the command: collect them wherever they are */
-    char **rest = calloc((size_t)argc + 1, sizeof *rest);
-    int nrest = 0;
-    for (; i < argc; i++) {
+    static const char *const names[] = {"--etcd",     "--slave",     "--master",
+                                        "--addr",     "--prefix",    "--call-timeout",
+                                        "-o",         "--output",    "--connect-timeout",
+                                        "--config",   "--etcd-ca",   "--etcd-cert",
+                                        "--etcd-key", "--etcd-user", "--etcd-password-file",
+                                        NULL};
+    for (size_t i = 0; names[i] != NULL; i++)
+        if (strcmp(a, names[i]) == 0)
+            return true;
+    return false;
+}
+
+/* A positive number of milliseconds, or -1. */
+static int parse_ms(const char *s)
+{
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    return end != s && *end == '\0' && v > 0 && v <= 3600000 ? (int)v : -1;
+}
+
+/* Takes the global flags out of argv (they may stand anywhere), leaving the
+ * command and its own flags in rest. EXIT_OK or EXIT_USAGE (printed). */
+static int parse_globals(int argc, char **argv, ctl_opts *o, const char **config, char **rest,
+                         int *nrest)
+{
+    for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if ((strcmp(a, "--etcd") == 0 || strcmp(a, "--slave") == 0 || strcmp(a, "--master") == 0 ||
-             strcmp(a, "--addr") == 0 || strcmp(a, "--prefix") == 0 ||
-             strcmp(a, "--call-timeout") == 0 || strcmp(a, "-o") == 0 ||
-             strcmp(a, "--output") == 0) &&
-            v == NULL) {
+        if (!is_global_with_value(a)) {
+            rest[(*nrest)++] = argv[i];
+            continue;
+        }
+        if (i + 1 >= argc) {
             fprintf(stderr, "lbctl: %s needs a value\n", a);
-            free(rest);
             return EXIT_USAGE;
         }
-        size_t f = 0;
-        while (f < sizeof sec_flags / sizeof sec_flags[0] && strcmp(a, sec_flags[f].flag) != 0)
-            f++;
-        if (f < sizeof sec_flags / sizeof sec_flags[0]) {
-            if (v == NULL) {
-                fprintf(stderr, "lbctl: %s needs a value\n", a);
-                free(rest);
-                return EXIT_USAGE;
-            }
-            *(char **)((char *)&o.etcd_sec + sec_flags[f].off) = argv[++i];
-            if (f == 4) /* a file named on the command line wins over the environment's password */
-                o.etcd_sec.password = NULL;
-        } else if (strcmp(a, "--etcd") == 0)
-            o.etcd = argv[++i];
+        const char *v = argv[++i];
+        etcd_security *sec = &o->etcd_sec;
+        if (strcmp(a, "--etcd-ca") == 0)
+            sec->ca_file = (char *)v;
+        else if (strcmp(a, "--etcd-cert") == 0)
+            sec->cert_file = (char *)v;
+        else if (strcmp(a, "--etcd-key") == 0)
+            sec->key_file = (char *)v;
+        else if (strcmp(a, "--etcd-user") == 0)
+            sec->user = (char *)v;
+        else if (strcmp(a, "--etcd-password-file") == 0)
+            sec->password_file = (char *)v;
+        else if (strcmp(a, "--etcd") == 0)
+            o->etcd = v;
         else if (strcmp(a, "--slave") == 0)
-            o.slave = argv[++i];
+            o->slave = v;
         else if (strcmp(a, "--master") == 0)
-            o.master = argv[++i];
+            o->master = v;
         else if (strcmp(a, "--addr") == 0)
-            o.addr = argv[++i];
+            o->addr = v;
         else if (strcmp(a, "--prefix") == 0)
-            o.prefix = argv[++i];
-        else if (strcmp(a, "--call-timeout") == 0)
-            o.timeout_ms = atoi(argv[++i]);
-        else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
-            if (!parse_out(argv[++i], &o.out)) {
-                fprintf(stderr, "lbctl: -o must be table, wide or json (got '%s')\n", argv[i]);
-                free(rest);
+            o->prefix = v;
+        else if (strcmp(a, "--config") == 0)
+            *config = v;
+        else if (strcmp(a, "--call-timeout") == 0 || strcmp(a, "--connect-timeout") == 0) {
+            int ms = parse_ms(v);
+            if (ms < 0) {
+                fprintf(stderr, "lbctl: %s takes milliseconds (1-3600000), got '%s'\n", a, v);
                 return EXIT_USAGE;
             }
-        } else
-            rest[nrest++] = argv[i];
+            *(strcmp(a, "--call-timeout") == 0 ? &o->timeout_ms : &o->connect_ms) = ms;
+        } else if (!parse_out(v, &o->out)) {
+            fprintf(stderr, "lbctl: %s must be table, wide or json (got '%s')\n", a, v);
+            return EXIT_USAGE;
+        }
     }
+    return EXIT_OK;
+}
+
+static int run(const ctl_opts *o, int nrest, char **rest)
+{
     int rc = EXIT_USAGE;
-    if (nrest > 0 && (strcmp(rest[0], "--version") == 0 || strcmp(rest[0], "version") == 0)) {
+    if (strcmp(rest[0], "--version") == 0 || strcmp(rest[0], "version") == 0) {
         printf("lbctl %s\n", lb_version());
         rc = EXIT_OK;
-    } else if (nrest == 0 || strcmp(rest[0], "--help") == 0 || strcmp(rest[0], "-h") == 0 ||
+    } else if (strcmp(rest[0], "--help") == 0 || strcmp(rest[0], "-h") == 0 ||
                strcmp(rest[0], "help") == 0) {
-        usage(nrest == 0 ? stderr : stdout);
-        rc = nrest == 0 ? EXIT_USAGE : EXIT_OK;
-    } else if (ctl_ops_dispatch(&o, nrest, rest, &rc)) {
-        /* status, slaves, groups, sessions, drain, ..., watch, top; COMMAND --help */
-    } else if (strcmp(rest[0], "servers") == 0) {
-        rc = cmd_servers(&o, nrest, rest);
-    } else if (strcmp(rest[0], "request") == 0) {
-        rc = cmd_request(&o, nrest, rest);
-    } else if (strcmp(rest[0], "explain") == 0) {
-        rc = cmd_explain(&o, nrest, rest);
-    } else if (strcmp(rest[0], "stats") == 0) {
-        rc = cmd_stats(&o, nrest, rest);
-    } else if (strcmp(rest[0], "list") == 0) {
-        rc = cmd_list(&o, nrest, rest);
+        if (nrest > 1 && !ctl_command_usage(rest[1], stdout)) {
+            fprintf(stderr, "lbctl: unknown command '%s' (see lbctl --help)\n", rest[1]);
+            return EXIT_USAGE;
+        }
+        if (nrest == 1)
+            usage(stdout);
+        rc = EXIT_OK;
+    } else if (ctl_ops_dispatch(o, nrest, rest, &rc)) {
+        /* every command, and COMMAND --help */
     } else {
         fprintf(stderr, "lbctl: unknown command '%s' (see lbctl --help)\n", rest[0]);
     }
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    ctl_opts o = {.out = OUT_TABLE};
+    const char *config = NULL;
+    int n = 0;
+    char **args = ctl_split_eq(argc - 1, argv + 1, &n);
+    char **rest = calloc((size_t)n + 1, sizeof *rest);
+    int nrest = 0;
+    int rc = parse_globals(n, args, &o, &config, rest, &nrest);
+    if (rc == EXIT_OK && nrest == 0) {
+        usage(stderr);
+        rc = EXIT_USAGE;
+    }
+    if (rc == EXIT_OK) {
+        /* flag, else environment, else config file, else default */
+        o.etcd = o.etcd != NULL ? o.etcd : env_or("LBCP_ETCD", NULL);
+        o.master = o.master != NULL ? o.master : env_or("LBCP_MASTER", NULL);
+        o.slave = o.slave != NULL ? o.slave : env_or("LBCP_SLAVE", NULL);
+        etcd_security *sec = &o.etcd_sec;
+        /* a password file named on the command line wins over the env's password */
+        if (sec->password_file == NULL)
+            sec->password = (char *)env_or("LBCP_ETCD_PASSWORD", NULL);
+        sec->ca_file = sec->ca_file ? sec->ca_file : (char *)env_or("LBCP_ETCD_CA", NULL);
+        sec->cert_file = sec->cert_file ? sec->cert_file : (char *)env_or("LBCP_ETCD_CERT", NULL);
+        sec->key_file = sec->key_file ? sec->key_file : (char *)env_or("LBCP_ETCD_KEY", NULL);
+        sec->user = sec->user ? sec->user : (char *)env_or("LBCP_ETCD_USER", NULL);
+        sec->password_file = sec->password_file ? sec->password_file
+                                                : (char *)env_or("LBCP_ETCD_PASSWORD_FILE", NULL);
+        bool quiet = strcmp(rest[0], "--version") == 0 || strcmp(rest[0], "--help") == 0;
+        if (!quiet && ctl_config_load(config, &o) != 0)
+            rc = EXIT_USAGE;
+    }
+    if (rc == EXIT_OK) {
+        o.etcd = o.etcd != NULL ? o.etcd : "http://127.0.0.1:2379";
+        o.prefix = o.prefix != NULL ? o.prefix : "/lb/";
+        o.timeout_ms = o.timeout_ms > 0 ? o.timeout_ms : 20000;
+        o.connect_ms = o.connect_ms > 0 ? o.connect_ms : 2000;
+        rc = run(&o, nrest, rest);
+    }
     free(rest);
+    free(args);
     return rc;
 }

@@ -101,6 +101,23 @@ echo
 echo "== the servers"
 show lbctl servers
 
+# lbctl's config file, so a fresh shell on this host needs no flags or
+# LBCP_ETCD. Written only when absent or written by an earlier demo (the first
+# line says so); down.sh removes it again on the same condition.
+lbctl_cfg="${HOME}/.config/lbcp/lbctl.yaml"
+lbctl_mark="# written by lbcp deploy/local/demo.sh"
+if [ ! -e "$lbctl_cfg" ] || head -1 "$lbctl_cfg" | grep -qF "$lbctl_mark"; then
+    mkdir -p "$(dirname "$lbctl_cfg")"
+    cat >"$lbctl_cfg" <<CFG
+$lbctl_mark (removed by down.sh)
+etcd: http://127.0.0.1:12379
+slave: tcp://127.0.0.1:7201
+CFG
+    lbctl_note="lbctl config: $lbctl_cfg (etcd and default slave; no flags needed)"
+else
+    lbctl_note="lbctl config: $lbctl_cfg exists and is not the demo's; left alone (use LBCP_ETCD)"
+fi
+
 cat <<TXT
 
 The cluster is running:
@@ -111,8 +128,11 @@ The cluster is running:
   metrics   http://127.0.0.1:9101/metrics (master), :9201/:9202 (slaves), :9301-9303 (agents);
             /healthz on the same ports
   logs      $state/logs/
+  binaries  $bin/ (lbctl, lb-master, ...; bash completion: source deploy/bash-completion/lbctl)
+  $lbctl_note
 Try:
-  $bin/lbctl --slave tcp://127.0.0.1:7202 request --app echo --client carol --location zone-b
+  $bin/lbctl request --app echo --client carol --location zone-b
+  $bin/lbctl explain --app echo --client carol --location zone-b
   $bin/lbctl servers
   $bin/lbctl --addr tcp://127.0.0.1:7101 stats
   $bin/lbctl status

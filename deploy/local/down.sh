@@ -17,4 +17,9 @@ tac "$state/pids" | while read -r pid name; do
     fi
 done
 rm -rf "$state"
+# the lbctl config demo.sh wrote (only if it is still the demo's)
+cfg="${HOME}/.config/lbcp/lbctl.yaml"
+if [ -f "$cfg" ] && head -1 "$cfg" | grep -qF "# written by lbcp deploy/local/demo.sh"; then
+    rm -f "$cfg"
+fi
 echo "demo cluster stopped, state removed"

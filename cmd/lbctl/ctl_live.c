@@ -3,6 +3,7 @@
  * stored in etcd (etcd holds state, not telemetry), so status, servers and top
  * ask the leader (or --master) for its view with one LoadRequest.
  */
+#include "ctl_args.h"
 #include "ctl_live.h"
 
 #include "common/util.h"
@@ -53,7 +54,7 @@ int ctl_live_load(etcd_client *c, const ctl_opts *o, ctl_live *out)
     }
     nng_socket s;
     lb_errmsg em = {{0}};
-    if (wire_req_dial(addr, &s, &em) != LB_OK) {
+    if (ctl_dial(o, addr, &s, &em) != LB_OK) {
         snprintf(out->why, sizeof out->why, "%.200s: %.300s", addr, em.text);
         return -1;
     }

@@ -69,8 +69,8 @@ set(CPACK_DEBIAN_DAEMONS_PACKAGE_NAME lbcp)
 set(CPACK_DEBIAN_DAEMONS_PACKAGE_DEPENDS "adduser")
 set(CPACK_DEBIAN_DAEMONS_PACKAGE_RECOMMENDS "lbctl, etcd-server")
 set(CPACK_DEBIAN_DAEMONS_PACKAGE_CONTROL_EXTRA
-    ${CMAKE_SOURCE_DIR}/deploy/debian/lbcp.postinst ${CMAKE_SOURCE_DIR}/deploy/debian/lbcp.prerm
-    ${CMAKE_SOURCE_DIR}/deploy/debian/lbcp.postrm)
+    ${CMAKE_SOURCE_DIR}/deploy/debian/lbcp/postinst ${CMAKE_SOURCE_DIR}/deploy/debian/lbcp/prerm
+    ${CMAKE_SOURCE_DIR}/deploy/debian/lbcp/postrm)
 set(CPACK_DEBIAN_DAEMONS_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 set(CPACK_COMPONENT_DAEMONS_DESCRIPTION
     "lbcp daemons: lb-master, lb-slave, lb-agent and lb-echo, with systemd units")
@@ -78,6 +78,7 @@ set(CPACK_DEBIAN_LBCTL_PACKAGE_NAME lbctl)
 set(CPACK_COMPONENT_LBCTL_DESCRIPTION "lbctl: control and inspect an lbcp cluster")
 set(CPACK_DEBIAN_LIBLBCLIENT0_PACKAGE_NAME liblbclient0)
 set(CPACK_DEBIAN_LIBLBCLIENT0_PACKAGE_SECTION libs)
+set(CPACK_DEBIAN_LIBLBCLIENT0_PACKAGE_GENERATE_SHLIBS ON) # shlibs + ldconfig trigger
 set(CPACK_COMPONENT_LIBLBCLIENT0_DESCRIPTION "lbcp client library (runtime)")
 set(CPACK_DEBIAN_LIBLBCLIENT-DEV_PACKAGE_NAME liblbclient-dev)
 set(CPACK_DEBIAN_LIBLBCLIENT-DEV_PACKAGE_SECTION libdevel)

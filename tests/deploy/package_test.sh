@@ -76,7 +76,7 @@ cc -std=c11 -Wall -Wextra -Werror "$ex" $(pkg-config --cflags --libs lbclient) -
 static_libs=$(pkg-config --static --libs lbclient | sed 's/-llbclient\b/-Wl,-Bstatic -llbclient -Wl,-Bdynamic/')
 # shellcheck disable=SC2046,SC2086
 cc -std=c11 -Wall -Wextra -Werror "$ex" $(pkg-config --cflags lbclient) $static_libs -o "$work/ex-static"
-ldd "$work/ex-shared" | grep -q "/usr/lib/.*liblbclient.so.0" || fail "ex-shared does not load the packaged .so"
+ldd "$work/ex-shared" | grep -Eq "liblbclient.so.0 => /(usr/)?lib/" || fail "ex-shared does not load the packaged .so"
 ldd "$work/ex-static" | grep -q liblbclient && fail "ex-static still needs liblbclient.so"
 "$work/ex-shared" --version | grep -q "liblbclient" || fail "ex-shared --version"
 "$work/ex-static" --version | grep -q "liblbclient" || fail "ex-static --version"

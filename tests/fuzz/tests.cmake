@@ -28,6 +28,9 @@ if(LBCP_FUZZ)
              ${CMAKE_SOURCE_DIR}/cmd/lb-agent
     LIBS lbconfig lbselect lbregistry lbwire lbetcd lbobs)
   lb_fuzzer(fuzz_registry SOURCES ${LB_FUZZ_DIR}/fuzz_registry.c LIBS lbregistry lbselect)
+  # the query comes from the input: httpd_query/httpd_header are wrapped at link time
+  lb_fuzzer(fuzz_api SOURCES ${LB_FUZZ_DIR}/fuzz_api.c LIBS lbapi lbwire)
+  target_link_options(fuzz_api PRIVATE -Wl,--wrap=httpd_query -Wl,--wrap=httpd_header)
   lb_fuzzer(fuzz_http SOURCES ${LB_FUZZ_DIR}/fuzz_http.c LIBS lbhttpd lbobs)
 else()
   find_program(LB_CLANG clang)

@@ -88,6 +88,11 @@ static void print_rows(const ctl_opts *o, struct server_row *rows, size_t n)
             cJSON_AddNumberToObject(s, "capacity", in->capacity);
             cJSON_AddStringToObject(s, "host", in->host);
             cJSON_AddStringToObject(s, "agent", in->agent_endpoint);
+            cJSON_AddStringToObject(s, "arch", in->resources ? in->resources->arch : "");
+            cJSON_AddStringToObject(s, "os", in->resources ? in->resources->os : "");
+            cJSON *via = cJSON_AddArrayToObject(s, "reachable_via");
+            for (size_t k = 0; k < in->n_reachable_via; k++)
+                cJSON_AddItemToArray(via, cJSON_CreateString(in->reachable_via[k]));
             cJSON *apps = cJSON_AddArrayToObject(s, "apps");
             for (size_t k = 0; k < in->n_apps; k++)
                 cJSON_AddItemToArray(apps, cJSON_CreateString(in->apps[k]));

@@ -222,13 +222,20 @@ int cmd_slaves(const ctl_opts *o, int argc, char **argv)
     cJSON *arr = cJSON_CreateArray();
     if (o->out != OUT_JSON)
         printf("%-16s %-10s %-10s %-8s %-26s%s\n", "ID", "ZONE", "REGION", "LIMIT", "ENDPOINT",
-               o->out == OUT_WIDE ? " RELAY" : "");
+               o->out == OUT_WIDE ? " RELAY                  APPS" : "");
     for (size_t i = 0; i < v.n_slaves; i++) {
         const Lb__SlaveInfo *s = v.slaves[i];
         if (o->out != OUT_JSON) {
-            printf("%-16s %-10s %-10s %-8u %-26s%s%s\n", s->id, s->zone, s->region, s->limit,
-                   s->endpoint, o->out == OUT_WIDE ? " " : "",
-                   o->out == OUT_WIDE ? (s->relay_endpoint[0] ? s->relay_endpoint : "-") : "");
+            printf("%-16s %-10s %-10s %-8u %-26s", s->id, s->zone, s->region, s->limit,
+                   s->endpoint);
+            if (o->out == OUT_WIDE) {
+                /* the apps it fronts: "*" when all */
+                printf(" %-22s ", s->relay_endpoint[0] ? s->relay_endpoint : "-");
+                for (size_t k = 0; k < s->n_apps; k++)
+                    printf("%s%s", k ? "," : "", s->apps[k]);
+                printf("%s", s->n_apps ? "" : "*");
+            }
+            printf("\n");
             continue;
         }
         cJSON *j = cJSON_CreateObject();
@@ -238,6 +245,9 @@ int cmd_slaves(const ctl_opts *o, int argc, char **argv)
         cJSON_AddStringToObject(j, "endpoint", s->endpoint);
         cJSON_AddStringToObject(j, "relay_endpoint", s->relay_endpoint);
         cJSON_AddNumberToObject(j, "limit", s->limit);
+        cJSON *apps = cJSON_AddArrayToObject(j, "apps"); /* empty: all */
+        for (size_t k = 0; k < s->n_apps; k++)
+            cJSON_AddItemToArray(apps, cJSON_CreateString(s->apps[k]));
         cJSON_AddItemToArray(arr, j);
     }
     if (o->out == OUT_JSON)

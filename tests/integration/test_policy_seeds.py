@@ -182,6 +182,16 @@ class PolicyCluster(ClusterTest):
             _, out, _ = self.req(self.sc, f"web-only-{i}")
             self.assertIn(out["slave"], ("slave-a", "slave-a2", "slave-b"), out)
             self.assertTrue(out["redirected"])
+        # the operator's views show what the policy pairs by
+        slaves = {x["id"]: x for x in json.loads(self.c.lbctl("slaves", "-o", "json",
+                                                               check=True).stdout)}
+        self.assertEqual((slaves["slave-c"]["apps"], slaves["slave-a"]["apps"]), (["web"], []))
+        wide = self.c.lbctl("slaves", "-o", "wide", check=True).stdout
+        self.assertRegex(wide, r"slave-c .* web\n")
+        servers = {x["id"]: x for x in json.loads(self.c.lbctl("servers", "-o", "json",
+                                                                check=True).stdout)}
+        self.assertEqual(servers["agent-vb"]["reachable_via"], ["slave-b"])
+        self.assertEqual(servers["agent-arm"]["arch"], "aarch64")
 
 
 class Shedding(ClusterTest):

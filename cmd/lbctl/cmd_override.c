@@ -144,6 +144,30 @@ static bool ovr_apply(int argc, char **argv, Lb__Override *ov, bool *wait, int64
     return true;
 }
 
+/* The words after SERVER, checked before etcd is asked anything, so a typo
+ * is named at once: drain takes --wait and --timeout S, the others nothing. */
+static int ovr_check_args(int argc, char **argv)
+{
+    const char *cmd = argv[0];
+    bool drain = strcmp(cmd, "drain") == 0;
+    for (int i = 2; i < argc; i++) {
+        char *end = NULL;
+        if (drain && strcmp(argv[i], "--wait") == 0)
+            continue;
+        if (drain && strcmp(argv[i], "--timeout") == 0) {
+            if (i + 1 >= argc)
+                return ctl_usage_error(cmd, "--timeout needs a value");
+            double t = strtod(argv[++i], &end);
+            if (end == argv[i] || *end != '\0' || t <= 0)
+                return ctl_usage_error(cmd, "--timeout takes seconds > 0 (got '%s')", argv[i]);
+            continue;
+        }
+        return ctl_usage_error(
+            cmd, argv[i][0] == '-' ? "unknown flag '%s'" : "unexpected argument '%s'", argv[i]);
+    }
+    return 0;
+}
+
 int cmd_override(const ctl_opts *o, int argc, char **argv)
 {
     if (argc < 2 || argv[1][0] == '-')
@@ -152,6 +176,8 @@ int cmd_override(const ctl_opts *o, int argc, char **argv)
         return ctl_usage_error(
             argv[0], argc < 3 ? "which group? give GROUP after SERVER" : "unexpected argument '%s'",
             argc > 3 ? argv[3] : "");
+    if (strcmp(argv[0], "set-group") != 0 && ovr_check_args(argc, argv) != 0)
+        return EXIT_USAGE;
     const char *id = argv[1];
     bool wait = false;
     int64_t timeout_ms = 600000;

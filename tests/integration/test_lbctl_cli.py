@@ -61,6 +61,9 @@ class Usage(unittest.TestCase):
             (["stats"], "give --addr ADDR"),
             (["drain"], "lbctl drain: which server?"),
             (["set-group", "agent-1"], "which group?"),
+            (["drain", "agent-1", "--wiat"], "lbctl drain: unknown flag '--wiat'"),
+            (["drain", "agent-1", "--timeout"], "lbctl drain: --timeout needs a value"),
+            (["enable", "agent-1", "now"], "lbctl enable: unexpected argument 'now'"),
             (["group", "set", "gold"], "give NAME and RANK"),
             (["group", "set", "gold", "first"], "RANK must be an integer (got 'first')"),
             (["release"], "lbctl release: which session?"),
@@ -86,6 +89,17 @@ t lbctl dr; t lbctl -o w; t lbctl --etcd x req; t lbctl request --cl; t lbctl he
         r = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=10)
         self.assertEqual(r.stdout.splitlines(), ["drain", "wide", "request", "--client",
                                                  "explain"], r.stderr)
+
+    def test_config_security_keys_reach_the_etcd_client(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+            f.write("etcd: https://127.0.0.1:1\ntls: {ca: /x/ca.pem, cert: /x/c.pem, key: /x/k.pem}\n"
+                    "etcd_user: operator\n")
+        try:
+            r = lbctl("servers", env={"LBCP_CONFIG": f.name})
+        finally:
+            os.unlink(f.name)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("etcd user 'operator' has no password", r.stderr)
 
     def test_version(self):
         r = lbctl("--version")

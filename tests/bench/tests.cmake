@@ -17,3 +17,7 @@ target_link_libraries(lb-bench-request PRIVATE lbwire lbcommon Threads::Threads)
 file(GLOB _lg_src CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/bench/loadgen/*.c)
 add_executable(lb-loadgen ${_lg_src})
 target_link_libraries(lb-loadgen PRIVATE lbwire lbetcd lbcommon m Threads::Threads)
+
+# Sticky request latency, HTTP/JSON API vs nng front door (tests/bench/api.py starts a cluster).
+add_executable(lb-bench-api ${CMAKE_SOURCE_DIR}/tests/bench/bench_api.c)
+target_link_libraries(lb-bench-api PRIVATE lbwire lbcommon PkgConfig::CURL)

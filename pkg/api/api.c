@@ -46,13 +46,17 @@ typedef struct api_call {
     uint64_t t0;
 } api_call;
 
-/* Logs and counts a request refused before it reached the front door. */
+/* Logs and counts a request refused before it reached the front door: the
+ * answer, and the start of what was sent (the logger escapes both). */
 static void api_refused(api_server *a, const httpd_req *req, const httpd_resp *resp)
 {
     obs_inc(a->c_bad);
-    LOG_WARN("api", "bad request", "peer=%s method=%s path=%s status=%d body=\"%.*s\"", req->peer,
-             req->method, req->path, resp->status, (int)(resp->len > 300 ? 300 : resp->len),
-             resp->body != NULL ? resp->body : "");
+    size_t rl = resp->len > 0 && resp->body[resp->len - 1] == '\n' ? resp->len - 1 : resp->len;
+    LOG_WARN("api", "bad request",
+             "peer=%s method=%s path=%s status=%d answer=\"%.*s\" request=\"%.*s\"", req->peer,
+             req->method, req->path, resp->status, (int)(rl > 300 ? 300 : rl),
+             resp->body != NULL ? resp->body : "", (int)(req->body_len > 200 ? 200 : req->body_len),
+             req->body);
 }
 
 static void call_finish(api_call *c, httpd_resp *resp)

@@ -1,15 +1,17 @@
 """Hostile values in logs (issue 8 item 6): client ids, app names and session ids
 full of quotes, backslashes, newlines, control bytes and bytes that are not UTF-8
 go through every path that logs them (slave -> master reject, master session
-upkeep, agent launch RPC), and every line of every daemon stays one logfmt line
+upkeep, agent launch RPC, the slave's HTTP API), and every line of every daemon stays one logfmt line
 whose values decode back to exactly the bytes sent."""
 import re
 import subprocess
 import os
 import unittest
+import urllib.error
+import urllib.request
 
 import fakes
-from harness import BIN, ClusterTest
+from harness import BIN, ClusterTest, free_port
 
 HOSTILE = [b'x\n ts=x level=error msg="forged"', b'a b"c', b'back\\slash=1',
            b'ctl\x01\x1b[31m\x7f', b'bad\xff\xfe utf8 \xc0\xaf', b'cr\rtab\t', b'plain-id']
@@ -47,6 +49,14 @@ class LogEscape(ClusterTest):
                            input=data, capture_output=True, timeout=30)
         return r.stdout
 
+    @staticmethod
+    def is_utf8(b):
+        try:
+            b.decode()
+            return True
+        except UnicodeDecodeError:
+            return False
+
     def parsed(self, name):
         with open(self.c.daemons[name].log_path, "rb") as f:
             raw = f.read()
@@ -65,7 +75,8 @@ class LogEscape(ClusterTest):
     def test_hostile_values_stay_on_one_escaped_line(self):
         c = self.c
         c.start_master()
-        slave = c.start_slave("slave-a", "zone-a")
+        api_port = free_port()
+        slave = c.start_slave("slave-a", "zone-a", api_listen=f"127.0.0.1:{api_port}")
         agent = c.start_agent("agent-a", "zone-a")
         c.wait_master_sees(1)
         for i, h in enumerate(HOSTILE):
@@ -76,11 +87,27 @@ class LogEscape(ClusterTest):
             self.rawreq(slave.endpoint, fakes.release_request(b"sess-" + h, h))
             # agent launch RPC called directly with a hostile app, session and client
             self.rawreq(agent.endpoint, fakes.launch_request(b"app-" + h, b"s-" + h, h))
+            # the slave's HTTP API: a JSON body (built as bytes, so not-UTF-8 stays so)
+            body = (b'{"app":"app-' + h.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+                    .replace(b"\n", b"\\n").replace(b"\r", b"\\r").replace(b"\t", b"\\t")
+                    .replace(b"\x01", b"\\u0001").replace(b"\x1b", b"\\u001b")
+                    + b'","client_id":"' + h.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+                    .replace(b"\n", b"\\n").replace(b"\r", b"\\r").replace(b"\t", b"\\t")
+                    .replace(b"\x01", b"\\u0001").replace(b"\x1b", b"\\u001b") + b'"}')
+            req = urllib.request.Request(f"http://127.0.0.1:{api_port}/v1/request", data=body,
+                                         method="POST")
+            try:
+                urllib.request.urlopen(req, timeout=10).read()
+            except urllib.error.HTTPError as e:
+                e.read()
         self.assertTrue(all(d.alive() for d in c.daemons.values()))
 
         master = self.parsed("master-1")
         rejected = [kv for kv in master if kv["msg"] == b"rejected"]
         self.assertEqual({kv["client"] for kv in rejected}, set(HOSTILE))
+        utf8 = [h for h in HOSTILE if self.is_utf8(h)]
+        # once through nng, once more through the API for those JSON can carry
+        self.assertEqual(len(rejected), len(HOSTILE) + len(utf8))
         self.assertEqual({kv["app"] for kv in rejected}, {b"app-" + h for h in HOSTILE})
         for kv in rejected:
             self.assertRegex(kv["reason"], rb"^(bad request: |unknown app .app-plain-id.)")
@@ -91,7 +118,12 @@ class LogEscape(ClusterTest):
         texts = b"\n".join(kv.get("app", b"") + kv.get("error", b"") for kv in bad)
         for h in HOSTILE:
             self.assertIn(b"app-" + h, texts, f"agent did not log {h!r}")
-        self.parsed("slave-a")
+        slave_lines = self.parsed("slave-a")
+        refused = b"\n".join(kv.get("request", b"") for kv in slave_lines
+                             if kv["msg"] == b"bad request" and kv.get("comp") == b"api")
+        for h in HOSTILE:
+            if not self.is_utf8(h):
+                self.assertIn(b'"client_id":"' + h, refused, f"api did not log {h!r}")
 
 
 if __name__ == "__main__":

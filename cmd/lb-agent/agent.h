@@ -15,7 +15,8 @@
  *   report.c   ServerLoad on the PUB socket, host resources
  *   register.c ServerInfo in etcd under the keeper's lease
  *   rpc.c      REP socket, worker threads, request dispatch
- *   main.c     flags, signals, the main loop, shutdown
+ *   lifecycle.c signals: the main loop, reload (SIGHUP), drain (SIGTERM), shutdown
+ *   main.c     flags, start
  */
 #ifndef LB_AGENT_H
 #define LB_AGENT_H
@@ -27,6 +28,7 @@
 #include <limits.h>
 #include <nng/nng.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -38,6 +40,7 @@
 #define AGENT_EXITED_MAX 4096
 #define AGENT_CGROUP_NAME 32
 #define AGENT_LIMITS_MAX 8
+#define AGENT_RELOADS_MAX 256 /* reloads kept apart; later ones free their config at exit */
 
 /* ---- configuration (config.c) ---- */
 
@@ -81,11 +84,12 @@ typedef struct agent_config {
     size_t n_labels;
     uint64_t max_message;
     char *log_level;
-    char *http_listen;  /* HOST:PORT of /metrics and /healthz; empty: off */
-    char *state_dir;    /* the agent's own files (lock, process records) */
-    char *default_user; /* apps' user when the agent is root and an app names none */
-    bool cgroup;        /* cgroup: auto (true) or off */
-    char **inherit_env; /* names passed from the agent's environment to apps */
+    char *http_listen;         /* HOST:PORT of /metrics and /healthz; empty: off */
+    char *state_dir;           /* the agent's own files (lock, process records) */
+    char *default_user;        /* apps' user when the agent is root and an app names none */
+    bool cgroup;               /* cgroup: auto (true) or off */
+    int64_t shutdown_grace_ms; /* SIGTERM: how long held sessions keep their processes */
+    char **inherit_env;        /* names passed from the agent's environment to apps */
     size_t n_inherit_env;
     char *arch, *os;      /* advertised instead of uname's when not empty */
     char **reachable_via; /* slave ids or zones clients reach this server through */
@@ -161,9 +165,15 @@ typedef struct agent_contain {
 /* ---- the agent ---- */
 
 typedef struct agent {
-    agent_config cfg;
+    /* The running config. SIGHUP swaps in a new one (main thread); a replaced
+     * one is kept until exit (retired), because workers may still hold its
+     * apps: read the pointer once where several fields must agree. */
+    agent_config *_Atomic cfg;
+    agent_config *retired[AGENT_RELOADS_MAX];
+    size_t n_retired;
     int64_t started_at_ms;
     atomic_bool stopping; /* set at shutdown: launches refuse and give up */
+    atomic_bool draining; /* SIGTERM: no new processes; held sessions go on */
     agent_procs procs;
     agent_contain contain;
     atomic_uint_fast64_t launches; /* processes started since start */
@@ -212,8 +222,13 @@ lb_err procs_stop_session(agent *a, const char *session);
 size_t procs_sync_sessions(agent *a, char *const *keep, size_t n_keep, int64_t grace_ms);
 /* Fills sessions (running processes), per-app counts (cfg.n_apps entries) and
  * moves the exited pids into *exited (caller frees). */
-void procs_snapshot(agent *a, uint32_t *sessions, uint32_t *per_app, int32_t **exited,
-                    size_t *n_exited);
+void procs_snapshot(agent *a, const agent_config *cfg, uint32_t *sessions, uint32_t *per_app,
+                    int32_t **exited, size_t *n_exited);
+/* After a reload to nc: points every entry at nc's app of the same name and
+ * stops (SIGTERM) the processes of apps nc no longer offers; how many. p->lock held. */
+size_t procs_rebind_locked(agent *a, const agent_config *nc);
+/* Per-session processes (starting ones included) still serving a session. */
+size_t procs_sessions_live(agent *a);
 
 /* Opens the state dir (locked: one agent per dir), stops what a previous
  * agent of this dir left running, sets up cgroups (or says once why not) and
@@ -228,6 +243,9 @@ int contain_cg_new(agent *a, char *name);
 /* Kills what remains in the cgroup name (a process's descendants) and removes
  * it, now or at a later contain_tick. */
 void contain_cg_release(agent *a, const char *name);
+/* Applies the fallbacks for app limits the cgroup cannot enforce to cfg's
+ * apps, saying so in the log (at start and for a reloaded config). */
+void contain_limits_fallback(agent *a, agent_config *cfg);
 /* Retries removals of cgroups whose processes were still exiting. */
 void contain_tick(agent *a);
 /* Rewrites the state file from the process table; p->lock held. */
@@ -270,8 +288,20 @@ void report_close(agent *a);
 /* ---- registration (register.c) ---- */
 
 lb_err register_start(agent *a, lb_errmsg *em);
+/* Writes ServerInfo again under the current lease (after a reload). */
+void register_refresh(agent *a);
 /* Revokes the lease (the server key leaves etcd at once). */
 void register_stop(agent *a);
+
+/* ---- life (lifecycle.c) ---- */
+
+/* The main loop, on the main thread with set (every signal it takes) blocked:
+ * returns when the agent must shut down (SIGINT, SIGTERM after the drain).
+ * level_flag: --log-level, which a reload does not override. */
+void agent_run(agent *a, const sigset_t *set, const char *level_flag);
+/* Stops serving, leaves etcd, ends every child (TERM, then KILL), removes
+ * cgroups and state, sends a last report and frees everything. */
+void agent_shutdown(agent *a);
 
 /* ---- RPC (rpc.c) ---- */
 

@@ -762,6 +762,207 @@ static void test_etcd_down(void **state)
     h_agent_close(&a);
 }
 
+/* ---- SIGHUP: reload ---- */
+
+/* Replaces the first `from` in text with `to` (text is reallocated). */
+static char *replace(char *text, const char *from, const char *to)
+{
+    char *p = strstr(text, from);
+    if (p == NULL)
+        fail_msg("'%s' not in the config", from);
+    size_t n = strlen(text) - strlen(from) + strlen(to) + 1;
+    char *out = calloc(1, n);
+    snprintf(out, n, "%.*s%s%s", (int)(p - text), text, to, p + strlen(from));
+    free(text);
+    return out;
+}
+
+static bool log_has(h_agent *a, const char *want)
+{
+    char *log = h_read(a->log);
+    bool has = strstr(log, want) != NULL;
+    free(log);
+    return has;
+}
+
+static bool wait_log(h_agent *a, const char *want, int timeout_ms)
+{
+    int64_t t0 = now_ms();
+    while (!log_has(a, want)) {
+        if (now_ms() - t0 > timeout_ms)
+            return false;
+        usleep(20 * 1000);
+    }
+    return true;
+}
+
+static bool launch_ok(h_agent *a, const char *app, const char *session, int32_t *pid, char *err,
+                      size_t cap)
+{
+    Lb__Envelope *r = h_launch(a, app, session);
+    bool ok = r != NULL && r->launch_reply->ok;
+    if (pid != NULL)
+        *pid = ok ? r->launch_reply->process->pid : 0;
+    if (err != NULL)
+        snprintf(err, cap, "%s", r != NULL && r->launch_reply->error ? r->launch_reply->error : "");
+    if (r != NULL)
+        lb__envelope__free_unpacked(r, NULL);
+    return ok;
+}
+
+static void test_sighup_reload(void **state)
+{
+    (void)state;
+    need_etcd();
+    h_agent a;
+    h_agent_start(&a, "t-reload", "2s", NULL);
+    assert_true(wait_key("t-reload", true, 10000) >= 0);
+    size_t before = h_tagged_apps(NULL, 0);
+    int32_t kept = 0;
+    assert_true(launch_ok(&a, "echo", "s-kept", &kept, NULL, 0));
+    char *cfg = h_read(a.config);
+    cfg = replace(cfg, "capacity: 7", "capacity: 9");
+    cfg = replace(cfg, "log_level: debug", "log_level: warn");
+    cfg = replace(cfg, "  shared:", "  echo2:");
+    cfg = replace(cfg, "rack: r7", "rack: r8");
+    h_write(a.config, cfg);
+    free(cfg);
+    kill(a.pid, SIGHUP);
+    assert_true(wait_log(&a, "config reloaded", 5000));
+    Lb__ServerInfo *si = NULL;
+    int64_t t0 = now_ms();
+    while (now_ms() - t0 < 5000) {
+        si = h_server_info(PREFIX, "t-reload");
+        if (si != NULL && si->capacity == 9)
+            break;
+        if (si != NULL)
+            lb__server_info__free_unpacked(si, NULL);
+        si = NULL;
+        usleep(50 * 1000);
+    }
+    assert_non_null(si);
+    bool has_echo2 = false, has_shared = false;
+    for (size_t i = 0; i < si->n_apps; i++) {
+        has_echo2 = has_echo2 || strcmp(si->apps[i], "echo2") == 0;
+        has_shared = has_shared || strcmp(si->apps[i], "shared") == 0;
+    }
+    char rack[16] = "";
+    for (size_t i = 0; i < si->n_labels; i++)
+        if (strcmp(si->labels[i]->key, "rack") == 0)
+            snprintf(rack, sizeof rack, "%s", si->labels[i]->value);
+    lb__server_info__free_unpacked(si, NULL);
+    assert_true(has_echo2);
+    assert_false(has_shared);
+    assert_string_equal(rack, "r8");
+    char err[256];
+    assert_false(launch_ok(&a, "shared", "s-gone", NULL, err, sizeof err));
+    assert_has(err, "unknown app 'shared'");
+    assert_true(launch_ok(&a, "echo2", "s-new", NULL, NULL, 0));
+    assert_false(log_has(&a, "app=echo2 session=s-new")); /* warn: info lines are gone */
+    assert_false(h_dead(kept));                           /* the app it kept serves on */
+    assert_true(launch_ok(&a, "echo", "s-kept", NULL, NULL, 0));
+
+    /* a bad file is rejected with file:line and the running config stays */
+    cfg = h_read(a.config);
+    cfg = replace(cfg, "capacity: 9", "capacity: lots");
+    h_write(a.config, cfg);
+    free(cfg);
+    kill(a.pid, SIGHUP);
+    assert_true(wait_log(&a, "reload rejected", 5000));
+    char want[400];
+    snprintf(want, sizeof want, "%s:", a.config);
+    char *log = h_read(a.log);
+    const char *rej = strstr(log, "reload rejected");
+    bool named = rej != NULL && strstr(rej, want) != NULL && strstr(rej, "capacity") != NULL;
+    free(log);
+    assert_true(named);
+    assert_true(launch_ok(&a, "echo2", "s-after-bad", NULL, NULL, 0));
+    assert_false(h_dead(a.pid));
+    kill(a.pid, SIGTERM);
+    assert_int_equal(h_agent_wait(&a, 8000), 0);
+    h_agent_close(&a);
+    t0 = now_ms();
+    while (h_tagged_apps(NULL, 0) > before && now_ms() - t0 < 3000)
+        usleep(20 * 1000);
+    assert_int_equal(h_tagged_apps(NULL, 0), before);
+}
+
+/* ---- SIGTERM: drain ---- */
+
+static void stop_session(h_agent *a, const char *session)
+{
+    Lb__StopRequest sr = LB__STOP_REQUEST__INIT;
+    Lb__Envelope env = LB__ENVELOPE__INIT;
+    sr.session_id = (char *)session;
+    env.body_case = LB__ENVELOPE__BODY_STOP_REQUEST;
+    env.stop_request = &sr;
+    Lb__Envelope *r = h_call(a, &env);
+    bool ok = r != NULL && r->launch_reply->ok;
+    if (r != NULL)
+        lb__envelope__free_unpacked(r, NULL);
+    assert_true(ok);
+}
+
+static void test_sigterm_drain(void **state)
+{
+    (void)state;
+    need_etcd();
+    h_agent a;
+    h_agent_start(&a, "t-drain", "2s", "shutdown_grace: 20s\n");
+    int32_t p1 = 0, p2 = 0;
+    assert_true(launch_ok(&a, "echo", "s-d1", &p1, NULL, 0));
+    assert_true(launch_ok(&a, "echo", "s-d2", &p2, NULL, 0));
+    kill(a.pid, SIGTERM);
+    assert_true(wait_log(&a, "draining", 3000));
+    usleep(300 * 1000);
+    /* held sessions keep serving; no new session */
+    assert_false(h_dead(a.pid));
+    char want[64];
+    snprintf(want, sizeof want, "pid=%d session=s-d1 echo=still", p1);
+    Lb__Envelope *r = h_launch(&a, "echo", "s-d1"); /* a sticky repeat is answered */
+    bool reused = r != NULL && r->launch_reply->ok && r->launch_reply->reused;
+    unsigned port = reused ? r->launch_reply->process->port : 0;
+    if (r != NULL)
+        lb__envelope__free_unpacked(r, NULL);
+    assert_true(reused);
+    assert_string_equal(h_echo("127.0.0.1", port, "still"), want);
+    char err[256];
+    assert_false(launch_ok(&a, "echo", "s-d3", NULL, err, sizeof err));
+    assert_has(err, "draining");
+    stop_session(&a, "s-d1"); /* released */
+    assert_true(h_wait_dead(p1, 3000));
+    usleep(300 * 1000);
+    assert_false(h_dead(a.pid)); /* s-d2 still held */
+    assert_false(h_dead(p2));
+    int64_t t0 = now_ms();
+    stop_session(&a, "s-d2"); /* the last one: the agent goes */
+    assert_int_equal(h_agent_wait(&a, 5000), 0);
+    if (now_ms() - t0 > 3000)
+        fail_msg("drain ended %lld ms after the last release", (long long)(now_ms() - t0));
+    assert_true(h_dead(p2));
+    assert_true(log_has(&a, "drained: no session left"));
+    h_agent_close(&a);
+}
+
+static void test_sigterm_grace_ends(void **state)
+{
+    (void)state;
+    need_etcd();
+    h_agent a;
+    h_agent_start(&a, "t-grace", "2s", "shutdown_grace: 1s\n");
+    int32_t p1 = 0;
+    assert_true(launch_ok(&a, "echo", "s-g1", &p1, NULL, 0));
+    int64_t t0 = now_ms();
+    kill(a.pid, SIGTERM);
+    assert_int_equal(h_agent_wait(&a, 8000), 0);
+    int64_t took = now_ms() - t0;
+    assert_true(h_dead(p1));
+    assert_true(log_has(&a, "shutdown_grace over"));
+    h_agent_close(&a);
+    if (took < 900 || took > 5000)
+        fail_msg("the agent left %lld ms after SIGTERM, want about its 1 s grace", (long long)took);
+}
+
 static int test_teardown(void **state)
 {
     (void)state;
@@ -788,6 +989,9 @@ int main(void)
         cmocka_unit_test_teardown(test_sigkill_agent_no_cgroup, test_teardown),
         cmocka_unit_test_teardown(test_restart_stops_leftovers, test_teardown),
         cmocka_unit_test_teardown(test_sigterm_agent, test_teardown),
+        cmocka_unit_test_teardown(test_sighup_reload, test_teardown),
+        cmocka_unit_test_teardown(test_sigterm_drain, test_teardown),
+        cmocka_unit_test_teardown(test_sigterm_grace_ends, test_teardown),
         cmocka_unit_test_teardown(test_etcd_down, test_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

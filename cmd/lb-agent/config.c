@@ -33,6 +33,8 @@
  *                                     writable; off: never
  *   inherit_env: [PATH]               names copied from the agent's environment into
  *                                     every app's (the rest of it is the app's env)
+ *   shutdown_grace: 30s               SIGTERM: held sessions keep their processes
+ *                                     this long (0: stop at once); SIGINT: at once
  *   default_user: nobody              apps' user when the agent is root and an app
  *                                     names none (config_sandbox.c: user, group,
  *                                     allow_root, limits per app)
@@ -91,6 +93,7 @@ static const char *const top_keys[] = {"id",
                                        "reachable_via",
                                        "default_user",
                                        CFG_ETCD_SECURITY_KEYS,
+                                       "shutdown_grace",
                                        NULL};
 static const char *const app_keys[] = {"argv", "env",   "ready_timeout", "per_session", "link",
                                        "user", "group", "allow_root",    "limits",      NULL};
@@ -173,6 +176,8 @@ static lb_err config_numbers(const cfg_doc *d, const cfg_node *r, agent_config *
         (err = cfg_get_duration_ms(d, r, "lease_ttl", 5000, &c->lease_ttl_ms, em)) != LB_OK ||
         (err = cfg_get_duration_ms(d, r, "report_interval", 1000, &c->report_interval_ms, em)) !=
             LB_OK ||
+        (err = cfg_get_duration_ms(d, r, "shutdown_grace", 30000, &c->shutdown_grace_ms, em)) !=
+            LB_OK ||
         (err = cfg_get_size(d, r, "max_message", 256 * 1024, &c->max_message, em)) != LB_OK ||
         (err = cfg_check_keys(d, ports, port_keys, em)) != LB_OK ||
         (err = cfg_get_int(d, ports, "min", 1, 65535, 20000, &pmin, em)) != LB_OK ||
@@ -186,6 +191,9 @@ static lb_err config_numbers(const cfg_doc *d, const cfg_node *r, agent_config *
         return cfg_fail(d, cfg_map_get(r, "lease_ttl"), em,
                         "%lld ms is out of range [2s, 1h] (etcd's minimum ttl is 2s)",
                         (long long)c->lease_ttl_ms);
+    if (c->shutdown_grace_ms < 0 || c->shutdown_grace_ms > 3600000)
+        return cfg_fail(d, cfg_map_get(r, "shutdown_grace"), em, "%lld ms is out of range [0, 1h]",
+                        (long long)c->shutdown_grace_ms);
     if (c->report_interval_ms < 50 || c->report_interval_ms > 3600000)
         return cfg_fail(d, cfg_map_get(r, "report_interval"), em,
                         "%lld ms is out of range [50ms, 1h]", (long long)c->report_interval_ms);

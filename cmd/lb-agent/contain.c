@@ -180,13 +180,13 @@ static void contain_cg_setup(agent *a)
     char *mnt = contain_cg2_mount(), *own = contain_own_cgroup();
     char base[PATH_MAX], probe[PATH_MAX];
     const char *why = NULL;
-    if (!a->cfg.cgroup)
+    if (!a->cfg->cgroup)
         why = "cgroup: off in the config";
     else if (mnt == NULL || own == NULL)
         why = "no cgroup v2 hierarchy mounted";
     if (why == NULL) {
         snprintf(base, sizeof base, "%s%s/lbcp-agent-%s-%08x", mnt,
-                 strcmp(own, "/") == 0 ? "" : own, a->cfg.id, contain_hash(c->state_dir));
+                 strcmp(own, "/") == 0 ? "" : own, a->cfg->id, contain_hash(c->state_dir));
         contain_join(probe, sizeof probe, base, "cgroup.kill");
         if (mkdir(base, 0755) != 0 && errno != EEXIST)
             why = "cannot create a cgroup there";
@@ -223,12 +223,12 @@ static void contain_cg_setup(agent *a)
 /* Without the memory controller an app's memory limit becomes RLIMIT_AS
  * (unless it sets `as` itself); without the cpu controller its cpus limit is
  * not enforced. Said once per app, at start. */
-static void contain_limits_fallback(agent *a)
+void contain_limits_fallback(agent *a, agent_config *cfg)
 {
     if (a->contain.cg_limits)
         return;
-    for (size_t i = 0; i < a->cfg.n_apps; i++) {
-        agent_app *app = &a->cfg.apps[i];
+    for (size_t i = 0; i < cfg->n_apps; i++) {
+        agent_app *app = &cfg->apps[i];
         bool has_as = false;
         for (size_t k = 0; k < app->n_limits; k++)
             has_as = has_as || app->limit_res[k] == RLIMIT_AS;
@@ -453,7 +453,7 @@ static lb_err contain_guard_start(agent *a, lb_errmsg *em)
 static lb_err contain_open_dir(agent *a, lb_errmsg *em)
 {
     agent_contain *c = &a->contain;
-    const char *dir = a->cfg.state_dir;
+    const char *dir = a->cfg->state_dir;
     char path[PATH_MAX];
     for (char *s = strchr(dir + 1, '/');; s = strchr(s + 1, '/')) { /* mkdir -p */
         size_t len = s != NULL ? (size_t)(s - dir) : strlen(dir);
@@ -503,7 +503,7 @@ lb_err contain_start(agent *a, lb_errmsg *em)
         LOG_WARN(AGENT_COMP, "stopped processes a previous agent left running", "count=%zu", n);
         obs_add(obs_counter_get("agent_leftovers_stopped_total"), n);
     }
-    contain_limits_fallback(a);
+    contain_limits_fallback(a, a->cfg);
     lb_random_id(c->instance);
     pthread_mutex_lock(&a->procs.lock);
     contain_save_locked(a);

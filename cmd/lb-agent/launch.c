@@ -131,9 +131,9 @@ static void launch_strv_free(char **v)
 static char **launch_envp(agent *a, const agent_app *app)
 {
     size_t n = 0;
-    char **envp = lb_xcalloc(a->cfg.n_inherit_env + app->n_env + 2, sizeof *envp);
-    for (size_t i = 0; i < a->cfg.n_inherit_env; i++) {
-        const char *name = a->cfg.inherit_env[i], *v = getenv(name);
+    char **envp = lb_xcalloc(a->cfg->n_inherit_env + app->n_env + 2, sizeof *envp);
+    for (size_t i = 0; i < a->cfg->n_inherit_env; i++) {
+        const char *name = a->cfg->inherit_env[i], *v = getenv(name);
         bool overridden = false;
         for (size_t j = 0; j < app->n_env && !overridden; j++)
             overridden =
@@ -189,11 +189,11 @@ static bool launch_port_free(const char *host, uint16_t port)
 static lb_err launch_pick_port_locked(agent *a, uint16_t *out)
 {
     agent_procs *p = &a->procs;
-    uint32_t lo = a->cfg.port_min, hi = a->cfg.port_max, span = hi - lo + 1;
+    uint32_t lo = a->cfg->port_min, hi = a->cfg->port_max, span = hi - lo + 1;
     for (uint32_t i = 0; i < span; i++) {
         uint32_t port = lo + (p->next_port - lo + i) % span;
         if (procs_port_used_locked(p, (uint16_t)port) ||
-            !launch_port_free(a->cfg.host, (uint16_t)port))
+            !launch_port_free(a->cfg->host, (uint16_t)port))
             continue;
         /* Rotate so a port just released is not handed out again at once. */
         p->next_port = port + 1 > hi ? lo : port + 1;
@@ -339,9 +339,9 @@ static const char *launch_wait_ready(agent *a, agent_proc *e, Lb__LaunchReply *r
     struct addrinfo *ai = NULL;
     char ps[8], why[64];
     snprintf(ps, sizeof ps, "%u", e->port);
-    int rv = getaddrinfo(a->cfg.host, ps, &hints, &ai);
+    int rv = getaddrinfo(a->cfg->host, ps, &hints, &ai);
     if (rv != 0) {
-        launch_fail(rep, "cannot resolve host '%s': %s", a->cfg.host, gai_strerror(rv));
+        launch_fail(rep, "cannot resolve host '%s': %s", a->cfg->host, gai_strerror(rv));
         return "resolve";
     }
     const char *result = NULL;
@@ -361,14 +361,14 @@ static const char *launch_wait_ready(agent *a, agent_proc *e, Lb__LaunchReply *r
                         procs_status_text(status, why, sizeof why));
             result = "exited";
         } else if (atomic_load(&a->stopping)) {
-            launch_fail(rep, "agent '%s' is shutting down", a->cfg.id);
+            launch_fail(rep, "agent '%s' is shutting down", a->cfg->id);
             result = "shutdown";
         } else if (launch_connect(ai, left < 200 ? (int)(left > 0 ? left : 1) : 200) &&
                    launch_owns_port(a, e)) {
             break;
         } else if ((left = deadline - lb_mono_ms()) <= 0) {
             launch_fail(rep, "app '%s' (pid %d) did not accept connections on %s:%u within %lld ms",
-                        app->name, (int)e->pid, a->cfg.host, e->port,
+                        app->name, (int)e->pid, a->cfg->host, e->port,
                         (long long)app->ready_timeout_ms);
             result = "timeout";
         }
@@ -387,10 +387,10 @@ static void launch_fill(agent *a, const agent_proc *e, Lb__LaunchReply *rep)
     Lb__ProcessId *pid = lb_xcalloc(1, sizeof *pid);
     lb__process_id__init(pid);
     pid->pid = e->pid;
-    pid->host = lb_strdup(a->cfg.host);
+    pid->host = lb_strdup(a->cfg->host);
     pid->port = e->port;
     pid->started_at = e->started_at_ms;
-    pid->server_id = lb_strdup(a->cfg.id);
+    pid->server_id = lb_strdup(a->cfg->id);
     rep->ok = true;
     rep->process = pid;
 }
@@ -401,8 +401,8 @@ static const char *launch_start_locked(agent *a, const agent_app *app, const cha
 {
     uint16_t port = 0;
     if (launch_pick_port_locked(a, &port) != LB_OK) {
-        launch_fail(rep, "no free port in [%u, %u] on %s", a->cfg.port_min, a->cfg.port_max,
-                    a->cfg.host);
+        launch_fail(rep, "no free port in [%u, %u] on %s", a->cfg->port_min, a->cfg->port_max,
+                    a->cfg->host);
         return "no_port";
     }
     char why[160];
@@ -465,7 +465,7 @@ static bool launch_alive_locked(agent *a, agent_proc *e)
     struct addrinfo *ai = NULL;
     char port[8];
     snprintf(port, sizeof port, "%u", e->port);
-    bool ok = !launch_dying(e->pid) && getaddrinfo(a->cfg.host, port, &hints, &ai) == 0 &&
+    bool ok = !launch_dying(e->pid) && getaddrinfo(a->cfg->host, port, &hints, &ai) == 0 &&
               ai != NULL && launch_connect(ai, LAUNCH_PROBE_MS);
     if (ai != NULL)
         freeaddrinfo(ai);
@@ -494,7 +494,7 @@ static const char *launch_acquire(agent *a, const agent_app *app, const char *se
         size_t gone = procs_reap_locked(a);
         agent_proc *e = app->per_session ? procs_find_session_locked(&a->procs, session)
                                          : procs_find_shared_locked(&a->procs, app);
-        if (e != NULL && e->app != app) {
+        if (e != NULL && strcmp(e->app->name, app->name) != 0) {
             launch_fail(rep, "session '%s' already runs app '%s'", session, e->app->name);
             result = "conflict";
         } else if (e != NULL && e->starting) {
@@ -505,8 +505,12 @@ static const char *launch_acquire(agent *a, const agent_app *app, const char *se
             result = "reused";
         } else if (e != NULL) {
             wait = true; /* replaced: the next round starts a new process */
-        } else if (procs_live_locked(&a->procs) >= a->cfg.capacity) {
-            launch_fail(rep, "agent '%s' is at capacity (%u sessions)", a->cfg.id, a->cfg.capacity);
+        } else if (atomic_load(&a->draining)) {
+            launch_fail(rep, "agent '%s' is draining: no new sessions", a->cfg->id);
+            result = "draining";
+        } else if (procs_live_locked(&a->procs) >= a->cfg->capacity) {
+            launch_fail(rep, "agent '%s' is at capacity (%u sessions)", a->cfg->id,
+                        a->cfg->capacity);
             result = "capacity";
         } else {
             result = launch_start_locked(a, app, session, rep, out);
@@ -575,27 +579,27 @@ static void launch_unknown_app(agent *a, const char *name, Lb__LaunchReply *rep)
 {
     char list[256] = "", shown[65];
     size_t len = 0;
-    for (size_t i = 0; i < a->cfg.n_apps && len + 1 < sizeof list; i++) {
-        int n =
-            snprintf(list + len, sizeof list - len, "%s%s", i > 0 ? ", " : "", a->cfg.apps[i].name);
+    for (size_t i = 0; i < a->cfg->n_apps && len + 1 < sizeof list; i++) {
+        int n = snprintf(list + len, sizeof list - len, "%s%s", i > 0 ? ", " : "",
+                         a->cfg->apps[i].name);
         len += n > 0 ? (size_t)n : 0;
     }
     launch_printable(shown, sizeof shown, name);
     launch_fail(rep, "unknown app '%s' (this agent offers: %s)", shown,
-                a->cfg.n_apps > 0 ? list : "none");
+                a->cfg->n_apps > 0 ? list : "none");
 }
 
 void launch_handle(agent *a, const Lb__LaunchRequest *req, Lb__LaunchReply *rep)
 {
     const char *name = req->app != NULL ? req->app : "";
     const char *session = req->session_id != NULL ? req->session_id : "";
-    const agent_app *app = agent_config_app(&a->cfg, name);
+    const agent_app *app = agent_config_app(a->cfg, name);
     const char *result = NULL;
     char shown[AGENT_SESSION_MAX + 2];
     agent_proc *e = NULL;
     lb__launch_reply__init(rep);
     if (atomic_load(&a->stopping)) {
-        launch_fail(rep, "agent '%s' is shutting down", a->cfg.id);
+        launch_fail(rep, "agent '%s' is shutting down", a->cfg->id);
         result = "shutdown";
     } else if (app == NULL) {
         launch_unknown_app(a, name, rep);

@@ -25,73 +25,6 @@
 #include <string.h>
 #include <time.h>
 
-#define AGENT_TERM_GRACE_MS 2000
-#define AGENT_KILL_WAIT_MS 1000
-
-/* Waits up to ms for every child to be reaped; true when none is left. */
-static bool agent_wait_children(agent *a, int64_t ms)
-{
-    int64_t deadline = lb_mono_ms() + ms;
-    for (;;) {
-        pthread_mutex_lock(&a->procs.lock);
-        procs_reap_locked(a);
-        bool empty = a->procs.head == NULL;
-        pthread_mutex_unlock(&a->procs.lock);
-        if (empty)
-            return true;
-        if (lb_mono_ms() >= deadline)
-            return false;
-        lb_sleep_ms(20);
-    }
-}
-
-/* Runs until SIGTERM/SIGINT: reaps on SIGCHLD, reports every period. */
-static void agent_loop(agent *a, const sigset_t *set)
-{
-    int64_t next = lb_mono_ms();
-    for (;;) {
-        int64_t now = lb_mono_ms();
-        if (now >= next) {
-            procs_reap(a); /* belt and braces: a coalesced SIGCHLD is not missed */
-            contain_tick(a);
-            report_send(a);
-            next = now + a->cfg.report_interval_ms;
-        }
-        int64_t wait = next - now;
-        struct timespec ts = {.tv_sec = wait / 1000, .tv_nsec = (wait % 1000) * 1000000};
-        int sig = sigtimedwait(set, NULL, &ts);
-        if (sig == SIGTERM || sig == SIGINT) {
-            LOG_INFO(AGENT_COMP, "shutting down", "signal=%s", sig == SIGTERM ? "TERM" : "INT");
-            return;
-        }
-        if (sig == SIGCHLD && procs_reap(a) > 0)
-            report_send(a);
-    }
-}
-
-/* Stops serving, leaves etcd, ends every child (TERM, then KILL after the
- * grace period), says so in a last report and frees everything. */
-static void agent_shutdown(agent *a)
-{
-    atomic_store(&a->stopping, true);
-    agent_ops_stop();
-    rpc_stop(a);
-    register_stop(a);
-    size_t n = procs_signal_all(a, SIGTERM);
-    if (n > 0 && !agent_wait_children(a, AGENT_TERM_GRACE_MS)) {
-        size_t k = procs_signal_all(a, SIGKILL);
-        LOG_WARN(AGENT_COMP, "killed processes that ignored SIGTERM", "count=%zu", k);
-        agent_wait_children(a, AGENT_KILL_WAIT_MS);
-    }
-    spawn_stop(a);
-    contain_stop(a);
-    report_send(a);
-    report_close(a);
-    procs_destroy(&a->procs);
-    pthread_mutex_destroy(&a->report_lock);
-    agent_config_free(&a->cfg);
-}
-
 /* Starts RPC, reports and registration; em says what failed. */
 static lb_err agent_start(agent *a, lb_errmsg *em)
 {
@@ -117,37 +50,43 @@ int main(int argc, char **argv)
         return status < 0 ? 0 : status;
     static agent a; /* static: big, and lives as long as the process */
     lb_errmsg em = {{0}};
-    if (agent_config_load(config, &a.cfg, &em) != LB_OK) {
+    agent_config *cfg = lb_xcalloc(1, sizeof *cfg);
+    if (agent_config_load(config, cfg, &em) != LB_OK) {
         fprintf(stderr, "lb-agent: %s\n", em.text);
+        free(cfg);
         return 2;
     }
     if (cfg_daemon_check_only()) {
-        agent_config_free(&a.cfg);
+        agent_config_free(cfg);
+        free(cfg);
         return cfg_daemon_check_done("lb-agent", config);
     }
-    if (cfg_daemon_log_level("lb-agent", level, a.cfg.log_level) != 0) {
-        agent_config_free(&a.cfg);
+    if (cfg_daemon_log_level("lb-agent", level, cfg->log_level) != 0) {
+        agent_config_free(cfg);
+        free(cfg);
         return 2;
     }
+    a.cfg = cfg;
 
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     a.started_at_ms = lb_wall_ms();
-    procs_init(&a.procs, a.cfg.port_min);
+    procs_init(&a.procs, a.cfg->port_min);
     pthread_mutex_init(&a.report_lock, NULL);
-    LOG_INFO(AGENT_COMP, "starting", "id=%s config=%s apps=%zu listen=%s etcd=%s", a.cfg.id, config,
-             a.cfg.n_apps, a.cfg.listen, a.cfg.etcd);
+    LOG_INFO(AGENT_COMP, "starting", "id=%s config=%s apps=%zu listen=%s etcd=%s", a.cfg->id,
+             config, a.cfg->n_apps, a.cfg->listen, a.cfg->etcd);
     if (agent_start(&a, &em) != LB_OK) {
         LOG_ERROR(AGENT_COMP, "cannot start", "error=\"%s\"", em.text);
         status = 1;
     } else {
-        agent_loop(&a, &set);
+        agent_run(&a, &set, level);
     }
     agent_shutdown(&a);
     LOG_INFO(AGENT_COMP, "stopped", NULL);

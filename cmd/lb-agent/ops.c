@@ -20,7 +20,7 @@ static bool agent_health(void *arg, char *why, size_t cap)
     pthread_mutex_unlock(&a->reg_lock);
     if (!ok)
         snprintf(why, cap, "not ready: no etcd lease (etcd %s unreachable or registering)",
-                 a->cfg.etcd);
+                 a->cfg->etcd);
     return ok;
 }
 
@@ -30,12 +30,12 @@ lb_err agent_ops_start(agent *a, lb_errmsg *em)
     obs_describe("agent_reports_total", "Load reports published.");
     obs_describe("agent_registrations_total", "Registrations of the server in etcd.");
     obs_describe("etcd_request_seconds", "etcd gateway call latency, by call.");
-    if (a->cfg.http_listen == NULL || a->cfg.http_listen[0] == '\0')
+    if (a->cfg->http_listen == NULL || a->cfg->http_listen[0] == '\0')
         return LB_OK;
-    lb_err err = httpd_ops_start(a->cfg.http_listen, agent_health, a, &agent_http, em);
+    lb_err err = httpd_ops_start(a->cfg->http_listen, agent_health, a, &agent_http, em);
     if (err == LB_OK)
         LOG_INFO("agent", "http endpoint", "listen=%s paths=\"/metrics /healthz\"",
-                 a->cfg.http_listen);
+                 a->cfg->http_listen);
     return err;
 }
 

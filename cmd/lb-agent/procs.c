@@ -157,7 +157,7 @@ agent_proc *procs_find_session_locked(agent_procs *p, const char *session)
 agent_proc *procs_find_shared_locked(agent_procs *p, const agent_app *app)
 {
     for (agent_proc *e = p->head; e != NULL; e = e->next) {
-        if (procs_live(e) && e->app == app)
+        if (procs_live(e) && strcmp(e->app->name, app->name) == 0)
             return e;
     }
     return NULL;
@@ -211,18 +211,33 @@ lb_err procs_stop_session(agent *a, const char *session)
     return err;
 }
 
-void procs_snapshot(agent *a, uint32_t *sessions, uint32_t *per_app, int32_t **exited,
-                    size_t *n_exited)
+/* e's app's index in cfg (by name when e was started under an older config),
+ * or -1 when cfg no longer offers it. */
+static ssize_t procs_app_index(const agent_config *cfg, const agent_proc *e)
+{
+    if (e->app >= cfg->apps && e->app < cfg->apps + cfg->n_apps)
+        return e->app - cfg->apps;
+    for (size_t i = 0; i < cfg->n_apps; i++) {
+        if (strcmp(cfg->apps[i].name, e->app->name) == 0)
+            return (ssize_t)i;
+    }
+    return -1;
+}
+
+void procs_snapshot(agent *a, const agent_config *cfg, uint32_t *sessions, uint32_t *per_app,
+                    int32_t **exited, size_t *n_exited)
 {
     agent_procs *p = &a->procs;
     *sessions = 0;
-    memset(per_app, 0, a->cfg.n_apps * sizeof *per_app);
+    memset(per_app, 0, cfg->n_apps * sizeof *per_app);
     pthread_mutex_lock(&p->lock);
     for (agent_proc *e = p->head; e != NULL; e = e->next) {
         if (!procs_live(e) || e->starting)
             continue;
         (*sessions)++;
-        per_app[e->app - a->cfg.apps]++;
+        ssize_t i = procs_app_index(cfg, e);
+        if (i >= 0)
+            per_app[i]++;
     }
     *n_exited = p->n_exited;
     *exited = NULL;
@@ -260,5 +275,37 @@ size_t procs_sync_sessions(agent *a, char *const *keep, size_t n_keep, int64_t g
     pthread_mutex_unlock(&a->procs.lock);
     if (n > 0)
         obs_add(obs_counter_get("agent_sync_stops_total"), n);
+    return n;
+}
+
+size_t procs_rebind_locked(agent *a, const agent_config *nc)
+{
+    size_t stopped = 0;
+    for (agent_proc *e = a->procs.head; e != NULL; e = e->next) {
+        const agent_app *app = agent_config_app(nc, e->app->name);
+        if (app != NULL) {
+            e->app = app;
+            continue;
+        }
+        /* the app is no longer offered: its process goes (the master moves
+         * its clients); e keeps the old app, which stays allocated */
+        if (procs_live(e) && !e->starting) {
+            kill(-e->pid, SIGTERM);
+            LOG_INFO(AGENT_COMP, "stopping process of an app no longer offered",
+                     "app=%s session=%s pid=%d", e->app->name, e->session, (int)e->pid);
+            stopped++;
+        }
+    }
+    return stopped;
+}
+
+size_t procs_sessions_live(agent *a)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&a->procs.lock);
+    procs_reap_locked(a);
+    for (agent_proc *e = a->procs.head; e != NULL; e = e->next)
+        n += procs_live(e) && e->app->per_session && e->session[0] != '\0';
+    pthread_mutex_unlock(&a->procs.lock);
     return n;
 }

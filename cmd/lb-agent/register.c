@@ -26,7 +26,7 @@
 /* Packs the current ServerInfo; the caller frees *out. */
 static lb_err register_pack(agent *a, uint8_t **out, size_t *len)
 {
-    const agent_config *c = &a->cfg;
+    const agent_config *c = a->cfg;
     agent_res r;
     agent_res_read(&r);
     Lb__Resources res = LB__RESOURCES__INIT;
@@ -100,7 +100,7 @@ static lb_err register_on_granted(void *arg, int64_t lease)
     uint8_t *buf = NULL;
     size_t len = 0;
     lb_errmsg em = {{0}};
-    snprintf(key, sizeof key, "%sservers/%s", a->cfg.prefix, a->cfg.id);
+    snprintf(key, sizeof key, "%sservers/%s", a->cfg->prefix, a->cfg->id);
     lb_err err = register_pack(a, &buf, &len);
     if (err == LB_OK)
         err = etcd_put(a->etcd, key, buf, len, lease, NULL, &em);
@@ -122,7 +122,7 @@ static lb_err register_on_granted(void *arg, int64_t lease)
 static void *register_main(void *arg)
 {
     agent *a = arg;
-    int64_t ttl_s = (a->cfg.lease_ttl_ms + 999) / 1000;
+    int64_t ttl_s = (a->cfg->lease_ttl_ms + 999) / 1000;
     int64_t backoff = REGISTER_RETRY_MIN_MS;
     unsigned attempts = 0;
     pthread_mutex_lock(&a->reg_lock);
@@ -140,7 +140,7 @@ static void *register_main(void *arg)
          * is worth knowing, not worth a log line every few seconds. */
         if (attempts++ % 12 == 0)
             LOG_WARN(AGENT_COMP, "etcd unreachable; retrying registration",
-                     "etcd=%s attempts=%u error=\"%s\"", a->cfg.etcd, attempts, em.text);
+                     "etcd=%s attempts=%u error=\"%s\"", a->cfg->etcd, attempts, em.text);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += backoff / 1000;
@@ -160,7 +160,7 @@ static void *register_main(void *arg)
 lb_err register_start(agent *a, lb_errmsg *em)
 {
     lb_err err =
-        etcd_open_secure(a->cfg.etcd, REGISTER_ETCD_TIMEOUT_MS, &a->cfg.etcd_sec, &a->etcd, em);
+        etcd_open_secure(a->cfg->etcd, REGISTER_ETCD_TIMEOUT_MS, &a->cfg->etcd_sec, &a->etcd, em);
     if (err != LB_OK)
         return err;
     pthread_mutex_init(&a->reg_lock, NULL);
@@ -188,7 +188,16 @@ void register_stop(agent *a)
     }
     if (a->keeper != NULL) {
         etcd_keeper_stop(&a->keeper); /* revokes: the server key goes now */
-        LOG_INFO(AGENT_COMP, "deregistered", "id=%s", a->cfg.id);
+        LOG_INFO(AGENT_COMP, "deregistered", "id=%s", a->cfg->id);
     }
     etcd_close(&a->etcd);
+}
+
+void register_refresh(agent *a)
+{
+    pthread_mutex_lock(&a->reg_lock);
+    int64_t lease = a->keeper != NULL ? etcd_keeper_lease(a->keeper) : 0;
+    pthread_mutex_unlock(&a->reg_lock);
+    if (lease != 0) /* else the keeper registers the new config when granted */
+        register_on_granted(a, lease);
 }

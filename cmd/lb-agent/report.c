@@ -67,12 +67,12 @@ lb_err report_open(agent *a, lb_errmsg *em)
     a->pub_open = true;
     nng_socket_set_ms(a->pub, NNG_OPT_RECONNMINT, 50);
     nng_socket_set_ms(a->pub, NNG_OPT_RECONNMAXT, 1000);
-    for (size_t i = 0; i < a->cfg.n_report; i++) {
+    for (size_t i = 0; i < a->cfg->n_report; i++) {
         /* Non-blocking: a master that is down now is dialed again and again. */
-        rv = nng_dial(a->pub, a->cfg.report[i], NULL, NNG_FLAG_NONBLOCK);
+        rv = nng_dial(a->pub, a->cfg->report[i], NULL, NNG_FLAG_NONBLOCK);
         if (rv != 0)
-            return lb_fail(em, wire_from_nng(rv), "%s: report endpoint '%s': %s", a->cfg.file,
-                           a->cfg.report[i], nng_strerror(rv));
+            return lb_fail(em, wire_from_nng(rv), "%s: report endpoint '%s': %s", a->cfg->file,
+                           a->cfg->report[i], nng_strerror(rv));
     }
     return LB_OK;
 }
@@ -81,9 +81,10 @@ void report_send(agent *a)
 {
     if (!a->pub_open)
         return;
-    uint32_t *per_app = lb_xcalloc(a->cfg.n_apps, sizeof *per_app);
-    Lb__AppLoad *apps = lb_xcalloc(a->cfg.n_apps, sizeof *apps);
-    Lb__AppLoad **app_ptrs = lb_xcalloc(a->cfg.n_apps, sizeof *app_ptrs);
+    agent_config *cfg = a->cfg; /* one config for the whole report */
+    uint32_t *per_app = lb_xcalloc(cfg->n_apps, sizeof *per_app);
+    Lb__AppLoad *apps = lb_xcalloc(cfg->n_apps, sizeof *apps);
+    Lb__AppLoad **app_ptrs = lb_xcalloc(cfg->n_apps, sizeof *app_ptrs);
     Lb__ServerLoad sl = LB__SERVER_LOAD__INIT;
     Lb__Envelope env = LB__ENVELOPE__INIT;
     int32_t *exited = NULL;
@@ -94,16 +95,16 @@ void report_send(agent *a)
     /* Under the report lock, so seq order is send order and no exited pid is
      * lost between the snapshot and the send. */
     pthread_mutex_lock(&a->report_lock);
-    procs_snapshot(a, &sessions, per_app, &exited, &n_exited);
-    for (size_t i = 0; i < a->cfg.n_apps; i++) {
+    procs_snapshot(a, cfg, &sessions, per_app, &exited, &n_exited);
+    for (size_t i = 0; i < cfg->n_apps; i++) {
         lb__app_load__init(&apps[i]);
-        apps[i].app = a->cfg.apps[i].name;
+        apps[i].app = cfg->apps[i].name;
         apps[i].processes = per_app[i];
         app_ptrs[i] = &apps[i];
     }
-    sl.server_id = a->cfg.id;
+    sl.server_id = cfg->id;
     sl.sessions = sessions;
-    sl.n_apps = a->cfg.n_apps;
+    sl.n_apps = cfg->n_apps;
     sl.apps = app_ptrs;
     sl.cpu_load = res.cpu_load;
     sl.mem_total = res.mem_total;

@@ -97,7 +97,7 @@ static nng_msg *rpc_handle(agent *a, nng_msg *msg)
     lb_errmsg em = {{0}};
     nng_msg *rep = NULL;
     char text[256];
-    lb_err err = wire_decode(msg, a->cfg.max_message, &req, &em);
+    lb_err err = wire_decode(msg, a->cfg->max_message, &req, &em);
     if (err != LB_OK)
         return rpc_error(0, err, err == LB_ETOOBIG ? "oversized" : "decode", em.text);
     switch (req->body_case) {
@@ -108,7 +108,7 @@ static nng_msg *rpc_handle(agent *a, nng_msg *msg)
         rep = rpc_stop_session(a, req);
         break;
     case LB__ENVELOPE__BODY_STATS_REQUEST:
-        if (wire_stats_reply(req->request_id, "lb-agent", a->cfg.id, &rep) != LB_OK)
+        if (wire_stats_reply(req->request_id, "lb-agent", a->cfg->id, &rep) != LB_OK)
             rep = NULL;
         break;
     default:
@@ -166,7 +166,7 @@ static void *rpc_worker(void *arg)
 
 lb_err rpc_start(agent *a, lb_errmsg *em)
 {
-    lb_err err = wire_rep_listen(a->cfg.listen, &a->rep, em);
+    lb_err err = wire_rep_listen(a->cfg->listen, &a->rep, em);
     if (err != LB_OK)
         return err;
     a->rep_open = true;
@@ -175,7 +175,7 @@ lb_err rpc_start(agent *a, lb_errmsg *em)
             return lb_fail(em, LB_ESYS, "cannot start RPC worker %zu", i);
         a->n_workers = i + 1;
     }
-    LOG_INFO(AGENT_COMP, "serving launch RPC", "listen=%s workers=%d", a->cfg.listen,
+    LOG_INFO(AGENT_COMP, "serving launch RPC", "listen=%s workers=%d", a->cfg->listen,
              AGENT_WORKERS);
     return LB_OK;
 }

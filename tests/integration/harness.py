@@ -221,7 +221,7 @@ class Cluster:
                "host": "127.0.0.1", "listen": listen, "report": [self.master_report],
                "etcd": self.etcd.url, "prefix": self.prefix, "lease_ttl": "2s",
                "report_interval": "200ms", "ports": {"min": lo, "max": lo + 200},
-               "state_dir": os.path.join(self.dir, name + "-state"),
+               "state_dir": os.path.join(self.dir, name + "-state"), "shutdown_grace": "0s",
                "inherit_env": ["PATH", "LBCP_TEST_TAG"], "apps": apps}
         cfg.update(kw)
         d = self.start(name, "lb-agent", to_yaml(cfg))

@@ -121,7 +121,7 @@ class MultiHost(unittest.TestCase):
                 "id": h, "zone": "z1", "host": ip[h], "listen": f"tcp://{ip[h]}:7301",
                 "report": [rep], "etcd": self.etcd_url, "lease_ttl": "2s",
                 "report_interval": "200ms", "ports": {"min": 21000, "max": 21100},
-                "state_dir": os.path.join(self.dir, h + "-state"),
+                "state_dir": os.path.join(self.dir, h + "-state"), "shutdown_grace": "0s",
                 "apps": {"echo": {"argv": [os.path.join(BIN, "lb-echo"), "--host", ip[h],
                                            "--port", "{port}", "--session", "{session}"]}}})])
 

@@ -114,9 +114,16 @@ void reg_unlock(reg *r)
 /* Ends a change made by a feeder (watch, reports, stale check): a changed view
  * gets its new selection snapshot here, on the feeding thread, so requests
  * never pay for a rebuild. */
+/* A dirty snapshot is rebuilt here, on the feeding thread, but at most every
+ * REG_REBUILD_MIN_MS: when thousands of servers change at once (their reports
+ * resuming after a stall), one rebuild per report starved the report thread
+ * at 10,000 servers and made more of them go stale. What is still dirty is
+ * rebuilt by the next feed after that, the periodic stale check, or a request. */
+#define REG_REBUILD_MIN_MS 100
+
 static void reg_unlock_settled(reg *r)
 {
-    if (r->dirty)
+    if (r->dirty && (r->snap == NULL || lb_mono_ms() - r->built_ms >= REG_REBUILD_MIN_MS))
         reg_snapshot_locked(r);
     pthread_mutex_unlock(&r->lock);
 }

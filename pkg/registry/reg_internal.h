@@ -24,6 +24,7 @@ struct reg {
 
     /* selection snapshot and the arrays it borrows */
     bool dirty;
+    int64_t built_ms; /* monotonic time of the last snapshot build */
     sel_snapshot *snap;
     sel_server *sel_servers;
     sel_label *sel_labels;

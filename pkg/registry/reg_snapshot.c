@@ -70,6 +70,7 @@ static void fill_server(reg *r, reg_server *s, sel_server *out, sel_label *label
 static void build(reg *r)
 {
     reg_snapshot_drop(r);
+    r->built_ms = lb_mono_ms();
     size_t ns = hmap_len(r->servers), nl = hmap_len(r->slaves), n_labels = 0;
     size_t it = 0;
     const char *id;

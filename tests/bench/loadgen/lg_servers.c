@@ -287,10 +287,17 @@ void lg_preload_clean(lg *g)
         return;
     char key[512];
     lb_errmsg em = {{0}};
+    /* deleting 100,000 records takes etcd a while on a busy machine */
+    etcd_client *slow = NULL;
+    if (etcd_open(g->etcd_url, 120000, &slow, &em) != LB_OK) {
+        fprintf(stderr, "lb-loadgen: cleaning: %s\n", em.text);
+        return;
+    }
     snprintf(key, sizeof key, "%ssessions/lg%sp", g->prefix, g->tag);
-    if (etcd_delete(g->etcd, key, true, NULL, &em) != LB_OK)
+    if (etcd_delete(slow, key, true, NULL, &em) != LB_OK)
         fprintf(stderr, "lb-loadgen: cleaning %s: %s\n", key, em.text);
     snprintf(key, sizeof key, "%saffinity/lg-%s-p", g->prefix, g->tag);
-    if (etcd_delete(g->etcd, key, true, NULL, &em) != LB_OK)
+    if (etcd_delete(slow, key, true, NULL, &em) != LB_OK)
         fprintf(stderr, "lb-loadgen: cleaning %s: %s\n", key, em.text);
+    etcd_close(&slow);
 }

@@ -142,6 +142,8 @@ static void add_peers(reg *view, const char *slave_id, plan *p)
         plan_peer *x = &p->peers[p->n_peers++];
         snprintf(x->id, sizeof x->id, "%s", sl->info->id);
         snprintf(x->endpoint, sizeof x->endpoint, "%s", sl->info->endpoint);
+        snprintf(x->api, sizeof x->api, "%s",
+                 sl->info->api_endpoint != NULL ? sl->info->api_endpoint : "");
         snprintf(x->zone, sizeof x->zone, "%s", sl->info->zone);
         x->load = sl->load;
         x->limit = sl->info->limit;

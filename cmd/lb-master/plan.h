@@ -26,6 +26,7 @@ typedef struct plan_cand {
 typedef struct plan_peer {
     char id[PLAN_ID];
     char endpoint[PLAN_EP];
+    char api[PLAN_EP]; /* its HTTP API base URL, "" when off */
     char zone[PLAN_ID];
     uint32_t load, limit;
     char **apps; /* owned copies: the view's strings live only under its lock */

@@ -117,6 +117,7 @@ static void rpc_reply(rpc_ctx *c, Lb__SelectionInstruction *in)
         lb__slave_peer__init(&peers[i]);
         peers[i].slave_id = (char *)p->peers[i].id;
         peers[i].endpoint = (char *)p->peers[i].endpoint;
+        peers[i].api_endpoint = (char *)p->peers[i].api;
         peers[i].zone = (char *)p->peers[i].zone;
         peers[i].load = p->peers[i].load;
         peers[i].limit = p->peers[i].limit;

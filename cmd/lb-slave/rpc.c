@@ -205,6 +205,9 @@ static bool shed_client(slave_ctx *c, char **visited, size_t n_visited)
     in.action = LB__ACTION__REDIRECT;
     in.slave_id = id;
     in.slave_endpoint = ep;
+    char api[256];
+    slave_shed_api(s->shed, id, api, sizeof api); /* HTTP clients are sent to its API */
+    in.slave_api = api;
     in.reason = reason;
     in.shed = true;
     in.visited = visited;

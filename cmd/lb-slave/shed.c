@@ -35,6 +35,7 @@
 typedef struct shed_peer {
     char id[128];
     char endpoint[256];
+    char api[256];  /* HTTP API base URL, "" when off */
     char apps[512]; /* ",a,b," or "" for all */
     uint32_t load, limit;
 } shed_peer;
@@ -87,6 +88,7 @@ void slave_shed_learn(slave_shed *sh, const char *self, const Lb__ClientRequest 
             shed_peer *x = &sh->peers[sh->n_peers++];
             snprintf(x->id, sizeof x->id, "%s", p->slave_id);
             snprintf(x->endpoint, sizeof x->endpoint, "%s", p->endpoint);
+            snprintf(x->api, sizeof x->api, "%s", p->api_endpoint != NULL ? p->api_endpoint : "");
             x->load = p->load;
             x->limit = p->limit;
             size_t len = 0;
@@ -173,5 +175,20 @@ bool slave_shed_pick(slave_shed *sh, const char *self, uint32_t load, uint32_t l
     }
 out:
     pthread_mutex_unlock(&sh->lock);
+    return found;
+}
+
+bool slave_shed_api(slave_shed *sh, const char *id, char *api, size_t cap)
+{
+    bool found = false;
+    pthread_mutex_lock(&sh->lock);
+    for (size_t i = 0; i < sh->n_peers && !found; i++)
+        if (strcmp(sh->peers[i].id, id) == 0) {
+            snprintf(api, cap, "%s", sh->peers[i].api);
+            found = sh->peers[i].api[0] != '\0';
+        }
+    pthread_mutex_unlock(&sh->lock);
+    if (!found && cap > 0)
+        api[0] = '\0';
     return found;
 }

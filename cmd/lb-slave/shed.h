@@ -31,4 +31,8 @@ void slave_shed_learn(slave_shed *sh, const char *self, const Lb__ClientRequest 
 bool slave_shed_pick(slave_shed *sh, const char *self, uint32_t load, uint32_t limit,
                      const Lb__ClientRequest *cr, char *id, size_t id_cap, char *ep, size_t ep_cap);
 
+/* Copies the HTTP API base URL of peer id (as last learnt) into api; false
+ * (api "") when unknown or the peer has no API. */
+bool slave_shed_api(slave_shed *sh, const char *id, char *api, size_t cap);
+
 #endif

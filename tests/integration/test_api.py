@@ -246,5 +246,36 @@ class ApiTest(ClusterTest):
         self.assertTrue(self.sa.alive())
 
 
+class ApiShed(ClusterTest):
+    """A full slave (limit 3, a 10 s load window) sheds a new HTTP client to its
+    zone peer's API without asking the master: a 307 that curl -L follows."""
+
+    def test_full_slave_sheds_to_the_peer_api(self):
+        c = self.c
+        c.start_master()
+        p1, p2 = free_port(), free_port()
+        c.start_slave("slave-a1", "zone-a", limit=3, report_interval="10s",
+                      api_listen=f"127.0.0.1:{p1}")
+        c.start_slave("slave-a2", "zone-a", api_listen=f"127.0.0.1:{p2}")
+        c.start_agent("agent-a", "zone-a")
+        c.wait_master_sees(1)
+        a1, a2 = f"http://127.0.0.1:{p1}", f"http://127.0.0.1:{p2}"
+        for i in range(3):
+            st, _, j = call(a1 + "/v1/request", "POST",
+                            {"app": "echo", "client_id": f"f{i}", "location": "zone-a"})
+            self.assertEqual((st, j["slave"]), (200, "slave-a1"), j)
+        st, hdrs, j = call(a1 + "/v1/request", "POST",
+                           {"app": "echo", "client_id": "f3", "location": "zone-a"})
+        self.assertEqual((st, j["action"], j["slave"]), (307, "REDIRECT", "slave-a2"), j)
+        self.assertIn("over its limit", j["reason"])
+        self.assertTrue(hdrs["Location"].startswith(a2 + "/v1/request?"), hdrs["Location"])
+        r = subprocess.run(["curl", "-sS", "-L", "-X", "POST", "-d",
+                            json.dumps({"app": "echo", "client_id": "f4", "location": "zone-a"}),
+                            a1 + "/v1/request"], capture_output=True, text=True, timeout=30)
+        out = json.loads(r.stdout)
+        self.assertEqual((out["action"], out["slave"]), ("SERVE", "slave-a2"), out)
+        self.assertEqual(out["visited"], ["slave-a1", "slave-a2"])
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -55,7 +55,7 @@ if [ -n "$root_pw_file" ]; then
 elif ! ctl user get root >/dev/null 2>&1; then
     pw=$(new_password)
     printf '%s\n' "$pw" >"$out/root.password"
-    ctl user add root --new-user-password="$pw" >/dev/null
+    ctl user add root --new-user-password="$pw" >/dev/null 2>&1 || ctl user get root >/dev/null
     ctl user grant-role root root >/dev/null
 fi
 
@@ -65,9 +65,11 @@ user() {
         local pw
         pw=$(new_password)
         printf '%s\n' "$pw" >"$out/$1.password"
-        ctl user add "$1" --new-user-password="$pw" >/dev/null
+        # etcdctl retries a call that timed out; its retry may then find the
+        # user or role the first attempt made: what counts is that it exists
+        ctl user add "$1" --new-user-password="$pw" >/dev/null 2>&1 || ctl user get "$1" >/dev/null
     fi
-    ctl role get "$2" >/dev/null 2>&1 || ctl role add "$2" >/dev/null
+    ctl role get "$2" >/dev/null 2>&1 || ctl role add "$2" >/dev/null 2>&1 || ctl role get "$2" >/dev/null
     ctl user grant-role "$1" "$2" >/dev/null
     echo "user $1 (role $2)"
 }

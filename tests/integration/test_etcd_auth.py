@@ -10,7 +10,7 @@ import time
 import unittest
 
 from harness import BIN, Cluster, free_port, wait_for
-from secure_etcd import SecureEtcd, TcpProxy
+from secure_etcd import ROOT, SecureEtcd, TcpProxy
 
 
 class ShortTokenEtcd(SecureEtcd):
@@ -205,6 +205,28 @@ class EtcdAuth(unittest.TestCase):
             watch.terminate()
             watch.wait(10)
             proxy.close()
+
+    def test_h_setup_script_adds_an_agent_later(self):
+        """Run again on an etcd with auth on (root's password file), the script
+        adds a new agent's user and keeps the existing users' passwords."""
+        e = self.c.etcd
+        before = e.password("lbcp-agent-agent-a1")
+        c = e.certs
+        r = subprocess.run(
+            [os.path.join(ROOT, "deploy/etcd-auth-setup.sh"), "--endpoints", e.url,
+             "--out", e.secrets, "--cacert", c["ca"], "--cert", c["cert"], "--key", c["key"],
+             "--agents", "agent-a1,agent-a2", "--root-password-file", e.password_file("root")],
+            capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(e.password("lbcp-agent-agent-a1"), before)
+        tok = e.token("lbcp-agent-agent-a2")
+        st, ans = e.put(self.c.prefix + "servers/agent-a1", b"x", tok)
+        self.assertEqual((st, ans.get("code")), (403, 7), ans)
+        st, ans = e.raw("kv/range", {"key": "AA==", "range_end": "AA=="}, tok)
+        self.assertEqual(st, 403, ans)  # an agent reads nothing
+        a2 = self.c.start_agent("agent-a2", "zone-a", **e.daemon_config("lbcp-agent-agent-a2"))
+        self.assertTrue(a2.alive())  # start_agent waited for servers/agent-a2 in etcd
+        a2.close()
 
 
 if __name__ == "__main__":

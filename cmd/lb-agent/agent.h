@@ -61,8 +61,9 @@ typedef struct agent_app {
     int limit_res[AGENT_LIMITS_MAX]; /* RLIMIT_* */
     uint64_t limit_val[AGENT_LIMITS_MAX];
     size_t n_limits;
-    uint64_t memory_max;    /* cgroup memory.max in bytes; 0: none */
-    uint32_t cpu_max_milli; /* cgroup cpu.max in thousandths of a core; 0: none */
+    uint64_t memory_max;         /* cgroup memory.max in bytes; 0: none */
+    uint32_t cpu_max_milli;      /* cgroup cpu.max in thousandths of a core; 0: none */
+    uint32_t pool_min, pool_max; /* warm pool: ready unassigned processes kept (pool.c) */
 } agent_app;
 
 typedef struct agent_config {
@@ -121,6 +122,7 @@ typedef struct agent_proc {
     int64_t ready_at_ms;            /* wall time it was handed out (0: not yet) */
     uint64_t start_ticks;           /* /proc/PID/stat starttime: tells a reused pid apart */
     char cgroup[AGENT_CGROUP_NAME]; /* its cgroup's name under the agent's, "" if none */
+    bool pooled;                    /* warm pool: no session yet (""); a launch hands it out */
     bool starting;                  /* spawned, not yet ready: its launch owns it */
     bool exited;                    /* reaped while starting: status is valid */
     bool failed;                    /* launch gave up on it: reaped silently, never reused */
@@ -176,6 +178,11 @@ typedef struct agent {
     atomic_bool draining; /* SIGTERM: no new processes; held sessions go on */
     agent_procs procs;
     agent_contain contain;
+    pthread_t pool_thread;
+    bool pool_started;
+    pthread_mutex_t pool_lock; /* guards pool_stop and pool_wake */
+    pthread_cond_t pool_cond;
+    bool pool_quit, pool_wake;
     atomic_uint_fast64_t launches; /* processes started since start */
 
     nng_socket rep; /* launch RPC */
@@ -223,7 +230,7 @@ size_t procs_sync_sessions(agent *a, char *const *keep, size_t n_keep, int64_t g
 /* Fills sessions (running processes), per-app counts (cfg.n_apps entries) and
  * moves the exited pids into *exited (caller frees). */
 void procs_snapshot(agent *a, const agent_config *cfg, uint32_t *sessions, uint32_t *per_app,
-                    int32_t **exited, size_t *n_exited);
+                    uint32_t *ready, int32_t **exited, size_t *n_exited);
 /* After a reload to nc: points every entry at nc's app of the same name and
  * stops (SIGTERM) the processes of apps nc no longer offers; how many. p->lock held. */
 size_t procs_rebind_locked(agent *a, const agent_config *nc);
@@ -269,6 +276,30 @@ int spawn_app(agent *a, const agent_app *app, char *const *argv, char *const *en
 void launch_handle(agent *a, const Lb__LaunchRequest *req, Lb__LaunchReply *rep);
 void launch_reply_clear(Lb__LaunchReply *rep);
 bool launch_session_valid(const char *s);
+
+/* Waits until e's port accepts a connection on a socket e owns. NULL when
+ * ready, else the result label with rep holding the error (launch.c). */
+const char *launch_wait_ready(agent *a, agent_proc *e, Lb__LaunchReply *rep);
+/* Spawns app (session "" for a pool process) on a free port; p->lock held.
+ * NULL with *out set, or the result label with rep holding the error. */
+const char *launch_start_locked(agent *a, const agent_app *app, const char *session,
+                                Lb__LaunchReply *rep, agent_proc **out);
+/* True when e still accepts connections; else kills it and marks it failed. */
+bool launch_alive_locked(agent *a, agent_proc *e);
+
+/* ---- warm pools (pool.c) ---- */
+
+/* Starts the pool thread, which keeps each app's min_ready processes started,
+ * ready and unassigned (0 while draining), replaces dead ones and stops extras. */
+lb_err pool_start(agent *a, lb_errmsg *em);
+void pool_stop(agent *a);
+/* Wakes the pool thread (a hand-out, an exit, a drain, a reload). */
+void pool_kick(agent *a);
+/* A ready pool process of app bound to session, or NULL (a miss); p->lock held. */
+agent_proc *pool_take_locked(agent *a, const agent_app *app, const char *session);
+/* Frees a slot for a launch at capacity by stopping a pool process of another
+ * app; true when one went. p->lock held. */
+bool pool_evict_locked(agent *a, const agent_app *keep);
 
 /* ---- reports (report.c) ---- */
 

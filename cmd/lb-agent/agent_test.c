@@ -26,8 +26,9 @@
 
 #define PREFIX "/agent_test/"
 
-static h_agent main_agent; /* shared by the tests that do not stop it */
-static nng_socket reports; /* SUB: main_agent publishes here */
+static h_agent main_agent;  /* shared by the tests that do not stop it */
+static nng_socket reports;  /* SUB: main_agent publishes here */
+static char report_url[64]; /* its address */
 
 static int64_t now_ms(void)
 {
@@ -121,6 +122,7 @@ static int group_setup(void **state)
         return 0;
     char url[64], extra[128];
     snprintf(url, sizeof url, "tcp://127.0.0.1:%u", h_free_port());
+    snprintf(report_url, sizeof report_url, "%s", url);
     if (nng_sub0_open(&reports) != 0 || nng_listen(reports, url, NULL, 0) != 0)
         return -1;
     nng_socket_set(reports, NNG_OPT_SUB_SUBSCRIBE, "", 0);
@@ -192,6 +194,9 @@ static void test_config_errors(void **state)
     if (geteuid() == 0)
         config_case(dir, "root.yaml", "apps:\n  x:\n    argv: [/bin/true]\n    user: root\n",
                     "4: apps.x.user", "will not run an app as root");
+    config_case(dir, "pool.yaml",
+                "apps:\n  x:\n    argv: [/bin/true, \"{session}\"]\n    pool: {min_ready: 1}\n",
+                "4: apps.x.pool", "uses {session} cannot be pooled");
     config_case(dir, "nouser.yaml", "apps:\n  x:\n    argv: [/bin/true]\n    user: no-such-u\n",
                 "4: apps.x.user", "no such user 'no-such-u'");
     config_case(dir, "limit.yaml", "apps:\n  x:\n    argv: [/bin/true]\n    limits: {stack: 1}\n",
@@ -963,6 +968,136 @@ static void test_sigterm_grace_ends(void **state)
         fail_msg("the agent left %lld ms after SIGTERM, want about its 1 s grace", (long long)took);
 }
 
+/* ---- warm pools ---- */
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* True when a report of server id sent from now on says app has want ready
+ * processes within timeout_ms (older reports still queued do not count). */
+static bool wait_ready_count(const char *id, const char *app, uint32_t want, int timeout_ms)
+{
+    int64_t start = now_ms(), since = wall_ms();
+    while (now_ms() - start < timeout_ms) {
+        nng_msg *m = NULL;
+        if (nng_recvmsg(reports, &m, 0) != 0)
+            continue;
+        Lb__Envelope *env = lb__envelope__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
+        nng_msg_free(m);
+        bool ok = false;
+        if (env != NULL && env->body_case == LB__ENVELOPE__BODY_SERVER_LOAD &&
+            strcmp(env->server_load->server_id, id) == 0 && env->server_load->at_ms >= since) {
+            for (size_t i = 0; i < env->server_load->n_apps; i++) {
+                const Lb__AppLoad *al = env->server_load->apps[i];
+                ok = ok || (strcmp(al->app, app) == 0 && al->ready == want);
+            }
+        }
+        if (env != NULL)
+            lb__envelope__free_unpacked(env, NULL);
+        if (ok)
+            return true;
+    }
+    return false;
+}
+
+/* Live app processes of this test whose command line holds word. */
+static size_t pids_with(const char *word, pid_t *out, size_t cap)
+{
+    pid_t all[256];
+    size_t n = h_tagged_apps(all, 256), k = 0;
+    for (size_t i = 0; i < n && i < 256; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/cmdline", (int)all[i]);
+        FILE *f = fopen(path, "r");
+        char buf[1024];
+        size_t len = f != NULL ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f != NULL)
+            fclose(f);
+        for (size_t j = 0; j < len; j++)
+            buf[j] = buf[j] == '\0' ? ' ' : buf[j];
+        buf[len] = '\0';
+        if (strstr(buf, word) != NULL && k < cap)
+            out[k++] = all[i];
+    }
+    return k;
+}
+
+static bool in_set(pid_t p, const pid_t *set, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (set[i] == p)
+            return true;
+    return false;
+}
+
+static void test_warm_pool(void **state)
+{
+    (void)state;
+    need_etcd();
+    char extra[1024], url[128];
+    /* the group's report socket: this agent publishes there too */
+    snprintf(url, sizeof url, "%s", report_url);
+    snprintf(extra, sizeof extra,
+             "  pooled:\n    argv: [%s/lb-echo, --port, \"{port}\", --session, warm-%d]\n"
+             "    pool: {min_ready: 2, max_ready: 3}\n"
+             "report: [%s]\nshutdown_grace: 20s\n",
+             h_bin(), (int)getpid(), url);
+    h_agent a;
+    h_agent_start(&a, "t-pool", "2s", extra);
+    char word[32];
+    snprintf(word, sizeof word, "warm-%d", (int)getpid());
+    /* filled at start */
+    assert_true(wait_ready_count("t-pool", "pooled", 2, 10000));
+    pid_t before[16];
+    size_t n_before = pids_with(word, before, 16);
+    assert_int_equal(n_before, 2);
+    /* a first-time request is served by a process that existed before it */
+    int32_t p1 = 0;
+    assert_true(launch_ok(&a, "pooled", "s-p1", &p1, NULL, 0));
+    assert_true(in_set(p1, before, n_before));
+    assert_int_equal(h_stat(&a, "agent_pool_hits_total{app=\"pooled\"}"), 1);
+    /* refilled after the hand-out */
+    assert_true(wait_ready_count("t-pool", "pooled", 2, 10000));
+    pid_t now[16];
+    size_t n_now = pids_with(word, now, 16);
+    assert_int_equal(n_now, 3); /* the handed-out one and two ready */
+    /* a killed pool process is replaced */
+    pid_t victim = 0;
+    for (size_t i = 0; i < n_now; i++)
+        if (now[i] != p1)
+            victim = now[i];
+    assert_true(victim > 0);
+    kill(victim, SIGKILL);
+    assert_true(h_wait_dead(victim, 3000));
+    int64_t t0 = now_ms();
+    while (now_ms() - t0 < 10000) {
+        n_now = pids_with(word, now, 16);
+        if (n_now == 3 && !in_set(victim, now, n_now))
+            break;
+        usleep(50 * 1000);
+    }
+    assert_int_equal(n_now, 3);
+    assert_false(in_set(victim, now, n_now));
+    assert_true(wait_ready_count("t-pool", "pooled", 2, 10000));
+    /* draining shrinks the pool; the held session keeps its process */
+    kill(a.pid, SIGTERM);
+    assert_true(wait_ready_count("t-pool", "pooled", 0, 10000));
+    t0 = now_ms();
+    while (pids_with(word, now, 16) > 1 && now_ms() - t0 < 5000)
+        usleep(50 * 1000);
+    n_now = pids_with(word, now, 16);
+    assert_int_equal(n_now, 1);
+    assert_int_equal(now[0], p1);
+    stop_session(&a, "s-p1");
+    assert_int_equal(h_agent_wait(&a, 8000), 0);
+    h_agent_close(&a);
+    assert_int_equal(pids_with(word, now, 16), 0);
+}
+
 static int test_teardown(void **state)
 {
     (void)state;
@@ -992,6 +1127,7 @@ int main(void)
         cmocka_unit_test_teardown(test_sighup_reload, test_teardown),
         cmocka_unit_test_teardown(test_sigterm_drain, test_teardown),
         cmocka_unit_test_teardown(test_sigterm_grace_ends, test_teardown),
+        cmocka_unit_test_teardown(test_warm_pool, test_teardown),
         cmocka_unit_test_teardown(test_etcd_down, test_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

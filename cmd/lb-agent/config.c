@@ -45,6 +45,7 @@
  *       ready_timeout: 5s             until the port accepts connections
  *       per_session: true             false: one shared process for all
  *       link: direct                  direct (client -> process) or relay (via the slave)
+ *       pool: {min_ready: 2, max_ready: 4}   warm pool (pool.c); not with {session}
  *
  * argv may use only the placeholders {port} and {session}; argv[0] is an
  * absolute path or a name looked up once, here, in PATH. No shell is ever
@@ -96,8 +97,38 @@ static const char *const top_keys[] = {"id",
                                        "shutdown_grace",
                                        NULL};
 static const char *const app_keys[] = {"argv", "env",   "ready_timeout", "per_session", "link",
-                                       "user", "group", "allow_root",    "limits",      NULL};
+                                       "user", "group", "allow_root",    "limits",      "pool",
+                                       NULL};
 static const char *const port_keys[] = {"min", "max", NULL};
+static const char *const pool_keys[] = {"min_ready", "max_ready", NULL};
+
+/* pool: {min_ready, max_ready}: only for per-session apps whose argv does not
+ * name the session (a pool process starts before its session exists). */
+static lb_err config_pool(const cfg_doc *d, const cfg_node *n, agent_app *a, lb_errmsg *em)
+{
+    const cfg_node *p = cfg_map_get(n, "pool");
+    int64_t lo = 0, hi = 0;
+    lb_err err = cfg_check_keys(d, p, pool_keys, em);
+    if (err != LB_OK || p == NULL)
+        return err;
+    if ((err = cfg_get_int(d, p, "min_ready", 0, 10000, 0, &lo, em)) != LB_OK ||
+        (err = cfg_get_int(d, p, "max_ready", 0, 10000, lo, &hi, em)) != LB_OK)
+        return err;
+    if (hi < lo)
+        return cfg_fail(d, p, em, "max_ready (%lld) is below min_ready (%lld)", (long long)hi,
+                        (long long)lo);
+    if (!a->per_session)
+        return cfg_fail(d, p, em, "a pool needs per_session: true (a shared process is one)");
+    for (size_t i = 0; i < a->argc; i++) {
+        if (strstr(a->argv[i], "{session}") != NULL)
+            return cfg_fail(d, p, em,
+                            "an app whose argv uses {session} cannot be pooled (its processes "
+                            "start before their session exists)");
+    }
+    a->pool_min = (uint32_t)lo;
+    a->pool_max = (uint32_t)hi;
+    return LB_OK;
+}
 
 /* Names that go into etcd keys, metrics labels and messages. */
 static bool config_name_ok(const char *s, size_t max)
@@ -400,6 +431,8 @@ static lb_err config_app(const cfg_doc *d, const char *name, const cfg_node *n,
         err = config_link(d, n, a, em);
     if (err == LB_OK)
         err = agent_config_sandbox(d, n, c->default_user, a, em);
+    if (err == LB_OK)
+        err = config_pool(d, n, a, em);
     if (err == LB_OK)
         err = config_strmap(d, cfg_map_get(n, "env"), &keys, &vals, &n_env, em);
     a->env = n_env > 0 ? lb_xcalloc(n_env, sizeof *a->env) : NULL;

@@ -90,6 +90,13 @@ static void launch_count(const char *app, const char *result)
     obs_count(name);
 }
 
+static void launch_pool_count(const agent_app *app, const char *what)
+{
+    char name[160];
+    snprintf(name, sizeof name, "agent_pool_%ss_total{app=\"%s\"}", what, app->name);
+    obs_count(name);
+}
+
 /* tmpl with every {port} and {session} replaced. */
 static char *launch_subst(const char *tmpl, const char *port, const char *session)
 {
@@ -332,7 +339,7 @@ static bool launch_owns_port(agent *a, const agent_proc *e)
 
 /* Waits until e's port accepts a connection. Returns NULL when ready, else
  * the result label with rep holding the error. */
-static const char *launch_wait_ready(agent *a, agent_proc *e, Lb__LaunchReply *rep)
+const char *launch_wait_ready(agent *a, agent_proc *e, Lb__LaunchReply *rep)
 {
     const agent_app *app = e->app;
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
@@ -396,8 +403,8 @@ static void launch_fill(agent *a, const agent_proc *e, Lb__LaunchReply *rep)
 }
 
 /* Picks a port and spawns; p->lock held. NULL with *out set on success. */
-static const char *launch_start_locked(agent *a, const agent_app *app, const char *session,
-                                       Lb__LaunchReply *rep, agent_proc **out)
+const char *launch_start_locked(agent *a, const agent_app *app, const char *session,
+                                Lb__LaunchReply *rep, agent_proc **out)
 {
     uint16_t port = 0;
     if (launch_pick_port_locked(a, &port) != LB_OK) {
@@ -459,7 +466,7 @@ static bool launch_dying(pid_t pid)
  * (its group) and marked failed, so it is never handed out again and is reaped
  * quietly. p->lock held; the connect on loopback takes microseconds, and at most
  * LAUNCH_PROBE_MS when the host drops it. */
-static bool launch_alive_locked(agent *a, agent_proc *e)
+bool launch_alive_locked(agent *a, agent_proc *e)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *ai = NULL;
@@ -489,7 +496,7 @@ static const char *launch_acquire(agent *a, const agent_app *app, const char *se
     int64_t deadline = lb_mono_ms() + app->ready_timeout_ms + 1000;
     for (;;) {
         const char *result = NULL;
-        bool wait = false;
+        bool wait = false, hit = false;
         pthread_mutex_lock(&a->procs.lock);
         size_t gone = procs_reap_locked(a);
         agent_proc *e = app->per_session ? procs_find_session_locked(&a->procs, session)
@@ -508,15 +515,28 @@ static const char *launch_acquire(agent *a, const agent_app *app, const char *se
         } else if (atomic_load(&a->draining)) {
             launch_fail(rep, "agent '%s' is draining: no new sessions", a->cfg->id);
             result = "draining";
-        } else if (procs_live_locked(&a->procs) >= a->cfg->capacity) {
+        } else if (app->per_session && (e = pool_take_locked(a, app, session)) != NULL) {
+            launch_fill(a, e, rep); /* a warm process: no start-up on the request path */
+            result = "pool_hit";
+            hit = true;
+        } else if (procs_live_locked(&a->procs) >= a->cfg->capacity && !pool_evict_locked(a, app)) {
             launch_fail(rep, "agent '%s' is at capacity (%u sessions)", a->cfg->id,
                         a->cfg->capacity);
             result = "capacity";
         } else {
             result = launch_start_locked(a, app, session, rep, out);
+            if (app->pool_max > 0)
+                launch_pool_count(app, "miss");
         }
         pthread_mutex_unlock(&a->procs.lock);
-        if (gone > 0)
+        if (hit) {
+            rep->launch_seq = atomic_fetch_add(&a->launches, 1) + 1;
+            launch_pool_count(app, "hit");
+            LOG_INFO(AGENT_COMP, "pool process handed out", "app=%s session=%s pid=%d", app->name,
+                     session, (int)rep->process->pid);
+            pool_kick(a); /* refill in the background */
+        }
+        if (gone > 0 || hit)
             report_send(a);
         if (!wait)
             return result;

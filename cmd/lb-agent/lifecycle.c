@@ -121,6 +121,7 @@ static void life_reload(agent *a, const char *level_flag)
     pthread_mutex_unlock(&a->procs.lock);
     a->retired[a->n_retired++] = old;
     register_refresh(a);
+    pool_kick(a); /* pool sizes may have changed */
     report_send(a);
     obs_count("agent_reloads_total{result=\"ok\"}");
     LOG_INFO(AGENT_COMP, "config reloaded", "apps=%zu capacity=%u log_level=%s stopped=%zu",
@@ -167,6 +168,7 @@ void agent_run(agent *a, const sigset_t *set, const char *level_flag)
         if (sig == SIGTERM) {
             int64_t grace = a->cfg->shutdown_grace_ms;
             atomic_store(&a->draining, true);
+            pool_kick(a); /* pools shrink to nothing */
             LOG_INFO(AGENT_COMP, "draining: no new sessions, waiting for the held ones",
                      "sessions=%zu shutdown_grace_ms=%lld", procs_sessions_live(a),
                      (long long)grace);
@@ -186,6 +188,7 @@ void agent_shutdown(agent *a)
     atomic_store(&a->stopping, true);
     agent_ops_stop();
     rpc_stop(a);
+    pool_stop(a); /* before the etcd client goes: it watches with it */
     register_stop(a);
     size_t n = procs_signal_all(a, SIGTERM);
     if (n > 0 && !life_wait_children(a, AGENT_TERM_GRACE_MS)) {

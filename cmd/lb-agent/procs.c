@@ -225,17 +225,23 @@ static ssize_t procs_app_index(const agent_config *cfg, const agent_proc *e)
 }
 
 void procs_snapshot(agent *a, const agent_config *cfg, uint32_t *sessions, uint32_t *per_app,
-                    int32_t **exited, size_t *n_exited)
+                    uint32_t *ready, int32_t **exited, size_t *n_exited)
 {
     agent_procs *p = &a->procs;
     *sessions = 0;
     memset(per_app, 0, cfg->n_apps * sizeof *per_app);
+    memset(ready, 0, cfg->n_apps * sizeof *ready);
     pthread_mutex_lock(&p->lock);
     for (agent_proc *e = p->head; e != NULL; e = e->next) {
         if (!procs_live(e) || e->starting)
             continue;
-        (*sessions)++;
         ssize_t i = procs_app_index(cfg, e);
+        if (e->pooled) { /* ready and unassigned: not a session */
+            if (i >= 0)
+                ready[i]++;
+            continue;
+        }
+        (*sessions)++;
         if (i >= 0)
             per_app[i]++;
     }
@@ -259,8 +265,8 @@ size_t procs_sync_sessions(agent *a, char *const *keep, size_t n_keep, int64_t g
     pthread_mutex_lock(&a->procs.lock);
     procs_reap_locked(a);
     for (agent_proc *e = a->procs.head; e != NULL; e = e->next) {
-        if (!procs_live(e) || e->starting || !e->app->per_session || e->ready_at_ms == 0 ||
-            e->ready_at_ms > before) /* too new to be in the view */
+        if (!procs_live(e) || e->starting || e->pooled || !e->app->per_session ||
+            e->ready_at_ms == 0 || e->ready_at_ms > before) /* too new to be in the view */
             continue;
         bool live = false;
         for (size_t i = 0; i < n_keep && !live; i++)
@@ -305,7 +311,7 @@ size_t procs_sessions_live(agent *a)
     pthread_mutex_lock(&a->procs.lock);
     procs_reap_locked(a);
     for (agent_proc *e = a->procs.head; e != NULL; e = e->next)
-        n += procs_live(e) && e->app->per_session && e->session[0] != '\0';
+        n += procs_live(e) && !e->pooled && e->app->per_session && e->session[0] != '\0';
     pthread_mutex_unlock(&a->procs.lock);
     return n;
 }

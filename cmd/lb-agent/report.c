@@ -82,7 +82,8 @@ void report_send(agent *a)
     if (!a->pub_open)
         return;
     agent_config *cfg = a->cfg; /* one config for the whole report */
-    uint32_t *per_app = lb_xcalloc(cfg->n_apps, sizeof *per_app);
+    uint32_t *per_app = lb_xcalloc(cfg->n_apps + 1, sizeof *per_app);
+    uint32_t *ready = lb_xcalloc(cfg->n_apps + 1, sizeof *ready);
     Lb__AppLoad *apps = lb_xcalloc(cfg->n_apps, sizeof *apps);
     Lb__AppLoad **app_ptrs = lb_xcalloc(cfg->n_apps, sizeof *app_ptrs);
     Lb__ServerLoad sl = LB__SERVER_LOAD__INIT;
@@ -95,11 +96,12 @@ void report_send(agent *a)
     /* Under the report lock, so seq order is send order and no exited pid is
      * lost between the snapshot and the send. */
     pthread_mutex_lock(&a->report_lock);
-    procs_snapshot(a, cfg, &sessions, per_app, &exited, &n_exited);
+    procs_snapshot(a, cfg, &sessions, per_app, ready, &exited, &n_exited);
     for (size_t i = 0; i < cfg->n_apps; i++) {
         lb__app_load__init(&apps[i]);
         apps[i].app = cfg->apps[i].name;
         apps[i].processes = per_app[i];
+        apps[i].ready = ready[i];
         app_ptrs[i] = &apps[i];
     }
     sl.server_id = cfg->id;
@@ -128,6 +130,7 @@ void report_send(agent *a)
     free(app_ptrs);
     free(apps);
     free(per_app);
+    free(ready);
 }
 
 void report_close(agent *a)

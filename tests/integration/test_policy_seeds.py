@@ -2,8 +2,10 @@
 resource matching (arch/os), the client's own pick, reachability through given
 slaves, slave choice by client and app, slave-side shedding, redirect loops and
 a DNS name as the entry point to several slaves."""
+import fcntl
 import json
 import os
+import re
 import socket
 import subprocess
 import tempfile
@@ -285,6 +287,30 @@ class NewConfigKeys(unittest.TestCase):
 
 
 HOSTS = "/etc/hosts"
+HOSTS_LOCK = "/tmp/lbcp-hosts.lock"
+STALE = re.compile(r"^127\.0\.0\.[23] lbcp-dns-(\d+)\.test$")
+
+
+def edit_hosts(change):
+    """Rewrites /etc/hosts under a lock: concurrent runs of this test (other
+    checkouts on the same machine) must not resurrect each other's lines."""
+    with open(HOSTS_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with open(HOSTS) as f:
+            text = f.read()
+        with open(HOSTS, "w") as f:
+            f.write(change(text))
+
+
+def drop_stale(text):
+    """Lines a killed run of this test left behind (their pid is gone)."""
+    keep = []
+    for line in text.splitlines(True):
+        m = STALE.match(line.strip())
+        if m and not os.path.exists(f"/proc/{m.group(1)}"):
+            continue
+        keep.append(line)
+    return "".join(keep)
 
 
 class DnsEntryPoint(ClusterTest):
@@ -296,8 +322,7 @@ class DnsEntryPoint(ClusterTest):
             self.skipTest("/etc/hosts not writable")
         self.name = f"lbcp-dns-{os.getpid()}.test"
         self.lines = f"127.0.0.2 {self.name}\n127.0.0.3 {self.name}\n"
-        with open(HOSTS, "a") as f:
-            f.write(self.lines)
+        edit_hosts(lambda t: drop_stale(t) + ("" if t.endswith("\n") else "\n") + self.lines)
         # a cleanup (not tearDown) so the entry goes even when setUp fails below
         self.addCleanup(self.remove_hosts_entry)
         super().setUp()
@@ -319,10 +344,7 @@ class DnsEntryPoint(ClusterTest):
         c.wait_master_sees(1)
 
     def remove_hosts_entry(self):
-        with open(HOSTS) as f:
-            text = f.read()
-        with open(HOSTS, "w") as f:
-            f.write(text.replace(self.lines, ""))
+        edit_hosts(lambda t: t.replace(self.lines, ""))
 
     def test_two_address_name_fails_over(self):
         ep = f"tcp://{self.name}:{self.port}"

@@ -166,6 +166,12 @@ typedef struct agent_contain {
 
 /* ---- the agent ---- */
 
+struct agent;
+typedef struct rpc_slot {
+    struct agent *a;
+    nng_aio *aio; /* the worker's; rpc_stop stops it */
+} rpc_slot;
+
 typedef struct agent {
     /* The running config. SIGHUP swaps in a new one (main thread); a replaced
      * one is kept until exit (retired), because workers may still hold its
@@ -188,6 +194,8 @@ typedef struct agent {
     nng_socket rep; /* launch RPC */
     bool rep_open;
     pthread_t workers[AGENT_WORKERS];
+    rpc_slot rpc_slots[AGENT_WORKERS];
+    atomic_bool rpc_quit;
     size_t n_workers;
 
     nng_socket pub; /* load reports */

@@ -123,23 +123,21 @@ static nng_msg *rpc_handle(agent *a, nng_msg *msg)
     return rep;
 }
 
-/* One worker: receive -> handle -> send until the socket closes. */
+/* One worker: receive -> handle -> send until rpc_stop stops its aio. Its
+ * context is closed here, before the socket closes: nng 1.5 can panic when a
+ * context is used while its socket is being closed. */
 static void *rpc_worker(void *arg)
 {
-    agent *a = arg;
+    agent *a = ((rpc_slot *)arg)->a;
+    nng_aio *aio = ((rpc_slot *)arg)->aio;
     nng_ctx ctx;
-    nng_aio *aio = NULL;
     if (nng_ctx_open(&ctx, a->rep) != 0)
         return NULL;
-    if (nng_aio_alloc(&aio, NULL, NULL) != 0) {
-        nng_ctx_close(ctx);
-        return NULL;
-    }
-    for (;;) {
+    while (!atomic_load(&a->rpc_quit)) {
         nng_ctx_recv(ctx, aio);
         nng_aio_wait(aio);
         int rv = nng_aio_result(aio);
-        if (rv == NNG_ECLOSED)
+        if (rv == NNG_ECLOSED || rv == NNG_ECANCELED || atomic_load(&a->rpc_quit))
             break;
         if (rv != 0)
             continue;
@@ -156,10 +154,9 @@ static void *rpc_worker(void *arg)
         rv = nng_aio_result(aio);
         if (rv != 0) /* the requester went away: its reply has nowhere to go */
             nng_msg_free(rep);
-        if (rv == NNG_ECLOSED)
+        if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
             break;
     }
-    nng_aio_free(aio);
     nng_ctx_close(ctx);
     return NULL;
 }
@@ -171,7 +168,10 @@ lb_err rpc_start(agent *a, lb_errmsg *em)
         return err;
     a->rep_open = true;
     for (size_t i = 0; i < AGENT_WORKERS; i++) {
-        if (pthread_create(&a->workers[i], NULL, rpc_worker, a) != 0)
+        a->rpc_slots[i].a = a;
+        if (nng_aio_alloc(&a->rpc_slots[i].aio, NULL, NULL) != 0)
+            return lb_fail(em, LB_ENOMEM, "cannot allocate RPC worker %zu", i);
+        if (pthread_create(&a->workers[i], NULL, rpc_worker, &a->rpc_slots[i]) != 0)
             return lb_fail(em, LB_ESYS, "cannot start RPC worker %zu", i);
         a->n_workers = i + 1;
     }
@@ -182,12 +182,21 @@ lb_err rpc_start(agent *a, lb_errmsg *em)
 
 void rpc_stop(agent *a)
 {
-    if (a->rep_open) {
-        /* Every pending receive and send fails with NNG_ECLOSED. */
-        nng_close(a->rep);
-        a->rep_open = false;
+    /* workers first: each stops at its next receive or send and closes its
+     * context; then the socket */
+    atomic_store(&a->rpc_quit, true);
+    for (size_t i = 0; i < AGENT_WORKERS; i++) {
+        if (a->rpc_slots[i].aio != NULL)
+            nng_aio_stop(a->rpc_slots[i].aio);
     }
     for (size_t i = 0; i < a->n_workers; i++)
         pthread_join(a->workers[i], NULL);
     a->n_workers = 0;
+    for (size_t i = 0; i < AGENT_WORKERS; i++)
+        nng_aio_free(a->rpc_slots[i].aio);
+    memset(a->rpc_slots, 0, sizeof a->rpc_slots);
+    if (a->rep_open) {
+        nng_close(a->rep);
+        a->rep_open = false;
+    }
 }

@@ -93,6 +93,16 @@ s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
 s.sendall(b"hello\n")
 print(s.recv(4096).decode().strip())
 PY
+echo
+echo "== a first-time client of the pooled app 'warm' gets a process that was already running"
+before=$(pgrep -d ' ' -f -- '--session warm' || true)
+echo "(warm pool processes before the request: $before)"
+out=$(lbctl --slave tcp://127.0.0.1:7201 request --app warm --client erin --location zone-a -o json)
+pid=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
+case " $before " in
+*" $pid "*) echo "erin is served by pid $pid, which existed before her request (a pool hit)" ;;
+*) echo "erin is served by pid $pid, started for her (the pool was empty: a miss)" ;;
+esac
 sleep 1.2 # one report interval, so the table shows the sessions
 echo
 echo "== a sticky connection (liblbclient) survives the kill of its process"

@@ -21,3 +21,8 @@ target_link_libraries(lb-loadgen PRIVATE lbwire lbetcd lbcommon m Threads::Threa
 # Sticky request latency, HTTP/JSON API vs nng front door (tests/bench/api.py starts a cluster).
 add_executable(lb-bench-api ${CMAKE_SOURCE_DIR}/tests/bench/bench_api.c)
 target_link_libraries(lb-bench-api PRIVATE lbwire lbcommon PkgConfig::CURL)
+
+# P4: first byte of a first-time client, warm pool vs started on connect
+# (tests/bench/firstbyte.py starts a cluster).
+add_executable(lb-bench-firstbyte ${CMAKE_SOURCE_DIR}/tests/bench/bench_firstbyte.c)
+target_link_libraries(lb-bench-firstbyte PRIVATE lbwire lbcommon)

@@ -205,11 +205,11 @@ def p6(args):
           f"bg_ratio={'inf' if eb['puts_per_server_s'] == 0 else f'{ratio:.0f}'}")
 
 
-def p9_mode(economy, servers, sessions, window):
+def p9_mode(economy, servers, sessions, window, report_stale):
     with Cluster() as c:
         port = free_port()
         m = c.start_master(etcd_economy=economy, http_listen=f"127.0.0.1:{port}",
-                           report_stale="5s")
+                           report_stale=report_stale)
         lg = loadgen(c, servers, window + 300, "--shared-agent", "--sessions", str(sessions))
 
         def view_ready():
@@ -235,22 +235,26 @@ def p9_mode(economy, servers, sessions, window):
                "db0": db0, "db1": db1, "db_growth_h": (db1 - db0) / el * 3600,
                "inuse1": inuse1}
         lg.terminate()
-        lg.wait(120)
+        rest, _ = lg.communicate(timeout=300)
+        sent = re.search(r"reports_per_s=(\d+)", rest)
+        out["sent_per_s"] = int(sent.group(1)) if sent else 0
         return out
 
 
 def p9(args):
     print(f"P9: one master, {args.servers} fake servers reporting every 1 s, {args.sessions} "
-          f"sessions, window {args.window} s", flush=True)
+          f"sessions, window {args.window} s, report_stale {args.report_stale}", flush=True)
     modes = [("economy", True)] + ([("baseline", False)] if args.baseline else [])
-    res = {name: p9_mode(eco, args.servers, args.sessions, args.window) for name, eco in modes}
+    res = {name: p9_mode(eco, args.servers, args.sessions, args.window, args.report_stale)
+           for name, eco in modes}
     print()
     cols = [n for n, _ in modes]
     print(f"{'':36}" + "".join(f"{n:>12}" for n in cols))
 
     def row(label, key, fmt):
         print(f"{label:36}" + "".join(f"{fmt.format(res[n][key]):>12}" for n in cols))
-    row("reports received / s", "reports_per_s", "{:.0f}")
+    row("reports sent / s (lb-loadgen, whole run)", "sent_per_s", "{}")
+    row("reports received / s (master)", "reports_per_s", "{:.0f}")
     row("master CPU (share of one core)", "master_cpu", "{:.3f}")
     row("master RSS (MiB)", "master_rss", "{:.1f}")
     row("master peak RSS (MiB)", "master_hwm", "{:.1f}")
@@ -289,6 +293,7 @@ def main():
     a9.add_argument("--sessions", type=int, default=100000)
     a9.add_argument("--window", type=float, default=60)
     a9.add_argument("--baseline", action="store_true")
+    a9.add_argument("--report-stale", default="5s")
     args = ap.parse_args()
     (p6 if args.cmd == "p6" else p9)(args)
 

@@ -5,7 +5,8 @@ lb_install_deps() {
     local pkgs=(build-essential cmake pkg-config libnng-dev libprotobuf-c-dev protobuf-c-compiler
                 libcurl4-openssl-dev libyaml-dev libcjson-dev libcmocka-dev libmicrohttpd-dev
                 etcd-server etcd-client python3 curl iproute2 procps clang-format prometheus tmux
-                clang libclang-rt-dev openssl systemd help2man dpkg-dev fakeroot docker-compose "$@")
+                clang libclang-rt-dev openssl systemd help2man dpkg-dev fakeroot docker-compose python3-pip
+                chromium nodejs npm "$@")
     local missing=()
     for p in "${pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

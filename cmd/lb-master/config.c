@@ -7,11 +7,17 @@
  *   advertise: tcp://master-1:7101   # RPC endpoint others dial (registered in etcd); default:
  * listen report_advertise: tcp://master-1:7102  # report endpoint others dial; default:
  * report_listen etcd: http://127.0.0.1:2379      # string (comma-separated) or list prefix: /lb/
- *   lease_ttl: 5s                    # masters/<id> and leader key
+ *   lease_ttl: 2s                    # masters/<id> and leader key; refreshed every ttl/4, a
+ *                                    # leader steps down when no refresh went through for 3/4
  *   session_ttl: 10m                 # sessions expire this long after last use
  *   launch_timeout: 10s              # one launch at an agent
  *   etcd_timeout: 3s                 # one etcd call
- *   report_stale: 5s                 # an agent silent this long counts as down
+ *   report_stale: 3s                 # an agent silent this long (or never heard) counts as down
+ *   eject_consecutive_failures: 3    # launch errors in a row that eject a server (an
+ *                                    # unreachable or timed-out agent ejects at once)
+ *   eject_base_time: 5s              # first ejection; doubles with each one in a row
+ *   eject_max_time: 60s              # cap of one ejection
+ *   eject_max_percent: 50            # most servers ejected at once (one always may be)
  *   write_interval: 50ms             # batching window of etcd writes
  *   contexts: 64                     # requests in flight
  *   max_message: 256KiB
@@ -42,16 +48,37 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const master_keys[] = {
-    "id",           "listen",           "report_listen",
-    "etcd",         "prefix",           "lease_ttl",
-    "session_ttl",  "launch_timeout",   "etcd_timeout",
-    "report_stale", "write_interval",   "contexts",
-    "max_message",  "strategy",         "strategies",
-    "zone_spill",   "overprovision",    "alternates",
-    "log_level",    "http_listen",      "compact_retention",
-    "etcd_quota",   "etcd_economy",     CFG_ETCD_SECURITY_KEYS,
-    "advertise",    "report_advertise", NULL};
+static const char *const master_keys[] = {"id",
+                                          "listen",
+                                          "report_listen",
+                                          "etcd",
+                                          "prefix",
+                                          "lease_ttl",
+                                          "session_ttl",
+                                          "launch_timeout",
+                                          "etcd_timeout",
+                                          "report_stale",
+                                          "write_interval",
+                                          "contexts",
+                                          "max_message",
+                                          "strategy",
+                                          "strategies",
+                                          "zone_spill",
+                                          "overprovision",
+                                          "alternates",
+                                          "log_level",
+                                          "http_listen",
+                                          "compact_retention",
+                                          "etcd_quota",
+                                          "etcd_economy",
+                                          CFG_ETCD_SECURITY_KEYS,
+                                          "advertise",
+                                          "report_advertise",
+                                          "eject_consecutive_failures",
+                                          "eject_base_time",
+                                          "eject_max_time",
+                                          "eject_max_percent",
+                                          NULL};
 
 static lb_err load_strategies(const cfg_doc *doc, const cfg_node *root, master_config *cfg,
                               lb_errmsg *em)
@@ -95,7 +122,7 @@ static lb_err load_all(const cfg_doc *doc, master_config *cfg, lb_errmsg *em)
     gethostname(host, sizeof host - 1);
     char **etcd = NULL;
     size_t n_etcd = 0;
-    int64_t ctxs = 0, alternates = 0;
+    int64_t ctxs = 0, alternates = 0, ej_n = 0, ej_pct = 0;
     double spill = 1.0, over = 0;
     if ((err = cfg_expect(doc, root, CFG_MAP, em)) != LB_OK ||
         (err = cfg_check_keys(doc, root, master_keys, em)) != LB_OK ||
@@ -108,12 +135,16 @@ static lb_err load_all(const cfg_doc *doc, master_config *cfg, lb_errmsg *em)
                            &cfg->report_advertise, em)) ||
         (err = cfg_get_strlist(doc, root, "etcd", &etcd, &n_etcd, em)) ||
         (err = cfg_get_str(doc, root, "prefix", "/lb/", &cfg->prefix, em)) ||
-        (err = cfg_get_duration_ms(doc, root, "lease_ttl", 5000, &cfg->lease_ttl_ms, em)) ||
+        (err = cfg_get_duration_ms(doc, root, "lease_ttl", 2000, &cfg->lease_ttl_ms, em)) ||
         (err = cfg_get_duration_ms(doc, root, "session_ttl", 600000, &cfg->session_ttl_ms, em)) ||
         (err = cfg_get_duration_ms(doc, root, "launch_timeout", 10000, &cfg->launch_timeout_ms,
                                    em)) ||
         (err = cfg_get_duration_ms(doc, root, "etcd_timeout", 3000, &cfg->etcd_timeout_ms, em)) ||
-        (err = cfg_get_duration_ms(doc, root, "report_stale", 5000, &cfg->report_stale_ms, em)) ||
+        (err = cfg_get_duration_ms(doc, root, "report_stale", 3000, &cfg->report_stale_ms, em)) ||
+        (err = cfg_get_int(doc, root, "eject_consecutive_failures", 1, 1000, 3, &ej_n, em)) ||
+        (err = cfg_get_duration_ms(doc, root, "eject_base_time", 5000, &cfg->eject.base_ms, em)) ||
+        (err = cfg_get_duration_ms(doc, root, "eject_max_time", 60000, &cfg->eject.max_ms, em)) ||
+        (err = cfg_get_int(doc, root, "eject_max_percent", 0, 100, 50, &ej_pct, em)) ||
         (err = cfg_get_duration_ms(doc, root, "write_interval", 50, &cfg->write_interval_ms, em)) ||
         (err = cfg_get_int(doc, root, "contexts", 1, 4096, 64, &ctxs, em)) ||
         (err = cfg_get_size(doc, root, "max_message", WIRE_DEFAULT_MAX, &cfg->max_message, em)) ||
@@ -133,6 +164,10 @@ static lb_err load_all(const cfg_doc *doc, master_config *cfg, lb_errmsg *em)
     cfg->policy.overprovision = over;
     cfg->policy.n_alternates = (size_t)alternates;
     cfg->contexts = ctxs;
+    cfg->eject.consecutive = (uint32_t)ej_n;
+    cfg->eject.max_percent = (uint32_t)ej_pct;
+    if (cfg->eject.max_ms < cfg->eject.base_ms)
+        cfg->eject.max_ms = cfg->eject.base_ms;
     cfg->etcd = cfg_join(etcd, n_etcd, "http://127.0.0.1:2379");
     size_t pl = strlen(cfg->prefix);
     if (pl == 0 || cfg->prefix[pl - 1] != '/') {

@@ -19,7 +19,8 @@ typedef struct verdict_buf {
     size_t n;
 } verdict_buf;
 
-static void fill_verdicts(const sel_snapshot *snap, const sel_verdict *v, size_t n,
+/* View lock held: down and ejected servers say why from the view's health. */
+static void fill_verdicts(reg *view, const sel_snapshot *snap, const sel_verdict *v, size_t n,
                           verdict_buf *out)
 {
     out->items = lb_xcalloc(n, sizeof *out->items);
@@ -34,7 +35,13 @@ static void fill_verdicts(const sel_snapshot *snap, const sel_verdict *v, size_t
         x->group = lb_strdup(s->group);
         x->verdict = (char *)sel_verdict_name(v[i].kind);
         x->rank = v[i].rank;
-        x->detail = lb_strdup(v[i].detail);
+        char why[256] = "";
+        if (v[i].kind == SEL_V_DOWN || v[i].kind == SEL_V_EJECTED) {
+            const reg_server *rs = reg_server_locked(view, s->id);
+            if (rs != NULL)
+                reg_health_detail_locked(view, rs, why, sizeof why);
+        }
+        x->detail = lb_strdup(why[0] != '\0' ? why : v[i].detail);
         out->ptrs[i] = x;
     }
 }
@@ -78,7 +85,7 @@ nng_msg *master_explain(master *m, const Lb__Envelope *req)
     } else {
         snprintf(res.reason, sizeof res.reason, "bad request: app and client_id are required");
     }
-    fill_verdicts(snap, v, err == LB_EINVAL ? 0 : n, &vb);
+    fill_verdicts(m->view, snap, v, err == LB_EINVAL ? 0 : n, &vb);
     if (err == LB_OK) {
         snprintf(server, sizeof server, "%s", sel_snapshot_server(snap, res.server)->id);
         if (res.slave >= 0)

@@ -2,6 +2,11 @@
  * Connections to agents: one REQ socket per server, dialed on first use and
  * redialed when the server's agent endpoint changes. Launch requests go out on
  * their own context of that socket (many in flight per agent).
+ *
+ * The socket's pipe events are the fastest sign of a dead agent: a killed
+ * process closes its TCP connection at once, and NNG_PIPE_EV_REM_POST marks the
+ * server down in the view before any report can go missing. nng redials on its
+ * own; the pipe coming back (ADD_POST) marks it up again.
  */
 #include "master.h"
 
@@ -16,13 +21,28 @@
 struct agent_conn {
     nng_socket sock;
     char *endpoint;
+    master *m;
+    char server[128];
+    atomic_bool closing; /* our own close: its pipe events say nothing of the agent */
 };
+
+/* On nng's pipe thread: only the view's lock is taken, never agents_lock
+ * (nng_close, called under agents_lock, waits for these callbacks). */
+static void agent_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    (void)p;
+    struct agent_conn *a = arg;
+    if (atomic_load(&a->closing))
+        return;
+    reg_set_conn(a->m->view, a->server, ev == NNG_PIPE_EV_ADD_POST);
+}
 
 static void agent_conn_free(void *p)
 {
     struct agent_conn *a = p;
     if (a == NULL)
         return;
+    atomic_store(&a->closing, true);
     nng_close(a->sock);
     free(a->endpoint);
     free(a);
@@ -51,14 +71,16 @@ bool master_agent_ctx(master *m, const char *server_id, const char *endpoint, nn
         a = NULL;
     }
     if (a == NULL) {
-        nng_socket s;
+        a = lb_xcalloc(1, sizeof *a);
+        a->m = m;
+        snprintf(a->server, sizeof a->server, "%s", server_id);
+        atomic_init(&a->closing, false);
         lb_errmsg em = {{0}};
-        if (wire_req_dial(endpoint, &s, &em) != LB_OK) {
+        if (wire_req_dial_notify(endpoint, agent_pipe_cb, a, &a->sock, &em) != LB_OK) {
             LOG_WARN("master", "cannot dial agent", "server=%s err=\"%s\"", server_id, em.text);
+            free(a);
             goto out;
         }
-        a = lb_xcalloc(1, sizeof *a);
-        a->sock = s;
         a->endpoint = lb_strdup(endpoint);
         hmap_put(m->agents, server_id, a);
     }

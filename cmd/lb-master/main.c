@@ -48,14 +48,17 @@ int main(int argc, char **argv)
     cfg_daemon_signals(&set); /* before any thread: every thread inherits the mask */
 
     m.view = reg_new(m.cfg.prefix, m.cfg.report_stale_ms);
+    reg_set_eject_cfg(m.view, &m.cfg.eject);
     pthread_mutex_init(&m.sel_lock, NULL);
     m.sel.rng = (uint64_t)lb_wall_ms() ^ ((uint64_t)getpid() << 32);
     master_agents_init(&m);
     int rc = 1;
     if (master_etcd_start(&m) != 0)
         goto out;
-    if (master_reports_start(&m) != 0)
+    if (master_leader_start(&m) != 0)
         goto out_etcd;
+    if (master_reports_start(&m) != 0)
+        goto out_leader;
     if (master_rpc_start(&m) != 0)
         goto out_reports;
     if (master_ops_start(&m) != 0)
@@ -71,6 +74,8 @@ out_rpc:
     master_rpc_stop(&m);
 out_reports:
     master_reports_stop(&m);
+out_leader:
+    master_leader_stop(&m);
 out_etcd:
     master_etcd_stop(&m);
 out:

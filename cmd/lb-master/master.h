@@ -34,6 +34,7 @@ typedef struct master_config {
     int64_t launch_timeout_ms;
     int64_t etcd_timeout_ms;
     int64_t report_stale_ms;   /* a server silent for this long counts as down */
+    reg_eject_cfg eject;       /* outlier ejection after launch failures */
     int64_t write_interval_ms; /* batching window of etcd writes */
     int64_t contexts;          /* RPC requests in flight */
     uint64_t max_message;
@@ -84,8 +85,11 @@ typedef struct master {
     pthread_t reporter;
     atomic_bool stopping;
     atomic_bool etcd_ok;
-    atomic_bool is_leader;
+    atomic_bool is_leader;     /* won the leader key and not stepped down (leader.c) */
+    atomic_llong leader_lease; /* the lease the leader key was won with; 0: none */
+    pthread_t leader_thread;
     bool writes_failing;          /* writer thread only: etcd refuses the batched writes */
+    bool writes_fenced;           /* writer thread only: the leader compare fails (logged once) */
     struct master_upkeep *upkeep; /* writer thread only (upkeep.c) */
     atomic_bool etcd_nospace;     /* etcd's NOSPACE alarm is raised */
     atomic_llong etcd_db_bytes;   /* etcd's db size at the last look (0: unknown) */
@@ -121,6 +125,15 @@ void master_upkeep_free(master *m);
 /* Why the master is not healthy because of etcd's own state (NOSPACE), or
  * false. Any thread. */
 bool master_upkeep_unhealthy(master *m, char *why, size_t cap);
+
+/* leader.c: fenced leadership */
+/* Runs the election (a txn on the leader key's create_revision == 0) with lease. */
+void master_try_lead(master *m, int64_t lease);
+/* True while this master may act as leader: it won the key and its lease was
+ * refreshed within 3/4 of the ttl. Thread-safe, cheap (the request path asks). */
+bool master_leading(master *m);
+int master_leader_start(master *m);
+void master_leader_stop(master *m);
 
 /* ops.c: /metrics and /healthz (http_listen), metric help, scrape-time gauges */
 int master_ops_start(master *m);

@@ -29,6 +29,18 @@ static const char *const master_help[][2] = {
      "Sessions on each server: its last load report plus those assigned since."},
     {"master_sessions", "Session records in the master's view."},
     {"master_is_leader", "1 when this master is the leader."},
+    {"master_stepdowns_total", "Times this master stopped acting as leader (lease not fresh, "
+                               "key lost, or its writes fenced)."},
+    {"master_elections_won_total", "Times this master won the leader key."},
+    {"master_etcd_writes_fenced_total",
+     "Writes dropped because this master no longer held the leader key (fencing)."},
+    {"master_servers_ejected", "Servers ejected from selection after launch failures."},
+    {"master_servers_down",
+     "Servers down: agent connection closed, or no load report within report_stale."},
+    {"master_ejections_total", "Servers ejected after launch failures (outlier detection)."},
+    {"master_ejections_skipped_total",
+     "Ejections not made because eject_max_percent of the servers were ejected already."},
+    {"master_agent_disconnects_total", "Connections to agents that closed (pipe removed)."},
     {"master_etcd_connected", "1 while the etcd watch is connected."},
     {"etcd_requests_total", "etcd gateway calls, by call."},
     {"etcd_errors_total", "etcd gateway calls that failed, by call."},
@@ -60,8 +72,12 @@ static void master_scrape(void *arg)
     master *m = arg;
     reg_lock(m->view);
     obs_gauge_set(obs_gauge_get("master_sessions"), (double)reg_n_sessions_locked(m->view));
+    size_t ejected = 0, down = 0;
+    reg_health_counts_locked(m->view, &ejected, &down);
+    obs_gauge_set(obs_gauge_get("master_servers_ejected"), (double)ejected);
+    obs_gauge_set(obs_gauge_get("master_servers_down"), (double)down);
     reg_unlock(m->view);
-    obs_gauge_set(obs_gauge_get("master_is_leader"), atomic_load(&m->is_leader) ? 1 : 0);
+    obs_gauge_set(obs_gauge_get("master_is_leader"), master_leading(m) ? 1 : 0);
     obs_gauge_set(obs_gauge_get("master_etcd_connected"), atomic_load(&m->etcd_ok) ? 1 : 0);
 }
 

@@ -231,6 +231,21 @@ out:
     reg_unlock(m->view);
 }
 
+bool plan_superseded(master *m, const Lb__SelectionRequest *sr, const plan *p,
+                     int64_t since_wall_ms)
+{
+    const Lb__ClientRequest *cr = sr->request;
+    bool newer = false;
+    reg_lock(m->view);
+    const char *sid = reg_affinity_locked(m->view, cr->client_id, cr->app);
+    if (sid != NULL && strcmp(sid, p->session_id) != 0) {
+        const Lb__Session *s = reg_session_locked(m->view, sid);
+        newer = s != NULL && s->created_ms >= since_wall_ms;
+    }
+    reg_unlock(m->view);
+    return newer;
+}
+
 void plan_abandon(master *m, plan *p, size_t i)
 {
     if (p->pending_on != (int)i)

@@ -73,6 +73,12 @@ void plan_fill_request(const Lb__SelectionRequest *sr, const Lb__Session *cur, s
 void plan_commit(master *m, const Lb__SelectionRequest *sr, plan *p, size_t i,
                  const Lb__ProcessId *proc, uint64_t launch_seq);
 
+/* True when the client's affinity for the app now names another session that
+ * was created at or after since_wall_ms: a newer request of this client was
+ * served while this one waited on its launch (the client gave up on it). */
+bool plan_superseded(master *m, const Lb__SelectionRequest *sr, const plan *p,
+                     int64_t since_wall_ms);
+
 /* Gives back the pending count of a candidate whose launch failed. */
 void plan_abandon(master *m, plan *p, size_t i);
 

@@ -2,12 +2,13 @@
  * The master's RPC: a REP socket with cfg.contexts contexts, each a small
  * state machine driven by nng's callbacks:
  *
- *   RECV -> (decode, plan) -> LAUNCH_SEND -> LAUNCH_RECV -> [next candidate] -> REPLY -> RECV
+ *   RECV -> (decode, plan) -> LAUNCH (an attempt) -> [next candidate] -> REPLY -> RECV
  *
  * Nothing here blocks: the plan is pure work under the view's lock, the launch
  * is an aio on the agent's socket, and etcd writes are queued for the writer.
  */
 #include "master.h"
+#include "attempt.h"
 #include "explain.h"
 #include "plan.h"
 #include "sessions.h"
@@ -22,22 +23,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define AGENT_SEND_TIMEOUT_MS 1000 /* an agent that is not connected fails fast */
-
-typedef enum rpc_state { ST_RECV, ST_LAUNCH_SEND, ST_LAUNCH_RECV, ST_REPLY } rpc_state;
+typedef enum rpc_state { ST_RECV, ST_LAUNCH, ST_REPLY } rpc_state;
 
 typedef struct rpc_ctx {
     master *m;
     nng_ctx ctx;
-    nng_aio *aio;  /* REP side */
-    nng_aio *laio; /* agent side */
-    nng_ctx lctx;
-    bool lctx_open;
+    nng_aio *aio; /* REP side; the agent side is an attempt (attempt.h) */
     rpc_state state;
     Lb__Envelope *req;
     int64_t started_ms;
-    uint64_t t0_ns;        /* request received (selection latency) */
-    uint64_t launch_t0_ns; /* current launch sent (launch latency) */
+    int64_t started_wall_ms; /* a session created after this belongs to a newer request */
+    uint64_t t0_ns;          /* request received (selection latency) */
+    uint64_t launch_t0_ns;   /* current launch sent (launch latency) */
     plan plan;
     size_t cur; /* candidate being launched */
     char failures[512];
@@ -213,9 +210,11 @@ static void rpc_answer(rpc_ctx *c, size_t i, Lb__ProcessId *proc)
 
 static void rpc_launch(rpc_ctx *c);
 
-static void rpc_launch_failed(rpc_ctx *c, const char *why)
+/* conn: the agent could not be reached or did not answer (ejects at once). */
+static void rpc_launch_failed(rpc_ctx *c, const char *why, bool conn)
 {
     plan *p = &c->plan;
+    reg_launch_failed(c->m->view, p->cand[c->cur].server, why, conn);
     obs_inc(rpc_c.launch_fail);
     obs_observe_since(rpc_c.launch_fail_s, c->launch_t0_ns);
     LOG_WARN("master", "launch failed", "server=%s app=%s err=\"%s\"", p->cand[c->cur].server,
@@ -224,10 +223,6 @@ static void rpc_launch_failed(rpc_ctx *c, const char *why)
     snprintf(c->failures + used, sizeof c->failures - used, "%s%s: %s", used ? "; " : "",
              p->cand[c->cur].server, why);
     plan_abandon(c->m, p, c->cur);
-    if (c->lctx_open) {
-        nng_ctx_close(c->lctx);
-        c->lctx_open = false;
-    }
     c->cur++;
     if (c->cur < p->n_cand) {
         plan_next(c->m, p, c->cur);
@@ -239,16 +234,23 @@ static void rpc_launch_failed(rpc_ctx *c, const char *why)
     rpc_reject(c, reason);
 }
 
+static void rpc_launch_done(rpc_ctx *c, nng_msg *msg);
+
+/* The attempt's end (nng's thread): a reply, or why there is none. */
+static void rpc_attempt_done(void *owner, nng_msg *reply, const char *why)
+{
+    rpc_ctx *c = owner;
+    if (reply != NULL)
+        rpc_launch_done(c, reply);
+    else
+        rpc_launch_failed(c, why, true);
+}
+
 static void rpc_launch(rpc_ctx *c)
 {
     plan *p = &c->plan;
     const Lb__ClientRequest *cr = c->req->selection_request->request;
     c->launch_t0_ns = obs_now_ns();
-    if (!master_agent_ctx(c->m, p->cand[c->cur].server, p->cand[c->cur].endpoint, &c->lctx)) {
-        rpc_launch_failed(c, "agent unreachable");
-        return;
-    }
-    c->lctx_open = true;
     Lb__LaunchRequest lr = LB__LAUNCH_REQUEST__INIT;
     lr.app = cr->app;
     lr.session_id = p->session_id;
@@ -260,13 +262,14 @@ static void rpc_launch(rpc_ctx *c)
     env.launch_request = &lr;
     nng_msg *msg = NULL;
     if (wire_encode(&env, &msg) != LB_OK) {
-        rpc_launch_failed(c, "out of memory");
+        rpc_launch_failed(c, "out of memory", false);
         return;
     }
-    c->state = ST_LAUNCH_SEND;
-    nng_aio_set_msg(c->laio, msg);
-    nng_aio_set_timeout(c->laio, AGENT_SEND_TIMEOUT_MS);
-    nng_ctx_send(c->lctx, c->laio);
+    c->state = ST_LAUNCH;
+    const char *why = NULL;
+    if (!attempt_start(c->m, p->cand[c->cur].server, p->cand[c->cur].endpoint, p->session_id, msg,
+                       rpc_attempt_done, c, &why))
+        rpc_launch_failed(c, why, true);
 }
 
 static void rpc_launch_done(rpc_ctx *c, nng_msg *msg)
@@ -275,17 +278,15 @@ static void rpc_launch_done(rpc_ctx *c, nng_msg *msg)
     lb_errmsg em = {{0}};
     lb_err err = wire_decode(msg, c->m->cfg.max_message, &env, &em);
     nng_msg_free(msg);
-    nng_ctx_close(c->lctx);
-    c->lctx_open = false;
     if (err != LB_OK) {
-        rpc_launch_failed(c, em.text);
+        rpc_launch_failed(c, em.text, false);
         return;
     }
     if (env->body_case == LB__ENVELOPE__BODY_ERROR) {
         char why[300];
         snprintf(why, sizeof why, "%s", env->error->message);
         wire_free(&env);
-        rpc_launch_failed(c, why);
+        rpc_launch_failed(c, why, false);
         return;
     }
     if (env->body_case != LB__ENVELOPE__BODY_LAUNCH_REPLY || !env->launch_reply->ok ||
@@ -295,12 +296,25 @@ static void rpc_launch_done(rpc_ctx *c, nng_msg *msg)
                  env->body_case == LB__ENVELOPE__BODY_LAUNCH_REPLY ? env->launch_reply->error
                                                                    : "unexpected answer");
         wire_free(&env);
-        rpc_launch_failed(c, why);
+        rpc_launch_failed(c, why, false);
         return;
     }
     obs_inc(rpc_c.launch_ok);
     obs_observe_since(rpc_c.launch_ok_s, c->launch_t0_ns);
     plan *p = &c->plan;
+    reg_launch_ok(c->m->view, p->cand[c->cur].server);
+    if (plan_superseded(c->m, c->req->selection_request, p, c->started_wall_ms)) {
+        /* the client was served by a newer request meanwhile (it gave up on
+         * this one): this launch must not take its session back */
+        obs_count("master_launches_superseded_total");
+        LOG_WARN("master", "launch superseded by a newer request; stopping its process",
+                 "server=%s session=%s", p->cand[c->cur].server, p->session_id);
+        master_agent_stop(c->m, p->cand[c->cur].server, p->cand[c->cur].endpoint, p->session_id);
+        plan_abandon(c->m, p, c->cur);
+        wire_free(&env);
+        rpc_reject(c, "superseded by a newer request of this client");
+        return;
+    }
     if (c->cur > 0 && p->reuse && !p->moved) {
         p->moved = true;
         snprintf(p->reason, sizeof p->reason, "affinity server failed to launch: %.200s",
@@ -316,7 +330,7 @@ static void rpc_launch_done(rpc_ctx *c, nng_msg *msg)
 static bool rpc_standby(rpc_ctx *c)
 {
     master *m = c->m;
-    if (atomic_load(&m->is_leader))
+    if (master_leading(m)) /* fenced: a leader whose lease may lapse answers as a standby */
         return false;
     char leader[128], ep[256] = "", text[512];
     reg_leader(m->view, leader, sizeof leader);
@@ -365,6 +379,7 @@ static void rpc_request(rpc_ctx *c, nng_msg *msg)
         return;
     }
     c->started_ms = lb_mono_ms();
+    c->started_wall_ms = lb_wall_ms();
     c->t0_ns = obs_now_ns();
     switch (c->req->body_case) {
     case LB__ENVELOPE__BODY_SELECTION_REQUEST:
@@ -429,30 +444,6 @@ static void rpc_cb(void *arg)
     }
 }
 
-static void rpc_launch_cb(void *arg)
-{
-    rpc_ctx *c = arg;
-    int rv = nng_aio_result(c->laio);
-    if (rv == NNG_ECLOSED && atomic_load(&c->m->stopping))
-        return;
-    if (c->state == ST_LAUNCH_SEND) {
-        if (rv != 0) {
-            nng_msg_free(nng_aio_get_msg(c->laio));
-            rpc_launch_failed(c, rv == NNG_ETIMEDOUT ? "agent not connected" : nng_strerror(rv));
-            return;
-        }
-        c->state = ST_LAUNCH_RECV;
-        nng_aio_set_timeout(c->laio, (nng_duration)c->m->cfg.launch_timeout_ms);
-        nng_ctx_recv(c->lctx, c->laio);
-    } else if (c->state == ST_LAUNCH_RECV) {
-        if (rv != 0) {
-            rpc_launch_failed(c, rv == NNG_ETIMEDOUT ? "launch timed out" : nng_strerror(rv));
-            return;
-        }
-        rpc_launch_done(c, nng_aio_get_msg(c->laio));
-    }
-}
-
 int master_rpc_start(master *m)
 {
     rpc_c.serve = obs_counter_get("master_selections_total{action=\"serve\"}");
@@ -481,8 +472,7 @@ int master_rpc_start(master *m)
         rpc_ctx *c = lb_xcalloc(1, sizeof *c);
         c->m = m;
         m->ctxs[i] = c;
-        if (nng_ctx_open(&c->ctx, m->rpc) != 0 || nng_aio_alloc(&c->aio, rpc_cb, c) != 0 ||
-            nng_aio_alloc(&c->laio, rpc_launch_cb, c) != 0)
+        if (nng_ctx_open(&c->ctx, m->rpc) != 0 || nng_aio_alloc(&c->aio, rpc_cb, c) != 0)
             return -1;
         rpc_recv(c);
     }
@@ -491,20 +481,16 @@ int master_rpc_start(master *m)
 
 void master_rpc_stop(master *m)
 {
+    attempt_stop_all(m); /* no attempt calls back into a context after this */
     for (size_t i = 0; i < m->n_ctxs; i++)
-        if (m->ctxs[i] != NULL) {
+        if (m->ctxs[i] != NULL)
             nng_aio_stop(m->ctxs[i]->aio);
-            nng_aio_stop(m->ctxs[i]->laio);
-        }
     nng_close(m->rpc);
     for (size_t i = 0; i < m->n_ctxs; i++) {
         rpc_ctx *c = m->ctxs[i];
         if (c == NULL)
             continue;
         nng_aio_free(c->aio);
-        nng_aio_free(c->laio);
-        if (c->lctx_open)
-            nng_ctx_close(c->lctx);
         wire_free(&c->req);
         plan_free(&c->plan);
         free(c);

@@ -122,8 +122,10 @@ nng_msg *master_renew(master *m, const Lb__Envelope *req)
 
 static const char *status_of(const reg_server *s)
 {
-    if (s->stale)
+    if (s->stale || s->conn_down)
         return "DOWN";
+    if (s->ejected_until_ms != 0)
+        return "EJECTED";
     if (s->override != NULL && s->override->disable)
         return "DISABLED";
     if (s->override != NULL && s->override->drain)
@@ -151,7 +153,7 @@ nng_msg *master_list(master *m, const Lb__Envelope *req)
     Lb__ServerEntry **ptrs = lb_xcalloc(n, sizeof *ptrs);
     reg_server *s;
     while ((s = reg_server_next_locked(m->view, &it)) != NULL) {
-        if (!offers(s->info, app))
+        if (app[0] != '\0' && !offers(s->info, app)) /* "": every server (lbctl servers) */
             continue;
         const sel_server *ss = s->idx >= 0 ? sel_snapshot_server(snap, s->idx) : NULL;
         Lb__ServerEntry *e = &items[k];
@@ -164,6 +166,9 @@ nng_msg *master_list(master *m, const Lb__Envelope *req)
         e->group = lb_strdup(ss != NULL ? ss->group : s->info->group);
         e->group_rank = ss != NULL ? ss->group_rank : s->info->group_rank;
         e->zone = lb_strdup(s->info->zone);
+        char why[256];
+        reg_health_detail_locked(m->view, s, why, sizeof why);
+        e->detail = lb_strdup(why);
         ptrs[k++] = e;
     }
     reg_unlock(m->view);
@@ -181,6 +186,7 @@ nng_msg *master_list(master *m, const Lb__Envelope *req)
         free(items[i].host);
         free(items[i].group);
         free(items[i].zone);
+        free(items[i].detail);
     }
     free(items);
     free(ptrs);
@@ -188,11 +194,15 @@ nng_msg *master_list(master *m, const Lb__Envelope *req)
     return msg;
 }
 
-static void live_fill(Lb__ServerLive *e, const reg_server *s, int64_t now)
+/* View lock held; why (LIVE_WHY bytes) holds the entry's detail. */
+#define LIVE_WHY 256
+static void live_fill(reg *view, Lb__ServerLive *e, const reg_server *s, int64_t now, char *why)
 {
     lb__server_live__init(e);
     e->server_id = s->info->id;
-    e->status = s->stale ? "DOWN" : "UP";
+    e->status = s->stale || s->conn_down ? "DOWN" : s->ejected_until_ms != 0 ? "EJECTED" : "UP";
+    reg_health_detail_locked(view, s, why, LIVE_WHY);
+    e->detail = why;
     e->load = s->load;
     e->pending = s->pending;
     e->age_ms = s->load != NULL ? now - s->load_at_ms : -1;
@@ -203,7 +213,7 @@ nng_msg *master_load_list(master *m, const Lb__Envelope *req)
     const char *only = req->load_request->server_id;
     Lb__LoadList out = LB__LOAD_LIST__INIT;
     out.master_id = m->cfg.id;
-    out.leader = atomic_load(&m->is_leader);
+    out.leader = master_leading(m);
     nng_msg *msg = NULL;
     int64_t now = lb_mono_ms();
     /* packed under the view lock: the entries borrow the view's records */
@@ -211,11 +221,12 @@ nng_msg *master_load_list(master *m, const Lb__Envelope *req)
     size_t n = reg_n_servers_locked(m->view), k = 0, it = 0;
     Lb__ServerLive *items = lb_xcalloc(n + 1, sizeof *items);
     Lb__ServerLive **ptrs = lb_xcalloc(n + 1, sizeof *ptrs);
+    char *whys = lb_xcalloc(n + 1, LIVE_WHY);
     reg_server *s;
     while ((s = reg_server_next_locked(m->view, &it)) != NULL && k < n) {
         if (only != NULL && only[0] != '\0' && strcmp(only, s->info->id) != 0)
             continue;
-        live_fill(&items[k], s, now);
+        live_fill(m->view, &items[k], s, now, whys + k * LIVE_WHY);
         ptrs[k] = &items[k];
         k++;
     }
@@ -230,6 +241,7 @@ nng_msg *master_load_list(master *m, const Lb__Envelope *req)
     reg_unlock(m->view);
     free(items);
     free(ptrs);
+    free(whys);
     obs_count("master_load_lists_total");
     return msg;
 }

@@ -48,29 +48,6 @@ static void on_status(void *arg, bool connected, lb_err err, const char *msg)
 
 /* ---- registration and leadership ------------------------------------------------- */
 
-static void try_lead(master *m, int64_t lease)
-{
-    char key[512];
-    reg_key(m->view, key, sizeof key, "leader", "");
-    key[strlen(key) - 1] = '\0'; /* "<prefix>leader" */
-    etcd_cmp cmp = {.key = key, .target = ETCD_CMP_CREATE, .result = ETCD_CMP_EQUAL, .number = 0};
-    etcd_op put = {.type = ETCD_OP_PUT,
-                   .key = key,
-                   .value = m->cfg.id,
-                   .value_len = strlen(m->cfg.id),
-                   .lease = lease};
-    bool won = false;
-    lb_errmsg em = {{0}};
-    if (etcd_txn(m->etcd, &cmp, 1, &put, 1, NULL, 0, &won, NULL, &em) != LB_OK) {
-        LOG_WARN("master", "leader election failed", "err=\"%s\"", em.text);
-        return;
-    }
-    if (won) {
-        atomic_store(&m->is_leader, true);
-        LOG_INFO("master", "became leader", "id=%s", m->cfg.id);
-    }
-}
-
 static lb_err on_granted(void *arg, int64_t lease)
 {
     master *m = arg;
@@ -90,7 +67,7 @@ static lb_err on_granted(void *arg, int64_t lease)
         LOG_WARN("master", "registration failed", "key=%s err=\"%s\"", key, em.text);
         return err;
     }
-    try_lead(m, lease);
+    master_try_lead(m, lease);
     return LB_OK;
 }
 
@@ -179,9 +156,30 @@ static lb_err flush_batch(master *m, write_op **batch, size_t n)
                              .value = batch[i]->value,
                              .value_len = batch[i]->len};
     }
+    /* fencing: the writes land only while this master still holds the leader
+     * key with the lease it won it with; a deposed leader's writes fail */
+    char key[512];
+    snprintf(key, sizeof key, "%sleader", m->cfg.prefix);
+    int64_t lease = atomic_load(&m->leader_lease);
+    etcd_cmp cmps[2] = {
+        {.key = key,
+         .target = ETCD_CMP_VALUE,
+         .result = ETCD_CMP_EQUAL,
+         .value = m->cfg.id,
+         .value_len = strlen(m->cfg.id)},
+        {.key = key, .target = ETCD_CMP_LEASE, .result = ETCD_CMP_EQUAL, .number = lease}};
     bool ok = false;
     lb_errmsg em = {{0}};
-    lb_err err = etcd_txn(m->etcd, NULL, 0, ops, k, NULL, 0, &ok, NULL, &em);
+    lb_err err = lease == 0 ? LB_OK : etcd_txn(m->etcd, cmps, 2, ops, k, NULL, 0, &ok, NULL, &em);
+    if (err == LB_OK && !ok) {
+        obs_add(obs_counter_get("master_etcd_writes_fenced_total"), k);
+        if (!m->writes_fenced)
+            LOG_WARN("master", "writes fenced: not the leader; dropped", "ops=%zu lease=%llx", k,
+                     (unsigned long long)lease);
+        m->writes_fenced = true;
+        atomic_store(&m->is_leader, false); /* leader.c logs the step-down */
+        return LB_OK;                       /* dropped, never retried */
+    }
     if (err != LB_OK) {
         obs_count("master_etcd_write_errors_total");
         /* logged when writes start failing, not on every retry */
@@ -194,6 +192,7 @@ static lb_err flush_batch(master *m, write_op **batch, size_t n)
         if (m->writes_failing)
             LOG_INFO("master", "batched writes resumed", "ops=%zu", k);
         m->writes_failing = false;
+        m->writes_fenced = false;
     }
     return err;
 }
@@ -408,14 +407,7 @@ static void sync_agents(master *m)
 static void chores(master *m)
 {
     static unsigned n_chores; /* the writer thread's own */
-    reg_check_stale(m->view);
-    char leader[128];
-    reg_leader(m->view, leader, sizeof leader);
-    bool lead = strcmp(leader, m->cfg.id) == 0;
-    if (atomic_exchange(&m->is_leader, lead) != lead && !lead)
-        LOG_WARN("master", "not leader", "leader=%s", leader[0] ? leader : "(none)");
-    if (leader[0] == '\0' && m->keeper != NULL && etcd_keeper_lease(m->keeper) != 0)
-        try_lead(m, etcd_keeper_lease(m->keeper));
+    bool lead = master_leading(m);
     if (lead) {
         reap_sessions(m);
         if (!m->cfg.etcd_economy)
@@ -430,7 +422,7 @@ static void *writer_main(void *arg)
 {
     master *m = arg;
     int64_t backoff = 0;
-    int64_t next_chore = lb_mono_ms();
+    int64_t next_chore = lb_mono_ms(), next_health = 0;
     while (!atomic_load(&m->stopping)) {
         pthread_mutex_lock(&m->wq_lock);
         if (m->wq_head == NULL && !atomic_load(&m->stopping)) {
@@ -453,6 +445,11 @@ static void *writer_main(void *arg)
                                                                          : WRITE_BACKOFF_MAX_MS);
         else
             backoff = 0;
+        /* a server whose reports stopped is out within report_stale + 200 ms */
+        if (lb_mono_ms() >= next_health) {
+            reg_check_stale(m->view);
+            next_health = lb_mono_ms() + 200;
+        }
         if (lb_mono_ms() >= next_chore) {
             chores(m);
             next_chore = lb_mono_ms() + 1000;

@@ -55,6 +55,7 @@ typedef struct slave_config {
 typedef struct upstream {
     char endpoint[256];
     nng_socket sock;
+    atomic_int pipes; /* live connections (nng pipe events): 0 = do not wait on it */
 } upstream;
 
 typedef struct slave {
@@ -69,7 +70,8 @@ typedef struct slave {
     pthread_mutex_t up_lock; /* guards ups, n_ups, preferred */
     upstream ups[SLAVE_MAX_MASTERS];
     size_t n_ups;
-    size_t preferred; /* the master that answered last */
+    size_t preferred;         /* the leader (etcd watch), else the master that answered last */
+    etcd_watch *leader_watch; /* follows <prefix>leader (leader.c) */
 
     atomic_uint_fast32_t inflight;
     atomic_uint_fast32_t window; /* requests in the current report window */
@@ -90,6 +92,13 @@ void slave_config_free(slave_config *cfg);
 
 /* upstream.c */
 int slave_upstream_start(slave *s);
+/* Index of master RPC endpoint ep in ups, dialing it when new; -1 when the
+ * table is full or the dial fails. up_lock held. */
+int slave_add_master_locked(slave *s, const char *ep);
+/* leader.c: watches the leader key and makes the leader's endpoint preferred,
+ * so a failover moves requests at once instead of after a timeout. */
+int slave_leader_start(slave *s);
+void slave_leader_stop(slave *s);
 void slave_upstream_stop(slave *s);
 /* Opens a context on master i (in preference order from `preferred`); false
  * when i >= number of masters. *which receives the master's slot. */

@@ -47,23 +47,37 @@ static lb_err on_granted(void *arg, int64_t lease)
     return err;
 }
 
-/* Adds a master RPC endpoint (lock held). */
-static void add_master(slave *s, const char *ep)
+/* nng's pipe thread: counts the live connections to one master, so a request
+ * is not sent first to a master whose connection is gone (a dead master). */
+static void master_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    (void)p;
+    upstream *u = arg;
+    atomic_fetch_add(&u->pipes, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1);
+}
+
+int slave_add_master_locked(slave *s, const char *ep)
 {
     for (size_t i = 0; i < s->n_ups; i++)
         if (strcmp(s->ups[i].endpoint, ep) == 0)
-            return;
+            return (int)i;
     if (s->n_ups == SLAVE_MAX_MASTERS)
-        return;
+        return -1;
     lb_errmsg em = {{0}};
     upstream *u = &s->ups[s->n_ups];
-    if (wire_req_dial(ep, &u->sock, &em) != LB_OK) {
+    atomic_init(&u->pipes, 0);
+    if (wire_req_dial_notify(ep, master_pipe_cb, u, &u->sock, &em) != LB_OK) {
         LOG_WARN("slave", "cannot dial master", "err=\"%s\"", em.text);
-        return;
+        return -1;
     }
     snprintf(u->endpoint, sizeof u->endpoint, "%s", ep);
-    s->n_ups++;
     LOG_INFO("slave", "master added", "endpoint=%s", ep);
+    return (int)s->n_ups++;
+}
+
+static void add_master(slave *s, const char *ep)
+{
+    slave_add_master_locked(s, ep);
 }
 
 static void dial_report(slave *s, const char *ep)
@@ -170,6 +184,8 @@ int slave_upstream_start(slave *s)
         LOG_ERROR("slave", "etcd lease", "err=\"%s\"", em.text);
         return -1;
     }
+    if (slave_leader_start(s) != 0)
+        return -1;
     if (pthread_create(&s->upstream_thread, NULL, upstream_main, s) != 0)
         return -1;
     return 0;
@@ -179,6 +195,7 @@ void slave_upstream_stop(slave *s)
 {
     atomic_store(&s->stopping, true);
     pthread_join(s->upstream_thread, NULL);
+    slave_leader_stop(s);
     etcd_keeper_stop(&s->keeper);
     etcd_close(&s->etcd);
     nng_close(s->pub);
@@ -200,7 +217,16 @@ bool slave_master_ctx(slave *s, size_t i, nng_ctx *out, size_t *which, char *ep,
     bool ok = false;
     pthread_mutex_lock(&s->up_lock);
     if (i < s->n_ups) {
-        size_t k = (s->preferred + i) % s->n_ups;
+        /* the preferred master first, then the others; connected ones before
+         * those without a connection (still tried, last) */
+        size_t order[SLAVE_MAX_MASTERS], n = 0;
+        for (int pass = 0; pass < 2; pass++)
+            for (size_t j = 0; j < s->n_ups; j++) {
+                size_t k = (s->preferred + j) % s->n_ups;
+                if ((atomic_load(&s->ups[k].pipes) > 0) == (pass == 0))
+                    order[n++] = k;
+            }
+        size_t k = order[i];
         ok = nng_ctx_open(out, s->ups[k].sock) == 0;
         *which = k;
         snprintf(ep, ep_cap, "%s", s->ups[k].endpoint);

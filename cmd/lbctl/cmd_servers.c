@@ -1,5 +1,6 @@
 /* lbctl servers: the processing servers as etcd has them, with the leader's
- * live load (load is not stored in etcd). */
+ * live load (load is not stored in etcd) and its view of their health (DOWN,
+ * EJECTED with why and the time left). */
 #include "ctl_live.h"
 #include "ctl_args.h"
 #include "lbctl.h"
@@ -44,8 +45,13 @@ static int load_prefix(etcd_client *c, const ctl_opts *o, const char *kind, etcd
     return 0;
 }
 
+/* The leader's DOWN and EJECTED come first: an operator's drain does not hide
+ * a dead server. */
 static const char *status_of(const struct server_row *r)
 {
+    if (r->live != NULL &&
+        (strcmp(r->live->status, "DOWN") == 0 || strcmp(r->live->status, "EJECTED") == 0))
+        return r->live->status;
     if (r->ov != NULL && r->ov->disable)
         return "DISABLED";
     if (r->ov != NULL && r->ov->drain)
@@ -53,6 +59,12 @@ static const char *status_of(const struct server_row *r)
     if (!r->have_live)
         return "UNKNOWN";
     return r->live != NULL && strcmp(r->live->status, "UP") == 0 ? "UP" : "DOWN";
+}
+
+/* Why the leader has the server DOWN or EJECTED ("" otherwise). */
+static const char *detail_of(const struct server_row *r)
+{
+    return r->live != NULL && r->live->detail != NULL ? r->live->detail : "";
 }
 
 static uint32_t sessions_of(const struct server_row *r)
@@ -85,6 +97,7 @@ static void print_rows(const ctl_opts *o, struct server_row *rows, size_t n)
                                         : in->group);
             cJSON_AddStringToObject(s, "status", status_of(&rows[i]));
             cJSON_AddNumberToObject(s, "sessions", sessions_of(&rows[i]));
+            cJSON_AddStringToObject(s, "detail", detail_of(&rows[i]));
             cJSON_AddNumberToObject(s, "capacity", in->capacity);
             cJSON_AddStringToObject(s, "host", in->host);
             cJSON_AddStringToObject(s, "agent", in->agent_endpoint);
@@ -120,8 +133,10 @@ static void print_rows(const ctl_opts *o, struct server_row *rows, size_t n)
         apps_string(in, apps, sizeof apps);
         snprintf(sessions, sizeof sessions, l != NULL ? "%u" : "-", sessions_of(&rows[i]));
         if (!wide) {
-            printf("%-16s %-10s %-10s %-9s %-9s %-8u %s\n", in->id, in->zone, in->group,
-                   status_of(&rows[i]), sessions, in->capacity, apps);
+            printf("%-16s %-10s %-10s %-9s %-9s %-8u %s%s%s%s\n", in->id, in->zone, in->group,
+                   status_of(&rows[i]), sessions, in->capacity, apps,
+                   detail_of(&rows[i])[0] ? " (" : "", detail_of(&rows[i]),
+                   detail_of(&rows[i])[0] ? ")" : "");
             continue;
         }
         if (l != NULL) {

@@ -194,7 +194,7 @@ void etcd_watch_stop(etcd_watch **w);
 
 /* ---- keeping a lease alive ----
  * A thread that grants a lease of ttl_s, calls on_granted(arg, id) (where the
- * owner puts its keys with that lease), refreshes it every ttl_s/3, and when the
+ * owner puts its keys with that lease), refreshes it every ttl_s/4, and when the
  * lease is lost (expired, etcd restarted, unreachable for longer than the ttl)
  * grants a new one and calls on_granted again. */
 typedef struct etcd_keeper etcd_keeper;
@@ -204,6 +204,11 @@ lb_err etcd_keeper_start(etcd_client *c, int64_t ttl_s,
 /* Revokes the lease (so its keys go at once) and joins the thread. */
 void etcd_keeper_stop(etcd_keeper **k);
 int64_t etcd_keeper_lease(const etcd_keeper *k);
+/* Monotonic ms (lb_mono_ms) at which the last successful grant or refresh of
+ * the current lease was sent (0: none): etcd cannot expire the lease before
+ * this + ttl, so an owner that must not outlive its lease (a fenced leader)
+ * stops acting well before. Thread-safe. */
+int64_t etcd_keeper_fresh_ms(const etcd_keeper *k);
 /* True while the keeper holds a lease and its last grant or refresh succeeded:
  * false as soon as one refresh fails (etcd down), before the lease expires. */
 bool etcd_keeper_ok(const etcd_keeper *k);

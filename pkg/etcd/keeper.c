@@ -1,6 +1,6 @@
 /*
  * The keeper: a thread that keeps one lease alive (one keepalive POST every
- * ttl/3) and, when the lease is lost (etcd says it is gone, or no refresh went
+ * ttl/4) and, when the lease is lost (etcd says it is gone, or no refresh went
  * through for a whole ttl), grants a new one and calls on_granted again so the
  * owner puts its keys back.
  *
@@ -32,6 +32,8 @@ struct etcd_keeper {
     void *arg;
     atomic_llong lease; /* 0 while there is none */
     atomic_bool ok;     /* the last grant or refresh succeeded (health) */
+    atomic_llong fresh; /* monotonic ms when the last successful grant or refresh
+                           was sent: etcd cannot expire the lease before fresh + ttl */
     keep_state state;   /* logged on changes only */
     etcd_nap nap;
     pthread_t thr;
@@ -57,7 +59,7 @@ static void set_state(etcd_keeper *k, keep_state s, lb_err err, const char *why)
 /* Grants a lease and has the owner attach its keys; revokes it if that fails. */
 static lb_err grant_and_publish(etcd_keeper *k, lb_errmsg *em)
 {
-    int64_t id = 0;
+    int64_t id = 0, sent = lb_mono_ms();
     lb_err rc = etcd_lease_grant(k->c, k->ttl_s, &id, em);
     if (rc != LB_OK)
         goto out;
@@ -68,6 +70,7 @@ static lb_err grant_and_publish(etcd_keeper *k, lb_errmsg *em)
         etcd_lease_revoke(k->c, id, NULL);
         goto out;
     }
+    atomic_store(&k->fresh, sent);
     atomic_store(&k->lease, id);
     atomic_store(&k->ok, true);
     obs_count("etcd_keeper_grants_total");
@@ -84,16 +87,20 @@ static void *keeper_main(void *arg)
 {
     etcd_keeper *k = arg;
     const int64_t ttl_ms = k->ttl_s * 1000;
-    const int64_t period = ttl_ms / 3 > 100 ? ttl_ms / 3 : 100;
+    /* a quarter of the ttl: a lease owner that fences itself (steps down when
+     * no refresh went through for 3/4 of the ttl) survives two lost refreshes */
+    const int64_t period = ttl_ms / 4 > 100 ? ttl_ms / 4 : 100;
     int64_t last_ok = lb_mono_ms(), retry = RETRY_MIN_MS;
     int64_t wait = atomic_load(&k->lease) != 0 ? period : RETRY_MIN_MS;
     lb_errmsg em = {{0}};
     while (etcd_nap_sleep(&k->nap, wait)) {
         int64_t id = atomic_load(&k->lease);
         if (id != 0) {
+            int64_t sent = lb_mono_ms();
             lb_err rc = etcd_lease_keepalive(k->c, id, NULL, &em);
             if (rc == LB_OK) {
                 last_ok = lb_mono_ms();
+                atomic_store(&k->fresh, sent);
                 atomic_store(&k->ok, true);
                 set_state(k, KEEP_OK, rc, "");
                 wait = period;
@@ -151,6 +158,7 @@ lb_err etcd_keeper_start(etcd_client *c, int64_t ttl_s,
     k->on_granted = on_granted;
     k->arg = arg;
     atomic_init(&k->lease, 0);
+    atomic_init(&k->fresh, 0);
     k->state = KEEP_OK;
     rc = grant_and_publish(k, em);
     if (rc == LB_EAUTH) {
@@ -196,6 +204,11 @@ void etcd_keeper_stop(etcd_keeper **kp)
                  "lease=%llx why=\"%s\"", (unsigned long long)id, em.text);
     keeper_free(k);
     *kp = NULL;
+}
+
+int64_t etcd_keeper_fresh_ms(const etcd_keeper *k)
+{
+    return k != NULL ? atomic_load(&((etcd_keeper *)k)->fresh) : 0;
 }
 
 int64_t etcd_keeper_lease(const etcd_keeper *k)

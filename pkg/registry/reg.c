@@ -61,6 +61,8 @@ reg *reg_new(const char *prefix, int64_t report_stale_ms)
     r->prefix = lb_strdup(prefix);
     r->prefix_len = strlen(prefix);
     r->report_stale_ms = report_stale_ms;
+    r->eject =
+        (reg_eject_cfg){.consecutive = 3, .base_ms = 5000, .max_ms = 60000, .max_percent = 50};
     r->servers = hmap_new();
     r->slaves = hmap_new();
     r->masters = hmap_new();
@@ -121,7 +123,7 @@ void reg_unlock(reg *r)
  * rebuilt by the next feed after that, the periodic stale check, or a request. */
 #define REG_REBUILD_MIN_MS 100
 
-static void reg_unlock_settled(reg *r)
+void reg_unlock_settled(reg *r)
 {
     if (r->dirty && (r->snap == NULL || lb_mono_ms() - r->built_ms >= REG_REBUILD_MIN_MS))
         reg_snapshot_locked(r);
@@ -157,6 +159,7 @@ static void put_server(reg *r, const char *id, const etcd_kv *kv)
     if (s == NULL) {
         s = lb_xcalloc(1, sizeof *s);
         s->idx = -1;
+        s->seen_at_ms = lb_mono_ms();
         s->override = hmap_get(r->overrides, id);
         hmap_put(r->servers, id, s);
         LOG_INFO("registry", "server up", "server=%s zone=%s group=%s", info->id, info->zone,
@@ -230,6 +233,8 @@ static void del_record(reg *r, const char *kind, const char *id)
         reg_server *s = hmap_del(r->servers, id);
         if (s != NULL) {
             LOG_INFO("registry", "server gone", "server=%s", id);
+            if (s->ejected_until_ms != 0 && r->n_ejected > 0)
+                r->n_ejected--;
             reg_snapshot_drop(r); /* the snapshot borrows s's strings */
             free_server(s);
         }
@@ -317,13 +322,26 @@ void reg_reset(reg *r, const etcd_kvs *snapshot)
     size_t it = 0;
     const char *id;
     void *v;
+    r->n_ejected = 0;
     while (hmap_next(old_servers, &it, &id, &v)) {
         reg_server *old = v, *cur = hmap_get(r->servers, id);
-        if (cur != NULL && old->load != NULL) {
+        if (cur == NULL)
+            continue;
+        if (old->load != NULL) {
             cur->load = old->load;
             cur->load_at_ms = old->load_at_ms;
             old->load = NULL;
         }
+        /* what the master learnt of the server's health is not in etcd either */
+        cur->seen_at_ms = old->seen_at_ms;
+        cur->stale = old->stale;
+        cur->conn_down = old->conn_down;
+        cur->consec_failures = old->consec_failures;
+        cur->ejections = old->ejections;
+        cur->ejected_until_ms = old->ejected_until_ms;
+        memcpy(cur->eject_reason, old->eject_reason, sizeof cur->eject_reason);
+        if (cur->ejected_until_ms != 0)
+            r->n_ejected++;
     }
     hmap_free(&old_servers, free_server);
     r->dirty = true;
@@ -393,28 +411,6 @@ bool reg_on_slave_load(reg *r, const Lb__SlaveLoad *l)
     }
     reg_unlock(r);
     return s != NULL;
-}
-
-void reg_check_stale(reg *r)
-{
-    if (r->report_stale_ms <= 0)
-        return;
-    int64_t now = lb_mono_ms();
-    reg_lock(r);
-    size_t it = 0;
-    const char *id;
-    void *v;
-    while (hmap_next(r->servers, &it, &id, &v)) {
-        reg_server *s = v;
-        bool stale = s->load != NULL && now - s->load_at_ms > r->report_stale_ms;
-        if (stale != s->stale) {
-            s->stale = stale;
-            r->dirty = true;
-            LOG_WARN("registry", stale ? "server reports stopped" : "server reports resumed",
-                     "server=%s", id);
-        }
-    }
-    reg_unlock_settled(r);
 }
 
 /* ---- lookups -------------------------------------------------------------------------- */

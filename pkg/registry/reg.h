@@ -34,9 +34,28 @@ typedef struct reg_server {
     uint32_t inflight;      /* sessions chosen here whose launch has not answered yet */
     uint64_t *unreported;   /* launch_seq of launches done here that no report counts yet */
     size_t n_unreported, cap_unreported;
-    bool stale; /* reports stopped: treated as down */
+    bool stale; /* reports stopped (or never came): treated as down */
     int idx;    /* index in the current snapshot, -1 when not in it */
+    /* health (reg_health.c) */
+    int64_t seen_at_ms;       /* monotonic time the server appeared in the view */
+    bool conn_down;           /* the master's connection to its agent closed */
+    uint32_t consec_failures; /* launch failures since the last success */
+    uint32_t ejections;       /* ejections in a row: the backoff's exponent */
+    int64_t ejected_until_ms; /* monotonic; 0 when not ejected */
+    char eject_reason[160];
 } reg_server;
+
+/* Outlier ejection (Envoy style): a server whose launches fail is taken out of
+ * selection for base_ms * 2^(ejections-1), at most max_ms; a connection failure
+ * (unreachable, not connected, timed out) ejects at once, an error answered by
+ * the agent after `consecutive` in a row. At most max_percent of the servers
+ * are ejected at one time (at least one may always be). */
+typedef struct reg_eject_cfg {
+    uint32_t consecutive;
+    int64_t base_ms;
+    int64_t max_ms;
+    uint32_t max_percent;
+} reg_eject_cfg;
 
 typedef struct reg_slave {
     Lb__SlaveInfo *info; /* owned */
@@ -64,8 +83,25 @@ bool reg_on_slave_load(reg *r, const Lb__SlaveLoad *l);
 
 /* The selection snapshot, rebuilt when the view changed. Never NULL. */
 sel_snapshot *reg_snapshot_locked(reg *r);
-/* Marks servers whose reports went stale as down (call periodically). */
+/* Marks servers whose reports went stale (or never came within report_stale of
+ * their registration) as down, and ends ejections whose time is up (call
+ * periodically, e.g. every 200 ms). */
 void reg_check_stale(reg *r);
+
+/* Health of servers as the master sees it (reg_health.c). */
+void reg_set_eject_cfg(reg *r, const reg_eject_cfg *c);
+/* The connection to server id's agent went away (up false) or came back. */
+void reg_set_conn(reg *r, const char *id, bool up);
+/* A launch on server id failed (conn: the agent could not be reached or did
+ * not answer in time). Returns true when this ejected the server. Locks. */
+bool reg_launch_failed(reg *r, const char *id, const char *why, bool conn);
+/* A launch on server id succeeded: its failure count and backoff reset. */
+void reg_launch_ok(reg *r, const char *id);
+/* Why server s is out of selection, with the time left of an ejection, into
+ * out ("" when it is not). Lock held. */
+void reg_health_detail_locked(const reg *r, const reg_server *s, char *out, size_t cap);
+/* Servers ejected and down right now. Lock held. */
+void reg_health_counts_locked(const reg *r, size_t *ejected, size_t *down);
 
 reg_server *reg_server_locked(reg *r, const char *id);
 /* Pending sessions: what this master assigned that the server's last load report

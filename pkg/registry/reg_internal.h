@@ -12,6 +12,8 @@ struct reg {
     char *prefix;
     size_t prefix_len;
     int64_t report_stale_ms;
+    reg_eject_cfg eject;
+    size_t n_ejected; /* servers with ejected_until_ms != 0 */
 
     hmap *servers;   /* id -> reg_server */
     hmap *slaves;    /* id -> reg_slave */
@@ -34,6 +36,8 @@ struct reg {
 };
 
 void reg_snapshot_drop(reg *r);
+/* Unlocks after a feeder's change, rebuilding a dirty snapshot first. */
+void reg_unlock_settled(reg *r);
 void reg_affinity_name(char *out, size_t cap, const char *client, const char *app);
 
 #endif

@@ -37,7 +37,8 @@ static void fill_server(reg *r, reg_server *s, sel_server *out, sel_label *label
     out->capacity = in->capacity;
     out->sessions = s->load != NULL ? s->load->sessions : 0;
     out->pending = s->pending;
-    out->up = !s->stale;
+    out->up = !s->stale && !s->conn_down;
+    out->ejected = s->ejected_until_ms != 0;
     out->drained = ov != NULL && ov->drain;
     out->disabled = ov != NULL && ov->disable;
     out->apps = (const char *const *)in->apps;

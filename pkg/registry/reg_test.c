@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "common/util.h"
 #include "registry/reg.h"
 
 #include <stdio.h>
@@ -248,6 +249,99 @@ static void test_bad_records_are_skipped(void **state)
     reg_free(&r);
 }
 
+/* Outlier ejection: a connection failure ejects at once, agent errors after
+ * `consecutive`; the time doubles per ejection in a row up to the cap; at most
+ * max_percent of the servers (but always one) are out; a lost connection is
+ * DOWN; and the selection snapshot leaves both out. */
+static void test_ejection_backoff_cap_and_conn(void **state)
+{
+    (void)state;
+    reg *r = fixture();
+    reg_eject_cfg ec = {.consecutive = 2, .base_ms = 1000, .max_ms = 3000, .max_percent = 50};
+    reg_set_eject_cfg(r, &ec);
+    char why[256];
+    assert_false(reg_launch_failed(r, "s2", "exit status 1", false));
+    assert_true(reg_launch_failed(r, "s2", "exit status 1", false));
+    reg_lock(r);
+    reg_server *s2 = reg_server_locked(r, "s2");
+    assert_true(s2->ejected_until_ms != 0);
+    reg_health_detail_locked(r, s2, why, sizeof why);
+    assert_non_null(strstr(why, "2 launch failures: exit status 1"));
+    assert_non_null(strstr(why, "s left"));
+    sel_snapshot *snap = reg_snapshot_locked(r);
+    assert_true(sel_snapshot_server(snap, s2->idx)->ejected);
+    size_t ej = 0, down = 0;
+    reg_health_counts_locked(r, &ej, &down);
+    assert_int_equal(ej, 1);
+    /* 1 of 2 servers is out: 50 % reached, s1 may not be ejected too */
+    reg_unlock(r);
+    assert_false(reg_launch_failed(r, "s1", "agent unreachable", true));
+    /* the backoff doubles per ejection in a row, up to max_ms */
+    int64_t want[] = {2000, 3000, 3000};
+    for (size_t i = 0; i < 3; i++) {
+        reg_lock(r);
+        s2->ejected_until_ms = 1; /* time is up */
+        reg_unlock(r);
+        reg_check_stale(r);
+        reg_lock(r);
+        assert_int_equal(s2->ejected_until_ms, 0);
+        reg_unlock(r);
+        assert_true(reg_launch_failed(r, "s2", "launch timed out", true));
+        reg_lock(r);
+        int64_t left = s2->ejected_until_ms - lb_mono_ms();
+        assert_true(left > want[i] - 500 && left <= want[i]);
+        reg_unlock(r);
+    }
+    /* a success resets the backoff */
+    reg_launch_ok(r, "s2");
+    reg_lock(r);
+    assert_int_equal(s2->ejections, 0);
+    assert_int_equal(s2->consec_failures, 0);
+    reg_unlock(r);
+    /* the agent's connection closing makes the server down until it is back */
+    reg_set_conn(r, "s1", false);
+    reg_lock(r);
+    snap = reg_snapshot_locked(r);
+    reg_server *s1 = reg_server_locked(r, "s1");
+    assert_false(sel_snapshot_server(snap, s1->idx)->up);
+    reg_health_detail_locked(r, s1, why, sizeof why);
+    assert_string_equal(why, "agent connection closed");
+    reg_unlock(r);
+    reg_set_conn(r, "s1", true);
+    reg_lock(r);
+    snap = reg_snapshot_locked(r);
+    assert_true(sel_snapshot_server(snap, s1->idx)->up);
+    reg_unlock(r);
+    reg_free(&r);
+}
+
+/* A server that registered and never reported is down after report_stale. */
+static void test_never_reported_is_down(void **state)
+{
+    (void)state;
+    kvbuf b = {.n = 0};
+    add_server(&b, "s1", "zone-a", "primary", 0);
+    etcd_kvs snap = {.kvs = b.kv, .n = b.n, .revision = 7};
+    reg *r = reg_new("/lb/", 50);
+    reg_reset(r, &snap);
+    kvbuf_free(&b);
+    reg_check_stale(r);
+    reg_lock(r);
+    assert_false(reg_server_locked(r, "s1")->stale);
+    reg_server_locked(r, "s1")->seen_at_ms -= 100;
+    reg_unlock(r);
+    reg_check_stale(r);
+    reg_lock(r);
+    reg_server *s1 = reg_server_locked(r, "s1");
+    assert_true(s1->stale);
+    char why[256];
+    reg_health_detail_locked(r, s1, why, sizeof why);
+    assert_non_null(strstr(why, "never reported"));
+    assert_false(sel_snapshot_server(reg_snapshot_locked(r), s1->idx)->up);
+    reg_unlock(r);
+    reg_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -256,6 +350,8 @@ int main(void)
         cmocka_unit_test(test_sessions_and_affinity),
         cmocka_unit_test(test_events_add_remove_servers_and_overrides),
         cmocka_unit_test(test_bad_records_are_skipped),
+        cmocka_unit_test(test_ejection_backoff_cap_and_conn),
+        cmocka_unit_test(test_never_reported_is_down),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -204,6 +204,10 @@ static sel_verdict_kind classify(const sel_snapshot *s, int idx, const sel_reque
         elig_detail(detail, n, "status down");
         return SEL_V_DOWN;
     }
+    if (sv->ejected) {
+        elig_detail(detail, n, "ejected after launch failures");
+        return SEL_V_EJECTED;
+    }
     if (sv->drained && !sticky) {
         elig_detail(detail, n, "drained by an operator");
         return SEL_V_DRAINED;
@@ -261,7 +265,7 @@ static void elig_count(char *out, size_t size, size_t *len, bool *first, uint32_
 void sel_no_server_reason(const sel_snapshot *s, const sel_app *a, const sel_request *req,
                           char *out, size_t n)
 {
-    uint32_t c[SEL_V_UNREACHABLE + 1] = {0};
+    uint32_t c[SEL_V_COUNT] = {0};
     if (sel_has_requirements(req)) {
         /* Requirements are per request: only a scan can count them. This is
          * the failure path, and only for requests that carry requirements. */
@@ -269,6 +273,7 @@ void sel_no_server_reason(const sel_snapshot *s, const sel_app *a, const sel_req
             c[sel_classify(s, a->all[i], req, NULL, 0)]++;
     } else {
         c[SEL_V_DOWN] = a->n_down;
+        c[SEL_V_EJECTED] = a->n_ejected;
         c[SEL_V_DRAINED] = a->n_drained;
         c[SEL_V_DISABLED] = a->n_disabled;
         c[SEL_V_FULL] = a->n_nocap + (a->n_leaves - a->n_open);
@@ -278,6 +283,7 @@ void sel_no_server_reason(const sel_snapshot *s, const sel_app *a, const sel_req
     size_t len = w > 0 ? ((size_t)w < n ? (size_t)w : n - 1) : 0;
     bool first = true;
     elig_count(out, n, &len, &first, c[SEL_V_DOWN], "down");
+    elig_count(out, n, &len, &first, c[SEL_V_EJECTED], "ejected");
     elig_count(out, n, &len, &first, c[SEL_V_DRAINED], "drained");
     elig_count(out, n, &len, &first, c[SEL_V_DISABLED], "disabled");
     elig_count(out, n, &len, &first, c[SEL_V_REQUIREMENTS], "fail the requirements");

@@ -123,7 +123,7 @@ static lb_err idx_build_hash(sel_snapshot *s)
 
 static bool idx_can_serve(const sel_server *sv)
 {
-    return sv->up && !sv->drained && !sv->disabled && sv->capacity > 0;
+    return sv->up && !sv->ejected && !sv->drained && !sv->disabled && sv->capacity > 0;
 }
 
 /* Zone -> region of the servers in it (the first region in sort order when a
@@ -159,6 +159,8 @@ static void idx_count_static(sel_app *a, const sel_server *sv)
 {
     if (!sv->up)
         a->n_down++;
+    else if (sv->ejected)
+        a->n_ejected++;
     else if (sv->drained)
         a->n_drained++;
     else if (sv->disabled)

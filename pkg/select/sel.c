@@ -20,6 +20,7 @@ static const char *const sel_verdict_names[] = {
     [SEL_V_LOWER_GROUP] = "lower-group",
     [SEL_V_FARTHER] = "farther",
     [SEL_V_UNREACHABLE] = "unreachable",
+    [SEL_V_EJECTED] = "ejected",
 };
 
 const char *sel_verdict_name(sel_verdict_kind k)
@@ -67,6 +68,7 @@ static int sel_affinity(const sel_snapshot *s, const sel_request *req, sel_resul
     out->moved = true;
     switch (k) {
     case SEL_V_DOWN:
+    case SEL_V_EJECTED:
     case SEL_V_DRAINED:
     case SEL_V_DISABLED:
         snprintf(out->reason, sizeof(out->reason), "server %s %s", id, sel_verdict_name(k));

@@ -5,7 +5,7 @@
  * verdict for every server (the rule that ruled it out, or its rank).
  *
  * Rules, in order (../shared/DESIGN.md "Selection policy"):
- *   1. eligibility: up, not drained/disabled, offers the app, meets the
+ *   1. eligibility: up, not ejected, not drained/disabled, offers the app, meets the
  *      requirements, below capacity (sessions + pending < capacity);
  *   2. affinity: req->affinity_server is chosen (sel_result.affinity) when it
  *      still can serve the client: up, not disabled, offers the app, meets the
@@ -71,6 +71,7 @@ typedef struct sel_server {
     uint32_t sessions; /* last reported */
     uint32_t pending;  /* assigned by this master since that report */
     bool up;
+    bool ejected; /* out of selection for a while after failures (outlier ejection) */
     bool drained;
     bool disabled;
     const char *const *apps;
@@ -145,6 +146,8 @@ typedef enum sel_verdict_kind {
     SEL_V_LOWER_GROUP, /* eligible but a better group had room */
     SEL_V_FARTHER,     /* eligible but a nearer locality tier was used */
     SEL_V_UNREACHABLE, /* reachable_via names no slave that fronts the app */
+    SEL_V_EJECTED,     /* up, but ejected after launch failures (backoff running) */
+    SEL_V_COUNT
 } sel_verdict_kind;
 
 const char *sel_verdict_name(sel_verdict_kind k);

@@ -97,7 +97,7 @@ typedef struct sel_app {
     uint32_t n_zones;
     int32_t *all; /* every server offering the app, any status (explain, reasons) */
     uint32_t n_all;
-    uint32_t n_down, n_drained, n_disabled, n_nocap; /* among `all`, in that precedence */
+    uint32_t n_down, n_ejected, n_drained, n_disabled, n_nocap; /* among `all`, in that order */
     uint32_t n_unreachable; /* could serve but no slave it is reachable_via fronts the app */
 } sel_app;
 

@@ -158,11 +158,21 @@ static void wire_set_common(nng_socket s)
 
 lb_err wire_req_dial(const char *url, nng_socket *out, lb_errmsg *em)
 {
+    return wire_req_dial_notify(url, NULL, NULL, out, em);
+}
+
+lb_err wire_req_dial_notify(const char *url, nng_pipe_cb cb, void *arg, nng_socket *out,
+                            lb_errmsg *em)
+{
     nng_socket s;
     int rv = nng_req0_open(&s);
     if (rv != 0)
         return lb_fail(em, wire_from_nng(rv), "req socket: %s", nng_strerror(rv));
     wire_set_common(s);
+    if (cb != NULL) {
+        nng_pipe_notify(s, NNG_PIPE_EV_ADD_POST, cb, arg);
+        nng_pipe_notify(s, NNG_PIPE_EV_REM_POST, cb, arg);
+    }
     /* We time out and retry at the application level; nng must not resend. */
     nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
     rv = nng_dial(s, url, NULL, NNG_FLAG_NONBLOCK);

@@ -46,6 +46,11 @@ lb_err wire_stats_reply(uint64_t request_id, const char *daemon, const char *id,
 
 /* Opens a REQ socket dialed (non-blocking, reconnecting) to url. */
 lb_err wire_req_dial(const char *url, nng_socket *out, lb_errmsg *em);
+/* Like wire_req_dial, with cb called (on nng's thread) for every connection
+ * added (NNG_PIPE_EV_ADD_POST) or removed (NNG_PIPE_EV_REM_POST); registered
+ * before the dial, so no event is missed. arg must outlive the socket. */
+lb_err wire_req_dial_notify(const char *url, nng_pipe_cb cb, void *arg, nng_socket *out,
+                            lb_errmsg *em);
 /* Opens a REP socket listening on url. */
 lb_err wire_rep_listen(const char *url, nng_socket *out, lb_errmsg *em);
 

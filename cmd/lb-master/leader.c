@@ -1,0 +1,145 @@
+/*
+ * Leadership, fenced. A master leads when it won the `leader` key (a txn on
+ * create_revision == 0, the key on its own lease) AND its lease is fresh: the
+ * last successful refresh was sent less than 3/4 of the lease TTL ago. etcd
+ * cannot expire the lease before that refresh + TTL, so a leader cut off from
+ * etcd stops answering as leader before a standby can win the key: there is
+ * never a moment with two masters answering as leader. Its queued writes are
+ * fenced too (writer.c: every txn compares the leader key's value and lease).
+ *
+ * One thread checks every 100 ms: it logs a step-down once, and it runs the
+ * election the moment the view sees the leader key vacant (a SIGTERMed leader
+ * revokes its lease, so a standby takes over at once).
+ */
+#include "master.h"
+
+#include "common/util.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define LEADER_CHECK_MS 100
+
+static void leader_key(master *m, char *key, size_t cap)
+{
+    snprintf(key, cap, "%sleader", m->cfg.prefix);
+}
+
+void master_try_lead(master *m, int64_t lease)
+{
+    char key[512];
+    leader_key(m, key, sizeof key);
+    etcd_cmp cmp = {.key = key, .target = ETCD_CMP_CREATE, .result = ETCD_CMP_EQUAL, .number = 0};
+    etcd_op put = {.type = ETCD_OP_PUT,
+                   .key = key,
+                   .value = m->cfg.id,
+                   .value_len = strlen(m->cfg.id),
+                   .lease = lease};
+    bool won = false;
+    lb_errmsg em = {{0}};
+    if (etcd_txn(m->etcd, &cmp, 1, &put, 1, NULL, 0, &won, NULL, &em) != LB_OK) {
+        LOG_WARN("master", "leader election failed", "err=\"%s\"", em.text);
+        return;
+    }
+    if (won) {
+        atomic_store(&m->leader_lease, lease);
+        atomic_store(&m->is_leader, true);
+        obs_count("master_elections_won_total");
+        LOG_INFO("master", "became leader", "id=%s lease=%llx", m->cfg.id,
+                 (unsigned long long)lease);
+    }
+}
+
+/* After a step-down whose cause passed (a short etcd outage), the key may still
+ * be ours, on the lease we still keep: nobody else can win it until that lease
+ * expires, which it never does while we refresh it. Take it back when a txn
+ * confirms the key's value and lease are ours. */
+static void try_resume(master *m, int64_t lease)
+{
+    char key[512];
+    leader_key(m, key, sizeof key);
+    etcd_cmp cmps[2] = {
+        {.key = key,
+         .target = ETCD_CMP_VALUE,
+         .result = ETCD_CMP_EQUAL,
+         .value = m->cfg.id,
+         .value_len = strlen(m->cfg.id)},
+        {.key = key, .target = ETCD_CMP_LEASE, .result = ETCD_CMP_EQUAL, .number = lease}};
+    etcd_op get = {.type = ETCD_OP_GET, .key = key};
+    bool ours = false;
+    lb_errmsg em = {{0}};
+    if (etcd_txn(m->etcd, cmps, 2, &get, 1, NULL, 0, &ours, NULL, &em) != LB_OK || !ours)
+        return;
+    atomic_store(&m->leader_lease, lease);
+    atomic_store(&m->is_leader, true);
+    LOG_INFO("master", "leading again", "id=%s lease=%llx", m->cfg.id, (unsigned long long)lease);
+}
+
+/* Why this master must not act as leader now ("" when it may). */
+static void leader_block(master *m, char *why, size_t cap)
+{
+    why[0] = '\0';
+    int64_t lease = etcd_keeper_lease(m->keeper), won = atomic_load(&m->leader_lease);
+    int64_t age = lb_mono_ms() - etcd_keeper_fresh_ms(m->keeper);
+    int64_t limit = m->cfg.lease_ttl_ms * 3 / 4;
+    char leader[128];
+    reg_leader(m->view, leader, sizeof leader);
+    if (won == 0 || lease != won)
+        snprintf(why, cap, "the lease it won with is gone");
+    else if (age >= limit)
+        snprintf(why, cap, "leader lease not refreshed for %lldms (limit %lldms of ttl %lldms)",
+                 (long long)age, (long long)limit, (long long)m->cfg.lease_ttl_ms);
+    else if (strcmp(leader, m->cfg.id) != 0)
+        snprintf(why, cap, "etcd names leader '%s'", leader);
+}
+
+bool master_leading(master *m)
+{
+    if (!atomic_load(&m->is_leader))
+        return false;
+    char why[256];
+    leader_block(m, why, sizeof why);
+    return why[0] == '\0';
+}
+
+static void *leader_main(void *arg)
+{
+    master *m = arg;
+    while (!atomic_load(&m->stopping)) {
+        lb_sleep_ms(LEADER_CHECK_MS);
+        char why[256];
+        if (atomic_load(&m->is_leader)) {
+            leader_block(m, why, sizeof why);
+            if (why[0] != '\0' && atomic_exchange(&m->is_leader, false)) {
+                atomic_store(&m->leader_lease, 0);
+                obs_count("master_stepdowns_total");
+                LOG_WARN("master", "stepped down as leader", "id=%s why=\"%s\"", m->cfg.id, why);
+            }
+            continue;
+        }
+        char leader[128];
+        reg_leader(m->view, leader, sizeof leader);
+        int64_t lease = etcd_keeper_lease(m->keeper);
+        bool fresh = lb_mono_ms() - etcd_keeper_fresh_ms(m->keeper) < m->cfg.lease_ttl_ms * 3 / 4;
+        if (lease == 0 || !fresh || !atomic_load(&m->etcd_ok))
+            continue;
+        if (leader[0] == '\0')
+            master_try_lead(m, lease);
+        else if (strcmp(leader, m->cfg.id) == 0)
+            try_resume(m, lease);
+    }
+    return NULL;
+}
+
+int master_leader_start(master *m)
+{
+    return pthread_create(&m->leader_thread, NULL, leader_main, m) == 0 ? 0 : -1;
+}
+
+void master_leader_stop(master *m)
+{
+    atomic_store(&m->stopping, true);
+    pthread_join(m->leader_thread, NULL);
+}

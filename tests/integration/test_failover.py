@@ -1,0 +1,245 @@
+"""Failover and fencing: a killed leader is replaced within its lease, a
+SIGTERMed one at once; a leader cut off from etcd steps down before its lease
+can lapse and none of its queued or late writes land; a late launch reply
+(agent stopped past launch_timeout) never takes a moved client back."""
+import base64
+import json
+import signal
+import socket
+import threading
+import time
+import unittest
+import urllib.request
+
+from harness import ClusterTest, free_port, pid_alive, to_yaml, wait_for
+
+
+class CutProxy:
+    """A TCP proxy to etcd that can stop forwarding (a black hole: nothing is
+    closed, bytes just stop moving) and heal (what was held moves on)."""
+
+    def __init__(self, target_port):
+        self.target = target_port
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.stop = threading.Event()
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(64)
+        self.srv.settimeout(0.2)
+        self.port = self.srv.getsockname()[1]
+        self.socks = []
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while not self.stop.is_set():
+            try:
+                a, _ = self.srv.accept()
+            except OSError:
+                continue
+            self.flowing.wait()
+            try:
+                b = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                a.close()
+                continue
+            self.socks += [a, b]
+            threading.Thread(target=self.pump, args=(a, b), daemon=True).start()
+            threading.Thread(target=self.pump, args=(b, a), daemon=True).start()
+
+    def pump(self, src, dst):
+        src.settimeout(0.1)
+        while not self.stop.is_set():
+            self.flowing.wait()
+            try:
+                data = src.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            if not data:
+                break
+            self.flowing.wait()  # cut while reading: hold it
+            try:
+                dst.sendall(data)
+            except OSError:
+                break
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.stop.set()
+        self.flowing.set()
+        self.srv.close()
+        for s in self.socks:
+            s.close()
+
+
+def metric(url, name):
+    with urllib.request.urlopen(url + "/metrics", timeout=3) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return None
+
+
+class Failover(ClusterTest):
+    def two_masters(self, m1_etcd=None, m1_http=None):
+        c = self.c
+        self.rpc1, rep1 = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
+        self.rpc2, rep2 = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
+        base = {"lease_ttl": "2s", "report_stale": "3s"}
+        m1 = dict(base, id="master-1", listen=self.rpc1, report_listen=rep1,
+                  etcd=m1_etcd or c.etcd.url)
+        if m1_http:
+            m1["http_listen"] = m1_http
+        self.m1 = c.start("master-1", "lb-master", to_yaml(m1))
+        wait_for(lambda: self.leader() == "master-1", 10, what="master-1 leads")
+        self.m2 = c.start("master-2", "lb-master", to_yaml(dict(
+            base, id="master-2", listen=self.rpc2, report_listen=rep2, etcd=c.etcd.url)))
+        wait_for(lambda: "/lb/masters/master-2" in c.etcd.keys("/lb/"), 10, what="master-2")
+        c.master_rpc, c.master_report = self.rpc1, rep1
+        self.sa = c.start_slave("slave-a", "zone-a", masters=[self.rpc1, self.rpc2],
+                                report=[rep1, rep2])
+        c.start_agent("agent-a1", "zone-a", report=[rep1, rep2])
+        c.wait_master_sees(1)
+        _, out, _ = c.request(self.sa, "echo", "before", location="zone-a")
+        self.assertEqual(out["action"], "SERVE")
+
+    def leader(self):
+        ans = self.c.etcd.call("kv/range", {"key": base64.b64encode(b"/lb/leader").decode()})
+        kvs = ans.get("kvs", [])
+        return base64.b64decode(kvs[0]["value"]).decode() if kvs else ""
+
+    def first_success_after(self, t0, bound, tag):
+        n = 0
+        while time.monotonic() - t0 < bound + 3:
+            n += 1
+            rc, out, _ = self.c.request(self.sa, "echo", f"{tag}-{n}", location="zone-a",
+                                        expect_ok=False)
+            if rc == 0 and out and out.get("action") == "SERVE":
+                self.assertTrue(pid_alive(out["pid"]))
+                return time.monotonic() - t0
+            time.sleep(0.05)
+        self.fail(f"no request succeeded within {bound + 3}s")
+
+    def test_leader_sigkill_requests_succeed_within_5s(self):
+        self.two_masters()
+        t0 = time.monotonic()
+        self.m1.stop(signal.SIGKILL)
+        took = self.first_success_after(t0, 5, "kill")
+        self.assertLess(took, 5.0, f"first success {took:.2f}s after the kill")
+        self.assertEqual(self.leader(), "master-2")
+
+    def test_leader_sigterm_requests_succeed_within_2s(self):
+        self.two_masters()
+        t0 = time.monotonic()
+        self.m1.proc.send_signal(signal.SIGTERM)
+        took = self.first_success_after(t0, 2, "term")
+        self.assertLess(took, 2.0, f"first success {took:.2f}s after SIGTERM")
+        self.assertEqual(self.leader(), "master-2")
+        self.assertEqual(self.m1.proc.wait(10), 0)
+
+    def test_leader_cut_from_etcd_steps_down_and_its_writes_never_land(self):
+        c = self.c
+        proxy = CutProxy(c.etcd.port)
+        self.addCleanup(proxy.close)
+        http1 = f"127.0.0.1:{free_port()}"
+        self.two_masters(m1_etcd=f"http://127.0.0.1:{proxy.port}", m1_http=http1)
+        self.assertEqual(metric("http://" + http1, "master_is_leader"), 1)
+        only1 = c.start_slave("slave-1", "zone-a", masters=[self.rpc1], report=[])
+        proxy.flowing.clear()
+        t0 = time.monotonic()
+        # served by master-1 while it still may lead: its writes queue, held by the cut
+        rc, late, _ = c.request(only1, "echo", "during-cut", location="zone-a",
+                                expect_ok=False)
+        sid = late["session"] if rc == 0 and late else None
+        self.assertIsNotNone(sid, "master-1 serves while its lease is still fresh")
+
+        def stepped_down():
+            r = c.lbctl("--master", self.rpc1, "explain", "--app", "echo", "--client", "x")
+            return r.returncode != 0 and "standby" in (r.stdout + r.stderr)
+        wait_for(stepped_down, 4, 0.05, "master-1 stops answering as leader")
+        took = time.monotonic() - t0
+        self.assertLess(took, 2.0 + 0.5, f"master-1 answered as leader {took:.2f}s into the cut")
+        self.assertEqual(metric("http://" + http1, "master_is_leader"), 0)
+        wait_for(lambda: self.leader() == "master-2", 8, 0.1, "master-2 takes over")
+        self.first_success_after(time.monotonic(), 5, "cut")
+        time.sleep(0.5)  # master-2's own writes of that request land first
+        before = set(c.etcd.keys("/lb/"))
+        proxy.flowing.set()
+        # master-1 sees etcd again; whatever it had queued or in flight must fail
+        wait_for(lambda: c.stats(self.rpc1)["counters"].get(
+            "master_etcd_writes_fenced_total", 0) >= 1 if sid else True, 10, 0.2,
+            "master-1's queued writes fenced")
+        time.sleep(1.0)
+        after = set(c.etcd.keys("/lb/"))
+        if sid:
+            self.assertNotIn(f"/lb/sessions/{sid}", after)
+        self.assertNotIn("/lb/affinity/during-cut/echo", after)
+        for k in sorted(after - before):
+            # the only new keys: master-1's own registration (new lease), the leader's loads
+            self.assertTrue(k == "/lb/masters/master-1" or k.startswith("/lb/load/"), k)
+        self.assertEqual(self.leader(), "master-2")
+        self.assertTrue(self.m1.alive())
+        self.assertIn("stepped down as leader", self.m1.output())
+
+
+class LateLaunch(ClusterTest):
+    def test_agent_stopped_past_launch_timeout_leaves_moved_clients_on_new_sessions(self):
+        c = self.c
+        c.start_master(launch_timeout="1s", eject_base_time="30s")
+        sa = c.start_slave("slave-a", "zone-a")
+        stopped = c.start_agent("agent-a", "zone-a", group="primary", priority=0,
+                                lease_ttl="20s")
+        c.start_agent("agent-b", "zone-a", group="backup", priority=1)
+        c.wait_master_sees(2)
+        _, warm, _ = c.request(sa, "echo", "warm", location="zone-a")
+        self.assertEqual(warm["server"], "agent-a")
+        stopped.proc.send_signal(signal.SIGSTOP)
+        try:
+            outs = {}
+            def ask(i):
+                outs[i] = c.request(sa, "echo", f"late-{i}", location="zone-a")[1]
+            ts = [threading.Thread(target=ask, args=(i,)) for i in range(4)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(30)
+            for i, out in outs.items():
+                self.assertEqual(out["server"], "agent-b", out)
+            self.assertEqual(len(outs), 4)
+        finally:
+            stopped.proc.send_signal(signal.SIGCONT)
+        # the stopped agent now answers the abandoned launches: discarded, stopped
+        time.sleep(1.5)
+        for i, out in outs.items():
+            _, again, _ = c.request(sa, "echo", f"late-{i}", location="zone-a")
+            self.assertEqual(again["server"], "agent-b", again)
+            self.assertEqual(again["session"], out["session"], again)
+            self.assertEqual(again["pid"], out["pid"], again)
+        sessions = [k for k in c.etcd.keys("/lb/sessions/")]
+        self.assertEqual(len(sessions), 5, sessions)  # warm + 4
+        # every live app process belongs to a session: no orphan on agent-a
+        session_pids = {warm["pid"]} | {o["pid"] for o in outs.values()}
+
+        def echo_pids():
+            live = set()
+            for p in c.tagged_pids():
+                try:
+                    with open(f"/proc/{p}/cmdline", "rb") as f:
+                        if b"lb-echo" in f.read() and pid_alive(p):
+                            live.add(p)
+                except OSError:
+                    pass
+            return live
+        wait_for(lambda: echo_pids() == session_pids, 10, 0.2,
+                 f"only the sessions' processes alive ({session_pids})")
+
+
+if __name__ == "__main__":
+    unittest.main()

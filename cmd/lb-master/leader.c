@@ -91,8 +91,10 @@ static void leader_block(master *m, char *why, size_t cap)
     else if (age >= limit)
         snprintf(why, cap, "leader lease not refreshed for %lldms (limit %lldms of ttl %lldms)",
                  (long long)age, (long long)limit, (long long)m->cfg.lease_ttl_ms);
-    else if (strcmp(leader, m->cfg.id) != 0)
+    else if (leader[0] != '\0' && strcmp(leader, m->cfg.id) != 0)
         snprintf(why, cap, "etcd names leader '%s'", leader);
+    /* an empty view (not loaded yet, or the key deleted under a live lease)
+     * is no reason: the writer's compare fences a key that is really gone */
 }
 
 bool master_leading(master *m)
@@ -112,8 +114,9 @@ static void *leader_main(void *arg)
         char why[256];
         if (atomic_load(&m->is_leader)) {
             leader_block(m, why, sizeof why);
+            /* leader_lease stays: writes queued while leading still land if
+             * the key turns out to be ours on that lease, and fail otherwise */
             if (why[0] != '\0' && atomic_exchange(&m->is_leader, false)) {
-                atomic_store(&m->leader_lease, 0);
                 obs_count("master_stepdowns_total");
                 LOG_WARN("master", "stepped down as leader", "id=%s why=\"%s\"", m->cfg.id, why);
             }
@@ -122,7 +125,9 @@ static void *leader_main(void *arg)
         char leader[128];
         reg_leader(m->view, leader, sizeof leader);
         int64_t lease = etcd_keeper_lease(m->keeper);
-        bool fresh = lb_mono_ms() - etcd_keeper_fresh_ms(m->keeper) < m->cfg.lease_ttl_ms * 3 / 4;
+        /* lead only on a lease refreshed within half its ttl: one that is
+         * about to go stale would make leadership flap */
+        bool fresh = lb_mono_ms() - etcd_keeper_fresh_ms(m->keeper) < m->cfg.lease_ttl_ms / 2;
         if (lease == 0 || !fresh || !atomic_load(&m->etcd_ok))
             continue;
         if (leader[0] == '\0')

@@ -60,7 +60,8 @@ class DeadAgent(ClusterTest):
             self.assertEqual(out["server"], "agent-a2", out)
             self.assertTrue(out["moved"], out)
             self.assertIn("agent-a1", out["reason"])
-            self.assertIn("down", out["reason"])
+            # down, or gone from etcd once its 2 s lease expired
+            self.assertRegex(out["reason"], "down|no longer registered")
         srv = {s["id"]: s for s in json.loads(
             c.lbctl("--master", c.master_rpc, "servers", "-o", "json", check=True).stdout)}
         self.assertEqual(srv.get("agent-a1", {}).get("status", "DOWN"), "DOWN", srv)
@@ -108,8 +109,8 @@ class NeverReported(ClusterTest):
 class Ejection(ClusterTest):
     def test_failed_launch_server_is_ejected_and_returns_after_backoff(self):
         c = self.c
-        c.start_master(eject_consecutive_failures=1, eject_base_time="1500ms",
-                       eject_max_time="10s")
+        c.start_master(eject_consecutive_failures=1, eject_base_time="3s",
+                       eject_max_time="20s")
         sa = c.start_slave("slave-a", "zone-a")
         c.start_agent("agent-bad", "zone-a", group="primary", priority=0,
                       apps={"echo": {"argv": ["/bin/false", "{port}"], "ready_timeout": "2s"}})
@@ -133,16 +134,16 @@ class Ejection(ClusterTest):
             _, out, _ = c.request(sa, "echo", f"ej-during-{i}", location="zone-a")
             self.assertEqual(out["server"], "agent-good", out)
         self.assertEqual(failed_launches(c), failed)
-        # back after its backoff (1.5 s) ...
-        wait_for(lambda: explain(c)["agent-bad"]["verdict"] == "chosen", 5, 0.1,
+        # back after its backoff (3 s) ...
+        wait_for(lambda: explain(c)["agent-bad"]["verdict"] == "chosen", 8, 0.1,
                  "agent-bad back after its ejection")
-        self.assertGreater(time.monotonic() - t_eject, 1.2)
+        self.assertGreater(time.monotonic() - t_eject, 2.5)
         # ... and a new failure ejects it for twice as long
         c.request(sa, "echo", "ej-2", location="zone-a")
         bad = explain(c)["agent-bad"]
         self.assertEqual(bad["verdict"], "ejected", bad)
         left = float(bad["detail"].split(";")[-1].split("s left")[0])
-        self.assertGreater(left, 2.0, bad)
+        self.assertGreater(left, 4.0, bad)
         self.assertEqual(c.stats(c.master_rpc)["counters"].get("master_ejections_total"), 2)
 
 

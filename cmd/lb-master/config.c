@@ -4,9 +4,10 @@
  *   id: master-1                     # default: hostname
  *   listen: tcp://127.0.0.1:7101     # RPC for slaves and lbctl
  *   report_listen: tcp://127.0.0.1:7102  # load reports from agents and slaves (SUB)
- *   advertise: tcp://master-1:7101   # RPC endpoint others dial (registered in etcd); default:
- * listen report_advertise: tcp://master-1:7102  # report endpoint others dial; default:
- * report_listen etcd: http://127.0.0.1:2379      # string (comma-separated) or list prefix: /lb/
+ *   advertise: tcp://master-1:7101   # RPC endpoint others dial (in etcd); default: listen
+ *   report_advertise: tcp://master-1:7102  # report endpoint others dial; default: report_listen
+ *   etcd: http://127.0.0.1:2379      # string (comma-separated) or list
+ *   prefix: /lb/
  *   lease_ttl: 2s                    # masters/<id> and leader key; refreshed every ttl/4, a
  *                                    # leader steps down when no refresh went through for 3/4
  *   session_ttl: 10m                 # sessions expire this long after last use

@@ -77,6 +77,41 @@ static void add_cand(reg *view, plan *p, const sel_snapshot *snap, int idx, cons
     c->relay = app_is_relay(rs->info, app);
 }
 
+/* Ready (warm pool) processes of app on server, from its last load report. */
+static uint32_t ready_of(reg *view, const char *server, const char *app)
+{
+    reg_server *rs = reg_server_locked(view, server);
+    if (rs == NULL || rs->load == NULL)
+        return 0;
+    for (size_t i = 0; i < rs->load->n_apps; i++)
+        if (strcmp(rs->load->apps[i]->app, app) == 0)
+            return rs->load->apps[i]->ready;
+    return 0;
+}
+
+/* Among servers as good as the choice (same group rank and zone, same load
+ * (sessions + pending) / capacity), prefers one with a ready pool process of
+ * the app: its client skips the app's start-up. Alternates keep their order. */
+static void prefer_ready(reg *view, const sel_snapshot *snap, sel_result *res, const char *app)
+{
+    const sel_server *c = sel_snapshot_server(snap, res->server);
+    if (res->affinity || res->preferred || ready_of(view, c->id, app) > 0)
+        return;
+    for (size_t k = 0; k < res->n_alternates; k++) {
+        const sel_server *o = sel_snapshot_server(snap, res->alternates[k]);
+        uint64_t lc = (uint64_t)(c->sessions + c->pending) * o->capacity;
+        uint64_t lo = (uint64_t)(o->sessions + o->pending) * c->capacity;
+        if (o->group_rank != c->group_rank || strcmp(o->zone, c->zone) != 0 || lc != lo ||
+            ready_of(view, o->id, app) == 0)
+            continue;
+        int chosen = res->server;
+        res->server = res->alternates[k];
+        res->alternates[k] = chosen;
+        obs_count("master_ready_preferred_total");
+        return;
+    }
+}
+
 /* The client's live session for this app (or a redirected preselection). */
 const Lb__Session *plan_current_session(reg *view, const Lb__ClientRequest *cr)
 {
@@ -188,6 +223,7 @@ void plan_make(master *m, const Lb__SelectionRequest *sr, plan *p)
         snprintf(p->reason, sizeof p->reason, "%s", res.reason);
         goto out;
     }
+    prefer_ready(m->view, snap, &res, cr->app);
     add_cand(m->view, p, snap, res.server, cr->app);
     for (size_t i = 0; i < res.n_alternates; i++)
         add_cand(m->view, p, snap, res.alternates[i], cr->app);

@@ -64,6 +64,7 @@ typedef struct agent_app {
     uint64_t memory_max;         /* cgroup memory.max in bytes; 0: none */
     uint32_t cpu_max_milli;      /* cgroup cpu.max in thousandths of a core; 0: none */
     uint32_t pool_min, pool_max; /* warm pool: ready unassigned processes kept (pool.c) */
+    bool poolable; /* per-session and argv without {session}: the etcd override applies */
 } agent_app;
 
 typedef struct agent_config {

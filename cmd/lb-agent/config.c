@@ -109,6 +109,9 @@ static lb_err config_pool(const cfg_doc *d, const cfg_node *n, agent_app *a, lb_
     const cfg_node *p = cfg_map_get(n, "pool");
     int64_t lo = 0, hi = 0;
     lb_err err = cfg_check_keys(d, p, pool_keys, em);
+    a->poolable = a->per_session;
+    for (size_t i = 0; i < a->argc; i++)
+        a->poolable = a->poolable && strstr(a->argv[i], "{session}") == NULL;
     if (err != LB_OK || p == NULL)
         return err;
     if ((err = cfg_get_int(d, p, "min_ready", 0, 10000, 0, &lo, em)) != LB_OK ||

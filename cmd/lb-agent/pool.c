@@ -144,7 +144,7 @@ static void pool_target(agent *a, const agent_app *app, uint32_t *target, uint32
     }
     bool off = pool_server_off;
     pthread_mutex_unlock(&a->pool_lock);
-    if (off || atomic_load(&a->draining) || atomic_load(&a->stopping) || !app->per_session)
+    if (off || atomic_load(&a->draining) || atomic_load(&a->stopping) || !app->poolable)
         *target = *ceiling = 0;
 }
 

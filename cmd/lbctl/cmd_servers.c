@@ -110,6 +110,10 @@ static void print_rows(const ctl_opts *o, struct server_row *rows, size_t n)
             for (size_t k = 0; k < in->n_apps; k++)
                 cJSON_AddItemToArray(apps, cJSON_CreateString(in->apps[k]));
             if (rows[i].load != NULL) {
+                cJSON *ready = cJSON_AddObjectToObject(s, "ready");
+                for (size_t k = 0; k < rows[i].load->n_apps; k++)
+                    cJSON_AddNumberToObject(ready, rows[i].load->apps[k]->app,
+                                            rows[i].load->apps[k]->ready);
                 cJSON_AddNumberToObject(s, "cpu_load", rows[i].load->cpu_load);
                 cJSON_AddNumberToObject(s, "mem_free", (double)rows[i].load->mem_free);
             }
@@ -120,9 +124,9 @@ static void print_rows(const ctl_opts *o, struct server_row *rows, size_t n)
     }
     bool wide = o->out == OUT_WIDE;
     if (wide)
-        printf("%-16s %-10s %-10s %-10s %-9s %-9s %-8s %-6s %-10s %-12s %s\n", "ID", "ZONE",
+        printf("%-16s %-10s %-10s %-10s %-9s %-9s %-8s %-6s %-10s %-12s %-12s %s\n", "ID", "ZONE",
                "REGION", "GROUP", "STATUS", "SESSIONS", "CAPACITY", "CPU", "MEM_FREE", "APPS",
-               "AGENT");
+               "READY", "AGENT");
     else
         printf("%-16s %-10s %-10s %-9s %-9s %-8s %s\n", "ID", "ZONE", "GROUP", "STATUS", "SESSIONS",
                "CAPACITY", "APPS");
@@ -139,13 +143,22 @@ static void print_rows(const ctl_opts *o, struct server_row *rows, size_t n)
                    detail_of(&rows[i])[0] ? ")" : "");
             continue;
         }
+        char ready[256] = "-";
+        size_t rl = 0;
+        for (size_t k = 0; l != NULL && k < l->n_apps && rl + 1 < sizeof ready; k++) {
+            if (l->apps[k]->ready == 0)
+                continue;
+            int w = snprintf(ready + rl, sizeof ready - rl, "%s%s:%u", rl > 0 ? "," : "",
+                             l->apps[k]->app, l->apps[k]->ready);
+            rl += w > 0 ? (size_t)w : 0;
+        }
         if (l != NULL) {
             snprintf(cpu, sizeof cpu, "%.2f", l->cpu_load);
             snprintf(mem, sizeof mem, "%.1fG", (double)l->mem_free / (1024.0 * 1024 * 1024));
         }
-        printf("%-16s %-10s %-10s %-10s %-9s %-9s %-8u %-6s %-10s %-12s %s\n", in->id, in->zone,
-               in->region, in->group, status_of(&rows[i]), sessions, in->capacity, cpu, mem, apps,
-               in->agent_endpoint);
+        printf("%-16s %-10s %-10s %-10s %-9s %-9s %-8u %-6s %-10s %-12s %-12s %s\n", in->id,
+               in->zone, in->region, in->group, status_of(&rows[i]), sessions, in->capacity, cpu,
+               mem, apps, ready, in->agent_endpoint);
     }
 }
 

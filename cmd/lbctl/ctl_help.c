@@ -34,6 +34,9 @@ static const struct {
     {"group", cmd_group,
      "lbctl group set NAME RANK [-o json]\n  the priority rank of group NAME (lower is "
      "preferred)"},
+    {"pool", cmd_pool,
+     "lbctl pool set APP N | pool clear APP [-o json]\n  warm pool size of APP on every agent "
+     "offering it (pools/<APP>); clear: back to their min_ready"},
     {"release", cmd_release,
      "lbctl [--master ADDR] release SESSION [-o json]\n  ends a session at the leader master "
      "(found in etcd without --master)"},
@@ -46,7 +49,8 @@ static const struct {
      "lbctl top [--iterations N]\n  full-screen server table refreshed every second; q quits"},
     {"servers", cmd_servers,
      "lbctl servers [-o table|wide|json]\n  processing servers with status, sessions, capacity "
-     "(wide: region, cpu, memory, agent); status and load are live, from the leader"},
+     "(wide: region, cpu, memory, ready pool processes per app, agent); status and load are "
+     "live, from the leader"},
     {"request", cmd_request,
      "lbctl [--slave ADDR] request --app APP --client ID [--location ZONE]\n"
      "       [--require cpu=N,mem=SIZE,label=K[=V],arch=A,os=O,...] [--arch A] [--os O]\n"

@@ -67,6 +67,7 @@ int cmd_groups(const ctl_opts *o, int argc, char **argv);
 int cmd_sessions(const ctl_opts *o, int argc, char **argv);
 int cmd_override(const ctl_opts *o, int argc, char **argv); /* drain .. set-group */
 int cmd_group(const ctl_opts *o, int argc, char **argv);
+int cmd_pool(const ctl_opts *o, int argc, char **argv);
 int cmd_release(const ctl_opts *o, int argc, char **argv);
 int cmd_watch(const ctl_opts *o, int argc, char **argv);
 int cmd_top(const ctl_opts *o, int argc, char **argv);

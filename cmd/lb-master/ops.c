@@ -22,6 +22,13 @@ static const char *const master_help[][2] = {
     {"master_launches_total", "Launches asked of agents, by result."},
     {"master_launch_seconds", "Launch latency at an agent, as the master sees it, by result."},
     {"master_redirects_total", "Answers that sent the client to another slave."},
+    {"master_sticky_answers_total",
+     "Sticky repeats, by how the process was known alive: view (exit reports, no agent call) "
+     "or agent (asked)."},
+    {"master_sticky_unreachable_total",
+     "Sticky repeats whose client could not reach its process (the agent is asked)."},
+    {"master_live_forgotten_total",
+     "Times a server's known-alive processes were forgotten (lost report, server down)."},
     {"master_confirms_total", "Redirect preselections confirmed."},
     {"master_preferred_total", "Requests naming the client's own pick: honoured or refused."},
     {"master_load_reports_total", "Load reports received, by sender kind."},

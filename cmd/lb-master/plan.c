@@ -189,6 +189,29 @@ static void add_peers(reg *view, const char *slave_id, plan *p)
     }
 }
 
+/* A sticky repeat whose process is alive in the view needs no agent call. */
+static void plan_local(reg *view, const Lb__ClientRequest *cr, const Lb__Session *cur, plan *p)
+{
+    const Lb__ProcessId *pr = cur->process;
+    if (pr == NULL || strcmp(cur->server_id, p->cand[0].server) != 0)
+        return;
+    if (cr->unreachable_pid != 0 && cr->unreachable_pid == pr->pid) {
+        reg_live_forget_locked(view, cur->server_id, pr->pid);
+        obs_count("master_sticky_unreachable_total");
+        return;
+    }
+    if (!reg_live_alive_locked(view, cur))
+        return;
+    p->local = true;
+    lb__process_id__init(&p->local_proc);
+    p->local_proc.pid = pr->pid;
+    p->local_proc.port = pr->port;
+    p->local_proc.started_at = pr->started_at;
+    snprintf(p->local_host, sizeof p->local_host, "%s", pr->host != NULL ? pr->host : "");
+    p->local_proc.host = p->local_host;
+    p->local_proc.server_id = p->cand[0].server;
+}
+
 void plan_free(plan *p)
 {
     for (size_t i = 0; i < p->n_peers; i++) {
@@ -237,6 +260,7 @@ void plan_make(master *m, const Lb__SelectionRequest *sr, plan *p)
         snprintf(p->session_id, sizeof p->session_id, "%s", cur->session_id);
         p->preselected_ok = cr->preselected != NULL && cr->preselected->session_id != NULL &&
                             strcmp(cr->preselected->session_id, cur->session_id) == 0;
+        plan_local(m->view, cr, cur, p);
     } else {
         lb_random_id(p->session_id);
         if (!sr->dry_run) {
@@ -328,6 +352,7 @@ void plan_commit(master *m, const Lb__SelectionRequest *sr, plan *p, size_t i,
     s.expires_ms = now + m->cfg.session_ttl_ms;
     p->expires_ms = s.expires_ms;
     reg_lock(m->view);
+    reg_live_mark_locked(m->view, p->cand[i].server, proc);
     if (p->pending_on == (int)i) {
         reg_pending_launched_locked(m->view, p->cand[i].server, launch_seq);
         p->pending_on = -1;

@@ -52,6 +52,11 @@ typedef struct plan {
     plan_peer peers[PLAN_MAX_PEERS];
     size_t n_peers;
     char slave_api[PLAN_EP]; /* the chosen slave's HTTP API, for redirects */
+    /* sticky and the process is alive in the view (reg_live_alive_locked):
+     * answered with local_proc, no launch at the agent */
+    bool local;
+    Lb__ProcessId local_proc; /* host points into local_host */
+    char local_host[PLAN_EP];
 } plan;
 
 /* Frees what plan_make allocated (peers' app lists). */

@@ -42,7 +42,7 @@ typedef struct rpc_ctx {
 
 static struct {
     obs_counter *serve, *redirect, *reject, *confirm, *errors, *launch_ok, *launch_fail;
-    obs_counter *redirects, *pref_ok, *pref_refused;
+    obs_counter *redirects, *pref_ok, *pref_refused, *sticky_local, *sticky_agent;
     obs_hist *lat_serve, *lat_redirect, *lat_reject, *launch_ok_s, *launch_fail_s;
 } rpc_c;
 
@@ -364,6 +364,16 @@ static void rpc_selection(rpc_ctx *c)
               sr->request->client_id, c->plan.cand[0].server, (int)c->plan.reuse);
     c->cur = 0;
     c->failures[0] = '\0';
+    if (c->plan.local) {
+        /* sticky, and the process is alive as far as the agent's exit reports
+         * tell: answered here, on the receiving thread, with no agent call */
+        obs_inc(rpc_c.sticky_local);
+        plan_commit(m, sr, &c->plan, 0, &c->plan.local_proc, 0);
+        rpc_answer(c, 0, &c->plan.local_proc);
+        return;
+    }
+    if (c->plan.reuse)
+        obs_inc(rpc_c.sticky_agent);
     rpc_launch(c);
 }
 
@@ -454,6 +464,8 @@ int master_rpc_start(master *m)
     rpc_c.launch_ok = obs_counter_get("master_launches_total{result=\"ok\"}");
     rpc_c.launch_fail = obs_counter_get("master_launches_total{result=\"failed\"}");
     rpc_c.redirects = obs_counter_get("master_redirects_total");
+    rpc_c.sticky_local = obs_counter_get("master_sticky_answers_total{via=\"view\"}");
+    rpc_c.sticky_agent = obs_counter_get("master_sticky_answers_total{via=\"agent\"}");
     rpc_c.pref_ok = obs_counter_get("master_preferred_total{result=\"honoured\"}");
     rpc_c.pref_refused = obs_counter_get("master_preferred_total{result=\"refused\"}");
     rpc_c.lat_serve = obs_hist_get("master_selection_seconds{action=\"serve\"}", NULL, 0);

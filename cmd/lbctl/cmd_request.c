@@ -17,7 +17,7 @@
 #define MAX_HOPS 3
 
 typedef struct req_args {
-    const char *app, *client, *location, *require, *arch, *os, *server, *visited;
+    const char *app, *client, *location, *require, *arch, *os, *server, *visited, *unreachable;
 } req_args;
 
 int ctl_apply_attrs(Lb__Requirements *r, Lb__ClientRequest *cr, const char *arch, const char *os)
@@ -262,10 +262,15 @@ out:
 int cmd_request(const ctl_opts *o, int argc, char **argv)
 {
     req_args a = {0};
-    const ctl_flag flags[] = {{"--app", &a.app, NULL},           {"--client", &a.client, NULL},
-                              {"--location", &a.location, NULL}, {"--require", &a.require, NULL},
-                              {"--arch", &a.arch, NULL},         {"--os", &a.os, NULL},
-                              {"--server", &a.server, NULL},     {"--visited", &a.visited, NULL}};
+    const ctl_flag flags[] = {{"--app", &a.app, NULL},
+                              {"--client", &a.client, NULL},
+                              {"--location", &a.location, NULL},
+                              {"--require", &a.require, NULL},
+                              {"--arch", &a.arch, NULL},
+                              {"--os", &a.os, NULL},
+                              {"--server", &a.server, NULL},
+                              {"--visited", &a.visited, NULL},
+                              {"--unreachable-pid", &a.unreachable, NULL}};
     int urc = ctl_parse_flags("request", argc, argv, flags, sizeof flags / sizeof flags[0], NULL, 0,
                               NULL);
     if (urc != 0)
@@ -295,6 +300,15 @@ int cmd_request(const ctl_opts *o, int argc, char **argv)
         return EXIT_USAGE;
     }
     cr.preferred_server = (char *)(a.server != NULL ? a.server : "");
+    if (a.unreachable != NULL) { /* as liblbclient says after a failed connect */
+        char *end = NULL;
+        long pid = strtol(a.unreachable, &end, 10);
+        if (end == a.unreachable || *end != '\0' || pid <= 0 || pid > INT32_MAX) {
+            ctl_free_labels(labels, req.n_labels);
+            return ctl_usage_error("request", "--unreachable-pid takes a positive pid");
+        }
+        cr.unreachable_pid = (int32_t)pid;
+    }
     /* --visited: slaves the request claims to have seen already, to show (and
      * test) that no slave or master redirects back to one of them */
     char *vcopy = a.visited != NULL ? lb_strdup(a.visited) : NULL, *save = NULL;

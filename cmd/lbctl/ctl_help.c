@@ -54,7 +54,7 @@ static const struct {
     {"request", cmd_request,
      "lbctl [--slave ADDR] request --app APP --client ID [--location ZONE]\n"
      "       [--require cpu=N,mem=SIZE,label=K[=V],arch=A,os=O,...] [--arch A] [--os O]\n"
-     "       [--server ID] [--visited SLAVE,...] [-o json]\n"
+     "       [--server ID] [--visited SLAVE,...] [--unreachable-pid PID] [-o json]\n"
      "  asks a slave as a client would and follows redirects (at most 3 hops).\n"
      "  --app APP       1-64 characters of [A-Za-z0-9._:@-]\n"
      "  --client ID     1-128 characters of [A-Za-z0-9._:@-]; the same id gets the\n"
@@ -64,6 +64,8 @@ static const struct {
      "                  (label=K or label=K=V, at most 32), arch=A, os=O\n"
      "  --server ID     the client's own pick (list mode); used when eligible\n"
      "  --visited LIST  slaves the request claims to have seen already\n"
+     "  --unreachable-pid PID  the session's process the client could not connect\n"
+     "                  to: the master asks the agent instead of its own view\n"
      "  without --slave: LBCP_SLAVE, the config file's slave, else a slave registered\n"
      "  in etcd (of --location's zone first)"},
     {"list", cmd_list,

@@ -254,6 +254,11 @@ static lb_err request_rounds(lb_client *c, Lb__ClientRequest *cr, lb_assignment 
 
 lb_err lb_client_request_ex(lb_client *c, const lb_request *req, lb_assignment *out)
 {
+    return lbc_request(c, req, 0, out);
+}
+
+lb_err lbc_request(lb_client *c, const lb_request *req, int32_t unreachable_pid, lb_assignment *out)
+{
     if (c == NULL || req == NULL || req->app == NULL || req->app[0] == '\0' || out == NULL)
         return lbc_fail(LB_EINVAL, "lb_client_request: client, app and out are required");
     memset(out, 0, sizeof *out);
@@ -264,6 +269,7 @@ lb_err lb_client_request_ex(lb_client *c, const lb_request *req, lb_assignment *
     cr.app = (char *)req->app;
     cr.token = c->token;
     cr.preferred_server = (char *)(req->server_id != NULL ? req->server_id : "");
+    cr.unreachable_pid = unreachable_pid;
     if (c->min_cpu > 0 || c->min_mem > 0 || c->n_labels > 0 || c->arch[0] || c->os[0]) {
         rq.min_cpu = c->min_cpu;
         rq.min_mem_bytes = c->min_mem;

@@ -101,10 +101,11 @@ lb_err lb_sticky_reconnect(lb_sticky *s)
         }
         lbc_forget(s->c, s->a.host, s->a.port);
     }
-    /* 2: ask again under the same identity */
+    /* 2: ask again under the same identity, saying which process was
+     * unreachable (the master then asks its agent rather than its own view) */
     lb_assignment na;
     lb_request r = {.app = s->a.app, .client_id = s->a.client_id};
-    err = lb_client_request_ex(s->c, &r, &na);
+    err = lbc_request(s->c, &r, s->a.relay ? 0 : (int32_t)s->a.pid, &na);
     if (err == LB_OK) {
         int fd = lb_assignment_connect(&na, STICKY_CONNECT_MS, &err);
         if (strcmp(na.session, s->a.session) != 0)

@@ -18,6 +18,7 @@ static void free_server(void *p)
     if (s->load != NULL)
         lb__server_load__free_unpacked(s->load, NULL);
     free(s->unreported);
+    reg_live_clear(s);
     free(s);
 }
 
@@ -375,6 +376,7 @@ bool reg_on_server_load(reg *r, const Lb__ServerLoad *l)
     reg_server *s = hmap_get(r->servers, l->server_id);
     bool known = s != NULL;
     if (known) {
+        reg_live_on_load(s, s->load, copy);
         if (s->load != NULL)
             lb__server_load__free_unpacked(s->load, NULL);
         s->load = copy;

@@ -43,6 +43,11 @@ typedef struct reg_server {
     uint32_t ejections;       /* ejections in a row: the backoff's exponent */
     int64_t ejected_until_ms; /* monotonic; 0 when not ejected */
     char eject_reason[160];
+    /* processes known alive (reg_live.c): pid text -> started_at (int64_t *);
+     * exited_ring: the last pids its reports said exited */
+    struct hmap *live;
+    int32_t exited_ring[64];
+    size_t exited_next;
 } reg_server;
 
 /* Outlier ejection (Envoy style): a server whose launches fail is taken out of
@@ -123,6 +128,21 @@ size_t reg_n_slaves_locked(const reg *r);
 
 /* Sessions (owned by the registry once put). */
 const Lb__Session *reg_session_locked(reg *r, const char *sid);
+
+/* ---- processes alive in the master's view (reg_live.c) ----------------------------
+ * A sticky repeat is answered from the session table, without asking the agent,
+ * only when the session's process is known alive: the agent answered a launch
+ * with it, and since then every report of its server arrived (no seq gap), none
+ * listed its pid as exited, and the server stayed up (no stale reports, no lost
+ * agent connection). Anything else forgets what is known of that server. */
+
+/* Records p (from an agent's launch reply on server id) as alive, unless a
+ * report already said it exited or the server is down. View lock held. */
+void reg_live_mark_locked(reg *r, const char *id, const Lb__ProcessId *p);
+/* Whether session s's process is known alive. View lock held. */
+bool reg_live_alive_locked(reg *r, const Lb__Session *s);
+/* Forgets one process (a client said it could not reach it). View lock held. */
+void reg_live_forget_locked(reg *r, const char *id, int32_t pid);
 /* Session id of the client's affinity for app, or NULL. */
 const char *reg_affinity_locked(reg *r, const char *client, const char *app);
 /* Takes ownership of s (allocated with protobuf-c's default allocator or

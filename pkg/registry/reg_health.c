@@ -32,6 +32,7 @@ void reg_set_conn(reg *r, const char *id, bool up)
     if (s != NULL && s->conn_down == up) {
         s->conn_down = !up;
         r->dirty = true;
+        reg_live_clear(s); /* exits while it was away went unreported */
         if (up) {
             LOG_INFO("registry", "agent connection back", "server=%s", id);
         } else {
@@ -117,6 +118,7 @@ void reg_check_stale(reg *r)
                                      : now - s->seen_at_ms > r->report_stale_ms;
         if (stale != s->stale) {
             s->stale = stale;
+            reg_live_clear(s);
             r->dirty = true;
             LOG_WARN("registry",
                      stale ? (s->load != NULL ? "server reports stopped" : "server never reported")

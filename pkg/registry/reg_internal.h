@@ -38,6 +38,10 @@ struct reg {
 void reg_snapshot_drop(reg *r);
 /* Unlocks after a feeder's change, rebuilding a dirty snapshot first. */
 void reg_unlock_settled(reg *r);
+/* reg_live.c: drops what is known alive on s; applies report l (prev: the
+ * report before it, NULL if none). View lock held. */
+void reg_live_clear(reg_server *s);
+void reg_live_on_load(reg_server *s, const Lb__ServerLoad *prev, const Lb__ServerLoad *l);
 void reg_affinity_name(char *out, size_t cap, const char *client, const char *app);
 
 #endif

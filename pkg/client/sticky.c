@@ -102,10 +102,12 @@ lb_err lb_sticky_reconnect(lb_sticky *s)
         lbc_forget(s->c, s->a.host, s->a.port);
     }
     /* 2: ask again under the same identity, saying which process was
-     * unreachable (the master then asks its agent rather than its own view) */
+     * unreachable (a relayed link that ended counts: its process may have died
+     * a moment ago), so the master asks its agent rather than its own view,
+     * which may not have the exit report yet */
     lb_assignment na;
     lb_request r = {.app = s->a.app, .client_id = s->a.client_id};
-    err = lbc_request(s->c, &r, s->a.relay ? 0 : (int32_t)s->a.pid, &na);
+    err = lbc_request(s->c, &r, (int32_t)s->a.pid, &na);
     if (err == LB_OK) {
         int fd = lb_assignment_connect(&na, STICKY_CONNECT_MS, &err);
         if (strcmp(na.session, s->a.session) != 0)

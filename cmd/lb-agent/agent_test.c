@@ -1098,6 +1098,42 @@ static void test_warm_pool(void **state)
     assert_int_equal(pids_with(word, now, 16), 0);
 }
 
+/* An exit is reported at once, not at the next periodic report (here an hour
+ * away), so masters stop sending clients to a dead process. */
+static void test_exit_reported_at_once(void **state)
+{
+    (void)state;
+    need_etcd();
+    char extra[256];
+    snprintf(extra, sizeof extra, "report: [%s]\nreport_interval: 1h\n", report_url);
+    h_agent a;
+    h_agent_start(&a, "t-exit", "2s", extra);
+    int32_t pid = 0;
+    assert_true(launch_ok(&a, "echo", "s-exit", &pid, NULL, 0));
+    int64_t t0 = now_ms();
+    kill(pid, SIGKILL);
+    bool seen = false;
+    while (!seen && now_ms() - t0 < 3000) {
+        nng_msg *m = NULL;
+        if (nng_recvmsg(reports, &m, 0) != 0)
+            continue;
+        Lb__Envelope *env = lb__envelope__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
+        nng_msg_free(m);
+        if (env != NULL && env->body_case == LB__ENVELOPE__BODY_SERVER_LOAD &&
+            strcmp(env->server_load->server_id, "t-exit") == 0)
+            seen = has_exited(env->server_load, &pid);
+        if (env != NULL)
+            lb__envelope__free_unpacked(env, NULL);
+    }
+    int64_t took = now_ms() - t0;
+    kill(a.pid, SIGTERM);
+    assert_int_equal(h_agent_wait(&a, 8000), 0);
+    h_agent_close(&a);
+    if (!seen)
+        fail_msg("no report named the exited pid %d within 3 s (report_interval 1h)", (int)pid);
+    fprintf(stderr, "exit reported %lld ms after the kill\n", (long long)took);
+}
+
 static int test_teardown(void **state)
 {
     (void)state;
@@ -1128,6 +1164,7 @@ int main(void)
         cmocka_unit_test_teardown(test_sigterm_drain, test_teardown),
         cmocka_unit_test_teardown(test_sigterm_grace_ends, test_teardown),
         cmocka_unit_test_teardown(test_warm_pool, test_teardown),
+        cmocka_unit_test_teardown(test_exit_reported_at_once, test_teardown),
         cmocka_unit_test_teardown(test_etcd_down, test_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

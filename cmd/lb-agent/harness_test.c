@@ -331,7 +331,7 @@ void h_agent_start_etcd(h_agent *a, const char *id, const char *lease_ttl, const
         "# written by agent_test\n"
         "id: %s\nzone: z1\nregion: r1\ngroup: primary\npriority: 3\ncapacity: 7\n"
         "host: 127.0.0.1\nlisten: %s\netcd: %s\nprefix: /agent_test/\n"
-        "lease_ttl: %s\nreport_interval: 200ms\n"
+        "lease_ttl: %s\n%s"
         "ports: {min: %u, max: %u}\nlabels: {gpu: \"true\", rack: r7}\n"
         "log_level: debug\nstate_dir: %s/state\n%s"
         "inherit_env: [PATH, LBCP_AGENT_TEST_TAG]\n"
@@ -347,7 +347,9 @@ void h_agent_start_etcd(h_agent *a, const char *id, const char *lease_ttl, const
         "  boxed:\n    argv: [/usr/bin/python3, -m, http.server, \"{port}\", --bind, 127.0.0.1]\n"
         "    user: nobody\n    group: nogroup\n"
         "    limits: {nofile: 256, nproc: 4096, as: 1GiB, cpu: 60s}\n%s",
-        id, a->listen, etcd, lease_ttl, lo, lo + 40, a->dir,
+        id, a->listen, etcd, lease_ttl,
+        extra != NULL && strstr(extra, "report_interval") != NULL ? "" : "report_interval: 200ms\n",
+        lo, lo + 40, a->dir,
         extra != NULL && strstr(extra, "shutdown_grace") != NULL ? "" : "shutdown_grace: 0s\n",
         h_bin(), h_bin(), h_bin(), extra != NULL ? extra : "");
     h_write(a->config, cfg);

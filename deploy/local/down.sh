@@ -16,6 +16,13 @@ tac "$state/pids" | while read -r pid name; do
         kill -KILL "$pid" 2>/dev/null && echo "killed $name ($pid)" || echo "stopped $name ($pid)"
     fi
 done
+# every app process goes with its agent (cgroup + guard); say so if one did not
+root="$(cd "$here/../.." && pwd)"
+left=$(pgrep -f -- "^$root/build/bin/lb-echo " || true)
+if [ -n "$left" ]; then
+    echo "WARNING: app processes outlived their agents: $left (killing them)" >&2
+    kill -KILL $left 2>/dev/null
+fi
 rm -rf "$state"
 # the lbctl config demo.sh wrote (only if it is still the demo's)
 cfg="${HOME}/.config/lbcp/lbctl.yaml"
@@ -23,3 +30,4 @@ if [ -f "$cfg" ] && head -1 "$cfg" | grep -qF "# written by lbcp deploy/local/de
     rm -f "$cfg"
 fi
 echo "demo cluster stopped, state removed"
+[ -z "$left" ]

@@ -27,6 +27,19 @@ export PATH="$bin:$PATH"
 mkdir -p "$state/logs"
 : >"$state/pids"
 
+# A root agent runs its apps as `nobody` (deploy/agent.example.yaml:
+# default_user), who may not be able to reach build/bin (a checkout under
+# /root): then the app binary goes to a directory nobody can read, first in
+# PATH (agents resolve argv[0] there at start). down.sh removes it.
+if [ "$(id -u)" = 0 ] && ! su -s /bin/sh nobody -c "test -x '$bin/lb-echo'" 2>/dev/null; then
+    appbin=$(mktemp -d /tmp/lbcp-demo-apps.XXXXXX)
+    cp "$bin/lb-echo" "$appbin/"
+    chmod 755 "$appbin" "$appbin/lb-echo"
+    echo "$appbin" >"$state/appbin"
+    export PATH="$appbin:$PATH"
+    echo "(apps run as nobody, from $appbin)"
+fi
+
 start() { # name command...
     local name=$1
     shift

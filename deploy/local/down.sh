@@ -18,7 +18,13 @@ tac "$state/pids" | while read -r pid name; do
 done
 # every app process goes with its agent (cgroup + guard); say so if one did not
 root="$(cd "$here/../.." && pwd)"
+appbin=$(cat "$state/appbin" 2>/dev/null || true)
 left=$(pgrep -f -- "^$root/build/bin/lb-echo " || true)
+if [ -n "$appbin" ]; then
+    left="$left $(pgrep -f -- "^$appbin/lb-echo " || true)"
+    left=$(echo $left)
+    case "$appbin" in /tmp/lbcp-demo-apps.*) rm -rf "$appbin" ;; esac
+fi
 if [ -n "$left" ]; then
     echo "WARNING: app processes outlived their agents: $left (killing them)" >&2
     kill -KILL $left 2>/dev/null

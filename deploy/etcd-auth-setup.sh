@@ -9,11 +9,13 @@
 #
 # Users and roles (P = --prefix):
 #   lbcp-master-<id>   read P*; write P/masters/<id>, P/leader, P/load/*, P/sessions/*, P/affinity/*
-#   lbcp-slave-<id>    write P/slaves/<id>; read P/masters/* (discovery)
+#   lbcp-slave-<id>    write P/slaves/<id>; read P/masters/* (discovery), P/leader (which master leads)
 #   lbcp-agent-<id>    write P/servers/<id> only: a stolen agent credential cannot
-#                      register another server (P/servers/evil is refused)
-#   lbcp-operator-<n>  read P*; write P/overrides/*, P/groups/* (lbctl drain, set-group, group set)
-#   root               everything else: defragment, compaction, user management
+#                      register another server (P/servers/evil is refused);
+#                      read P/pools/* and P/overrides/<id> (warm pool sizes)
+#   lbcp-operator-<n>  read P*; write P/overrides/*, P/groups/*, P/pools/*
+#                      (lbctl drain, set-group, group set, pool)
+#   root               everything else: defragment, user and role management
 # Each user's password is random and written to DIR/<user>.password (mode 600);
 # give a daemon its file as etcd_password_file. Safe to run again: existing
 # users and roles are kept (their passwords too) and permissions re-granted.
@@ -88,11 +90,14 @@ for id in ${slaves//,/ }; do
     user "$r" "$r"
     grant "$r" readwrite "${prefix}slaves/$id"
     grant "$r" read "${prefix}masters/" --prefix=true
+    grant "$r" read "${prefix}leader" --prefix=true # a watch on one key is a range from it
 done
 for id in ${agents//,/ }; do
     r="lbcp-agent-$id"
     user "$r" "$r"
     grant "$r" readwrite "${prefix}servers/$id" # this key only: not servers/<another>
+    grant "$r" read "${prefix}pools/" --prefix=true
+    grant "$r" read "${prefix}overrides/$id" --prefix=true
 done
 for n in ${operators//,/ }; do
     r="lbcp-operator-$n"
@@ -100,6 +105,7 @@ for n in ${operators//,/ }; do
     grant "$r" read "$prefix" --prefix=true
     grant "$r" readwrite "${prefix}overrides/" --prefix=true
     grant "$r" readwrite "${prefix}groups/" --prefix=true
+    grant "$r" readwrite "${prefix}pools/" --prefix=true
 done
 
 ctl auth enable >/dev/null 2>&1 || true # already enabled is fine

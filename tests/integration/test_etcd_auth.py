@@ -71,6 +71,10 @@ class EtcdAuth(unittest.TestCase):
         return self.c.start(name, "lb-agent", to_yaml(cfg))
 
     def test_a_credentials_serve_end_to_end(self):
+        # each role covers everything its daemon reads and writes (watches included)
+        for d in (self.c.daemons["master-1"], self.c.slave, self.c.agent):
+            self.assertNotIn("permission denied", d.output(), d.name)
+            self.assertNotIn("etcd requires authentication", d.output(), d.name)
         rc, out, err = self.c.request(self.c.slave, "echo", "alice", "zone-a")
         self.assertEqual(out["action"], "SERVE", err)
         self.assertEqual(out["server"], "agent-a1")
@@ -223,7 +227,7 @@ class EtcdAuth(unittest.TestCase):
         st, ans = e.put(self.c.prefix + "servers/agent-a1", b"x", tok)
         self.assertEqual((st, ans.get("code")), (403, 7), ans)
         st, ans = e.raw("kv/range", {"key": "AA==", "range_end": "AA=="}, tok)
-        self.assertEqual(st, 403, ans)  # an agent reads nothing
+        self.assertEqual(st, 403, ans)  # an agent reads its pool sizes, not the cluster
         a2 = self.c.start_agent("agent-a2", "zone-a", **e.daemon_config("lbcp-agent-agent-a2"))
         self.assertTrue(a2.alive())  # start_agent waited for servers/agent-a2 in etcd
         a2.close()

@@ -5,6 +5,8 @@
  */
 #include "master.h"
 
+#include "events.h"
+
 #include "common/util.h"
 #include "config/daemon.h"
 #include "obs/log.h"
@@ -49,6 +51,7 @@ int main(int argc, char **argv)
 
     m.view = reg_new(m.cfg.prefix, m.cfg.report_stale_ms);
     reg_set_eject_cfg(m.view, &m.cfg.eject);
+    m.events = events_new();
     pthread_mutex_init(&m.sel_lock, NULL);
     m.sel.rng = (uint64_t)lb_wall_ms() ^ ((uint64_t)getpid() << 32);
     master_agents_init(&m);
@@ -81,6 +84,7 @@ out_etcd:
 out:
     master_agents_free(&m);
     reg_free(&m.view);
+    events_free(&m.events);
     pthread_mutex_destroy(&m.sel_lock);
     master_config_free(&m.cfg);
     return rc;

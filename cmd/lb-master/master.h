@@ -94,6 +94,7 @@ typedef struct master {
     atomic_bool etcd_nospace;     /* etcd's NOSPACE alarm is raised */
     atomic_llong etcd_db_bytes;   /* etcd's db size at the last look (0: unknown) */
     struct httpd_ops *http;       /* NULL without http_listen */
+    struct master_events *events; /* the dashboard's event ring (events.h) */
 } master;
 
 /* config.c */
@@ -138,6 +139,9 @@ void master_leader_stop(master *m);
 /* ops.c: /metrics and /healthz (http_listen), metric help, scrape-time gauges */
 int master_ops_start(master *m);
 void master_ops_stop(master *m);
+
+/* ui.c: the dashboard (/ui and its JSON endpoints) on the ops server */
+int master_ui_start(master *m);
 
 /* reports.c */
 int master_reports_start(master *m);

@@ -113,9 +113,9 @@ int master_ops_start(master *m)
         LOG_ERROR("master", "http endpoint", "err=\"%s\"", em.text);
         return -1;
     }
-    LOG_INFO("master", "http endpoint", "listen=%s paths=\"/metrics /healthz\"",
+    LOG_INFO("master", "http endpoint", "listen=%s paths=\"/metrics /healthz /ui\"",
              m->cfg.http_listen);
-    return 0;
+    return master_ui_start(m);
 }
 
 void master_ops_stop(master *m)

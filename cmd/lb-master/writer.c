@@ -5,6 +5,8 @@
  * ops and runs the periodic chores. Nothing here runs on the request path.
  */
 #include "master.h"
+
+#include "events.h"
 #include "sessions.h"
 
 #include "common/hmap.h"
@@ -26,6 +28,8 @@
 static void on_reset(void *arg, const etcd_kvs *snap)
 {
     master *m = arg;
+    if (m->events != NULL)
+        events_reset(m->events, snap, m->cfg.prefix);
     reg_reset(m->view, snap);
 }
 
@@ -33,6 +37,8 @@ static void on_events(void *arg, const etcd_event *evs, size_t n, int64_t revisi
 {
     (void)revision;
     master *m = arg;
+    if (m->events != NULL) /* before the view applies them: events compare old and new */
+        events_note(m->events, m->view, evs, n);
     reg_apply(m->view, evs, n);
 }
 

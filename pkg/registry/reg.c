@@ -505,6 +505,18 @@ void reg_leader(reg *r, char *out, size_t cap)
     reg_unlock(r);
 }
 
+const Lb__MasterInfo *reg_master_locked(reg *r, const char *id)
+{
+    return hmap_get(r->masters, id);
+}
+
+const Lb__MasterInfo *reg_master_next_locked(reg *r, size_t *i)
+{
+    const char *key;
+    void *val;
+    return hmap_next(r->masters, i, &key, &val) ? val : NULL;
+}
+
 bool reg_master_endpoint(reg *r, const char *id, char *out, size_t cap)
 {
     reg_lock(r);

@@ -165,6 +165,10 @@ void reg_affinity_key(const reg *r, char *out, size_t cap, const char *client, c
 /* Current leader id from the `leader` key ("" when none). Copies into out. */
 void reg_leader(reg *r, char *out, size_t cap);
 
+/* A master's record, or NULL; iteration over masters: i from 0 while non-NULL. */
+const Lb__MasterInfo *reg_master_locked(reg *r, const char *id);
+const Lb__MasterInfo *reg_master_next_locked(reg *r, size_t *i);
+
 /* Master rpc endpoint of the given master id, copied into out; false if unknown. */
 bool reg_master_endpoint(reg *r, const char *id, char *out, size_t cap);
 

@@ -1,0 +1,271 @@
+/*
+ * The dashboard at /ui on the master's http_listen: the static page (web/,
+ * embedded) and three JSON endpoints the page polls:
+ *   GET /ui/api/state                 masters (leader, standbys), slaves, servers
+ *   GET /ui/api/events?since=N        the `lbctl watch` events after N (events.h)
+ *   GET /ui/api/explain?app=&client_id=&location=
+ *                                     the dry run `lbctl explain` asks over RPC
+ *                                     (master_explain), as JSON
+ * Every answer comes from this master's view (a standby's view is the same
+ * data: it receives every load report); none touches etcd or an agent.
+ */
+#include "master.h"
+
+#include "common/util.h"
+#include "events.h"
+#include "explain.h"
+#include "httpd/ops.h"
+#include "obs/log.h"
+#include "web_assets.h"
+#include "wire/wire.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static httpd_result ui_json(httpd_resp *resp, int status, cJSON *j)
+{
+    char *text = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (text == NULL) {
+        httpd_resp_printf(resp, 500, "text/plain", "out of memory\n");
+        return HTTPD_DONE;
+    }
+    httpd_resp_take(resp, status, "application/json", text, strlen(text));
+    httpd_resp_header(resp, "Cache-Control", "no-store");
+    return HTTPD_DONE;
+}
+
+static const char *ui_ctype(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    if (dot == NULL)
+        return "application/octet-stream";
+    if (strcmp(dot, ".html") == 0)
+        return "text/html; charset=utf-8";
+    if (strcmp(dot, ".js") == 0)
+        return "text/javascript; charset=utf-8";
+    if (strcmp(dot, ".css") == 0)
+        return "text/css; charset=utf-8";
+    if (strcmp(dot, ".svg") == 0)
+        return "image/svg+xml";
+    return "application/octet-stream";
+}
+
+static httpd_result ui_static(const httpd_req *req, httpd_resp *resp, void *arg)
+{
+    (void)arg;
+    if (strcmp(req->path, "/ui") == 0) { /* relative asset paths need the slash */
+        httpd_resp_printf(resp, 308, "text/plain", "see /ui/\n");
+        httpd_resp_header(resp, "Location", "/ui/");
+        return HTTPD_DONE;
+    }
+    if (strncmp(req->path, "/ui/", 4) != 0) {
+        httpd_resp_printf(resp, 404, "text/plain", "not found\n");
+        return HTTPD_DONE;
+    }
+    const char *name = req->path + strlen("/ui/");
+    if (name[0] == '\0')
+        name = "index.html";
+    for (size_t i = 0; i < lb_web_n_assets; i++) {
+        if (strcmp(lb_web_assets[i].path, name) != 0)
+            continue;
+        char *body = malloc(lb_web_assets[i].len + 1);
+        memcpy(body, lb_web_assets[i].data, lb_web_assets[i].len);
+        httpd_resp_take(resp, 200, ui_ctype(name), body, lb_web_assets[i].len);
+        httpd_resp_header(resp, "Cache-Control", "no-cache");
+        httpd_resp_header(resp, "Content-Security-Policy",
+                          "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'");
+        httpd_resp_header(resp, "X-Content-Type-Options", "nosniff");
+        return HTTPD_DONE;
+    }
+    httpd_resp_printf(resp, 404, "text/plain", "not found\n");
+    return HTTPD_DONE;
+}
+
+/* UP, DRAINING, DISABLED or DOWN, as lbctl servers shows them. */
+static const char *ui_status(const reg_server *s)
+{
+    if (s->stale || s->load == NULL)
+        return "DOWN";
+    if (s->override != NULL && s->override->disable)
+        return "DISABLED";
+    if (s->override != NULL && s->override->drain)
+        return "DRAINING";
+    return "UP";
+}
+
+static void ui_server_json(cJSON *arr, const reg_server *s, int64_t now)
+{
+    const Lb__ServerInfo *in = s->info;
+    cJSON *j = cJSON_CreateObject();
+    bool og = s->override != NULL && s->override->group != NULL && s->override->group[0];
+    cJSON_AddStringToObject(j, "id", in->id);
+    cJSON_AddStringToObject(j, "host", in->host);
+    cJSON_AddStringToObject(j, "zone", in->zone);
+    cJSON_AddStringToObject(j, "region", in->region);
+    cJSON_AddStringToObject(j, "group", og ? s->override->group : in->group);
+    cJSON_AddNumberToObject(j, "group_rank", in->group_rank);
+    cJSON_AddNumberToObject(j, "capacity", in->capacity);
+    cJSON_AddNumberToObject(j, "sessions", (s->load != NULL ? s->load->sessions : 0) + s->pending);
+    cJSON_AddStringToObject(j, "status", ui_status(s));
+    cJSON_AddNumberToObject(j, "age_ms", s->load != NULL ? (double)(now - s->load_at_ms) : -1);
+    cJSON_AddNumberToObject(j, "cpu_load", s->load != NULL ? s->load->cpu_load : 0);
+    cJSON *apps = cJSON_AddArrayToObject(j, "apps");
+    for (size_t i = 0; i < in->n_apps; i++) {
+        cJSON *a = cJSON_CreateObject();
+        cJSON_AddStringToObject(a, "app", in->apps[i]);
+        for (size_t k = 0; s->load != NULL && k < s->load->n_apps; k++)
+            if (strcmp(s->load->apps[k]->app, in->apps[i]) == 0) {
+                cJSON_AddNumberToObject(a, "processes", s->load->apps[k]->processes);
+                cJSON_AddNumberToObject(a, "ready", s->load->apps[k]->ready);
+            }
+        cJSON_AddItemToArray(apps, a);
+    }
+    cJSON_AddItemToArray(arr, j);
+}
+
+static httpd_result ui_state(const httpd_req *req, httpd_resp *resp, void *arg)
+{
+    (void)req;
+    master *m = arg;
+    cJSON *j = cJSON_CreateObject();
+    char leader[128];
+    reg_leader(m->view, leader, sizeof leader);
+    cJSON_AddNumberToObject(j, "ts_ms", (double)lb_wall_ms());
+    cJSON_AddStringToObject(j, "master", m->cfg.id);
+    cJSON_AddStringToObject(j, "leader", leader);
+    cJSON_AddBoolToObject(j, "etcd_connected", atomic_load(&m->etcd_ok));
+    cJSON *ms = cJSON_AddArrayToObject(j, "masters");
+    cJSON *sl = cJSON_AddArrayToObject(j, "slaves");
+    cJSON *sv = cJSON_AddArrayToObject(j, "servers");
+    int64_t now = lb_mono_ms();
+    reg_lock(m->view);
+    size_t i = 0;
+    const Lb__MasterInfo *mi;
+    while ((mi = reg_master_next_locked(m->view, &i)) != NULL) {
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "id", mi->id);
+        cJSON_AddStringToObject(x, "endpoint", mi->rpc_endpoint);
+        cJSON_AddStringToObject(x, "role", strcmp(mi->id, leader) == 0 ? "leader" : "standby");
+        cJSON_AddItemToArray(ms, x);
+    }
+    i = 0;
+    reg_slave *s;
+    while ((s = reg_slave_next_locked(m->view, &i)) != NULL) {
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "id", s->info->id);
+        cJSON_AddStringToObject(x, "zone", s->info->zone);
+        cJSON_AddStringToObject(x, "endpoint", s->info->endpoint);
+        cJSON_AddStringToObject(x, "api", s->info->api_endpoint);
+        cJSON_AddNumberToObject(x, "load", s->load);
+        cJSON_AddNumberToObject(x, "limit", s->info->limit);
+        cJSON_AddItemToArray(sl, x);
+    }
+    i = 0;
+    reg_server *sr;
+    while ((sr = reg_server_next_locked(m->view, &i)) != NULL)
+        ui_server_json(sv, sr, now);
+    cJSON_AddNumberToObject(j, "sessions", (double)reg_n_sessions_locked(m->view));
+    reg_unlock(m->view);
+    return ui_json(resp, 200, j);
+}
+
+static httpd_result ui_events(const httpd_req *req, httpd_resp *resp, void *arg)
+{
+    master *m = arg;
+    const char *since = httpd_query(req, "since");
+    cJSON *j = cJSON_CreateObject();
+    events_json(m->events, since != NULL ? strtoull(since, NULL, 10) : 0, j);
+    return ui_json(resp, 200, j);
+}
+
+static cJSON *ui_error(const char *code, const char *reason)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(j, "error");
+    cJSON_AddStringToObject(e, "code", code);
+    cJSON_AddStringToObject(e, "reason", reason);
+    return j;
+}
+
+static cJSON *ui_instruction_json(const Lb__SelectionInstruction *in)
+{
+    cJSON *j = cJSON_CreateObject();
+    /* no slave asked: the choice is a server and the slave that would serve it */
+    cJSON_AddStringToObject(j, "action", in->action == LB__ACTION__REJECT ? "REJECT" : "CHOSEN");
+    cJSON_AddStringToObject(j, "server", in->server_id);
+    cJSON_AddStringToObject(j, "slave", in->slave_id);
+    cJSON_AddStringToObject(j, "reason", in->reason);
+    cJSON_AddStringToObject(j, "slave_reason", in->slave_reason);
+    cJSON_AddBoolToObject(j, "affinity", in->affinity);
+    cJSON_AddBoolToObject(j, "moved", in->moved);
+    cJSON *alts = cJSON_AddArrayToObject(j, "alternates");
+    for (size_t i = 0; i < in->n_alternates; i++)
+        cJSON_AddItemToArray(alts, cJSON_CreateString(in->alternates[i]->server_id));
+    cJSON *vs = cJSON_AddArrayToObject(j, "verdicts");
+    for (size_t i = 0; i < in->n_verdicts; i++) {
+        const Lb__Verdict *v = in->verdicts[i];
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "server", v->server_id);
+        cJSON_AddStringToObject(x, "zone", v->zone);
+        cJSON_AddStringToObject(x, "group", v->group);
+        cJSON_AddStringToObject(x, "verdict", v->verdict);
+        cJSON_AddNumberToObject(x, "rank", v->rank);
+        cJSON_AddStringToObject(x, "detail", v->detail);
+        cJSON_AddItemToArray(vs, x);
+    }
+    return j;
+}
+
+/* The same dry run as `lbctl explain` (master_explain), answered as JSON. */
+static httpd_result ui_explain(const httpd_req *req, httpd_resp *resp, void *arg)
+{
+    master *m = arg;
+    const char *app = httpd_query(req, "app"), *client = httpd_query(req, "client_id");
+    const char *loc = httpd_query(req, "location");
+    if (app == NULL || app[0] == '\0' || client == NULL || client[0] == '\0')
+        return ui_json(resp, 400, ui_error("bad_request", "app and client_id are required"));
+    Lb__ClientRequest cr = LB__CLIENT_REQUEST__INIT;
+    cr.app = (char *)app;
+    cr.client_id = (char *)client;
+    cr.location = (char *)(loc != NULL ? loc : "");
+    Lb__SelectionRequest sr = LB__SELECTION_REQUEST__INIT;
+    sr.request = &cr;
+    sr.dry_run = true;
+    Lb__Envelope env = LB__ENVELOPE__INIT;
+    env.version = WIRE_VERSION;
+    env.body_case = LB__ENVELOPE__BODY_SELECTION_REQUEST;
+    env.selection_request = &sr;
+    nng_msg *msg = master_explain(m, &env);
+    Lb__Envelope *out = NULL;
+    lb_errmsg em = {{0}};
+    if (msg == NULL || wire_decode(msg, m->cfg.max_message, &out, &em) != LB_OK ||
+        out->body_case != LB__ENVELOPE__BODY_INSTRUCTION) {
+        if (msg != NULL)
+            nng_msg_free(msg);
+        wire_free(&out);
+        return ui_json(resp, 500, ui_error("internal", "explain failed"));
+    }
+    nng_msg_free(msg);
+    cJSON *j = ui_instruction_json(out->instruction);
+    wire_free(&out);
+    return ui_json(resp, 200, j);
+}
+
+int master_ui_start(master *m)
+{
+    if (m->http == NULL)
+        return 0;
+    httpd *h = httpd_ops_server(m->http);
+    if (httpd_route(h, "GET", "/ui/api/state", ui_state, m) != LB_OK ||
+        httpd_route(h, "GET", "/ui/api/events", ui_events, m) != LB_OK ||
+        httpd_route(h, "GET", "/ui/api/explain", ui_explain, m) != LB_OK ||
+        httpd_route(h, "GET", "/ui*", ui_static, m) != LB_OK) {
+        LOG_ERROR("master", "dashboard routes", "err=\"route table full\"");
+        return -1;
+    }
+    LOG_INFO("master", "dashboard", "path=/ui assets=%zu", lb_web_n_assets);
+    return 0;
+}

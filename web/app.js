@@ -56,7 +56,8 @@ function renderServers(servers) {
         ? `${a.app} (${a.ready} ready)` : a.app).join(", ");
       tb.append(el("tr", { "data-server": s.id },
         el("th", { scope: "row" }, s.id),
-        el("td", {}, el("span", { class: `status status-${s.status}` }, s.status)),
+        el("td", {}, el("span", { class: `status status-${s.status}` }, s.status),
+          s.health ? el("span", { class: "muted" }, ` ${s.health}`) : ""),
         el("td", {}, bar(s.sessions, s.capacity)),
         el("td", {}, apps),
         el("td", {}, s.host)));

@@ -84,11 +84,14 @@ static httpd_result ui_static(const httpd_req *req, httpd_resp *resp, void *arg)
     return HTTPD_DONE;
 }
 
-/* UP, DRAINING, DISABLED or DOWN, as lbctl servers shows them. */
+/* As lbctl servers shows them (sessions.c status_of): DOWN, EJECTED, DISABLED,
+ * DRAINING or UP. */
 static const char *ui_status(const reg_server *s)
 {
-    if (s->stale || s->load == NULL)
+    if (s->stale || s->conn_down || s->load == NULL)
         return "DOWN";
+    if (s->ejected_until_ms != 0)
+        return "EJECTED";
     if (s->override != NULL && s->override->disable)
         return "DISABLED";
     if (s->override != NULL && s->override->drain)
@@ -96,8 +99,10 @@ static const char *ui_status(const reg_server *s)
     return "UP";
 }
 
-static void ui_server_json(cJSON *arr, const reg_server *s, int64_t now)
+static void ui_server_json(cJSON *arr, reg *view, const reg_server *s, int64_t now)
 {
+    char health[256];
+    reg_health_detail_locked(view, s, health, sizeof health);
     const Lb__ServerInfo *in = s->info;
     cJSON *j = cJSON_CreateObject();
     bool og = s->override != NULL && s->override->group != NULL && s->override->group[0];
@@ -110,6 +115,7 @@ static void ui_server_json(cJSON *arr, const reg_server *s, int64_t now)
     cJSON_AddNumberToObject(j, "capacity", in->capacity);
     cJSON_AddNumberToObject(j, "sessions", (s->load != NULL ? s->load->sessions : 0) + s->pending);
     cJSON_AddStringToObject(j, "status", ui_status(s));
+    cJSON_AddStringToObject(j, "health", health); /* why out of selection, e.g. ejected */
     cJSON_AddNumberToObject(j, "age_ms", s->load != NULL ? (double)(now - s->load_at_ms) : -1);
     cJSON_AddNumberToObject(j, "cpu_load", s->load != NULL ? s->load->cpu_load : 0);
     cJSON *apps = cJSON_AddArrayToObject(j, "apps");
@@ -166,7 +172,7 @@ static httpd_result ui_state(const httpd_req *req, httpd_resp *resp, void *arg)
     i = 0;
     reg_server *sr;
     while ((sr = reg_server_next_locked(m->view, &i)) != NULL)
-        ui_server_json(sv, sr, now);
+        ui_server_json(sv, m->view, sr, now);
     cJSON_AddNumberToObject(j, "sessions", (double)reg_n_sessions_locked(m->view));
     reg_unlock(m->view);
     return ui_json(resp, 200, j);

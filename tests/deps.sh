@@ -6,7 +6,7 @@ lb_install_deps() {
                 libcurl4-openssl-dev libyaml-dev libcjson-dev libcmocka-dev libmicrohttpd-dev
                 etcd-server etcd-client python3 curl iproute2 procps clang-format prometheus tmux
                 clang libclang-rt-dev openssl systemd help2man dpkg-dev fakeroot docker-compose python3-pip
-                chromium "$@")
+                chromium libsodium-dev "$@")
     # Node.js and npm (dashboard test): the machine image may ship them from another
     # source (nodesource's nodejs bundles npm and conflicts with Debian's npm package),
     # so ask Debian for them only when the commands are missing.

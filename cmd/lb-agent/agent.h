@@ -21,6 +21,7 @@
 #ifndef LB_AGENT_H
 #define LB_AGENT_H
 
+#include "config/cfg_tls.h"
 #include "etcd/etcd.h"
 #include "lb.pb-c.h"
 #include "lb/err.h"
@@ -96,6 +97,7 @@ typedef struct agent_config {
     char *arch, *os;      /* advertised instead of uname's when not empty */
     char **reachable_via; /* slave ids or zones clients reach this server through */
     size_t n_reachable_via;
+    cfg_tls tls; /* certificates and CAs of every nng link */
     agent_app *apps;
     size_t n_apps;
 } agent_config;

@@ -10,9 +10,9 @@
  *   capacity: 100              most sessions (live processes) at once
  *   host: 127.0.0.1            host clients use to reach the processes; the
  *                              agent checks readiness by connecting there
- *   listen: tcp://127.0.0.1:7301      launch RPC (REP) endpoint
+ *   listen: tls+tcp://127.0.0.1:7301  launch RPC (REP) endpoint
  *   advertise: (listen)               endpoint masters dial, when listen is 0.0.0.0
- *   report: [tcp://m1:7402, ...]      every master's report (SUB) endpoint;
+ *   report: [tls+tcp://m1:7402, ...]  every master's report (SUB) endpoint;
  *                                     a string or a list (default: none)
  *   etcd: http://127.0.0.1:2379       comma-separated string or a list
  *   prefix: /lb/                      etcd key prefix ('/' appended if missing)
@@ -38,6 +38,8 @@
  *   default_user: nobody              apps' user when the agent is root and an app
  *                                     names none (config_sandbox.c: user, group,
  *                                     allow_root, limits per app)
+ *   tls: {ca, cert, key, peer_ca, server_name, insecure}   config/cfg_tls.h; peer_ca:
+ *                                     the masters' CA (only masters may launch)
  *   apps:                             the only programs this agent runs
  *     echo:
  *       argv: [lb-echo, --port, "{port}", --session, "{session}"]
@@ -56,6 +58,7 @@
 #include "common/errmsg.h"
 #include "common/util.h"
 #include "config/cfg.h"
+#include "config/cfg_tls.h"
 #include "config/daemon.h"
 #include "config/etcd_cfg.h"
 #include "obs/log.h"
@@ -95,6 +98,7 @@ static const char *const top_keys[] = {"id",
                                        "default_user",
                                        CFG_ETCD_SECURITY_KEYS,
                                        "shutdown_grace",
+                                       "tls",
                                        NULL};
 static const char *const app_keys[] = {"argv", "env",   "ready_timeout", "per_session", "link",
                                        "user", "group", "allow_root",    "limits",      "pool",
@@ -166,7 +170,7 @@ static lb_err config_strings(const cfg_doc *d, const cfg_node *r, agent_config *
         (err = cfg_get_str(d, r, "region", "default", &c->region, em)) != LB_OK ||
         (err = cfg_get_str(d, r, "group", "default", &c->group, em)) != LB_OK ||
         (err = cfg_get_str(d, r, "host", "127.0.0.1", &c->host, em)) != LB_OK ||
-        (err = cfg_get_str(d, r, "listen", "tcp://127.0.0.1:7301", &c->listen, em)) != LB_OK ||
+        (err = cfg_get_str(d, r, "listen", "tls+tcp://127.0.0.1:7301", &c->listen, em)) != LB_OK ||
         (err = cfg_get_str(d, r, "advertise", c->listen, &c->advertise, em)) != LB_OK ||
         (err = cfg_get_str(d, r, "prefix", "/lb/", &c->prefix, em)) != LB_OK ||
         (err = cfg_get_str(d, r, "log_level", "info", &c->log_level, em)) != LB_OK ||
@@ -503,6 +507,7 @@ static lb_err config_contain(const cfg_doc *d, const cfg_node *r, agent_config *
     }
     return err;
 }
+static const char *const agent_url_keys[] = {"listen", "advertise", "report", NULL};
 
 lb_err agent_config_load(const char *path, agent_config *c, lb_errmsg *em)
 {
@@ -521,6 +526,8 @@ lb_err agent_config_load(const char *path, agent_config *c, lb_errmsg *em)
         (err = config_strmap(d, cfg_map_get(r, "labels"), &c->label_keys, &c->label_values,
                              &c->n_labels, em)) == LB_OK)
         err = config_apps(d, r, c, em);
+    if (err == LB_OK && (err = cfg_tls_load(d, r, false, &c->tls, em)) == LB_OK)
+        err = cfg_tls_check_urls(d, r, agent_url_keys, &c->tls, em);
     cfg_free(&d);
     if (err != LB_OK)
         agent_config_free(c);
@@ -548,6 +555,7 @@ void agent_config_free(agent_config *c)
     cfg_strlist_free(&c->report, c->n_report);
     cfg_strlist_free(&c->reachable_via, c->n_reachable_via);
     etcd_security_free(&c->etcd_sec);
+    cfg_tls_free(&c->tls);
     cfg_strlist_free(&c->label_keys, c->n_labels);
     cfg_strlist_free(&c->label_values, c->n_labels);
     cfg_strlist_free(&c->inherit_env, c->n_inherit_env);

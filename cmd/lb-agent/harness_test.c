@@ -331,6 +331,7 @@ void h_agent_start_etcd(h_agent *a, const char *id, const char *lease_ttl, const
         "# written by agent_test\n"
         "id: %s\nzone: z1\nregion: r1\ngroup: primary\npriority: 3\ncapacity: 7\n"
         "host: 127.0.0.1\nlisten: %s\netcd: %s\nprefix: /agent_test/\n"
+        "tls: {insecure: true}\n"
         "lease_ttl: %s\n%s"
         "ports: {min: %u, max: %u}\nlabels: {gpu: \"true\", rack: r7}\n"
         "log_level: debug\nstate_dir: %s/state\n%s"

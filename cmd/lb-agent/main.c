@@ -17,6 +17,7 @@
 #include "common/util.h"
 #include "config/daemon.h"
 #include "obs/log.h"
+#include "wire/wire_tls.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -63,7 +64,11 @@ int main(int argc, char **argv)
         free(cfg);
         return cfg_daemon_check_done("lb-agent", config);
     }
-    if (cfg_daemon_log_level("lb-agent", level, cfg->log_level) != 0) {
+    wire_tls_opts tls = {cfg->tls.ca,      cfg->tls.cert,
+                         cfg->tls.key,     cfg->tls.server_name[0] ? cfg->tls.server_name : NULL,
+                         cfg->tls.peer_ca, cfg->tls.insecure};
+    if (cfg_daemon_log_level("lb-agent", level, cfg->log_level) != 0 ||
+        wire_tls_start("lb-agent", &tls) != 0) {
         agent_config_free(cfg);
         free(cfg);
         return 2;
@@ -92,5 +97,7 @@ int main(int argc, char **argv)
     }
     agent_shutdown(&a);
     LOG_INFO(AGENT_COMP, "stopped", NULL);
+    wire_tls *t = wire_tls_default();
+    wire_tls_free(&t);
     return status;
 }

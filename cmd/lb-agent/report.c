@@ -13,6 +13,7 @@
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "wire/wire.h"
+#include "wire/wire_tls.h"
 
 #include <nng/protocol/pubsub0/pub.h>
 #include <stdio.h>
@@ -69,10 +70,10 @@ lb_err report_open(agent *a, lb_errmsg *em)
     nng_socket_set_ms(a->pub, NNG_OPT_RECONNMAXT, 1000);
     for (size_t i = 0; i < a->cfg->n_report; i++) {
         /* Non-blocking: a master that is down now is dialed again and again. */
-        rv = nng_dial(a->pub, a->cfg->report[i], NULL, NNG_FLAG_NONBLOCK);
-        if (rv != 0)
-            return lb_fail(em, wire_from_nng(rv), "%s: report endpoint '%s': %s", a->cfg->file,
-                           a->cfg->report[i], nng_strerror(rv));
+        lb_errmsg dm = {{0}};
+        if (wire_dial(a->pub, a->cfg->report[i], WIRE_ROLE_MASTER, NULL, &dm) != LB_OK)
+            return lb_fail(em, LB_EINVAL, "%s: report endpoint '%s': %s", a->cfg->file,
+                           a->cfg->report[i], dm.text);
     }
     return LB_OK;
 }

@@ -2,14 +2,14 @@
  * lb-master configuration (YAML). Every key is optional:
  *
  *   id: master-1                     # default: hostname
- *   listen: tcp://127.0.0.1:7101     # RPC for slaves and lbctl
- *   report_listen: tcp://127.0.0.1:7102  # load reports from agents and slaves (SUB)
- *   advertise: tcp://master-1:7101   # RPC endpoint others dial (in etcd); default: listen
- *   report_advertise: tcp://master-1:7102  # report endpoint others dial; default: report_listen
- *   etcd: http://127.0.0.1:2379      # string (comma-separated) or list
- *   prefix: /lb/
+ *   listen: tls+tcp://127.0.0.1:7101     # RPC for slaves and lbctl
+ *   report_listen: tls+tcp://127.0.0.1:7102  # load reports from agents and slaves (SUB)
+ *   advertise: tls+tcp://master-1:7101   # RPC endpoint others dial (in etcd); default: listen
+ *   report_advertise: tls+tcp://master-1:7102  # report endpoint others dial; default:
+ * report_listen etcd: http://127.0.0.1:2379      # string (comma-separated) or list prefix: /lb/
  *   lease_ttl: 2s                    # masters/<id> and leader key; refreshed every ttl/4, a
  *                                    # leader steps down when no refresh went through for 3/4
+ *   tls: {ca, cert, key, peer_ca, report_peer_ca, server_name, insecure}  # config/cfg_tls.h
  *   session_ttl: 10m                 # sessions expire this long after last use
  *   launch_timeout: 10s              # one launch at an agent
  *   etcd_timeout: 3s                 # one etcd call
@@ -34,12 +34,14 @@
  *   etcd_economy: true               # false: the old writes (P6 baseline only)
  *   etcd_tls: {ca, cert, key}        # etcd TLS; etcd_user + etcd_password_file: etcd auth
  *                                    # (see pkg/config/etcd_cfg.h)
+ *   tls: {ca, cert, key, peer_ca, report_peer_ca, server_name, insecure}  # config/cfg_tls.h
  */
 #include "master.h"
 
 #include "common/errmsg.h"
 #include "common/util.h"
 #include "config/cfg.h"
+#include "config/cfg_tls.h"
 #include "config/daemon.h"
 #include "config/etcd_cfg.h"
 #include "wire/wire.h"
@@ -79,7 +81,10 @@ static const char *const master_keys[] = {"id",
                                           "eject_base_time",
                                           "eject_max_time",
                                           "eject_max_percent",
+                                          "tls",
                                           NULL};
+
+static const char *const master_url_keys[] = {"listen", "report_listen", NULL};
 
 static lb_err load_strategies(const cfg_doc *doc, const cfg_node *root, master_config *cfg,
                               lb_errmsg *em)
@@ -128,9 +133,9 @@ static lb_err load_all(const cfg_doc *doc, master_config *cfg, lb_errmsg *em)
     if ((err = cfg_expect(doc, root, CFG_MAP, em)) != LB_OK ||
         (err = cfg_check_keys(doc, root, master_keys, em)) != LB_OK ||
         (err = cfg_get_str(doc, root, "id", host, &cfg->id, em)) != LB_OK ||
-        (err = cfg_get_str(doc, root, "listen", "tcp://127.0.0.1:7101", &cfg->listen, em)) ||
-        (err = cfg_get_str(doc, root, "report_listen", "tcp://127.0.0.1:7102", &cfg->report_listen,
-                           em)) ||
+        (err = cfg_get_str(doc, root, "listen", "tls+tcp://127.0.0.1:7101", &cfg->listen, em)) ||
+        (err = cfg_get_str(doc, root, "report_listen", "tls+tcp://127.0.0.1:7102",
+                           &cfg->report_listen, em)) ||
         (err = cfg_get_str(doc, root, "advertise", cfg->listen, &cfg->advertise, em)) ||
         (err = cfg_get_str(doc, root, "report_advertise", cfg->report_listen,
                            &cfg->report_advertise, em)) ||
@@ -158,7 +163,9 @@ static lb_err load_all(const cfg_doc *doc, master_config *cfg, lb_errmsg *em)
                                    &cfg->compact_retention_ms, em)) ||
         (err = cfg_get_size(doc, root, "etcd_quota", (uint64_t)2 << 30, &cfg->etcd_quota, em)) ||
         (err = cfg_get_bool(doc, root, "etcd_economy", true, &cfg->etcd_economy, em)) ||
-        (err = cfg_get_etcd_security(doc, root, &cfg->etcd_sec, em)))
+        (err = cfg_get_etcd_security(doc, root, &cfg->etcd_sec, em)) ||
+        (err = cfg_tls_load(doc, root, true, &cfg->tls, em)) ||
+        (err = cfg_tls_check_urls(doc, root, master_url_keys, &cfg->tls, em)))
         goto out;
     sel_policy_default(&cfg->policy);
     cfg->policy.zone_spill = spill;
@@ -214,6 +221,7 @@ void master_config_free(master_config *cfg)
     free(cfg->prefix);
     free(cfg->log_level);
     free(cfg->http_listen);
+    cfg_tls_free(&cfg->tls);
     for (size_t i = 0; i < cfg->n_per_app; i++)
         free(cfg->per_app_names[i]);
     free(cfg->per_app_names);

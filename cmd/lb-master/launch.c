@@ -13,6 +13,7 @@
 #include "common/util.h"
 #include "obs/log.h"
 #include "wire/wire.h"
+#include "wire/wire_tls.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,7 +77,8 @@ bool master_agent_ctx(master *m, const char *server_id, const char *endpoint, nn
         snprintf(a->server, sizeof a->server, "%s", server_id);
         atomic_init(&a->closing, false);
         lb_errmsg em = {{0}};
-        if (wire_req_dial_notify(endpoint, agent_pipe_cb, a, &a->sock, &em) != LB_OK) {
+        if (wire_req_dial_notify(endpoint, WIRE_ROLE_AGENT, NULL, agent_pipe_cb, a, &a->sock,
+                                 &em) != LB_OK) {
             LOG_WARN("master", "cannot dial agent", "server=%s err=\"%s\"", server_id, em.text);
             free(a);
             goto out;

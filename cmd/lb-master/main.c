@@ -10,6 +10,7 @@
 #include "common/util.h"
 #include "config/daemon.h"
 #include "obs/log.h"
+#include "wire/wire_tls.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -41,7 +42,11 @@ int main(int argc, char **argv)
         master_config_free(&m.cfg);
         return cfg_daemon_check_done("lb-master", path);
     }
-    if (cfg_daemon_log_level("lb-master", level, m.cfg.log_level) != 0) {
+    wire_tls_opts tls = {m.cfg.tls.ca,      m.cfg.tls.cert,
+                         m.cfg.tls.key,     m.cfg.tls.server_name[0] ? m.cfg.tls.server_name : NULL,
+                         m.cfg.tls.peer_ca, m.cfg.tls.insecure};
+    if (cfg_daemon_log_level("lb-master", level, m.cfg.log_level) != 0 ||
+        wire_tls_start("lb-master", &tls) != 0) {
         master_config_free(&m.cfg);
         return 2;
     }
@@ -87,5 +92,7 @@ out:
     events_free(&m.events);
     pthread_mutex_destroy(&m.sel_lock);
     master_config_free(&m.cfg);
+    wire_tls *t = wire_tls_default();
+    wire_tls_free(&t);
     return rc;
 }

@@ -9,6 +9,7 @@
 #define LB_MASTER_H
 
 #include "common/hmap.h"
+#include "config/cfg_tls.h"
 #include "etcd/etcd.h"
 #include "registry/reg.h"
 #include "select/sel.h"
@@ -47,6 +48,7 @@ typedef struct master_config {
     int64_t compact_retention_ms; /* etcd history kept by the leader's compaction; 0: off */
     uint64_t etcd_quota;          /* etcd's backend quota, for the 80 % warning */
     bool etcd_economy; /* false: the old per-second load and per-request session writes */
+    cfg_tls tls;       /* certificates and CAs of every nng link */
 } master_config;
 
 /* One pending etcd write (sessions, affinity, load), owned by the queue. */

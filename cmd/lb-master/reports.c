@@ -7,6 +7,7 @@
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "wire/wire.h"
+#include "wire/wire_tls.h"
 
 #include <nng/protocol/pubsub0/sub.h>
 
@@ -58,11 +59,17 @@ int master_reports_start(master *m)
         rv = nng_socket_set_int(m->sub, NNG_OPT_RECVBUF, 8192);
     if (rv == 0)
         rv = nng_socket_set_ms(m->sub, NNG_OPT_RECVTIMEO, 500);
-    if (rv == 0)
-        rv = nng_listen(m->sub, m->cfg.report_listen, NULL, 0);
     if (rv != 0) {
         LOG_ERROR("master", "report socket", "endpoint=%s err=\"%s\"", m->cfg.report_listen,
                   nng_strerror(rv));
+        return -1;
+    }
+    /* Only agents and slaves publish reports: this listener trusts their CAs. */
+    lb_errmsg em = {{0}};
+    const char *peer_ca = *m->cfg.tls.report_peer_ca ? m->cfg.tls.report_peer_ca : NULL;
+    if (wire_listen(m->sub, m->cfg.report_listen, peer_ca, NULL, NULL, &em) != LB_OK) {
+        LOG_ERROR("master", "report socket", "endpoint=%s err=\"%s\"", m->cfg.report_listen,
+                  em.text);
         return -1;
     }
     if (pthread_create(&m->reporter, NULL, reports_main, m) != 0)

@@ -4,10 +4,12 @@
  *   id: slave-a                      # default: hostname
  *   zone: default
  *   region: default
- *   listen: tcp://127.0.0.1:7201     # client endpoint
- *   advertise: tcp://127.0.0.1:7201  # endpoint named in redirects (default: listen)
- *   masters: [tcp://127.0.0.1:7101]  # master RPC endpoints (default: discovered from etcd)
- *   report: [tcp://127.0.0.1:7102]   # master report endpoints (default: discovered from etcd)
+ *   listen: tls+tcp://127.0.0.1:7201     # client endpoint
+ *   advertise: tls+tcp://127.0.0.1:7201  # endpoint named in redirects (default: listen)
+ *   masters: [tls+tcp://127.0.0.1:7101]  # master RPC endpoints (default: discovered from etcd)
+ *   report: [tls+tcp://127.0.0.1:7102]   # master report endpoints (default: discovered from etcd)
+ *   tls: {ca, cert, key, peer_ca, server_name, insecure}  # config/cfg_tls.h; peer_ca: the
+ *                                    # clients' and operators' CAs
  *   etcd: http://127.0.0.1:2379      # string (comma-separated) or list
  *   prefix: /lb/
  *   lease_ttl: 5s
@@ -35,6 +37,7 @@
 #include "common/errmsg.h"
 #include "common/util.h"
 #include "config/cfg.h"
+#include "config/cfg_tls.h"
 #include "config/daemon.h"
 #include "config/etcd_cfg.h"
 #include "wire/wire.h"
@@ -71,7 +74,10 @@ static const char *const slave_keys[] = {"id",
                                          "api_max_body",
                                          "api_max_conns",
                                          "api_per_ip",
+                                         "tls",
                                          NULL};
+
+static const char *const slave_url_keys[] = {"listen", "advertise", "masters", "report", NULL};
 
 static lb_err load_all(const cfg_doc *doc, slave_config *cfg, lb_errmsg *em)
 {
@@ -86,7 +92,7 @@ static lb_err load_all(const cfg_doc *doc, slave_config *cfg, lb_errmsg *em)
         (err = cfg_get_str(doc, root, "id", host, &cfg->id, em)) ||
         (err = cfg_get_str(doc, root, "zone", "default", &cfg->zone, em)) ||
         (err = cfg_get_str(doc, root, "region", "default", &cfg->region, em)) ||
-        (err = cfg_get_str(doc, root, "listen", "tcp://127.0.0.1:7201", &cfg->listen, em)) ||
+        (err = cfg_get_str(doc, root, "listen", "tls+tcp://127.0.0.1:7201", &cfg->listen, em)) ||
         (err = cfg_get_str(doc, root, "advertise", cfg->listen, &cfg->advertise, em)) ||
         (err = cfg_get_strlist(doc, root, "masters", &cfg->masters, &cfg->n_masters, em)) ||
         (err = cfg_get_strlist(doc, root, "report", &cfg->report, &cfg->n_report, em)) ||
@@ -111,7 +117,9 @@ static lb_err load_all(const cfg_doc *doc, slave_config *cfg, lb_errmsg *em)
         (err = cfg_get_str(doc, root, "api_advertise", "", &cfg->api_advertise, em)) ||
         (err = cfg_get_size(doc, root, "api_max_body", 65536, &cfg->api_max_body, em)) ||
         (err = cfg_get_int(doc, root, "api_max_conns", 1, 100000, 512, &cfg->api_max_conns, em)) ||
-        (err = cfg_get_int(doc, root, "api_per_ip", 1, 100000, 64, &cfg->api_per_ip, em)))
+        (err = cfg_get_int(doc, root, "api_per_ip", 1, 100000, 64, &cfg->api_per_ip, em)) ||
+        (err = cfg_tls_load(doc, root, false, &cfg->tls, em)) ||
+        (err = cfg_tls_check_urls(doc, root, slave_url_keys, &cfg->tls, em)))
         goto out;
     cfg->etcd = cfg_join(etcd, n_etcd, "http://127.0.0.1:2379");
     if (cfg->n_masters > SLAVE_MAX_MASTERS) {
@@ -164,5 +172,6 @@ void slave_config_free(slave_config *cfg)
     cfg_strlist_free(&cfg->apps, cfg->n_apps);
     free(cfg->api_listen);
     free(cfg->api_advertise);
+    cfg_tls_free(&cfg->tls);
     memset(cfg, 0, sizeof *cfg);
 }

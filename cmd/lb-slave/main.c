@@ -10,6 +10,7 @@
 #include "api/api.h"
 #include "config/daemon.h"
 #include "obs/log.h"
+#include "wire/wire_tls.h"
 
 #include <stdlib.h>
 #include <signal.h>
@@ -54,7 +55,11 @@ int main(int argc, char **argv)
         slave_config_free(&s.cfg);
         return cfg_daemon_check_done("lb-slave", path);
     }
-    if (cfg_daemon_log_level("lb-slave", level, s.cfg.log_level) != 0) {
+    wire_tls_opts tls = {s.cfg.tls.ca,      s.cfg.tls.cert,
+                         s.cfg.tls.key,     s.cfg.tls.server_name[0] ? s.cfg.tls.server_name : NULL,
+                         s.cfg.tls.peer_ca, s.cfg.tls.insecure};
+    if (cfg_daemon_log_level("lb-slave", level, s.cfg.log_level) != 0 ||
+        wire_tls_start("lb-slave", &tls) != 0) {
         slave_config_free(&s.cfg);
         return 2;
     }
@@ -106,5 +111,7 @@ out:
     api_stop(&s.api);
     relay_stop(&s.relay);
     slave_config_free(&s.cfg);
+    wire_tls *t = wire_tls_default();
+    wire_tls_free(&t);
     return rc;
 }

@@ -6,6 +6,7 @@
 #ifndef LB_SLAVE_H
 #define LB_SLAVE_H
 
+#include "config/cfg_tls.h"
 #include "etcd/etcd.h"
 
 #include <nng/nng.h>
@@ -47,6 +48,7 @@ typedef struct slave_config {
     uint64_t api_max_body;
     int64_t api_max_conns;
     int64_t api_per_ip;
+    cfg_tls tls; /* certificates and CAs of every nng link */
 } slave_config;
 
 /* The front door's in-process address: the HTTP API sends its calls here. */

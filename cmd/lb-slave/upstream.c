@@ -13,6 +13,7 @@
 #include "lb.pb-c.h"
 #include "obs/log.h"
 #include "wire/wire.h"
+#include "wire/wire_tls.h"
 
 #include <nng/protocol/pubsub0/pub.h>
 #include <stdio.h>
@@ -66,7 +67,8 @@ int slave_add_master_locked(slave *s, const char *ep)
     lb_errmsg em = {{0}};
     upstream *u = &s->ups[s->n_ups];
     atomic_init(&u->pipes, 0);
-    if (wire_req_dial_notify(ep, master_pipe_cb, u, &u->sock, &em) != LB_OK) {
+    if (wire_req_dial_notify(ep, WIRE_ROLE_MASTER, NULL, master_pipe_cb, u, &u->sock, &em) !=
+        LB_OK) {
         LOG_WARN("slave", "cannot dial master", "err=\"%s\"", em.text);
         return -1;
     }
@@ -82,10 +84,9 @@ static void add_master(slave *s, const char *ep)
 
 static void dial_report(slave *s, const char *ep)
 {
-    int rv = nng_dial(s->pub, ep, NULL, NNG_FLAG_NONBLOCK);
-    if (rv != 0)
-        LOG_WARN("slave", "cannot dial report endpoint", "endpoint=%s err=\"%s\"", ep,
-                 nng_strerror(rv));
+    lb_errmsg em = {{0}};
+    if (wire_dial(s->pub, ep, WIRE_ROLE_MASTER, NULL, &em) != LB_OK)
+        LOG_WARN("slave", "cannot dial report endpoint", "endpoint=%s err=\"%s\"", ep, em.text);
 }
 
 /* Discovery: every master registered under masters/ (when not configured). */

@@ -9,6 +9,7 @@
 
 #include "common/util.h"
 #include "wire/wire.h"
+#include "wire/wire_tls.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -140,7 +141,7 @@ int cmd_explain(const ctl_opts *o, int argc, char **argv)
     nng_socket s;
     lb_errmsg em = {{0}};
     int rc = EXIT_FAIL;
-    if (ctl_dial(o, master, &s, &em) != LB_OK) {
+    if (ctl_dial_to(o, WIRE_ROLE_MASTER, master, &s, &em) != LB_OK) {
         fprintf(stderr, "lbctl: %s\n", em.text);
         goto out;
     }

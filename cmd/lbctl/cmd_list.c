@@ -7,6 +7,7 @@
 #include "lbctl.h"
 
 #include "wire/wire.h"
+#include "wire/wire_tls.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -52,7 +53,7 @@ int cmd_list(const ctl_opts *o, int argc, char **argv)
         return EXIT_FAIL;
     nng_socket s;
     lb_errmsg em = {{0}};
-    if (ctl_dial(o, slave, &s, &em) != LB_OK) {
+    if (ctl_dial_to(o, WIRE_ROLE_SLAVE, slave, &s, &em) != LB_OK) {
         fprintf(stderr, "lbctl: %s\n", em.text);
         return EXIT_FAIL;
     }

@@ -8,6 +8,7 @@
 
 #include "common/util.h"
 #include "wire/wire.h"
+#include "wire/wire_tls.h"
 
 #include <cjson/cJSON.h>
 #include <signal.h>
@@ -277,7 +278,7 @@ int cmd_release(const ctl_opts *o, int argc, char **argv)
     nng_socket s;
     lb_errmsg em = {{0}};
     int rc = EXIT_FAIL;
-    if (ctl_dial(o, addr, &s, &em) != LB_OK) {
+    if (ctl_dial_to(o, WIRE_ROLE_MASTER, addr, &s, &em) != LB_OK) {
         fprintf(stderr, "lbctl: %s\n", em.text);
         return EXIT_FAIL;
     }

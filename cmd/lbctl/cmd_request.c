@@ -8,6 +8,7 @@
 
 #include "common/util.h"
 #include "wire/wire.h"
+#include "wire/wire_tls.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -150,7 +151,7 @@ static int ask(const ctl_opts *o, const char *addr, Lb__ClientRequest *cr, Lb__E
 {
     nng_socket s;
     lb_errmsg em = {{0}};
-    if (ctl_dial(o, addr, &s, &em) != LB_OK) {
+    if (ctl_dial_to(o, WIRE_ROLE_SLAVE, addr, &s, &em) != LB_OK) {
         fprintf(stderr, "lbctl: %s\n", em.text);
         return -1;
     }

@@ -166,6 +166,12 @@ lb_err ctl_dial(const ctl_opts *o, const char *url, nng_socket *s, lb_errmsg *em
     return err != LB_OK ? err : wire_req_dial(url, s, em);
 }
 
+lb_err ctl_dial_to(const ctl_opts *o, int role, const char *url, nng_socket *s, lb_errmsg *em)
+{
+    lb_err err = ctl_probe(url, o->connect_ms, em);
+    return err != LB_OK ? err : wire_req_dial_to(url, role, NULL, s, em);
+}
+
 int ctl_slave_addr(const ctl_opts *o, const char *zone, char *out, size_t cap)
 {
     if (o->slave != NULL) {

@@ -42,6 +42,8 @@ int ctl_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 lb_err ctl_probe(const char *url, int ms, lb_errmsg *em);
 /* ctl_probe (o->connect_ms), then a REQ socket dialed to url. */
 lb_err ctl_dial(const ctl_opts *o, const char *url, nng_socket *s, lb_errmsg *em);
+/* Same, to a server of role (a wire_role: its certificate must carry that role's name). */
+lb_err ctl_dial_to(const ctl_opts *o, int role, const char *url, nng_socket *s, lb_errmsg *em);
 
 /* The slave to ask: --slave/LBCP_SLAVE/config, else one registered in etcd
  * (of zone first when given). -1 after printing why there is none. */

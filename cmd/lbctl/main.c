@@ -4,6 +4,7 @@
 #include "ctl_ops.h"
 
 #include "lb/version.h"
+#include "wire/wire_tls.h"
 
 #include <cjson/cJSON.h>
 #include <signal.h>
@@ -35,6 +36,11 @@ static void usage(FILE *f)
         "  --connect-timeout MS  to reach a daemon at all (default 2000)\n"
         "  --config FILE         lbctl config (env LBCP_CONFIG; default\n"
         "                        ~/.config/lbcp/lbctl.yaml, else /etc/lbcp/lbctl.yaml)\n"
+        "  --tls-ca FILE         CAs of the daemons' certificates (env LBCP_TLS_CA)\n"
+        "  --tls-cert FILE       lbctl's certificate, from the operators' CA (env\n"
+        "                        LBCP_TLS_CERT; with --tls-key, env LBCP_TLS_KEY)\n"
+        "  --tls-server-name N   name the daemons' certificates carry (default ROLE.lbcp)\n"
+        "  --insecure            also allow plain tcp:// endpoints (env LBCP_TLS_INSECURE=1)\n"
         "  -o, --output FORMAT   table, wide or json\n"
         "  --version             print the version\n"
         "\n"
@@ -98,11 +104,25 @@ void ctl_print_json(cJSON *v)
 
 static bool is_global_with_value(const char *a)
 {
-    static const char *const names[] = {"--etcd",     "--slave",     "--master",
-                                        "--addr",     "--prefix",    "--call-timeout",
-                                        "-o",         "--output",    "--connect-timeout",
-                                        "--config",   "--etcd-ca",   "--etcd-cert",
-                                        "--etcd-key", "--etcd-user", "--etcd-password-file",
+    static const char *const names[] = {"--etcd",
+                                        "--slave",
+                                        "--master",
+                                        "--addr",
+                                        "--prefix",
+                                        "--call-timeout",
+                                        "-o",
+                                        "--output",
+                                        "--connect-timeout",
+                                        "--config",
+                                        "--etcd-ca",
+                                        "--etcd-cert",
+                                        "--etcd-key",
+                                        "--etcd-user",
+                                        "--etcd-password-file",
+                                        "--tls-ca",
+                                        "--tls-cert",
+                                        "--tls-key",
+                                        "--tls-server-name",
                                         NULL};
     for (size_t i = 0; names[i] != NULL; i++)
         if (strcmp(a, names[i]) == 0)
@@ -120,11 +140,18 @@ static int parse_ms(const char *s)
 
 /* Takes the global flags out of argv (they may stand anywhere), leaving the
  * command and its own flags in rest. EXIT_OK or EXIT_USAGE (printed). */
+/* TLS of the nng links (wire_tls.h): flags here, the environment in main. */
+static wire_tls_opts ctl_tls;
+
 static int parse_globals(int argc, char **argv, ctl_opts *o, const char **config, char **rest,
                          int *nrest)
 {
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
+        if (strcmp(a, "--insecure") == 0) {
+            ctl_tls.insecure = true;
+            continue;
+        }
         if (!is_global_with_value(a)) {
             rest[(*nrest)++] = argv[i];
             continue;
@@ -145,6 +172,11 @@ static int parse_globals(int argc, char **argv, ctl_opts *o, const char **config
             sec->user = (char *)v;
         else if (strcmp(a, "--etcd-password-file") == 0)
             sec->password_file = (char *)v;
+        else if (strncmp(a, "--tls-", 6) == 0)
+            *(strcmp(a, "--tls-ca") == 0     ? &ctl_tls.ca
+              : strcmp(a, "--tls-cert") == 0 ? &ctl_tls.cert
+              : strcmp(a, "--tls-key") == 0  ? &ctl_tls.key
+                                             : &ctl_tls.server_name) = v;
         else if (strcmp(a, "--etcd") == 0)
             o->etcd = v;
         else if (strcmp(a, "--slave") == 0)
@@ -169,6 +201,29 @@ static int parse_globals(int argc, char **argv, ctl_opts *o, const char **config
             return EXIT_USAGE;
         }
     }
+    return EXIT_OK;
+}
+
+/* The environment's TLS settings under the flags'; the result is the default
+ * every dial uses. Without any, only plain tcp:// endpoints can be reached. */
+static int ctl_tls_setup(void)
+{
+    wire_tls_opts t = {0};
+    wire_tls_opts_from_env(&t);
+    t.ca = ctl_tls.ca ? ctl_tls.ca : t.ca;
+    t.cert = ctl_tls.cert ? ctl_tls.cert : t.cert;
+    t.key = ctl_tls.key ? ctl_tls.key : t.key;
+    t.server_name = ctl_tls.server_name ? ctl_tls.server_name : t.server_name;
+    t.insecure = t.insecure || ctl_tls.insecure;
+    if (t.ca == NULL && t.cert == NULL && t.key == NULL && !t.insecure)
+        return EXIT_OK;
+    wire_tls *w = NULL;
+    lb_errmsg em = {{0}};
+    if (wire_tls_new(&t, &w, &em) != LB_OK) {
+        fprintf(stderr, "lbctl: %s\n", em.text);
+        return EXIT_USAGE;
+    }
+    wire_tls_set_default(w);
     return EXIT_OK;
 }
 
@@ -233,8 +288,12 @@ int main(int argc, char **argv)
         o.prefix = o.prefix != NULL ? o.prefix : "/lb/";
         o.timeout_ms = o.timeout_ms > 0 ? o.timeout_ms : 20000;
         o.connect_ms = o.connect_ms > 0 ? o.connect_ms : 2000;
-        rc = run(&o, nrest, rest);
+        rc = ctl_tls_setup();
     }
+    if (rc == EXIT_OK)
+        rc = run(&o, nrest, rest);
+    wire_tls *t = wire_tls_default();
+    wire_tls_free(&t);
     free(rest);
     free(args);
     return rc;

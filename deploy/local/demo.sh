@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs a whole lbcp cluster on loopback: a real single-node etcd (client on
-# http://127.0.0.1:12379), one master, slaves zone-a (tcp://127.0.0.1:7201) and
-# zone-b (tcp://127.0.0.1:7202), agents agent-a1, agent-a2 (zone-a) and agent-b1
+# http://127.0.0.1:12379), one master, slaves zone-a (tls+tcp://127.0.0.1:7201) and
+# zone-b (tls+tcp://127.0.0.1:7202), agents agent-a1, agent-a2 (zone-a) and agent-b1
 # (zone-b), each offering app `echo` (lb-echo). Then shows serve, redirect and
 # stickiness, and leaves the cluster running. ./deploy/local/down.sh stops it.
+# Every nng link is TLS, with certificates from a throwaway PKI made in
+# state/tls by deploy/tls/mkpki.sh.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -40,6 +42,12 @@ if [ "$(id -u)" = 0 ] && ! su -s /bin/sh nobody -c "test -x '$bin/lb-echo'" 2>/d
     echo "(apps run as nobody, from $appbin)"
 fi
 
+echo "== a throwaway PKI in $state/tls (one CA per role)"
+"$root/deploy/tls/mkpki.sh" "$state/tls" 30 >/dev/null
+# lbctl and lbclient-example act as the operator
+export LBCP_TLS_CA="$state/tls/trust.pem" LBCP_TLS_CERT="$state/tls/operator.crt"
+export LBCP_TLS_KEY="$state/tls/operator.key"
+
 start() { # name command...
     local name=$1
     shift
@@ -70,7 +78,7 @@ wait_until 30 "etcd" curl -sf http://127.0.0.1:12379/health
 export LBCP_ETCD=http://127.0.0.1:12379
 echo "== starting master, slaves and agents"
 start master-1 lb-master --config "$here/master.yaml"
-wait_until 15 "master leadership" sh -c "lbctl stats --addr tcp://127.0.0.1:7101 >/dev/null"
+wait_until 15 "master leadership" sh -c "lbctl stats --addr tls+tcp://127.0.0.1:7101 >/dev/null"
 start slave-a lb-slave --config "$here/slave-a.yaml"
 start slave-b lb-slave --config "$here/slave-b.yaml"
 for a in agent-a1 agent-a2 agent-b1; do
@@ -78,7 +86,7 @@ for a in agent-a1 agent-a2 agent-b1; do
 done
 wait_until 20 "three agents in etcd" sh -c "[ \$(lbctl servers -o json | grep -o '\"id\"' | wc -l) -eq 3 ]"
 wait_until 20 "load reports at the master" sh -c \
-    "lbctl --addr tcp://127.0.0.1:7101 stats | awk '/load_reports_total.from=.agent/ {exit !(\$2 >= 3)}'"
+    "lbctl --addr tls+tcp://127.0.0.1:7101 stats | awk '/load_reports_total.from=.agent/ {exit !(\$2 >= 3)}'"
 
 show() {
     echo
@@ -88,16 +96,16 @@ show() {
 
 echo
 echo "== a zone-a client asks the zone-a slave: served there"
-show lbctl --slave tcp://127.0.0.1:7201 request --app echo --client alice --location zone-a
+show lbctl --slave tls+tcp://127.0.0.1:7201 request --app echo --client alice --location zone-a
 echo
 echo "== a zone-b client asks the zone-a slave: redirected to the zone-b slave, served there"
-show lbctl --slave tcp://127.0.0.1:7201 request --app echo --client bob --location zone-b
+show lbctl --slave tls+tcp://127.0.0.1:7201 request --app echo --client bob --location zone-b
 echo
 echo "== alice asks again: sticky, same server and same pid"
-show lbctl --slave tcp://127.0.0.1:7201 request --app echo --client alice --location zone-a
+show lbctl --slave tls+tcp://127.0.0.1:7201 request --app echo --client alice --location zone-a
 echo
 echo "== talking to alice's process"
-out=$(lbctl --slave tcp://127.0.0.1:7201 request --app echo --client alice --location zone-a -o json)
+out=$(lbctl --slave tls+tcp://127.0.0.1:7201 request --app echo --client alice --location zone-a -o json)
 port=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["port"])')
 echo "(sending \"hello\" to 127.0.0.1:$port)"
 python3 - "$port" <<'PY'
@@ -119,7 +127,8 @@ esac
 sleep 1.2 # one report interval, so the table shows the sessions
 echo
 echo "== a sticky connection (liblbclient) survives the kill of its process"
-show lbclient-example --slave tcp://127.0.0.1:7201 --app echo --client dave --location zone-a --kill-process
+show env LBCP_TLS_CERT="$state/tls/client.crt" LBCP_TLS_KEY="$state/tls/client.key" \
+    lbclient-example --slave tls+tcp://127.0.0.1:7201 --app echo --client dave --location zone-a --kill-process
 echo
 echo "== the servers"
 show lbctl servers
@@ -134,7 +143,7 @@ if [ ! -e "$lbctl_cfg" ] || head -1 "$lbctl_cfg" | grep -qF "$lbctl_mark"; then
     cat >"$lbctl_cfg" <<CFG
 $lbctl_mark (removed by down.sh)
 etcd: http://127.0.0.1:12379
-slave: tcp://127.0.0.1:7201
+slave: tls+tcp://127.0.0.1:7201
 CFG
     lbctl_note="lbctl config: $lbctl_cfg (etcd and default slave; no flags needed)"
 else
@@ -145,19 +154,22 @@ cat <<TXT
 
 The cluster is running:
   etcd      http://127.0.0.1:12379      (export LBCP_ETCD=http://127.0.0.1:12379)
-  master    tcp://127.0.0.1:7101
-  slaves    zone-a tcp://127.0.0.1:7201, zone-b tcp://127.0.0.1:7202
+  master    tls+tcp://127.0.0.1:7101
+  slaves    zone-a tls+tcp://127.0.0.1:7201, zone-b tls+tcp://127.0.0.1:7202
   agents    agent-a1, agent-a2 (zone-a), agent-b1 (zone-b)
   metrics   http://127.0.0.1:9101/metrics (master), :9201/:9202 (slaves), :9301-9303 (agents);
             /healthz on the same ports
   logs      $state/logs/
   binaries  $bin/ (lbctl, lb-master, ...; bash completion: source deploy/bash-completion/lbctl)
   $lbctl_note
+  TLS       $state/tls/ (lbctl needs LBCP_TLS_CA, LBCP_TLS_CERT, LBCP_TLS_KEY:
+            export LBCP_TLS_CA=$state/tls/trust.pem LBCP_TLS_CERT=$state/tls/operator.crt
+            export LBCP_TLS_KEY=$state/tls/operator.key)
 Try:
   $bin/lbctl request --app echo --client carol --location zone-b
   $bin/lbctl explain --app echo --client carol --location zone-b
   $bin/lbctl servers
-  $bin/lbctl --addr tcp://127.0.0.1:7101 stats
+  $bin/lbctl --addr tls+tcp://127.0.0.1:7101 stats
   $bin/lbctl status
   $bin/lbctl top
 Stop it with ./deploy/local/down.sh

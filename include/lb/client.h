@@ -46,6 +46,19 @@ extern "C" {
 typedef struct lb_client lb_client;
 typedef struct lb_sticky lb_sticky;
 
+/* TLS to the slaves (tls+tcp:// endpoints): PEM file names, read at
+ * lb_client_open. The slave's certificate must chain to ca and be named
+ * "slave.lbcp" (or server_name); cert/key are this client's, from a CA the
+ * slaves trust. With ca, cert and key unset only tcp:// slaves can be used;
+ * with them set, tcp:// is refused unless insecure. */
+typedef struct lb_tls_config {
+    const char *ca;
+    const char *cert;
+    const char *key;
+    const char *server_name; /* default "slave.lbcp" */
+    bool insecure;           /* also allow plain tcp:// slaves */
+} lb_tls_config;
+
 /* What lb_client_open needs. Only slaves is required; strings are copied. */
 typedef struct lb_client_config {
     /* slave endpoints, primary first ("tcp://host:port"); a host NAME that
@@ -59,7 +72,7 @@ typedef struct lb_client_config {
     uint64_t min_mem;          /* free memory wanted in bytes (0: any) */
     const char *const *labels; /* "key" or "key=value" the server must carry */
     size_t n_labels;
-    const char *token;      /* auth token passed to the slaves */
+    const char *token;      /* signed client token (lbctl token issue) sent to the slaves */
     int connect_timeout_ms; /* reaching one slave (default 1000) */
     int request_timeout_ms; /* one slave's answer, covers the launch (default 15000) */
     int retries;            /* extra rounds over the slave list (default 2) */
@@ -68,6 +81,7 @@ typedef struct lb_client_config {
     bool no_keepalive;      /* do not renew held sessions */
     const char *arch;       /* requirements: the server's advertised arch (NULL: any) */
     const char *os;         /* ... and os (NULL: any); labels may name "arch=V" too */
+    lb_tls_config tls;      /* TLS to the slaves (see lb_tls_config) */
 } lb_client_config;
 
 #define LB_MAX_ALTERNATES 4

@@ -6,6 +6,7 @@
 
 #include "common/util.h"
 #include "wire/wire.h"
+#include "wire/wire_tls.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -107,6 +108,14 @@ lb_client *lb_client_open(const lb_client_config *cfg, lb_err *err)
         *err = lbc_fail(LB_ENOMEM, "lb_client_open: out of memory");
         return NULL;
     }
+    wire_tls_opts to = {cfg->tls.ca,          cfg->tls.cert, cfg->tls.key,
+                        cfg->tls.server_name, cfg->tls.ca,   cfg->tls.insecure};
+    lb_errmsg tm = {{0}};
+    if ((to.ca || to.cert || to.key) && (*err = wire_tls_new(&to, &c->tls, &tm)) != LB_OK) {
+        lb_client_close(&c);
+        *err = lbc_fail(*err, "lb_client_open: %s", tm.text);
+        return NULL;
+    }
     c->min_cpu = cfg->min_cpu;
     c->min_mem = cfg->min_mem;
     c->connect_timeout_ms = def_int(cfg->connect_timeout_ms, 1000);
@@ -158,6 +167,7 @@ void lb_client_close(lb_client **cp)
     free(c->token);
     free(c->arch);
     free(c->os);
+    wire_tls_free(&c->tls);
     free(c);
     *cp = NULL;
 }
@@ -173,7 +183,8 @@ lb_err lbc_socket(lb_client *c, const char *endpoint, nng_socket *out)
         lb_errmsg em = {{0}};
         if (c->n_socks == LBC_MAX_SOCKS) {
             err = lbc_fail(LB_ENOMEM, "too many slave endpoints (max %d)", LBC_MAX_SOCKS);
-        } else if ((err = wire_req_dial(endpoint, &c->socks[i].sock, &em)) != LB_OK) {
+        } else if ((err = wire_req_dial_to(endpoint, WIRE_ROLE_SLAVE, c->tls, &c->socks[i].sock,
+                                           &em)) != LB_OK) {
             lbc_fail(err, "%s", em.text);
         } else {
             lbc_copy(c->socks[i].endpoint, sizeof c->socks[i].endpoint, endpoint);

@@ -39,7 +39,8 @@ struct lb_client {
     char **slaves;
     size_t n_slaves;
     char *client_id, *location, *token;
-    char *arch, *os; /* required advertised attributes, "" = any */
+    char *arch, *os;      /* required advertised attributes, "" = any */
+    struct wire_tls *tls; /* NULL: plain tcp:// only */
     char **labels;
     size_t n_labels;
     double min_cpu;

@@ -123,7 +123,7 @@ class ClientLibrary(ReplTest):
         wait_for(lambda: not pid_alive(out["pid"]), 10, what="released process stopped")
 
     def test_first_slave_dead_second_slave_serves(self):
-        dead = f"tcp://127.0.0.1:{free_port()}"
+        dead = self.c.url()
         t0 = time.monotonic()
         out = self.probe("request", "echo", slaves=[dead, self.sa.endpoint], location="zone-a")
         self.assertTrue(out["ok"], out)
@@ -132,7 +132,7 @@ class ClientLibrary(ReplTest):
         self.assertLess(time.monotonic() - t0, 10, "failover must not wait for the long timeout")
 
     def test_all_slaves_dead_fails_with_unavailable(self):
-        dead = [f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"]
+        dead = [self.c.url(), self.c.url()]
         out = self.probe("request", "echo", slaves=dead)
         self.assertFalse(out["ok"])
         self.assertIn("no slave served", out["msg"])

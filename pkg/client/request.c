@@ -9,6 +9,7 @@
 
 #include "common/util.h"
 #include "wire/wire.h"
+#include "wire/wire_tls.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,8 +48,11 @@ lb_err lbc_call(lb_client *c, const char *endpoint, Lb__Envelope *req, Lb__Envel
     int rv = nng_aio_result(aio);
     if (rv != 0) {
         nng_msg_free(m);
-        err = lbc_fail(wire_from_nng(rv), "slave %s: %s", endpoint,
-                       rv == NNG_ETIMEDOUT ? "not reachable" : nng_strerror(rv));
+        if (wire_tls_refused(sock, NULL, 0))
+            err = lbc_fail(LB_EAUTH, "TLS refused by %s: check certificate and CA", endpoint);
+        else
+            err = lbc_fail(wire_from_nng(rv), "slave %s: %s", endpoint,
+                           rv == NNG_ETIMEDOUT ? "not reachable" : nng_strerror(rv));
         goto out;
     }
     nng_aio_set_timeout(aio, c->request_timeout_ms);

@@ -1,6 +1,8 @@
 #include "wire/wire.h"
 #include "wire/wire_check.h"
 
+#include "wire/wire_tls.h"
+
 #include "common/errmsg.h"
 #include "obs/metrics.h"
 
@@ -124,6 +126,7 @@ static void stats_collect(const char *name, uint64_t value, void *arg)
 
 lb_err wire_stats_reply(uint64_t request_id, const char *daemon, const char *id, nng_msg **out)
 {
+    wire_tls_sync_counter();
     struct stats_acc a = {.cap = OBS_MAX_COUNTERS};
     a.items = calloc(a.cap, sizeof *a.items);
     a.ptrs = calloc(a.cap, sizeof *a.ptrs);
@@ -158,11 +161,17 @@ static void wire_set_common(nng_socket s)
 
 lb_err wire_req_dial(const char *url, nng_socket *out, lb_errmsg *em)
 {
-    return wire_req_dial_notify(url, NULL, NULL, out, em);
+    return wire_req_dial_to(url, WIRE_ROLE_ANY, NULL, out, em);
 }
 
-lb_err wire_req_dial_notify(const char *url, nng_pipe_cb cb, void *arg, nng_socket *out,
-                            lb_errmsg *em)
+lb_err wire_req_dial_to(const char *url, int peer_role, const struct wire_tls *tls, nng_socket *out,
+                        lb_errmsg *em)
+{
+    return wire_req_dial_notify(url, peer_role, tls, NULL, NULL, out, em);
+}
+
+lb_err wire_req_dial_notify(const char *url, int peer_role, const struct wire_tls *tls,
+                            nng_pipe_cb cb, void *arg, nng_socket *out, lb_errmsg *em)
 {
     nng_socket s;
     int rv = nng_req0_open(&s);
@@ -175,10 +184,10 @@ lb_err wire_req_dial_notify(const char *url, nng_pipe_cb cb, void *arg, nng_sock
     }
     /* We time out and retry at the application level; nng must not resend. */
     nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-    rv = nng_dial(s, url, NULL, NNG_FLAG_NONBLOCK);
-    if (rv != 0) {
+    lb_err err = wire_dial(s, url, (wire_role)peer_role, tls, em);
+    if (err != LB_OK) {
         nng_close(s);
-        return lb_fail(em, wire_from_nng(rv), "dial %s: %s", url, nng_strerror(rv));
+        return err;
     }
     *out = s;
     return LB_OK;
@@ -191,10 +200,10 @@ lb_err wire_rep_listen(const char *url, nng_socket *out, lb_errmsg *em)
     if (rv != 0)
         return lb_fail(em, wire_from_nng(rv), "rep socket: %s", nng_strerror(rv));
     wire_set_common(s);
-    rv = nng_listen(s, url, NULL, 0);
-    if (rv != 0) {
+    lb_err err = wire_listen(s, url, NULL, NULL, NULL, em);
+    if (err != LB_OK) {
         nng_close(s);
-        return lb_fail(em, wire_from_nng(rv), "listen %s: %s", url, nng_strerror(rv));
+        return err;
     }
     *out = s;
     return LB_OK;
@@ -216,19 +225,39 @@ lb_err wire_call(nng_socket sock, const Lb__Envelope *req, int timeout_ms, size_
         nng_ctx_close(ctx);
         return lb_fail(em, LB_ENOMEM, "aio: %s", nng_strerror(rv));
     }
-    nng_aio_set_timeout(aio, timeout_ms);
     err = wire_encode(req, &m);
     if (err != LB_OK)
         goto out;
-    nng_aio_set_msg(aio, m);
-    nng_ctx_send(ctx, aio);
-    nng_aio_wait(aio);
-    rv = nng_aio_result(aio);
+    /* Sending waits for a connection; in slices, so a server that refuses our
+     * TLS handshake is reported at once rather than as a timeout. */
+    int64_t left = timeout_ms;
+    for (;;) {
+        int slice = left > 250 ? 250 : (int)left;
+        nng_aio_set_timeout(aio, slice);
+        nng_aio_set_msg(aio, m);
+        nng_ctx_send(ctx, aio);
+        nng_aio_wait(aio);
+        rv = nng_aio_result(aio);
+        left -= slice;
+        if (rv != NNG_ETIMEDOUT || left <= 0)
+            break;
+        char url[256];
+        if (wire_tls_refused(sock, url, sizeof url)) {
+            nng_msg_free(m);
+            err = lb_fail(em, LB_EAUTH, "TLS refused by %s: check certificate and CA", url);
+            goto out;
+        }
+    }
     if (rv != 0) {
         nng_msg_free(m);
-        err = lb_fail(em, wire_from_nng(rv), "send: %s", nng_strerror(rv));
+        char url[256];
+        if (wire_tls_refused(sock, url, sizeof url))
+            err = lb_fail(em, LB_EAUTH, "TLS refused by %s: check certificate and CA", url);
+        else
+            err = lb_fail(em, wire_from_nng(rv), "send: %s", nng_strerror(rv));
         goto out;
     }
+    nng_aio_set_timeout(aio, timeout_ms);
     nng_ctx_recv(ctx, aio);
     nng_aio_wait(aio);
     rv = nng_aio_result(aio);

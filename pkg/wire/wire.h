@@ -44,14 +44,19 @@ lb_err wire_error_reply(uint64_t request_id, lb_err code, const char *text, nng_
 /* Builds a StatsReply envelope holding every obs counter. Caller owns *out. */
 lb_err wire_stats_reply(uint64_t request_id, const char *daemon, const char *id, nng_msg **out);
 
-/* Opens a REQ socket dialed (non-blocking, reconnecting) to url. */
+/* Opens a REQ socket dialed (non-blocking, reconnecting) to url, a server of
+ * any role, with the default TLS (wire_tls.h). */
 lb_err wire_req_dial(const char *url, nng_socket *out, lb_errmsg *em);
+/* Same to a server of role peer_role (a wire_role), with tls (NULL: default). */
+struct wire_tls;
+lb_err wire_req_dial_to(const char *url, int peer_role, const struct wire_tls *tls, nng_socket *out,
+                        lb_errmsg *em);
 /* Like wire_req_dial, with cb called (on nng's thread) for every connection
  * added (NNG_PIPE_EV_ADD_POST) or removed (NNG_PIPE_EV_REM_POST); registered
  * before the dial, so no event is missed. arg must outlive the socket. */
-lb_err wire_req_dial_notify(const char *url, nng_pipe_cb cb, void *arg, nng_socket *out,
-                            lb_errmsg *em);
-/* Opens a REP socket listening on url. */
+lb_err wire_req_dial_notify(const char *url, int peer_role, const struct wire_tls *tls,
+                            nng_pipe_cb cb, void *arg, nng_socket *out, lb_errmsg *em);
+/* Opens a REP socket listening on url (TLS: the default wire_tls, its peer CA). */
 lb_err wire_rep_listen(const char *url, nng_socket *out, lb_errmsg *em);
 
 /* One request/reply on a REQ socket through a fresh context: sends req, waits at

@@ -15,6 +15,7 @@
  */
 #include "common/util.h"
 #include "wire/wire.h"
+#include "wire/wire_tls.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -80,7 +81,7 @@ static void *worker(void *arg)
 {
     bench *b = arg;
     nng_socket s;
-    if (wire_req_dial(b->slave, &s, NULL) != LB_OK)
+    if (wire_req_dial_to(b->slave, WIRE_ROLE_SLAVE, NULL, &s, NULL) != LB_OK)
         return NULL;
     int total = b->fresh ? b->clients : b->requests;
     for (;;) {
@@ -149,6 +150,12 @@ int main(int argc, char **argv)
 {
     bench b = {.app = "echo", .location = "", .clients = 32, .requests = 4000, .threads = 4};
     pthread_mutex_init(&b.mu, NULL);
+    wire_tls *tls = NULL; /* LBCP_TLS_CA/CERT/KEY: a tls+tcp:// slave */
+    lb_errmsg em = {{0}};
+    if (wire_tls_env_default(&tls, &em) != LB_OK) {
+        fprintf(stderr, "bench: %s\n", em.text);
+        return 2;
+    }
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--slave") == 0)
             b.slave = argv[i + 1];

@@ -17,6 +17,7 @@ import time
 import unittest
 import urllib.request
 import base64
+import atexit
 
 BIN = os.environ.get("LBCP_BIN", os.path.join(os.path.dirname(__file__), "../../build-asan/bin"))
 
@@ -61,6 +62,120 @@ def echo_line(host, port, line="hi", timeout=5.0):
                 break
             buf += chunk
         return buf.decode().strip()
+
+
+ROLES = ("master", "slave", "agent", "operator", "client")
+# Who may connect to whose listeners (README "Security model"): each role has
+# its own CA, and a listener trusts only the CAs of the roles allowed to call it.
+PEER_CAS = {"master": ("slave", "operator"), "report": ("agent", "slave"),
+            "agent": ("master", "operator"), "slave": ("client", "operator")}
+
+
+def _openssl(*args, cwd):
+    r = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"openssl {' '.join(args)}: {r.stderr}")
+
+
+class Pki:
+    """A throwaway PKI: one CA per role, a certificate per role named
+    "<role>.lbcp", peer CA bundles per listener, and for hostile tests a
+    foreign CA's certificate and an expired one (made once per process)."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="lbcp-pki-")
+        d = self.dir
+        for r in ROLES + ("foreign",):
+            self._ca(r)
+        for r in ROLES:
+            self._cert(r, r)
+        self._cert("foreign", "foreign", name="operator")
+        self._expired("expired", "operator")
+        with open(self.path("trust.pem"), "w") as out:
+            for r in ROLES:
+                out.write(self.read(f"ca-{r}.crt"))
+        for listener, roles in PEER_CAS.items():
+            with open(self.path(f"peers-{listener}.pem"), "w") as out:
+                for r in roles:
+                    out.write(self.read(f"ca-{r}.crt"))
+        os.chmod(d, 0o755)
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def read(self, name):
+        with open(self.path(name)) as f:
+            return f.read()
+
+    def _ca(self, role):
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                 "-nodes", "-keyout", f"ca-{role}.key", "-out", f"ca-{role}.crt", "-days", "30",
+                 "-subj", f"/CN=lbcp test {role} CA", cwd=self.dir)
+
+    def _csr(self, out, name):
+        _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                 "-keyout", f"{out}.key", "-out", f"{out}.csr", "-subj", f"/CN={name}.lbcp",
+                 cwd=self.dir)
+        with open(self.path(f"{out}.ext"), "w") as f:
+            f.write(f"subjectAltName=DNS:{name}.lbcp\n"
+                    "extendedKeyUsage=serverAuth,clientAuth\n")
+
+    def _cert(self, out, ca, name=None):
+        self._csr(out, name or out)
+        _openssl("x509", "-req", "-in", f"{out}.csr", "-CA", f"ca-{ca}.crt", "-CAkey",
+                 f"ca-{ca}.key", "-CAcreateserial", "-out", f"{out}.crt", "-days", "30",
+                 "-extfile", f"{out}.ext", cwd=self.dir)
+
+    def _expired(self, out, ca):
+        """A certificate of ca's that expired in 2020 (openssl ca takes dates)."""
+        self._csr(out, ca)
+        os.makedirs(self.path("ca-db"), exist_ok=True)
+        open(self.path("ca-db/index.txt"), "w").close()
+        with open(self.path("ca-db/ca.cnf"), "w") as f:
+            f.write(f"[ca]\ndefault_ca=d\n[d]\ndatabase={self.dir}/ca-db/index.txt\n"
+                    f"new_certs_dir={self.dir}/ca-db\nserial={self.dir}/ca-db/serial\n"
+                    "default_md=sha256\npolicy=p\ncopy_extensions=copy\n[p]\n"
+                    "commonName=supplied\n")
+        with open(self.path("ca-db/serial"), "w") as f:
+            f.write("01\n")
+        _openssl("ca", "-batch", "-config", "ca-db/ca.cnf", "-in", f"{out}.csr", "-cert",
+                 f"ca-{ca}.crt", "-keyfile", f"ca-{ca}.key", "-out", f"{out}.crt",
+                 "-startdate", "20200101000000Z", "-enddate", "20200102000000Z",
+                 "-extfile", f"{out}.ext", cwd=self.dir)
+
+    def daemon_tls(self, binary):
+        """The tls: block of a daemon's config."""
+        role = {"lb-master": "master", "lb-slave": "slave", "lb-agent": "agent"}[binary]
+        t = {"ca": self.path("trust.pem"), "cert": self.path(f"{role}.crt"),
+             "key": self.path(f"{role}.key"), "peer_ca": self.path(f"peers-{role}.pem")}
+        if role == "master":
+            t["report_peer_ca"] = self.path("peers-report.pem")
+        return t
+
+    def env(self, role="operator"):
+        """lbctl / lbclient-probe / lb-rawreq environment for a caller of role
+        (a role name, or "foreign" / "expired")."""
+        return {"LBCP_TLS_CA": self.path("trust.pem"), "LBCP_TLS_CERT": self.path(f"{role}.crt"),
+                "LBCP_TLS_KEY": self.path(f"{role}.key")}
+
+    def close(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+_pki = None
+
+
+def pki():
+    """The process's test PKI, made on first use (openssl takes ~1 s)."""
+    global _pki
+    if _pki is None:
+        _pki = Pki()
+        atexit.register(_pki.close)
+    return _pki
+
+
+def tls_env_clean(env):
+    return {k: v for k, v in env.items() if not k.startswith("LBCP_TLS_")}
 
 
 class Etcd:
@@ -155,14 +270,22 @@ class Daemon:
 class Cluster:
     """A throwaway lbcp cluster. Use as a context manager or call close()."""
 
-    def __init__(self, prefix="/lb/", etcd_class=None):
+    def __init__(self, prefix="/lb/", etcd_class=None, tls=None):
+        # TLS on every link unless the test asks for plain (LBCP_TEST_PLAIN=1 runs all plain)
+        if tls is None:
+            tls = os.environ.get("LBCP_TEST_PLAIN") != "1"
+        self.tls = tls
+        self.scheme = "tls+tcp" if tls else "tcp"
+        self.pki = pki() if tls else None
         self.dir = tempfile.mkdtemp(prefix="lbcp-test-")
         self.prefix = prefix
         self.tag = os.path.basename(self.dir)
         self.etcd = (etcd_class or Etcd)(self.dir)
         self.etcd.start()
         self.daemons = {}
-        self.env = dict(os.environ, LBCP_TEST_TAG=self.tag)
+        self.env = dict(tls_env_clean(os.environ), LBCP_TEST_TAG=self.tag)
+        if tls:
+            self.env.update(self.pki.env("operator"))
         self.master_rpc = None
         self.master_report = None
 
@@ -178,7 +301,18 @@ class Cluster:
             f.write(text)
         return path
 
+    def url(self, port=None, host="127.0.0.1"):
+        """An nng endpoint of this cluster's transport (tls+tcp:// or tcp://)."""
+        return f"{self.scheme}://{host}:{port if port is not None else free_port()}"
+
+    def tls_block(self, binary):
+        if not self.tls:
+            return {"insecure": True}
+        return self.pki.daemon_tls(binary)
+
     def start(self, name, binary, config_text, extra_args=()):
+        if binary in ("lb-master", "lb-slave", "lb-agent") and "\ntls:" not in "\n" + config_text:
+            config_text = config_text.rstrip("\n") + "\n" + to_yaml({"tls": self.tls_block(binary)})
         path = self.write_config(name, config_text)
         d = Daemon(name, [os.path.join(BIN, binary), "--config", path, *extra_args],
                    os.path.join(self.dir, name + ".log"), self.env)
@@ -186,8 +320,8 @@ class Cluster:
         return d
 
     def start_master(self, name="master-1", **kw):
-        self.master_rpc = kw.pop("listen", f"tcp://127.0.0.1:{free_port()}")
-        self.master_report = kw.pop("report_listen", f"tcp://127.0.0.1:{free_port()}")
+        self.master_rpc = kw.pop("listen", self.url())
+        self.master_report = kw.pop("report_listen", self.url())
         cfg = {"id": name, "listen": self.master_rpc, "report_listen": self.master_report,
                "etcd": self.etcd.url, "prefix": self.prefix, "lease_ttl": "2s",
                "report_stale": "3s"}
@@ -198,7 +332,7 @@ class Cluster:
         return d
 
     def start_slave(self, name, zone, **kw):
-        listen = kw.pop("listen", f"tcp://127.0.0.1:{free_port()}")
+        listen = kw.pop("listen", self.url())
         cfg = {"id": name, "zone": zone, "region": kw.pop("region", "region-1"), "listen": listen,
                "masters": [self.master_rpc], "report": [self.master_report],
                "etcd": self.etcd.url, "prefix": self.prefix, "lease_ttl": "2s",
@@ -215,7 +349,7 @@ class Cluster:
         apps = apps or {"echo": {"argv": [os.path.join(BIN, "lb-echo"), "--port", "{port}",
                                           "--session", "{session}"],
                                  "ready_timeout": "5s"}}
-        listen = kw.pop("listen", f"tcp://127.0.0.1:{free_port()}")
+        listen = kw.pop("listen", self.url())
         cfg = {"id": name, "zone": zone, "region": kw.pop("region", "region-1"),
                "group": kw.pop("group", "primary"), "capacity": kw.pop("capacity", 100),
                "host": "127.0.0.1", "listen": listen, "report": [self.master_report],
@@ -238,10 +372,23 @@ class Cluster:
         wait_for(ok, timeout, 0.1, "load reports at the master")
         time.sleep(0.3)
 
-    def lbctl(self, *args, check=False, timeout=60):
+    def caller_env(self, role="operator"):
+        """Environment of a client tool calling as role (operator, client, slave,
+        agent, master, foreign, expired, or None: no certificate at all)."""
+        env = tls_env_clean(self.env)
+        if self.tls and role is None:  # trusts the daemons, has no certificate of its own
+            env["LBCP_TLS_CA"] = self.pki.path("trust.pem")
+        if self.tls and role is not None:
+            env.update(self.pki.env(role))
+            if role in ("foreign", "expired"):
+                env["LBCP_TLS_CA"] = self.pki.path("trust.pem")
+        return env
+
+    def lbctl(self, *args, check=False, timeout=60, role="operator"):
         r = subprocess.run([os.path.join(BIN, "lbctl"), "--etcd", self.etcd.url,
                             "--prefix", self.prefix, *args],
-                           capture_output=True, text=True, timeout=timeout, env=self.env)
+                           capture_output=True, text=True, timeout=timeout,
+                           env=self.caller_env(role))
         if check and r.returncode != 0:
             raise AssertionError(f"lbctl {args} failed ({r.returncode}): {r.stderr}")
         return r
@@ -261,9 +408,10 @@ class Cluster:
         r = self.lbctl("--addr", addr, "stats", "-o", "json", "--call-timeout", "3000")
         return json.loads(r.stdout) if r.returncode == 0 else None
 
-    def rawreq(self, addr, data, timeout_ms=5000):
+    def rawreq(self, addr, data, timeout_ms=5000, role="operator"):
         r = subprocess.run([os.path.join(BIN, "lb-rawreq"), addr, "--timeout", str(timeout_ms)],
-                           input=data, capture_output=True, timeout=30)
+                           input=data, capture_output=True, timeout=30,
+                           env=self.caller_env(role))
         return r.returncode, r.stdout.decode().strip()
 
     def tagged_pids(self, apps_only=False):
@@ -353,8 +501,10 @@ class ClusterTest(unittest.TestCase):
     """Base class: self.c is a fresh cluster, closed after the test; daemon logs are
     printed when a test fails."""
 
+    tls = None  # None: TLS unless LBCP_TEST_PLAIN=1; False: this class runs plain tcp://
+
     def setUp(self):
-        self.c = Cluster()
+        self.c = Cluster(tls=self.tls)
 
     def tearDown(self):
         failed = any(e for _, e in (self._outcome.result.errors + self._outcome.result.failures)

@@ -89,7 +89,7 @@ class Logs(ClusterTest):
 
     def test_log_level_flag_filters(self):
         c = self.c
-        quiet = c.start("slave-q", "lb-slave", "id: slave-q\nzone: zone-a\nlisten: tcp://127.0.0.1:0\n"
+        quiet = c.start("slave-q", "lb-slave", f"id: slave-q\nzone: zone-a\nlisten: {c.url(0)}\n"
                         f"etcd: {c.etcd.url}\nmasters: [{c.master_rpc}]\n", ("--log-level", "warn"))
         wait_for(lambda: "/lb/slaves/slave-q" in c.etcd.keys("/lb/slaves/"), 10,
                  what="the quiet slave")

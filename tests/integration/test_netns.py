@@ -11,7 +11,7 @@ import time
 import unittest
 import urllib.request
 
-from harness import BIN, Daemon, echo_line, to_yaml, wait_for
+from harness import BIN, Daemon, echo_line, pki, to_yaml, wait_for
 
 HOSTS = ["etcd", "master", "slave", "agent1", "agent2", "client"]
 
@@ -85,7 +85,8 @@ class MultiHost(unittest.TestCase):
         self.daemons.append(d)
         return d
 
-    def config(self, name, cfg):
+    def config(self, name, cfg, binary):
+        cfg = dict(cfg, tls=pki().daemon_tls(binary))  # every link over TLS, as deployed
         path = os.path.join(self.dir, name + ".yaml")
         with open(path, "w") as f:
             f.write(to_yaml(cfg))
@@ -93,7 +94,7 @@ class MultiHost(unittest.TestCase):
 
     def in_ns(self, host, *argv, timeout=30):
         return subprocess.run(["ip", "netns", "exec", self.ns[host], *argv], capture_output=True,
-                              text=True, timeout=timeout)
+                              text=True, timeout=timeout, env=dict(os.environ, **pki().env()))
 
     def test_request_path_across_hosts(self):
         ip = self.ip
@@ -107,23 +108,24 @@ class MultiHost(unittest.TestCase):
             r = self.in_ns("client", "curl", "-sf", self.etcd_url + "/health", timeout=5)
             return r.returncode == 0 and "true" in r.stdout
         wait_for(healthy, 20, 0.2, "etcd on its host")
-        rpc, rep = f"tcp://{ip['master']}:7101", f"tcp://{ip['master']}:7102"
+        rpc, rep = f"tls+tcp://{ip['master']}:7101", f"tls+tcp://{ip['master']}:7102"
         self.run_in("master", "master", [os.path.join(BIN, "lb-master"), "--config", self.config(
             "master", {"id": "m1", "listen": rpc, "report_listen": rep, "etcd": self.etcd_url,
-                       "lease_ttl": "2s", "report_stale": "3s"})])
-        slave_ep = f"tcp://{ip['slave']}:7201"
+                       "lease_ttl": "2s", "report_stale": "3s"}, "lb-master")])
+        slave_ep = f"tls+tcp://{ip['slave']}:7201"
         self.run_in("slave", "slave", [os.path.join(BIN, "lb-slave"), "--config", self.config(
             "slave", {"id": "s1", "zone": "z1", "listen": slave_ep, "etcd": self.etcd_url,
-                      "lease_ttl": "2s", "report_interval": "200ms"})])  # masters from etcd
+                      "lease_ttl": "2s", "report_interval": "200ms"}, "lb-slave")])  # masters from etcd
         agents = {}
         for h in ("agent1", "agent2"):
             agents[h] = self.run_in(h, h, [os.path.join(BIN, "lb-agent"), "--config", self.config(h, {
-                "id": h, "zone": "z1", "host": ip[h], "listen": f"tcp://{ip[h]}:7301",
+                "id": h, "zone": "z1", "host": ip[h], "listen": f"tls+tcp://{ip[h]}:7301",
                 "report": [rep], "etcd": self.etcd_url, "lease_ttl": "2s",
                 "report_interval": "200ms", "ports": {"min": 21000, "max": 21100},
                 "state_dir": os.path.join(self.dir, h + "-state"), "shutdown_grace": "0s",
                 "apps": {"echo": {"argv": [os.path.join(BIN, "lb-echo"), "--host", ip[h],
-                                           "--port", "{port}", "--session", "{session}"]}}})])
+                                           "--port", "{port}", "--session", "{session}"]}}},
+                "lb-agent")])
 
         def lbctl(*args):
             return self.in_ns("client", os.path.join(BIN, "lbctl"), "--etcd", self.etcd_url,

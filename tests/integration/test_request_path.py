@@ -117,7 +117,7 @@ class RequestPath(ClusterTest):
                                                "SESSIONS", "CAPACITY", "CPU", "MEM_FREE"])
         a1 = next(line.split() for line in wide if line.startswith("agent-a1"))
         self.assertEqual(a1[2], "region-1")
-        self.assertTrue(a1[-1].startswith("tcp://127.0.0.1:"), a1)
+        self.assertTrue(a1[-1].startswith(f"{self.c.scheme}://127.0.0.1:"), a1)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ class Resilience(ClusterTest):
     def test_daemons_started_before_etcd_serve_once_it_is_up(self):
         c = self.c
         c.etcd.stop()
-        c.master_rpc = f"tcp://127.0.0.1:{free_port()}"
-        c.master_report = f"tcp://127.0.0.1:{free_port()}"
+        c.master_rpc = c.url()
+        c.master_report = c.url()
         c.start("master-1", "lb-master", to_yaml({
             "id": "master-1", "listen": c.master_rpc, "report_listen": c.master_report,
             "etcd": c.etcd.url, "lease_ttl": "2s"}))
@@ -49,8 +49,8 @@ class Resilience(ClusterTest):
 
     def test_standby_master_takes_over_and_keeps_sessions(self):
         c = self.c
-        rpc1, rep1 = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
-        rpc2, rep2 = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
+        rpc1, rep1 = c.url(), c.url()
+        rpc2, rep2 = c.url(), c.url()
         base = {"etcd": c.etcd.url, "lease_ttl": "2s", "report_stale": "3s"}
         m1 = c.start("master-1", "lb-master",
                      to_yaml(dict(base, id="master-1", listen=rpc1, report_listen=rep1)))

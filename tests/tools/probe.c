@@ -259,6 +259,12 @@ int main(int argc, char **argv)
     }
     if (list == NULL || i >= argc)
         return usage();
+    /* the same environment as lbctl's TLS flags; LBCP_TOKEN: a signed token */
+    cfg.tls.ca = getenv("LBCP_TLS_CA");
+    cfg.tls.cert = getenv("LBCP_TLS_CERT");
+    cfg.tls.key = getenv("LBCP_TLS_KEY");
+    cfg.tls.insecure = getenv("LBCP_TLS_INSECURE") != NULL;
+    cfg.token = getenv("LBCP_TOKEN");
     for (char *save = NULL, *t = strtok_r(list, ",", &save); t != NULL && cfg.n_slaves < 8;
          t = strtok_r(NULL, ",", &save))
         slaves[cfg.n_slaves++] = t;

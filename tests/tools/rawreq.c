@@ -6,8 +6,11 @@
  *   body=<case>                            any other envelope
  *   undecodable len=<n>                    bytes that are not an envelope
  *   no answer: <why>                       nothing came back (exit 1)
+ *   no answer: TLS refused by <url>        the server refused our certificate
+ * TLS from LBCP_TLS_CA, LBCP_TLS_CERT, LBCP_TLS_KEY (wire_tls.h).
  */
 #include "wire/wire.h"
+#include "wire/wire_tls.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +33,8 @@ int main(int argc, char **argv)
     }
     nng_socket s;
     lb_errmsg em = {{0}};
-    if (wire_req_dial(argv[1], &s, &em) != LB_OK) {
+    wire_tls *tls = NULL;
+    if (wire_tls_env_default(&tls, &em) != LB_OK || wire_req_dial(argv[1], &s, &em) != LB_OK) {
         fprintf(stderr, "%s\n", em.text);
         return 1;
     }
@@ -41,11 +45,18 @@ int main(int argc, char **argv)
     nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, timeout);
     nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, timeout);
     int rv = nng_sendmsg(s, m, 0);
-    if (rv == 0)
+    if (rv != 0)
+        nng_msg_free(m); /* a failed send leaves the message with us */
+    else
         rv = nng_recvmsg(s, &m, 0);
+    char url[256];
     if (rv != 0) {
-        printf("no answer: %s\n", nng_strerror(rv));
+        if (wire_tls_refused(s, url, sizeof url))
+            printf("no answer: TLS refused by %s\n", url);
+        else
+            printf("no answer: %s\n", nng_strerror(rv));
         nng_close(s);
+        wire_tls_free(&tls);
         return 1;
     }
     Lb__Envelope *env = NULL;
@@ -61,5 +72,6 @@ int main(int argc, char **argv)
     wire_free(&env);
     nng_msg_free(m);
     nng_close(s);
+    wire_tls_free(&tls);
     return 0;
 }

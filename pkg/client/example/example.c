@@ -17,6 +17,7 @@
 #include <lb/version.h>
 
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -85,6 +86,11 @@ int main(int argc, char **argv)
     }
     if (app == NULL || cfg.n_slaves == 0)
         return usage(stderr, 2);
+    /* TLS to tls+tcp:// slaves and the client's signed token, as lbctl takes them */
+    cfg.tls.ca = getenv("LBCP_TLS_CA");
+    cfg.tls.cert = getenv("LBCP_TLS_CERT");
+    cfg.tls.key = getenv("LBCP_TLS_KEY");
+    cfg.token = getenv("LBCP_TOKEN");
     lb_err err;
     lb_client *c = lb_client_open(&cfg, &err);
     lb_sticky *s = c != NULL ? lb_sticky_open(c, app, &err) : NULL;

@@ -1,0 +1,39 @@
+/*
+ * The `tls:` block every daemon config has (README "Security model"):
+ *
+ *   tls:
+ *     ca: /etc/lbcp/tls/ca.pem          # CAs that sign the servers this daemon dials
+ *     cert: /etc/lbcp/tls/master.pem    # this daemon's certificate (its role's CA)
+ *     key: /etc/lbcp/tls/master.key
+ *     peer_ca: /etc/lbcp/tls/peers.pem  # CAs whose certificates may connect (default: ca)
+ *     report_peer_ca: ...               # lb-master only: CAs allowed on report_listen
+ *     server_name: ...                  # default: "<role>.lbcp" of the role dialed
+ *     insecure: false                   # true: plain tcp:// allowed (a warning at start)
+ *
+ * Ownership: cfg_tls_load fills strings the caller frees with cfg_tls_free.
+ * Thread-safety: none needed (loaded once from main).
+ */
+#ifndef LB_CONFIG_CFG_TLS_H
+#define LB_CONFIG_CFG_TLS_H
+
+#include "config/cfg.h"
+
+typedef struct cfg_tls {
+    char *ca, *cert, *key, *peer_ca, *report_peer_ca, *server_name;
+    bool insecure;
+} cfg_tls;
+
+/* Reads root's `tls` map. with_report: report_peer_ca is a key of this daemon.
+ * Without insecure, ca, cert and key are required (error names file:line:key). */
+lb_err cfg_tls_load(const cfg_doc *doc, const cfg_node *root, bool with_report, cfg_tls *out,
+                    lb_errmsg *em);
+
+/* Checks the endpoints under each key of root (a string or a list of strings)
+ * against the policy: plain tcp:// needs tls.insecure; tls+tcp:// needs a
+ * certificate. keys is NULL-terminated; absent keys are skipped. */
+lb_err cfg_tls_check_urls(const cfg_doc *doc, const cfg_node *root, const char *const *keys,
+                          const cfg_tls *tls, lb_errmsg *em);
+
+void cfg_tls_free(cfg_tls *t);
+
+#endif

@@ -46,7 +46,8 @@ def strict_logfmt(line):
 class LogEscape(ClusterTest):
     def rawreq(self, addr, data):
         r = subprocess.run([os.path.join(BIN, "lb-rawreq"), addr, "--timeout", "5000"],
-                           input=data, capture_output=True, timeout=30)
+                           input=data, capture_output=True, timeout=30,
+                           env=self.c.caller_env())
         return r.stdout
 
     @staticmethod

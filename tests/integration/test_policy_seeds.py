@@ -84,14 +84,16 @@ class PolicyCluster(ClusterTest):
         probe = os.path.join(BIN, "lbclient-probe")
         r = subprocess.run([probe, "--slaves", self.sa.endpoint, "--client", "pick-2",
                             "--location", "zone-a", "request-on", "echo", "agent-arm"],
-                           capture_output=True, text=True, timeout=60)
+                           capture_output=True, text=True, timeout=60,
+                           env=self.c.caller_env("client"))
         a = json.loads(r.stdout)
         self.assertTrue(a["ok"], a)
         self.assertEqual(a["server"], "agent-arm")
         self.assertTrue(a["preferred"])
         r = subprocess.run([probe, "--slaves", self.sa.endpoint, "--client", "pick-3",
                             "--location", "zone-a", "pick", "echo"],
-                           capture_output=True, text=True, timeout=60)
+                           capture_output=True, text=True, timeout=60,
+                           env=self.c.caller_env("client"))
         a = json.loads(r.stdout)
         self.assertTrue(a["ok"] and a["preferred"], a)
         # drained: refused, the client is served elsewhere and told why
@@ -104,7 +106,8 @@ class PolicyCluster(ClusterTest):
         self.assertIn("preferred server agent-x86 drained", out["preferred_refused"])
         r = subprocess.run([probe, "--slaves", self.sa.endpoint, "--client", "pick-5",
                             "--location", "zone-a", "request-on", "echo", "no-such-server"],
-                           capture_output=True, text=True, timeout=60)
+                           capture_output=True, text=True, timeout=60,
+                           env=self.c.caller_env("client"))
         a = json.loads(r.stdout)
         self.assertTrue(a["ok"], a)
         self.assertFalse(a["preferred"])
@@ -206,7 +209,7 @@ class Shedding(ClusterTest):
         c.start_master()
         self.a1 = c.start_slave("slave-a1", "zone-a", limit=3, report_interval="10s")
         self.a2 = c.start_slave("slave-a2", "zone-a",
-                                listen=f"tcp://127.0.0.3:{free_port()}")
+                                listen=c.url(host="127.0.0.3"))
         self.b = c.start_slave("slave-b", "zone-b")
         c.start_agent("agent-a", "zone-a")
         c.wait_master_sees(1)
@@ -317,6 +320,10 @@ class DnsEntryPoint(ClusterTest):
     """A name that resolves to two loopback addresses (an /etc/hosts entry the
     test adds and removes): 127.0.0.2 has no slave, 127.0.0.3 has one."""
 
+    # names are expanded for tcp:// only (in tls+tcp:// the name is what the
+    # certificate is checked against), so this class runs plain
+    tls = False
+
     def setUp(self):
         if not os.access(HOSTS, os.W_OK):
             self.skipTest("/etc/hosts not writable")
@@ -356,7 +363,8 @@ class DnsEntryPoint(ClusterTest):
         self.assertIn("SERVE by slave slave-dns", r.stdout)
         probe = os.path.join(BIN, "lbclient-probe")
         r = subprocess.run([probe, "--slaves", ep, "--client", "d2", "--connect-timeout", "500",
-                            "request", "echo"], capture_output=True, text=True, timeout=60)
+                            "request", "echo"], capture_output=True, text=True, timeout=60,
+                           env=self.c.caller_env("client"))
         a = json.loads(r.stdout)
         self.assertTrue(a["ok"], a)
         self.assertEqual(a["slave"], "slave-dns")

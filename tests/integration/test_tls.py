@@ -34,7 +34,7 @@ class TlsPeers(ClusterTest):
             before = self.refused(c.stats(addr))
             for what, role in BAD_CALLERS.items():
                 with self.subTest(daemon=name, caller=what):
-                    rc, out = c.rawreq(addr, pb.stats(), timeout_ms=1500, role=role)
+                    rc, out = c.rawreq(addr, pb.stats(), timeout_ms=4000, role=role)
                     self.assertEqual(rc, 1, out)
                     self.assertIn("no answer", out)
                     if role is not None:  # our own certificate was turned down

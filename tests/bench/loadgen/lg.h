@@ -30,6 +30,7 @@
 
 #include "etcd/etcd.h"
 #include "wire/wire.h"
+#include "wire/wire_tls.h"
 
 #include <nng/nng.h>
 #include <pthread.h>

@@ -64,17 +64,22 @@ int lg_agent_open(lg *g)
     if (g->shared_agent)
         return open_shared(g);
     for (int i = 0; i < g->servers; i++) {
+        /* TLS (LBCP_TLS_* with an agent's certificate) when the cluster runs it */
+        const char *scheme = wire_tls_enabled(wire_tls_default()) ? "tls+tcp" : "tcp";
+        char url[64];
+        snprintf(url, sizeof url, "%s://127.0.0.1:0", scheme);
         nng_listener l;
-        rv = nng_listen(g->agent_rep, "tcp://127.0.0.1:0", &l, 0);
+        lb_errmsg em = {{0}};
         int port = 0;
+        rv = wire_listen(g->agent_rep, url, NULL, NULL, &l, &em) == LB_OK ? 0 : NNG_EINVAL;
         if (rv == 0)
             rv = nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port);
         if (rv != 0) {
-            fprintf(stderr, "lb-loadgen: agent listener %d of %d: %s\n", i + 1, g->servers,
-                    nng_strerror(rv));
+            fprintf(stderr, "lb-loadgen: agent listener %d of %d: %s %s\n", i + 1, g->servers,
+                    nng_strerror(rv), em.text);
             return -1;
         }
-        snprintf(g->srv[i].endpoint, sizeof g->srv[i].endpoint, "tcp://127.0.0.1:%d", port);
+        snprintf(g->srv[i].endpoint, sizeof g->srv[i].endpoint, "%s://127.0.0.1:%d", scheme, port);
         char id[32];
         snprintf(id, sizeof id, "%d", nng_listener_id(l));
         hmap_put(g->listener_map, id, &g->srv[i]);

@@ -142,7 +142,7 @@ int lg_clients_start(lg *g)
         t->g = g;
         t->idx = i;
         lb_errmsg em = {{0}};
-        if (wire_req_dial(g->slave, &t->sock, &em) != LB_OK) {
+        if (wire_req_dial_to(g->slave, WIRE_ROLE_SLAVE, NULL, &t->sock, &em) != LB_OK) {
             fprintf(stderr, "lb-loadgen: slave %s: %s\n", g->slave, em.text);
             g->clients = i; /* the ones running are joined by lg_clients_stop */
             return -1;

@@ -177,6 +177,12 @@ static void result(lg *g, int64_t ran_ms)
 int main(int argc, char **argv)
 {
     static lg g;
+    wire_tls *tls = NULL; /* LBCP_TLS_CA/CERT/KEY: the cluster's TLS (wire_tls.h) */
+    lb_errmsg tem = {{0}};
+    if (wire_tls_env_default(&tls, &tem) != LB_OK) {
+        fprintf(stderr, "lb-loadgen: %s\n", tem.text);
+        return 2;
+    }
     g.prefix = "/lb/";
     g.id_prefix = "lg-s";
     g.zone = "zone-a";
@@ -231,5 +237,6 @@ out:
     lg_preload_clean(&g);
     etcd_close(&g.etcd);
     free(g.srv);
+    wire_tls_free(&tls);
     return rc;
 }

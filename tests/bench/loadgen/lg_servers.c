@@ -105,7 +105,7 @@ static void dial_masters(lg *g, hmap *dialed)
 {
     for (size_t i = 0; i < g->n_report; i++)
         if (hmap_get(dialed, g->report[i]) == NULL) {
-            nng_dial(g->pub, g->report[i], NULL, NNG_FLAG_NONBLOCK);
+            wire_dial(g->pub, g->report[i], WIRE_ROLE_MASTER, NULL, NULL);
             hmap_put(dialed, g->report[i], (void *)1);
         }
     char prefix[512];
@@ -119,7 +119,7 @@ static void dial_masters(lg *g, hmap *dialed)
         if (mi == NULL)
             continue;
         if (mi->report_endpoint[0] != '\0' && hmap_get(dialed, mi->report_endpoint) == NULL) {
-            nng_dial(g->pub, mi->report_endpoint, NULL, NNG_FLAG_NONBLOCK);
+            wire_dial(g->pub, mi->report_endpoint, WIRE_ROLE_MASTER, NULL, NULL);
             hmap_put(dialed, mi->report_endpoint, (void *)1);
             if (!g->quiet)
                 fprintf(stderr, "lb-loadgen: reporting to master %s at %s\n", mi->id,

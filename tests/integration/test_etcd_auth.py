@@ -63,7 +63,7 @@ class EtcdAuth(unittest.TestCase):
     def start_agent_raw(self, name, **etcd_keys):
         port = 30000 + free_port() % 20000
         cfg = {"id": name, "zone": "zone-a", "host": "127.0.0.1",
-               "listen": f"tcp://127.0.0.1:{free_port()}", "report": [self.c.master_report],
+               "listen": self.c.url(), "report": [self.c.master_report],
                "etcd": self.c.etcd.url, "prefix": self.c.prefix, "lease_ttl": "2s",
                "ports": {"min": port, "max": port + 10}, "apps": {}}
         cfg.update(etcd_keys)
@@ -113,8 +113,8 @@ class EtcdAuth(unittest.TestCase):
         anon = self.start_agent_raw("agent-anon", **e.daemon_config(None))
         wait_log(anon, "etcd requires authentication; set etcd_user and etcd_password_file")
         m2 = self.c.start("master-2", "lb-master", "\n".join([
-            "id: master-2", f"listen: tcp://127.0.0.1:{free_port()}",
-            f"report_listen: tcp://127.0.0.1:{free_port()}", f"etcd: {e.url}",
+            "id: master-2", f"listen: {self.c.url()}",
+            f"report_listen: {self.c.url()}", f"etcd: {e.url}",
             f"etcd_tls: {{ca: {e.certs['ca']}, cert: {e.certs['cert']}, key: {e.certs['key']}}}"]))
         wait_log(m2, "etcd requires authentication")
         time.sleep(1)

@@ -153,6 +153,10 @@ class FastFailure(unittest.TestCase):
 
 
 class WithCluster(ClusterTest):
+    def tls(self):
+        """lbctl's TLS settings as an operator (the cluster runs TLS)."""
+        return {k: v for k, v in self.c.caller_env().items() if k.startswith("LBCP_TLS_")}
+
     def setUp(self):
         super().setUp()
         self.c.start_master()
@@ -165,7 +169,7 @@ class WithCluster(ClusterTest):
         with open(cfg, "w") as f:
             f.write(f"etcd: [{self.c.etcd.url}]\nprefix: {self.c.prefix}\n"
                     f"slave: {self.s.endpoint}\ncall_timeout: 5s\n")
-        env = {"LBCP_CONFIG": cfg}
+        env = {"LBCP_CONFIG": cfg, **self.tls()}
         r = lbctl("servers", "-o", "json", env=env)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual([s["id"] for s in json.loads(r.stdout)], ["agent-1"])
@@ -176,11 +180,12 @@ class WithCluster(ClusterTest):
         home = os.path.join(self.c.dir, "home")
         os.makedirs(os.path.join(home, ".config/lbcp"))
         os.rename(cfg, os.path.join(home, ".config/lbcp/lbctl.yaml"))
-        r = lbctl("slaves", "-o", "json", env={"HOME": home})
+        r = lbctl("slaves", "-o", "json", env={**self.tls(), "HOME": home})
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual([s["id"] for s in json.loads(r.stdout)], ["slave-a"])
         # a flag wins over the file
-        r = lbctl("--etcd", f"http://127.0.0.1:{free_port()}", "slaves", env={"HOME": home})
+        r = lbctl("--etcd", f"http://127.0.0.1:{free_port()}", "slaves",
+                  env={**self.tls(), "HOME": home})
         self.assertEqual(r.returncode, 1)
 
     def test_bad_config_file_names_file_line_and_key(self):
@@ -196,14 +201,16 @@ class WithCluster(ClusterTest):
 
     def test_leader_and_slave_found_in_etcd(self):
         base = ["--etcd", self.c.etcd.url, "--prefix", self.c.prefix]
-        r = lbctl(*base, "explain", "--app", "echo", "--client", "x", "-o", "json")
+        tls = self.tls()
+        r = lbctl(*base, "explain", "--app", "echo", "--client", "x", "-o", "json", env=tls)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(json.loads(r.stdout)["server"], "agent-1")
-        r = lbctl(*base, "request", "--app=echo", "--client=y", "--location=zone-a", "-o=json")
+        r = lbctl(*base, "request", "--app=echo", "--client=y", "--location=zone-a", "-o=json",
+                  env=tls)
         self.assertEqual(r.returncode, 0, r.stderr)
         out = json.loads(r.stdout)
         self.assertEqual(out["hops"], [self.s.endpoint])
-        r = lbctl(*base, "list", "--app", "echo")
+        r = lbctl(*base, "list", "--app", "echo", env=tls)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertTrue(r.stdout.startswith("agent-1@127.0.0.1 "), r.stdout)
 

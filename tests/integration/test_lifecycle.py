@@ -15,18 +15,20 @@ DAEMONS = ("lb-master", "lb-slave", "lb-agent")
 BINARIES = DAEMONS + ("lb-echo", "lbctl", "lbclient-example")
 VERSION = re.compile(r"^(\S+) .*\b\d+\.\d+\.\d+\b")
 
+# tcp:// needs TLS explicitly off (README "Security model")
+PLAIN = "tls: {insecure: true}\n"
 GOOD = {
-    "lb-master": "id: m\nlisten: tcp://127.0.0.1:1\nstrategy: p2c\nlog_level: warn\n",
-    "lb-slave": "id: s\nzone: a\nlisten: tcp://127.0.0.1:1\nlog_level: debug\n",
+    "lb-master": "id: m\nlisten: tcp://127.0.0.1:1\nstrategy: p2c\nlog_level: warn\n" + PLAIN,
+    "lb-slave": "id: s\nzone: a\nlisten: tcp://127.0.0.1:1\nlog_level: debug\n" + PLAIN,
     "lb-agent": ("id: a\nzone: a\nlisten: tcp://127.0.0.1:1\napps:\n  echo:\n    argv: [\"%s\", "
                  "\"--port\", \"{port}\", \"--session\", \"{session}\"]\n"
-                 % os.path.join(BIN, "lb-echo")),
+                 % os.path.join(BIN, "lb-echo")) + PLAIN,
 }
 # (text, line of the error, key named)
 BAD = {
-    "lb-master": ("id: m\nstrategy: fastest\n", 2, "strategy"),
-    "lb-slave": ("id: s\nzone: a\nlog_level: loud\n", 3, "log_level"),
-    "lb-agent": ("id: a\nzone: a\ncapacity: -3\n", 3, "capacity"),
+    "lb-master": ("id: m\nstrategy: fastest\n" + PLAIN, 2, "strategy"),
+    "lb-slave": ("id: s\nzone: a\nlog_level: loud\n" + PLAIN, 3, "log_level"),
+    "lb-agent": ("id: a\nzone: a\ncapacity: -3\n" + PLAIN, 3, "capacity"),
 }
 
 

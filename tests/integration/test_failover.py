@@ -90,8 +90,8 @@ def metric(url, name):
 class Failover(ClusterTest):
     def two_masters(self, m1_etcd=None, m1_http=None):
         c = self.c
-        self.rpc1, rep1 = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
-        self.rpc2, rep2 = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
+        self.rpc1, rep1 = c.url(), c.url()
+        self.rpc2, rep2 = c.url(), c.url()
         base = {"lease_ttl": "2s", "report_stale": "3s"}
         m1 = dict(base, id="master-1", listen=self.rpc1, report_listen=rep1,
                   etcd=m1_etcd or c.etcd.url)

@@ -95,7 +95,7 @@ class NeverReported(ClusterTest):
         c.start_slave("slave-a", "zone-a")
         c.start_agent("agent-ok", "zone-a")
         # registers in etcd, but its reports go where no master listens
-        c.start_agent("agent-mute", "zone-a", report=["tcp://127.0.0.1:9"])
+        c.start_agent("agent-mute", "zone-a", report=[c.url(9)])
         c.wait_master_sees(1)
         wait_for(lambda: explain(c).get("agent-mute", {}).get("verdict") == "down", 6, 0.1,
                  "the silent server down")

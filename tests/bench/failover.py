@@ -85,8 +85,8 @@ def leader(c):
 def p8(sig, lease_ttl="2s"):
     c = Cluster()
     try:
-        rpc = [f"tcp://127.0.0.1:{free_port()}" for _ in range(2)]
-        rep = [f"tcp://127.0.0.1:{free_port()}" for _ in range(2)]
+        rpc = [c.url() for _ in range(2)]
+        rep = [c.url() for _ in range(2)]
         ms = []
         for i in range(2):
             ms.append(c.start(f"master-{i + 1}", "lb-master", to_yaml({

@@ -8,7 +8,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import socket
 import tempfile
+import threading
 import time
 import unittest
 
@@ -112,6 +114,55 @@ class PythonClientTest(ClusterTest):
         with self.assertRaises(lbcp.LbError) as e:
             lbcp.Client([dead], keepalive=False, retries=1, backoff=0.01).request("echo")
         self.assertEqual(e.exception.code, "unreachable")
+
+    def test_hostile_slaves_are_skipped(self):
+        """A slave that accepts and never answers (request_timeout), one that
+        answers a non-API page, and one that closes at once: the client moves on
+        to the real slave each time, within its timeouts."""
+        silent, garbage, closer = (socket.socket() for _ in range(3))
+        for s in (silent, garbage, closer):
+            s.bind(("127.0.0.1", 0))
+            s.listen(8)
+        stop = threading.Event()
+        held = []
+
+        def serve(sock, answer):
+            sock.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    conn, _ = sock.accept()
+                except OSError:
+                    continue
+                held.append(conn)
+                if answer is not None:
+                    conn.recv(65536)
+                    conn.sendall(answer)
+                    conn.close()
+        threads = [threading.Thread(target=serve, args=a, daemon=True) for a in (
+            (silent, None),
+            (garbage, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"),
+            (closer, b""))]
+        for t in threads:
+            t.start()
+        try:
+            urls = [f"http://127.0.0.1:{s.getsockname()[1]}" for s in (silent, garbage, closer)]
+            with lbcp.Client(urls + [self.a], client_id="py-6", location="zone-a",
+                             request_timeout=1.0, connect_timeout=0.5) as cl:
+                t0 = time.monotonic()
+                a = cl.request("echo")
+                took = time.monotonic() - t0
+                self.assertEqual(a.slave, "slave-a")
+                self.assertEqual(a.hops, [self.a])
+                self.assertLess(took, 6, "the silent slave held the client past its timeout")
+            with self.assertRaises(lbcp.LbError) as e:
+                lbcp.Client([urls[1]], keepalive=False, retries=0).request("echo")
+            self.assertEqual(e.exception.code, "bad_answer")
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(2)
+            for s in [silent, garbage, closer] + held:
+                s.close()
 
     def test_keepalive_renews_held_session(self):
         c = self.c

@@ -9,6 +9,10 @@ import uuid
 
 __all__ = ["Assignment", "Client", "LbError", "Sticky"]
 
+# errors after which the next slave is tried: it could not be reached or did not
+# answer in time, has no master, or answered something that is not the API
+RETRYABLE = ("unreachable", "no_master", "bad_answer")
+
 
 class LbError(Exception):
     """A refused or failed call.
@@ -162,7 +166,7 @@ class Client:
                 try:
                     a = self._ask(base, body)
                 except LbError as e:
-                    if e.code not in ("unreachable", "no_master"):
+                    if e.code not in RETRYABLE:
                         raise
                     last = e
                     continue
@@ -190,7 +194,10 @@ class Client:
                 continue
             if st == 200 and isinstance(j, dict) and j.get("action") == "SERVE":
                 return Assignment(body["app"], body["client_id"], j, hops)
-            if st == 200 and isinstance(j, dict) and j.get("action") == "REDIRECT":
+            if not isinstance(j, dict) or (st == 200 and "action" not in j) or (
+                    st >= 400 and not isinstance(j.get("error"), dict)):
+                raise LbError(st, "bad_answer", f"{hops[-1]}: not an lbcp API answer (HTTP {st})")
+            if st == 200 and j.get("action") == "REDIRECT":
                 raise LbError(st, "redirect_nng", "redirected to slave %s, which has no HTTP API "
                               "(nng %s)" % (j.get("slave"), j.get("slave_endpoint")))
             raise self._error(st, j)
@@ -345,9 +352,9 @@ class Sticky:
             except OSError:
                 pass
         try:  # 2: ask again under the same identity
-            na = c.request(a.app, client_id=a.client_id)
+            na = self._ask_again(a)
         except LbError as e:
-            if e.code not in ("unreachable", "no_master"):
+            if e.code not in RETRYABLE:
                 raise
             for alt in a.alternates or []:  # 3: no slave answered: a spare we hold
                 k = c._known_on(a.app, alt.get("server"))
@@ -372,6 +379,24 @@ class Sticky:
         self.sock = c.connect(na)
         self.how = "rerequest"
         return self.how
+
+    def _ask_again(self, a):
+        """A new request; while the answer is still the process that just refused
+        us (the master learns of a death from the agent's next load report), ask
+        again after a pause, a few times."""
+        c = self.client
+        delay = max(0.2, c.backoff)
+        for attempt in range(4):
+            na = c.request(a.app, client_id=a.client_id)
+            if na.relay or (na.host, na.port, na.pid) != (a.host, a.port, a.pid) or attempt == 3:
+                return na
+            try:
+                c.connect(na).close()
+                return na  # it answers after all
+            except OSError:
+                time.sleep(delay)
+                delay *= 2
+        return na
 
     def close(self):
         """Closes the connection and releases the session."""

@@ -26,3 +26,8 @@ target_link_libraries(lb-bench-api PRIVATE lbwire lbcommon PkgConfig::CURL)
 # (tests/bench/firstbyte.py starts a cluster).
 add_executable(lb-bench-firstbyte ${CMAKE_SOURCE_DIR}/tests/bench/bench_firstbyte.c)
 target_link_libraries(lb-bench-firstbyte PRIVATE lbwire lbcommon)
+
+# P3 and P2 of issue 10: request path latency and master throughput, each over
+# an nng round-trip baseline from the same run (tests/bench/path.py starts a cluster).
+add_executable(lb-bench-path ${CMAKE_SOURCE_DIR}/tests/bench/bench_path.c)
+target_link_libraries(lb-bench-path PRIVATE lbwire lbcommon Threads::Threads)

@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""P3 and P2 (issue 10): starts a throwaway cluster (etcd, master, slave, two
+agents with a per-session app `echo` and a pooled app `pecho`, 32 ready per
+agent) from a build dir and runs lb-bench-path against it. Bounded; stops by itself.
+
+    tests/bench/path.py [BUILD_DIR]   (default: build-bench, a Release build)
+"""
+import os
+import subprocess
+import sys
+import time
+
+root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "build-bench"))
+os.environ["LBCP_BIN"] = os.path.join(build, "bin")
+sys.path.insert(0, os.path.join(root, "tests", "integration"))
+from harness import Cluster  # noqa: E402
+
+echo = os.path.join(build, "bin", "lb-echo")
+apps = {"echo": {"argv": [echo, "--port", "{port}", "--session", "{session}"],
+                 "ready_timeout": "5s"},
+        "pecho": {"argv": [echo, "--port", "{port}", "--session", "pooled"], "ready_timeout": "5s",
+                  "pool": {"min_ready": 32, "max_ready": 32}}}
+c = Cluster()
+rc = 1
+try:
+    c.start_master(log_level="warn")
+    sa = c.start_slave("slave-a", "zone-a", log_level="warn")
+    for name in ("agent-a1", "agent-a2"):
+        c.start_agent(name, "zone-a", capacity=1000, log_level="warn", apps=apps)
+    c.wait_master_sees(2)
+    time.sleep(3.0)  # the pools fill
+    r = subprocess.run([*os.environ.get("LBCP_BENCH_WRAP", "").split(), os.path.join(build, "bin", "lb-bench-path"), "--slave", sa.endpoint,
+                        "--master", c.master_rpc, "--slave-id", "slave-a", "--location", "zone-a",
+                        "--fresh", "64", "--n", "400", "--secs", "2", "--pool-wait-ms", "3000"],
+                       timeout=600)
+    rc = r.returncode
+    for name in ("agent-a1", "agent-a2"):  # hits and misses: what "new from pool" measured
+        st = c.stats(c.daemons[name].endpoint) or {"counters": {}}
+        print(name, {k: v for k, v in sorted(st["counters"].items())
+                     if "pecho" in k and ("pool" in k or "launches" in k)})
+finally:
+    leftovers = c.close()
+sys.exit(rc or bool(leftovers))

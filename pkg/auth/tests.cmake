@@ -1,0 +1,1 @@
+lb_unit_test(auth_token_test SOURCES ${CMAKE_SOURCE_DIR}/pkg/auth/token_test.c LIBS lbauth)

@@ -1,0 +1,135 @@
+/* Unit tests of the dashboard's event ring (events.c): the events `lbctl watch`
+ * names from etcd changes compared with the view, session starts told once even
+ * though the leader's view has the session first, and the ring's bound. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "events.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static etcd_event ev_put(const char *key, const ProtobufCMessage *msg)
+{
+    etcd_event e = {.type = ETCD_EV_PUT};
+    e.kv.key = strdup(key);
+    if (msg != NULL) {
+        e.kv.value_len = protobuf_c_message_get_packed_size(msg);
+        e.kv.value = calloc(1, e.kv.value_len + 1);
+        protobuf_c_message_pack(msg, e.kv.value);
+    } else {
+        e.kv.value = (unsigned char *)strdup("");
+    }
+    return e;
+}
+
+static void ev_free(etcd_event *e)
+{
+    free(e->kv.key);
+    free(e->kv.value);
+}
+
+/* The events after since, as "event subject detail" lines joined by '|'. */
+static void dump(master_events *e, uint64_t since, char *out, size_t cap, double *last)
+{
+    cJSON *j = cJSON_CreateObject();
+    events_json(e, since, j);
+    out[0] = '\0';
+    const cJSON *x;
+    cJSON_ArrayForEach(x, cJSON_GetObjectItem(j, "events"))
+    {
+        size_t n = strlen(out);
+        snprintf(out + n, cap - n, "%s%s %s %s", n ? "|" : "",
+                 cJSON_GetObjectItem(x, "event")->valuestring,
+                 cJSON_GetObjectItem(x, "subject")->valuestring,
+                 cJSON_GetObjectItem(x, "detail")->valuestring);
+    }
+    *last = cJSON_GetObjectItem(j, "last")->valuedouble;
+    cJSON_Delete(j);
+}
+
+static void test_watch_events(void **state)
+{
+    (void)state;
+    reg *view = reg_new("/lb/", 0);
+    master_events *e = events_new();
+    Lb__ServerInfo si = LB__SERVER_INFO__INIT;
+    si.id = "a1";
+    Lb__Override ov = LB__OVERRIDE__INIT;
+    ov.server_id = "a1";
+    ov.drain = true;
+    Lb__Session s = LB__SESSION__INIT;
+    s.session_id = "s1";
+    s.server_id = "a1";
+    s.client_id = "c1";
+    s.app = "echo";
+    etcd_event evs[3] = {ev_put("/lb/servers/a1", &si.base), ev_put("/lb/overrides/a1", &ov.base),
+                         ev_put("/lb/sessions/s1", &s.base)};
+    for (int i = 0; i < 3; i++) { /* as the watch does: note, then the view applies */
+        events_note(e, view, &evs[i], 1);
+        reg_apply(view, &evs[i], 1);
+    }
+    events_note(e, view, &evs[2], 1); /* a renewal: no second start */
+    etcd_event del = {.type = ETCD_EV_DELETE};
+    del.kv.key = "/lb/sessions/s1";
+    events_note(e, view, &del, 1);
+    events_note(e, view, &del, 1); /* deleted twice: one end */
+    char out[1024];
+    double last;
+    dump(e, 0, out, sizeof out, &last);
+    assert_string_equal(out, "server-up a1 |drain a1 |session-start s1 server=a1 client=c1 "
+                             "app=echo|session-end s1 server=a1 client=c1 app=echo");
+    assert_int_equal((int)last, 4);
+    dump(e, 3, out, sizeof out, &last);
+    assert_string_equal(out, "session-end s1 server=a1 client=c1 app=echo");
+    for (int i = 0; i < 3; i++)
+        ev_free(&evs[i]);
+    events_free(&e);
+    assert_null(e);
+    reg_free(&view);
+}
+
+static void test_ring_keeps_the_newest(void **state)
+{
+    (void)state;
+    reg *view = reg_new("/lb/", 0);
+    master_events *e = events_new();
+    for (int i = 0; i < EVENTS_MAX + 100; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "/lb/groups/g%d", i);
+        Lb__GroupInfo g = LB__GROUP_INFO__INIT;
+        g.name = key;
+        g.rank = i;
+        etcd_event ev = ev_put(key, &g.base);
+        events_note(e, view, &ev, 1);
+        ev_free(&ev);
+    }
+    cJSON *j = cJSON_CreateObject();
+    events_json(e, 0, j);
+    const cJSON *arr = cJSON_GetObjectItem(j, "events");
+    assert_int_equal(cJSON_GetArraySize(arr), EVENTS_MAX);
+    assert_int_equal((int)cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0), "seq")->valuedouble, 101);
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(arr, EVENTS_MAX - 1), "detail")->valuestring,
+        "rank=611");
+    cJSON_Delete(j);
+    j = cJSON_CreateObject();
+    events_json(e, EVENTS_MAX + 100, j); /* nothing newer */
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "events")), 0);
+    cJSON_Delete(j);
+    events_free(&e);
+    reg_free(&view);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_watch_events),
+        cmocka_unit_test(test_ring_keeps_the_newest),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,5 @@
+# The dashboard's event ring (events.c) as pure code over the registry.
+lb_unit_test(master_events_test
+  SOURCES ${CMAKE_SOURCE_DIR}/cmd/lb-master/events_test.c ${CMAKE_SOURCE_DIR}/cmd/lb-master/events.c
+  LIBS lbregistry lbcommon PkgConfig::CJSON)
+target_include_directories(master_events_test PRIVATE ${CMAKE_SOURCE_DIR}/cmd/lb-master)

@@ -79,6 +79,10 @@ static const struct {
     {"stats", cmd_stats,
      "lbctl --addr ADDR stats [-o json]\n  a daemon's counters over its RPC socket "
      "(--master or --slave also name the daemon)"},
+    {"token", cmd_token,
+     "lbctl token keygen --out FILE [--kid ID] | token issue --client ID --apps A[,B] "
+     "--ttl 24h --key FILE\n  an Ed25519 issuer key pair (FILE, FILE.pub), or a signed client "
+     "token\n  for liblbclient's token (pkg/auth/token.h)"},
 };
 
 bool ctl_wants_help(int argc, char **argv)

@@ -33,6 +33,7 @@ typedef struct ctl_opts {
 int cmd_servers(const ctl_opts *o, int argc, char **argv);
 int cmd_request(const ctl_opts *o, int argc, char **argv);
 int cmd_stats(const ctl_opts *o, int argc, char **argv);
+int cmd_token(const ctl_opts *o, int argc, char **argv);
 int cmd_explain(const ctl_opts *o, int argc, char **argv);
 int cmd_list(const ctl_opts *o, int argc, char **argv);
 

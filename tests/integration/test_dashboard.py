@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 import unittest
 import urllib.error
@@ -36,6 +37,20 @@ def ensure_puppeteer():
                            env=dict(os.environ, PUPPETEER_SKIP_DOWNLOAD="1"))
         if r.returncode != 0:
             raise AssertionError("npm could not install puppeteer-core: " + r.stderr[-2000:])
+
+
+def browser_pids(profile):
+    """Processes whose command line names the test's chromium profile."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if profile.encode() in f.read():
+                        pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
 
 
 def get(url):
@@ -105,9 +120,11 @@ class DashboardTest(ClusterTest):
         self.c.request(self.sa, "echo", "dash-1", location="zone-a")
         servers = ["agent-a1", "agent-a2", "agent-b1"]
         t0 = time.monotonic()
+        profile = tempfile.mkdtemp(prefix="lbcp-chromium-")
         p = subprocess.Popen(["node", os.path.join(WEB_TEST, "dashboard.js"), self.base + "/ui/",
                               out, *servers], cwd=WEB_TEST, stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=dict(os.environ, LBCP_CHROMIUM_PROFILE=profile))
 
         def step(cmd=None):
             if cmd:
@@ -139,10 +156,20 @@ class DashboardTest(ClusterTest):
             self.assertEqual(j["errors"], [])
             self.assertLessEqual(j["narrow"]["scroll"], j["narrow"]["width"] + 1, j["narrow"])
             self.assertEqual(p.wait(30), 0, p.stderr.read()[-2000:])
+            time.sleep(0.2)
+            self.assertEqual(browser_pids(profile), [], "the driver left its browser running")
         finally:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+            for pid in browser_pids(profile):  # a driver killed above leaves its browser
+                try:
+                    os.kill(pid, 9)
+                except OSError:
+                    pass
+            for f in (p.stdin, p.stdout, p.stderr):
+                f.close()
+            shutil.rmtree(profile, ignore_errors=True)
         for f in ("dashboard.png", "dashboard-narrow.png"):
             self.assertGreater(os.path.getsize(os.path.join(out, f)), 10000, f)
         print(f"dashboard test: {time.monotonic() - t0:.1f} s in chromium; screenshots in {out}")

@@ -17,7 +17,9 @@ const [url, outdir, ...servers] = process.argv.slice(2);
 const say = o => process.stdout.write(JSON.stringify(o) + "\n");
 
 (async () => {
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "lbcp-chromium-"));
+  // the test names the profile so it can find and kill a browser this script left
+  const profile = process.env.LBCP_CHROMIUM_PROFILE ||
+    fs.mkdtempSync(path.join(os.tmpdir(), "lbcp-chromium-"));
   const browser = await puppeteer.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,

@@ -118,7 +118,7 @@ echo
 echo "== a first-time client of the pooled app 'warm' gets a process that was already running"
 before=$(pgrep -d ' ' -f -- '--session warm' || true)
 echo "(warm pool processes before the request: $before)"
-out=$(lbctl --slave tcp://127.0.0.1:7201 request --app warm --client erin --location zone-a -o json)
+out=$(lbctl --slave tls+tcp://127.0.0.1:7201 request --app warm --client erin --location zone-a -o json)
 pid=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
 case " $before " in
 *" $pid "*) echo "erin is served by pid $pid, which existed before her request (a pool hit)" ;;

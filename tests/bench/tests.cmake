@@ -31,3 +31,6 @@ target_link_libraries(lb-bench-firstbyte PRIVATE lbwire lbcommon)
 # an nng round-trip baseline from the same run (tests/bench/path.py starts a cluster).
 add_executable(lb-bench-path ${CMAKE_SOURCE_DIR}/tests/bench/bench_path.c)
 target_link_libraries(lb-bench-path PRIVATE lbwire lbcommon Threads::Threads)
+# the cost of checking one client token (parse + Ed25519 verify)
+add_executable(lb-bench-token ${CMAKE_SOURCE_DIR}/tests/bench/bench_token.c)
+target_link_libraries(lb-bench-token PRIVATE lbauth)

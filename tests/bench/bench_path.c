@@ -20,7 +20,11 @@
  */
 #include "common/util.h"
 #include "wire/wire.h"
+#include "wire/wire_tls.h"
 
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/supplemental/util/platform.h>
+#include <nng/transport/tcp/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -29,11 +33,12 @@
 #include <time.h>
 #include <unistd.h>
 
-typedef enum op { OP_STATS, OP_CLIENT, OP_SELECT } op;
+typedef enum op { OP_STATS, OP_CLIENT, OP_SELECT, OP_ECHO } op;
 
 typedef struct cfg {
     const char *slave, *master, *slave_id, *location, *app, *pool_app;
     int n, fresh, secs, pool_wait_ms;
+    char echo[64]; /* the in-process echo, "" with TLS */
 } cfg;
 
 static double now_us(void)
@@ -56,7 +61,10 @@ static bool call(const cfg *c, nng_socket s, op kind, const char *app, const cha
     cr.client_id = (char *)client;
     cr.app = (char *)app;
     cr.location = (char *)c->location;
-    if (kind == OP_STATS) {
+    if (kind == OP_ECHO) { /* a ClientRequest comes back as it went */
+        env.body_case = LB__ENVELOPE__BODY_CLIENT_REQUEST;
+        env.client_request = &cr;
+    } else if (kind == OP_STATS) {
         env.body_case = LB__ENVELOPE__BODY_STATS_REQUEST;
         env.stats_request = &st;
     } else if (kind == OP_CLIENT) {
@@ -70,12 +78,14 @@ static bool call(const cfg *c, nng_socket s, op kind, const char *app, const cha
     }
     lb_errmsg em = {{0}};
     bool ok = wire_call(s, &env, 30000, WIRE_TRANSPORT_MAX, &rep, &em) == LB_OK;
-    if (ok && kind == OP_STATS)
+    if (ok && kind == OP_ECHO)
+        ok = rep->body_case == LB__ENVELOPE__BODY_CLIENT_REQUEST;
+    else if (ok && kind == OP_STATS)
         ok = rep->body_case == LB__ENVELOPE__BODY_STATS_REPLY;
     else if (ok)
         ok = rep->body_case == LB__ENVELOPE__BODY_INSTRUCTION &&
              rep->instruction->action != LB__ACTION__REJECT;
-    if (ok && sid != NULL && kind != OP_STATS)
+    if (ok && sid != NULL && kind != OP_STATS && kind != OP_ECHO)
         snprintf(sid, sid_cap, "%s", rep->instruction->session_id);
     if (!ok)
         fprintf(stderr, "call failed: %s\n",
@@ -144,11 +154,11 @@ typedef struct p2 {
     const char *app;
     bool fresh;
     int id;
-    double until_us;
     atomic_int *budget; /* fresh: calls left */
     atomic_long done;
     char (*sids)[80];
     atomic_int *n_sids;
+    pthread_barrier_t go; /* every thread connected (TLS handshakes untimed) */
 } p2;
 
 typedef struct p2_thread {
@@ -161,11 +171,17 @@ static void *p2_worker(void *arg)
     p2_thread *t = arg;
     p2 *r = t->run;
     nng_socket s;
-    if (wire_req_dial(r->addr, &s, NULL) != LB_OK)
-        return NULL;
+    bool dialed = wire_req_dial(r->addr, &s, NULL) == LB_OK;
     char client[64], sid[80];
-    for (int i = 0;; i++) {
-        if (r->fresh ? atomic_fetch_sub(r->budget, 1) <= 0 : now_us() >= r->until_us)
+    /* connected before the clock starts: a first call per socket finishes the
+     * dial (and the TLS handshake) */
+    if (dialed &&
+        !call(r->c, s, r->kind == OP_ECHO ? OP_ECHO : OP_STATS, r->app, "p2-warm", NULL, 0))
+        fprintf(stderr, "warm-up call failed\n");
+    pthread_barrier_wait(&r->go);
+    double until = now_us() + r->c->secs * 1e6;
+    for (int i = 0; dialed; i++) {
+        if (r->fresh ? atomic_fetch_sub(r->budget, 1) <= 0 : now_us() >= until)
             break;
         snprintf(client, sizeof client, r->fresh ? "p2-fresh-%d-%d-%d" : "p2-sticky-%d-%d",
                  (int)getpid(), t->id, i);
@@ -175,7 +191,8 @@ static void *p2_worker(void *arg)
                 snprintf(r->sids[atomic_fetch_add(r->n_sids, 1)], 80, "%s", sid);
         }
     }
-    nng_close(s);
+    if (dialed)
+        nng_close(s);
     return NULL;
 }
 
@@ -185,7 +202,7 @@ static double p2_rate(const cfg *c, op kind, const char *app, bool fresh, int co
 {
     atomic_int budget = c->fresh;
     p2 r = {.c = c,
-            .addr = c->master,
+            .addr = kind == OP_ECHO ? c->echo : c->master,
             .kind = kind,
             .app = app,
             .fresh = fresh,
@@ -195,15 +212,77 @@ static double p2_rate(const cfg *c, op kind, const char *app, bool fresh, int co
     atomic_init(&r.done, 0);
     pthread_t th[64];
     p2_thread ts[64];
-    double t0 = now_us();
-    r.until_us = t0 + c->secs * 1e6;
+    pthread_barrier_init(&r.go, NULL, (unsigned)conc + 1);
     for (int i = 0; i < conc; i++) {
         ts[i] = (p2_thread){&r, i};
         pthread_create(&th[i], NULL, p2_worker, &ts[i]);
     }
+    pthread_barrier_wait(&r.go);
+    double t0 = now_us();
     for (int i = 0; i < conc; i++)
         pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&r.go);
     return (double)atomic_load(&r.done) / ((now_us() - t0) / 1e6);
+}
+
+/* ---- an nng echo on the same transport (plain TCP): the round trip baseline
+ * without any daemon work; 64 REP contexts answer in nng's callbacks, as the
+ * master's do ---- */
+
+#define ECHO_CTXS 64
+typedef struct echo_ctx {
+    nng_ctx ctx;
+    nng_aio *aio;
+    bool sending;
+} echo_ctx;
+
+static nng_socket echo_sock;
+static echo_ctx echo_ctxs[ECHO_CTXS];
+
+static void echo_cb(void *arg)
+{
+    echo_ctx *e = arg;
+    int rv = nng_aio_result(e->aio);
+    if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+        return;
+    if (!e->sending && rv == 0) {
+        e->sending = true;
+        nng_ctx_send(e->ctx, e->aio); /* the message received goes back as is */
+        return;
+    }
+    if (e->sending && rv != 0)
+        nng_msg_free(nng_aio_get_msg(e->aio));
+    e->sending = false;
+    nng_ctx_recv(e->ctx, e->aio);
+}
+
+/* Starts the echo; its URL goes to url. */
+static bool echo_start(char *url, size_t cap)
+{
+    nng_listener l;
+    int port = 0;
+    if (nng_rep0_open(&echo_sock) != 0 ||
+        nng_listener_create(&l, echo_sock, "tcp://127.0.0.1:0") != 0 ||
+        nng_listener_start(l, 0) != 0 ||
+        nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port) != 0)
+        return false;
+    snprintf(url, cap, "tcp://127.0.0.1:%d", port);
+    for (int i = 0; i < ECHO_CTXS; i++) {
+        if (nng_ctx_open(&echo_ctxs[i].ctx, echo_sock) != 0 ||
+            nng_aio_alloc(&echo_ctxs[i].aio, echo_cb, &echo_ctxs[i]) != 0)
+            return false;
+        nng_ctx_recv(echo_ctxs[i].ctx, echo_ctxs[i].aio);
+    }
+    return true;
+}
+
+static void echo_stop(void)
+{
+    for (int i = 0; i < ECHO_CTXS; i++)
+        nng_aio_stop(echo_ctxs[i].aio);
+    nng_close(echo_sock);
+    for (int i = 0; i < ECHO_CTXS; i++)
+        nng_aio_free(echo_ctxs[i].aio);
 }
 
 static void run_p3(const cfg *c)
@@ -215,21 +294,36 @@ static void run_p3(const cfg *c)
     }
     int errors = 0;
     call(c, s, OP_CLIENT, c->app, "p3-warm", NULL, 0); /* connections up */
-    lat base = p3_series(c, s, OP_STATS, c->app, false, c->n, &errors);
+    /* the baseline: the in-process echo on plain TCP, else the slave's own
+     * StatsRequest answer (heavier than an echo: every counter) */
+    nng_socket bs = s;
+    op bk = OP_STATS;
+    if (c->echo[0] != '\0' && wire_req_dial(c->echo, &bs, NULL) == LB_OK)
+        bk = OP_ECHO;
+    else
+        bs = s;
+    const char *bname =
+        bk == OP_ECHO ? "nng echo round trip (in-process)" : "nng round trip (slave stats)";
+    call(c, bs, bk, c->app, "p3-warm", NULL, 0);
+    lat base = p3_series(c, bs, bk, c->app, false, c->n, &errors);
     lat sticky = p3_series(c, s, OP_CLIENT, c->app, false, c->n, &errors);
-    lat base2 = p3_series(c, s, OP_STATS, c->app, false, c->n, &errors);
+    lat base2 = p3_series(c, bs, bk, c->app, false, c->n, &errors);
+    if (bk == OP_ECHO)
+        nng_close(bs);
     lat fresh = p3_series(c, s, OP_CLIENT, c->pool_app, true, c->fresh, &errors);
     nng_close(s);
     double b50 = (base.p50 + base2.p50) / 2, b99 = (base.p99 + base2.p99) / 2;
-    printf("P3 latency (us), one at a time over tcp, client -> slave -> master -> answer\n");
-    printf("  %-34s p50 %8.0f  p99 %8.0f\n", "nng round trip (slave stats)", b50, b99);
+    printf("P3 latency (us), one at a time over %s, client -> slave -> master -> answer\n",
+           wire_url_tls(c->slave) ? "tls+tcp" : "tcp");
+    printf("  %-34s p50 %8.0f  p99 %8.0f\n", bname, b50, b99);
     printf("  %-34s p50 %8.0f  p99 %8.0f   ratio p50 %.2f  p99 %.2f\n", "sticky repeat", sticky.p50,
            sticky.p99, sticky.p50 / b50, sticky.p99 / b99);
     printf("  %-34s p50 %8.0f  p99 %8.0f   ratio p50 %.2f  p99 %.2f\n", "new session (pool)",
            fresh.p50, fresh.p99, fresh.p50 / b50, fresh.p99 / b99);
-    printf("RESULT P3 sticky_p50_ratio=%.2f (goal <= 3) pool_p50_ratio=%.2f (goal <= 4) "
+    printf("RESULT P3 %s sticky_p50_ratio=%.2f (goal <= 3) pool_p50_ratio=%.2f (goal <= 4) "
            "sticky_p99_ratio=%.2f pool_p99_ratio=%.2f errors=%d\n",
-           sticky.p50 / b50, fresh.p50 / b50, sticky.p99 / b99, fresh.p99 / b99, errors);
+           wire_url_tls(c->slave) ? "tls" : "tcp", sticky.p50 / b50, fresh.p50 / b50,
+           sticky.p99 / b99, fresh.p99 / b99, errors);
 }
 
 static void run_p2(const cfg *c)
@@ -241,19 +335,22 @@ static void run_p2(const cfg *c)
         fprintf(stderr, "cannot dial %s\n", c->master);
         exit(1);
     }
-    printf("P2 master throughput (calls/s) over tcp, straight to the master\n");
+    printf("P2 master throughput (calls/s) over %s, straight to the master; echo: %s\n",
+           wire_url_tls(c->master) ? "tls+tcp" : "tcp",
+           c->echo[0] != '\0' ? "in-process nng echo" : "the master's StatsRequest answer");
     for (size_t k = 0; k < sizeof levels / sizeof levels[0]; k++) {
         int conc = levels[k];
         atomic_int n_sids = 0;
-        double echo = p2_rate(c, OP_STATS, c->app, false, conc, NULL, NULL);
+        op bk = c->echo[0] != '\0' ? OP_ECHO : OP_STATS; /* see run_p3 */
+        double echo = p2_rate(c, bk, c->app, false, conc, NULL, NULL);
         double sticky = p2_rate(c, OP_SELECT, c->app, false, conc, NULL, NULL);
         double fresh = p2_rate(c, OP_SELECT, c->pool_app, true, conc, sids, &n_sids);
-        double echo2 = p2_rate(c, OP_STATS, c->app, false, conc, NULL, NULL);
+        double echo2 = p2_rate(c, bk, c->app, false, conc, NULL, NULL);
         double e = (echo + echo2) / 2;
         printf("  concurrency %2d: echo %8.0f  sticky %8.0f (%.2f)  new from pool %8.0f (%.2f)\n",
                conc, e, sticky, sticky / e, fresh, fresh / e);
-        printf("RESULT P2 c=%d sticky_ratio=%.2f (goal >= 0.6) pool_ratio=%.2f (goal >= 0.4)\n",
-               conc, sticky / e, fresh / e);
+        printf("RESULT P2 %s c=%d sticky_ratio=%.2f (goal >= 0.6) pool_ratio=%.2f (goal >= 0.4)\n",
+               wire_url_tls(c->master) ? "tls" : "tcp", conc, sticky / e, fresh / e);
         for (int i = 0; i < atomic_load(&n_sids); i++) /* the pool refills for the next level */
             release(ms, sids[i]);
         usleep((useconds_t)c->pool_wait_ms * 1000);
@@ -301,7 +398,24 @@ int main(int argc, char **argv)
                         "[--pool-wait-ms MS]\n");
         return 2;
     }
+    /* TLS from LBCP_TLS_CA/CERT/KEY (an operator certificate may call slaves
+     * and masters), as lbctl does */
+    wire_tls *tls = NULL;
+    lb_errmsg em = {{0}};
+    if (wire_tls_env_default(&tls, &em) != LB_OK) {
+        fprintf(stderr, "tls: %s\n", em.text);
+        return 2;
+    }
+    /* an in-process echo only on plain TCP (a TLS listener would need a
+     * server certificate of its own) */
+    if (!wire_url_tls(c.master) && !echo_start(c.echo, sizeof c.echo)) {
+        fprintf(stderr, "cannot start the echo\n");
+        return 1;
+    }
     run_p3(&c);
     run_p2(&c);
+    if (c.echo[0] != '\0')
+        echo_stop();
+    wire_tls_free(&tls);
     return 0;
 }

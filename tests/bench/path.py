@@ -3,7 +3,8 @@
 agents with a per-session app `echo` and a pooled app `pecho`, 32 ready per
 agent) from a build dir and runs lb-bench-path against it. Bounded; stops by itself.
 
-    tests/bench/path.py [BUILD_DIR]   (default: build-bench, a Release build)
+    tests/bench/path.py [BUILD_DIR] [tcp|tls|both]   (default: build-bench, a Release
+    build, both transports one after the other)
 """
 import os
 import subprocess
@@ -12,6 +13,8 @@ import time
 
 root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "build-bench"))
+modes = {"tcp": [False], "tls": [True], "both": [False, True]}[
+    sys.argv[2] if len(sys.argv) > 2 else "both"]
 os.environ["LBCP_BIN"] = os.path.join(build, "bin")
 sys.path.insert(0, os.path.join(root, "tests", "integration"))
 from harness import Cluster  # noqa: E402
@@ -21,24 +24,31 @@ apps = {"echo": {"argv": [echo, "--port", "{port}", "--session", "{session}"],
                  "ready_timeout": "5s"},
         "pecho": {"argv": [echo, "--port", "{port}", "--session", "pooled"], "ready_timeout": "5s",
                   "pool": {"min_ready": 32, "max_ready": 32}}}
-c = Cluster()
-rc = 1
-try:
-    c.start_master(log_level="warn")
-    sa = c.start_slave("slave-a", "zone-a", log_level="warn")
-    for name in ("agent-a1", "agent-a2"):
-        c.start_agent(name, "zone-a", capacity=1000, log_level="warn", apps=apps)
-    c.wait_master_sees(2)
-    time.sleep(3.0)  # the pools fill
-    r = subprocess.run([*os.environ.get("LBCP_BENCH_WRAP", "").split(), os.path.join(build, "bin", "lb-bench-path"), "--slave", sa.endpoint,
-                        "--master", c.master_rpc, "--slave-id", "slave-a", "--location", "zone-a",
-                        "--fresh", "64", "--n", "400", "--secs", "2", "--pool-wait-ms", "3000"],
-                       timeout=600)
-    rc = r.returncode
-    for name in ("agent-a1", "agent-a2"):  # hits and misses: what "new from pool" measured
-        st = c.stats(c.daemons[name].endpoint) or {"counters": {}}
-        print(name, {k: v for k, v in sorted(st["counters"].items())
-                     if "pecho" in k and ("pool" in k or "launches" in k)})
-finally:
-    leftovers = c.close()
-sys.exit(rc or bool(leftovers))
+
+
+def run(tls):
+    c = Cluster(tls=tls)
+    rc = 1
+    try:
+        c.start_master(log_level="warn")
+        sa = c.start_slave("slave-a", "zone-a", log_level="warn")
+        for name in ("agent-a1", "agent-a2"):
+            c.start_agent(name, "zone-a", capacity=1000, log_level="warn", apps=apps)
+        c.wait_master_sees(2)
+        time.sleep(3.0)  # the pools fill
+        r = subprocess.run([*os.environ.get("LBCP_BENCH_WRAP", "").split(),
+                            os.path.join(build, "bin", "lb-bench-path"), "--slave", sa.endpoint,
+                            "--master", c.master_rpc, "--slave-id", "slave-a",
+                            "--location", "zone-a", "--fresh", "64", "--n", "400", "--secs", "2",
+                            "--pool-wait-ms", "3000"], timeout=600, env=c.env)
+        rc = r.returncode
+        for name in ("agent-a1", "agent-a2"):  # hits and misses: what "new from pool" measured
+            st = c.stats(c.daemons[name].endpoint) or {"counters": {}}
+            print(name, {k: v for k, v in sorted(st["counters"].items())
+                         if "pecho" in k and ("pool" in k or "launches" in k)}, flush=True)
+    finally:
+        leftovers = c.close()
+    return rc or bool(leftovers)
+
+
+sys.exit(max(run(tls) for tls in modes))

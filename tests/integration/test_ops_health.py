@@ -54,7 +54,9 @@ class OpsHealth(ClusterTest):
                        'master_selection_reasons_total{reason="no_app"} 1',
                        "# TYPE master_selection_seconds histogram",
                        'master_selection_seconds_count{action="serve"} 2',
-                       'master_launch_seconds_count{result="ok"} 2',
+                       # the sticky repeat is answered from the master's view: one launch only
+                       'master_launch_seconds_count{result="ok"} 1',
+                       'master_sticky_answers_total{via="view"} 1',
                        'master_server_sessions{server="agent-a1"}',
                        "master_load_reports_total{", "master_is_leader 1"):
             self.assertIn(needle, text)

@@ -342,6 +342,84 @@ static void test_never_reported_is_down(void **state)
     reg_free(&r);
 }
 
+/* What a sticky repeat may trust without the agent (reg_live.c). */
+static void test_live_processes(void **state)
+{
+    (void)state;
+    reg *r = fixture();
+    Lb__ServerLoad l = LB__SERVER_LOAD__INIT;
+    l.server_id = "s2";
+    l.seq = 1;
+    Lb__ProcessId p = LB__PROCESS_ID__INIT, q = LB__PROCESS_ID__INIT;
+    p.pid = 100;
+    p.started_at = 1000;
+    q.pid = 200;
+    q.started_at = 2000;
+    Lb__Session se = LB__SESSION__INIT, sq = LB__SESSION__INIT;
+    se.server_id = "s2";
+    se.process = &p;
+    sq.server_id = "s2";
+    sq.process = &q;
+
+    reg_lock(r); /* no report yet: nothing can be known alive */
+    reg_live_mark_locked(r, "s2", &p);
+    assert_false(reg_live_alive_locked(r, &se));
+    reg_unlock(r);
+    reg_on_server_load(r, &l);
+    reg_lock(r);
+    reg_live_mark_locked(r, "s2", &p);
+    reg_live_mark_locked(r, "s2", &q);
+    assert_true(reg_live_alive_locked(r, &se));
+    Lb__ProcessId other = p; /* same pid, another start: not the same process */
+    other.started_at = 999;
+    Lb__Session so = se;
+    so.process = &other;
+    assert_false(reg_live_alive_locked(r, &so));
+    reg_unlock(r);
+
+    /* the next report lists pid 100 as exited: it is gone, 200 stays */
+    int32_t exited[] = {100};
+    l.seq = 2;
+    l.exited_pids = exited;
+    l.n_exited_pids = 1;
+    reg_on_server_load(r, &l);
+    reg_lock(r);
+    assert_false(reg_live_alive_locked(r, &se));
+    assert_true(reg_live_alive_locked(r, &sq));
+    /* a launch reply naming a pid already reported exited is not believed */
+    reg_live_mark_locked(r, "s2", &p);
+    assert_false(reg_live_alive_locked(r, &se));
+    reg_unlock(r);
+
+    /* a report went missing (seq 3 never came): what it said is unknown */
+    l.seq = 4;
+    l.n_exited_pids = 0;
+    reg_on_server_load(r, &l);
+    reg_lock(r);
+    assert_false(reg_live_alive_locked(r, &sq));
+    reg_live_mark_locked(r, "s2", &q);
+    assert_true(reg_live_alive_locked(r, &sq));
+    reg_unlock(r);
+
+    /* the agent connection closes: forgotten, and nothing is marked meanwhile */
+    reg_set_conn(r, "s2", false);
+    reg_lock(r);
+    assert_false(reg_live_alive_locked(r, &sq));
+    reg_live_mark_locked(r, "s2", &q);
+    assert_false(reg_live_alive_locked(r, &sq));
+    reg_unlock(r);
+    reg_set_conn(r, "s2", true);
+
+    /* a client that could not reach it */
+    reg_lock(r);
+    reg_live_mark_locked(r, "s2", &q);
+    assert_true(reg_live_alive_locked(r, &sq));
+    reg_live_forget_locked(r, "s2", 200);
+    assert_false(reg_live_alive_locked(r, &sq));
+    reg_unlock(r);
+    reg_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -352,6 +430,7 @@ int main(void)
         cmocka_unit_test(test_bad_records_are_skipped),
         cmocka_unit_test(test_ejection_backoff_cap_and_conn),
         cmocka_unit_test(test_never_reported_is_down),
+        cmocka_unit_test(test_live_processes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
     esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_wire fuzz_etcd fuzz_registry fuzz_config fuzz_http fuzz_api)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_wire fuzz_etcd fuzz_registry fuzz_config fuzz_http fuzz_api fuzz_token)
 
 # -O1 -g: fast enough to fuzz, readable stacks; never NDEBUG
 mkdir -p "$build"

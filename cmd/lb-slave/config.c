@@ -31,6 +31,10 @@
  *   relay_advertise: 10.0.0.5:7211   # relay endpoint given to clients (default: bound
  * relay_listen)
  *   apps: [echo]                     # apps this slave fronts (default: all)
+ *   require_tokens: false            # true: every client request, release and renew
+ *                                    # needs a signed token (pkg/auth, rpc_auth.c)
+ *   token_public_keys: [issuer.pub]  # issuer public keys (lbctl token keygen); required
+ *                                    # with require_tokens; the token's key id selects
  */
 #include "slave.h"
 
@@ -40,6 +44,7 @@
 #include "config/cfg_tls.h"
 #include "config/daemon.h"
 #include "config/etcd_cfg.h"
+#include "auth/verifier.h"
 #include "wire/wire.h"
 
 #include <stdio.h>
@@ -75,9 +80,29 @@ static const char *const slave_keys[] = {"id",
                                          "api_max_conns",
                                          "api_per_ip",
                                          "tls",
+                                         "require_tokens",
+                                         "token_public_keys",
                                          NULL};
 
 static const char *const slave_url_keys[] = {"listen", "advertise", "masters", "report", NULL};
+
+/* The key files are read now so a bad one is a config error naming file:line. */
+static lb_err check_token_keys(const cfg_doc *doc, const cfg_node *root, const slave_config *cfg,
+                               lb_errmsg *em)
+{
+    if (!cfg->require_tokens)
+        return LB_OK;
+    const cfg_node *n = cfg_map_get(root, "token_public_keys");
+    if (cfg->n_token_public_keys == 0)
+        return lb_fail(em, LB_ECONFIG, "%s:%d: token_public_keys: required with require_tokens",
+                       cfg_file(doc), cfg_line(cfg_map_get(root, "require_tokens")));
+    auth_verifier *v = NULL;
+    lb_errmsg kem = {{0}};
+    if (auth_verifier_new(cfg->token_public_keys, cfg->n_token_public_keys, &v, &kem) != LB_OK)
+        return lb_fail(em, LB_ECONFIG, "%s:%d: %s", cfg_file(doc), cfg_line(n), kem.text);
+    auth_verifier_free(&v);
+    return LB_OK;
+}
 
 static lb_err load_all(const cfg_doc *doc, slave_config *cfg, lb_errmsg *em)
 {
@@ -119,7 +144,11 @@ static lb_err load_all(const cfg_doc *doc, slave_config *cfg, lb_errmsg *em)
         (err = cfg_get_int(doc, root, "api_max_conns", 1, 100000, 512, &cfg->api_max_conns, em)) ||
         (err = cfg_get_int(doc, root, "api_per_ip", 1, 100000, 64, &cfg->api_per_ip, em)) ||
         (err = cfg_tls_load(doc, root, false, &cfg->tls, em)) ||
-        (err = cfg_tls_check_urls(doc, root, slave_url_keys, &cfg->tls, em)))
+        (err = cfg_tls_check_urls(doc, root, slave_url_keys, &cfg->tls, em)) ||
+        (err = cfg_get_bool(doc, root, "require_tokens", false, &cfg->require_tokens, em)) ||
+        (err = cfg_get_strlist(doc, root, "token_public_keys", &cfg->token_public_keys,
+                               &cfg->n_token_public_keys, em)) ||
+        (err = check_token_keys(doc, root, cfg, em)))
         goto out;
     cfg->etcd = cfg_join(etcd, n_etcd, "http://127.0.0.1:2379");
     if (cfg->n_masters > SLAVE_MAX_MASTERS) {
@@ -173,5 +202,6 @@ void slave_config_free(slave_config *cfg)
     free(cfg->api_listen);
     free(cfg->api_advertise);
     cfg_tls_free(&cfg->tls);
+    cfg_strlist_free(&cfg->token_public_keys, cfg->n_token_public_keys);
     memset(cfg, 0, sizeof *cfg);
 }

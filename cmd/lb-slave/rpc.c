@@ -10,8 +10,10 @@
 #include "slave.h"
 
 #include "relay.h"
+#include "rpc_auth.h"
 #include "shed.h"
 
+#include "auth/verifier.h"
 #include "common/util.h"
 #include "lb.pb-c.h"
 #include "obs/log.h"
@@ -292,6 +294,12 @@ static void handle_request(slave_ctx *c, nng_msg *msg)
         ctx_error(c, err, em.text);
         return;
     }
+    nng_msg *refused = NULL;
+    if (!slave_auth_check(c->s->tokens, c->req, &refused)) {
+        obs_inc(c->req->body_case == LB__ENVELOPE__BODY_CLIENT_REQUEST ? sc.reject : sc.bad);
+        ctx_send(c, refused);
+        return;
+    }
     switch (c->req->body_case) {
     case LB__ENVELOPE__BODY_CLIENT_REQUEST:
         handle_client(c);
@@ -374,6 +382,14 @@ int slave_rpc_start(slave *s)
     sc.bad = obs_counter_get("slave_bad_requests_total");
     s->shed = slave_shed_new();
     lb_errmsg em = {{0}};
+    if (s->cfg.require_tokens) {
+        if (auth_verifier_new(s->cfg.token_public_keys, s->cfg.n_token_public_keys, &s->tokens,
+                              &em) != LB_OK) {
+            LOG_ERROR("slave", "token keys", "err=\"%s\"", em.text);
+            return -1;
+        }
+        LOG_INFO("slave", "tokens required", "keys=%zu", s->cfg.n_token_public_keys);
+    }
     if (wire_rep_listen(s->cfg.listen, &s->rep, &em) != LB_OK) {
         LOG_ERROR("slave", "client socket", "err=\"%s\"", em.text);
         return -1;
@@ -422,4 +438,5 @@ void slave_rpc_stop(slave *s)
     }
     free(s->ctxs);
     slave_shed_free(&s->shed);
+    auth_verifier_free(&s->tokens);
 }

@@ -48,7 +48,10 @@ typedef struct slave_config {
     uint64_t api_max_body;
     int64_t api_max_conns;
     int64_t api_per_ip;
-    cfg_tls tls; /* certificates and CAs of every nng link */
+    cfg_tls tls;              /* certificates and CAs of every nng link */
+    bool require_tokens;      /* clients must present a token signed by one of: */
+    char **token_public_keys; /* issuer public key files (lbctl token keygen's FILE.pub) */
+    size_t n_token_public_keys;
 } slave_config;
 
 /* The front door's in-process address: the HTTP API sends its calls here. */
@@ -80,11 +83,12 @@ typedef struct slave {
     atomic_uint_fast32_t load;   /* requests in the last full window */
     pthread_t upstream_thread;
     atomic_bool stopping;
-    struct relay *relay;       /* NULL without relay_listen */
-    atomic_llong master_ok_ms; /* monotonic ms of the last master answer (health) */
-    struct slave_ops *ops;     /* ops.c: HTTP endpoint and master probe */
-    struct slave_shed *shed;   /* shed.c: zone peers' loads, clients served here */
-    struct api_server *api;    /* NULL without api_listen */
+    struct relay *relay;          /* NULL without relay_listen */
+    atomic_llong master_ok_ms;    /* monotonic ms of the last master answer (health) */
+    struct slave_ops *ops;        /* ops.c: HTTP endpoint and master probe */
+    struct slave_shed *shed;      /* shed.c: zone peers' loads, clients served here */
+    struct api_server *api;       /* NULL without api_listen */
+    struct auth_verifier *tokens; /* NULL unless require_tokens (rpc_auth.c) */
 } slave;
 
 int slave_config_load(const char *path, slave_config *cfg);

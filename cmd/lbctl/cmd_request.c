@@ -18,7 +18,8 @@
 #define MAX_HOPS 3
 
 typedef struct req_args {
-    const char *app, *client, *location, *require, *arch, *os, *server, *visited, *unreachable;
+    const char *app, *client, *location, *require, *arch, *os, *server, *visited, *unreachable,
+        *token;
 } req_args;
 
 int ctl_apply_attrs(Lb__Requirements *r, Lb__ClientRequest *cr, const char *arch, const char *os)
@@ -271,7 +272,8 @@ int cmd_request(const ctl_opts *o, int argc, char **argv)
                               {"--os", &a.os, NULL},
                               {"--server", &a.server, NULL},
                               {"--visited", &a.visited, NULL},
-                              {"--unreachable-pid", &a.unreachable, NULL}};
+                              {"--unreachable-pid", &a.unreachable, NULL},
+                              {"--token", &a.token, NULL}};
     int urc = ctl_parse_flags("request", argc, argv, flags, sizeof flags / sizeof flags[0], NULL, 0,
                               NULL);
     if (urc != 0)
@@ -288,6 +290,10 @@ int cmd_request(const ctl_opts *o, int argc, char **argv)
     char **labels = NULL;
     cr.client_id = (char *)a.client;
     cr.app = (char *)a.app;
+    /* a slave with require_tokens wants one (lbctl token issue); env for scripts */
+    cr.token = (char *)(a.token != NULL        ? a.token
+                        : getenv("LBCP_TOKEN") ? getenv("LBCP_TOKEN")
+                                               : "");
     cr.location = (char *)(a.location != NULL ? a.location : "");
     if (a.require != NULL) {
         if (ctl_parse_require(a.require, &req, &labels) != 0) {

@@ -54,7 +54,8 @@ static const struct {
     {"request", cmd_request,
      "lbctl [--slave ADDR] request --app APP --client ID [--location ZONE]\n"
      "       [--require cpu=N,mem=SIZE,label=K[=V],arch=A,os=O,...] [--arch A] [--os O]\n"
-     "       [--server ID] [--visited SLAVE,...] [--unreachable-pid PID] [-o json]\n"
+     "       [--server ID] [--visited SLAVE,...] [--unreachable-pid PID] [--token T]\n"
+     "       [-o json]\n"
      "  asks a slave as a client would and follows redirects (at most 3 hops).\n"
      "  --app APP       1-64 characters of [A-Za-z0-9._:@-]\n"
      "  --client ID     1-128 characters of [A-Za-z0-9._:@-]; the same id gets the\n"
@@ -66,6 +67,8 @@ static const struct {
      "  --visited LIST  slaves the request claims to have seen already\n"
      "  --unreachable-pid PID  the session's process the client could not connect\n"
      "                  to: the master asks the agent instead of its own view\n"
+     "  --token T       the client's signed token (lbctl token issue; default\n"
+     "                  LBCP_TOKEN) for slaves with require_tokens\n"
      "  without --slave: LBCP_SLAVE, the config file's slave, else a slave registered\n"
      "  in etcd (of --location's zone first)"},
     {"list", cmd_list,

@@ -210,6 +210,9 @@ static httpd_result route_session(const httpd_req *req, httpd_resp *resp, void *
         return HTTPD_DONE;
     }
     const char *client = httpd_query(req, "client_id");
+    /* the client's token, for slaves with require_tokens: "Authorization: Bearer T" */
+    const char *auth = httpd_header(req, "Authorization");
+    char *token = auth != NULL && strncmp(auth, "Bearer ", 7) == 0 ? (char *)auth + 7 : "";
     if (path_segment(req->path, "/v1/sessions/", "", id, sizeof id) == NULL) {
         api_error(resp, 400, "bad_request", "want /v1/sessions/{id}");
     } else if (client == NULL || client[0] == '\0' || !api_utf8_valid(client, strlen(client))) {
@@ -220,6 +223,7 @@ static httpd_result route_session(const httpd_req *req, httpd_resp *resp, void *
             Lb__ReleaseRequest rr = LB__RELEASE_REQUEST__INIT;
             rr.session_id = id;
             rr.client_id = (char *)client;
+            rr.token = token;
             env.body_case = LB__ENVELOPE__BODY_RELEASE_REQUEST;
             env.release_request = &rr;
             return call_env(a, req, resp, CALL_RELEASE, id, &env);
@@ -227,6 +231,7 @@ static httpd_result route_session(const httpd_req *req, httpd_resp *resp, void *
         Lb__RenewRequest rn = LB__RENEW_REQUEST__INIT;
         char *ids[1] = {id};
         rn.client_id = (char *)client;
+        rn.token = token;
         rn.session_ids = ids;
         rn.n_session_ids = 1;
         env.body_case = LB__ENVELOPE__BODY_RENEW_REQUEST;

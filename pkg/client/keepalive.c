@@ -20,6 +20,7 @@ lb_err lbc_release_session(lb_client *c, const char *session, const char *client
     Lb__ReleaseRequest rr = LB__RELEASE_REQUEST__INIT;
     rr.session_id = (char *)session;
     rr.client_id = (char *)(client_id != NULL ? client_id : c->client_id);
+    rr.token = c->token;
     Lb__Envelope env = LB__ENVELOPE__INIT, *rep = NULL;
     env.body_case = LB__ENVELOPE__BODY_RELEASE_REQUEST;
     env.release_request = &rr;
@@ -40,6 +41,7 @@ static void renew_one(lb_client *c, const lbc_held *h)
     Lb__RenewRequest rr = LB__RENEW_REQUEST__INIT;
     char *ids[1] = {(char *)h->session};
     rr.client_id = (char *)h->client_id;
+    rr.token = c->token;
     rr.session_ids = ids;
     rr.n_session_ids = 1;
     Lb__Envelope env = LB__ENVELOPE__INIT, *rep = NULL;

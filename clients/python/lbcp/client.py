@@ -123,6 +123,8 @@ class Client:
                 path += "?" + u.query
             data = json.dumps(body).encode() if body is not None else None
             hdrs = {"Content-Type": "application/json"} if data is not None else {}
+            if self.token:  # release/renew carry it here (a request also has it in the body)
+                hdrs["Authorization"] = "Bearer " + self.token
             conn.request(method, path, body=data, headers=hdrs)
             r = conn.getresponse()
             raw = r.read()

@@ -1,11 +1,10 @@
 /*
  * The front door's token check (require_tokens): runs before anything is sent
  * to a master, so a refused request launches nothing. A client request is
- * answered REJECT with the reason; a release or renew gets a failed
- * SessionReply. For release and renew the session's client is the token's,
- * not the message's, so a client cannot act on another client's session (the
- * master compares it with the session's owner). Operators release through
- * the master's own socket (lbctl release), which this check does not see.
+ * answered REJECT with the reason; a release or renew an ErrorReply (LB_EAUTH). For release and
+ * renew the session's client is the token's, not the message's, so a client cannot act on another
+ * client's session (the master compares it with the session's owner). Operators release through the
+ * master's own socket (lbctl release), which this check does not see.
  */
 #include "rpc_auth.h"
 
@@ -52,24 +51,22 @@ static void set_field(char **field, const char *value)
     *field = lb_strdup(value);
 }
 
+/* A client request gets REJECT (its reason, as a master's would be); release
+ * and renew an ErrorReply LB_EAUTH, which the HTTP API maps to 401/403. */
 static void reject_reply(const Lb__Envelope *req, const char *reason, nng_msg **out)
 {
+    if (req->body_case != LB__ENVELOPE__BODY_CLIENT_REQUEST) {
+        wire_error_reply(req->request_id, LB_EAUTH, reason, out);
+        return;
+    }
+    Lb__SelectionInstruction in = LB__SELECTION_INSTRUCTION__INIT;
+    in.action = LB__ACTION__REJECT;
+    in.reason = (char *)reason;
     Lb__Envelope env = LB__ENVELOPE__INIT;
     env.version = WIRE_VERSION;
     env.request_id = req->request_id;
-    Lb__SelectionInstruction in = LB__SELECTION_INSTRUCTION__INIT;
-    Lb__SessionReply sr = LB__SESSION_REPLY__INIT;
-    if (req->body_case == LB__ENVELOPE__BODY_CLIENT_REQUEST) {
-        in.action = LB__ACTION__REJECT;
-        in.reason = (char *)reason;
-        env.body_case = LB__ENVELOPE__BODY_INSTRUCTION;
-        env.instruction = &in;
-    } else {
-        sr.ok = false;
-        sr.error = (char *)reason;
-        env.body_case = LB__ENVELOPE__BODY_SESSION_REPLY;
-        env.session_reply = &sr;
-    }
+    env.body_case = LB__ENVELOPE__BODY_INSTRUCTION;
+    env.instruction = &in;
     wire_encode(&env, out);
 }
 

@@ -1,1 +1,2 @@
 lb_unit_test(auth_token_test SOURCES ${CMAKE_SOURCE_DIR}/pkg/auth/token_test.c LIBS lbauth)
+lb_unit_test(auth_verifier_test SOURCES ${CMAKE_SOURCE_DIR}/pkg/auth/verifier_test.c LIBS lbauth)

@@ -9,7 +9,9 @@
  *   master: tcp://10.0.0.3:7101      # default: the leader found in etcd
  *   call_timeout: 20s
  *   connect_timeout: 2s
- *   tls: {ca: /etc/lbcp/ca.pem, cert: /etc/lbcp/lbctl.pem, key: /etc/lbcp/lbctl.key}
+ *   tls:                             # the nng links to daemons, as in their configs
+ *     {ca: /etc/lbcp/trust.pem, cert: /etc/lbcp/operator.crt, key: /etc/lbcp/operator.key}
+ *   etcd_tls: {ca: /etc/lbcp/etcd-ca.pem, cert: /etc/lbcp/etcd.pem, key: /etc/lbcp/etcd.key}
  *   etcd_user: operator              # etcd auth; the password from a file
  *   etcd_password_file: /etc/lbcp/operator.password
  *
@@ -71,11 +73,19 @@ const char *ctl_config_path(void)
     return found_path;
 }
 
-static const char *const top_keys[] = {"etcd",   "prefix",       "slave",
-                                       "master", "call_timeout", "connect_timeout",
-                                       "tls",    "etcd_user",    "etcd_password_file",
+static const char *const top_keys[] = {"etcd",
+                                       "prefix",
+                                       "slave",
+                                       "master",
+                                       "call_timeout",
+                                       "connect_timeout",
+                                       "tls",
+                                       "etcd_tls",
+                                       "etcd_user",
+                                       "etcd_password_file",
                                        NULL};
-static const char *const tls_keys[] = {"ca", "cert", "key", NULL};
+static const char *const etcd_tls_keys[] = {"ca", "cert", "key", NULL};
+static const char *const tls_keys[] = {"ca", "cert", "key", "server_name", "insecure", NULL};
 
 /* Sets *dst from key unless a flag or the environment set it already. */
 static lb_err opt_str(const cfg_doc *d, const cfg_node *map, const char *key, const char **dst,
@@ -105,21 +115,29 @@ static lb_err load(const cfg_doc *d, void *arg, lb_errmsg *em)
     ctl_opts *o = arg;
     const cfg_node *r = cfg_root(d);
     const cfg_node *tls = r != NULL ? cfg_map_get(r, "tls") : NULL;
+    const cfg_node *etls = r != NULL ? cfg_map_get(r, "etcd_tls") : NULL;
     char **etcd = NULL;
     size_t n_etcd = 0;
     int64_t call = 0, conn = 0;
     lb_err err;
     if ((err = cfg_expect(d, r, CFG_MAP, em)) || (err = cfg_check_keys(d, r, top_keys, em)) ||
         (err = cfg_expect(d, tls, CFG_MAP, em)) || (err = cfg_check_keys(d, tls, tls_keys, em)) ||
+        (err = cfg_expect(d, etls, CFG_MAP, em)) ||
+        (err = cfg_check_keys(d, etls, etcd_tls_keys, em)) ||
         (err = cfg_get_strlist(d, r, "etcd", &etcd, &n_etcd, em)) ||
         (err = opt_str(d, r, "prefix", &o->prefix, em)) ||
         (err = opt_str(d, r, "slave", &o->slave, em)) ||
         (err = opt_str(d, r, "master", &o->master, em)) ||
         (err = cfg_get_duration_ms(d, r, "call_timeout", 0, &call, em)) ||
         (err = cfg_get_duration_ms(d, r, "connect_timeout", 0, &conn, em)) ||
-        (err = sec_str(d, tls, "ca", &o->etcd_sec.ca_file, em)) ||
-        (err = sec_str(d, tls, "cert", &o->etcd_sec.cert_file, em)) ||
-        (err = sec_str(d, tls, "key", &o->etcd_sec.key_file, em)) ||
+        (err = sec_str(d, etls, "ca", &o->etcd_sec.ca_file, em)) ||
+        (err = sec_str(d, etls, "cert", &o->etcd_sec.cert_file, em)) ||
+        (err = sec_str(d, etls, "key", &o->etcd_sec.key_file, em)) ||
+        (err = opt_str(d, tls, "ca", &o->tls.ca, em)) ||
+        (err = opt_str(d, tls, "cert", &o->tls.cert, em)) ||
+        (err = opt_str(d, tls, "key", &o->tls.key, em)) ||
+        (err = opt_str(d, tls, "server_name", &o->tls.server_name, em)) ||
+        (err = cfg_get_bool(d, tls, "insecure", false, &o->tls.insecure, em)) ||
         (err = sec_str(d, r, "etcd_user", &o->etcd_sec.user, em)) ||
         (err = sec_str(d, r, "etcd_password_file", &o->etcd_sec.password_file, em)))
         goto out;

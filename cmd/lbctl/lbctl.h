@@ -3,6 +3,7 @@
 #define LB_LBCTL_H
 
 #include "etcd/etcd.h"
+#include "wire/wire_tls.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,9 +25,11 @@ typedef struct ctl_opts {
     out_format out;
     int timeout_ms; /* --call-timeout, call_timeout:, 20 s */
     int connect_ms; /* --connect-timeout, connect_timeout:, 2 s */
-    /* --etcd-ca ... or LBCP_ETCD_CA ... or the config file's tls: {ca, cert,
-     * key}, etcd_user, etcd_password_file; strings not owned */
+    /* --etcd-ca ... or LBCP_ETCD_CA ... or the config file's etcd_tls: {ca,
+     * cert, key}, etcd_user, etcd_password_file; strings not owned */
     etcd_security etcd_sec;
+    /* the config file's tls: block (nng links); flags and LBCP_TLS_* win over it */
+    wire_tls_opts tls;
 } ctl_opts;
 
 /* Each command parses its own arguments (argv[0] is the command name). */

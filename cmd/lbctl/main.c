@@ -204,11 +204,11 @@ static int parse_globals(int argc, char **argv, ctl_opts *o, const char **config
     return EXIT_OK;
 }
 
-/* The environment's TLS settings under the flags'; the result is the default
- * every dial uses. Without any, only plain tcp:// endpoints can be reached. */
-static int ctl_tls_setup(void)
+/* The config file's TLS settings under the environment's under the flags'; the result is the
+ * default every dial uses. Without any, only plain tcp:// endpoints can be reached. */
+static int ctl_tls_setup(const wire_tls_opts *file)
 {
-    wire_tls_opts t = {0};
+    wire_tls_opts t = *file; /* the config file's, under the environment's and the flags' */
     wire_tls_opts_from_env(&t);
     t.ca = ctl_tls.ca ? ctl_tls.ca : t.ca;
     t.cert = ctl_tls.cert ? ctl_tls.cert : t.cert;
@@ -288,7 +288,7 @@ int main(int argc, char **argv)
         o.prefix = o.prefix != NULL ? o.prefix : "/lb/";
         o.timeout_ms = o.timeout_ms > 0 ? o.timeout_ms : 20000;
         o.connect_ms = o.connect_ms > 0 ? o.connect_ms : 2000;
-        rc = ctl_tls_setup();
+        rc = ctl_tls_setup(&o.tls);
     }
     if (rc == EXIT_OK)
         rc = run(&o, nrest, rest);

@@ -144,8 +144,9 @@ if [ ! -e "$lbctl_cfg" ] || head -1 "$lbctl_cfg" | grep -qF "$lbctl_mark"; then
 $lbctl_mark (removed by down.sh)
 etcd: http://127.0.0.1:12379
 slave: tls+tcp://127.0.0.1:7201
+tls: {ca: $state/tls/trust.pem, cert: $state/tls/operator.crt, key: $state/tls/operator.key}
 CFG
-    lbctl_note="lbctl config: $lbctl_cfg (etcd and default slave; no flags needed)"
+    lbctl_note="lbctl config: $lbctl_cfg (etcd, default slave, operator TLS; no flags needed)"
 else
     lbctl_note="lbctl config: $lbctl_cfg exists and is not the demo's; left alone (use LBCP_ETCD)"
 fi
@@ -162,9 +163,9 @@ The cluster is running:
   logs      $state/logs/
   binaries  $bin/ (lbctl, lb-master, ...; bash completion: source deploy/bash-completion/lbctl)
   $lbctl_note
-  TLS       $state/tls/ (lbctl needs LBCP_TLS_CA, LBCP_TLS_CERT, LBCP_TLS_KEY:
-            export LBCP_TLS_CA=$state/tls/trust.pem LBCP_TLS_CERT=$state/tls/operator.crt
-            export LBCP_TLS_KEY=$state/tls/operator.key)
+  TLS       $state/tls/ (lbctl's config above names the operator's certificate; without
+            it: export LBCP_TLS_CA=$state/tls/trust.pem LBCP_TLS_CERT=$state/tls/operator.crt
+            LBCP_TLS_KEY=$state/tls/operator.key)
 Try:
   $bin/lbctl request --app echo --client carol --location zone-b
   $bin/lbctl explain --app echo --client carol --location zone-b

@@ -92,7 +92,7 @@ t lbctl dr; t lbctl -o w; t lbctl --etcd x req; t lbctl request --cl; t lbctl he
 
     def test_config_security_keys_reach_the_etcd_client(self):
         with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-            f.write("etcd: https://127.0.0.1:1\ntls: {ca: /x/ca.pem, cert: /x/c.pem, key: /x/k.pem}\n"
+            f.write("etcd: https://127.0.0.1:1\netcd_tls: {ca: /x/ca.pem, cert: /x/c.pem, key: /x/k.pem}\n"
                     "etcd_user: operator\n")
         try:
             r = lbctl("servers", env={"LBCP_CONFIG": f.name})
@@ -187,6 +187,34 @@ class WithCluster(ClusterTest):
         r = lbctl("--etcd", f"http://127.0.0.1:{free_port()}", "slaves",
                   env={**self.tls(), "HOME": home})
         self.assertEqual(r.returncode, 1)
+
+    def test_config_file_tls_block_reaches_the_daemons(self):
+        """The file's tls: block is the nng links' TLS (as in the daemons'
+        configs): with it and no LBCP_TLS_* a request over TLS is served;
+        without it lbctl cannot reach the TLS-only slave and says so."""
+        t = self.tls()
+        if "LBCP_TLS_CERT" not in t:
+            self.skipTest("cluster runs plain (LBCP_TEST_PLAIN)")
+        cfg = os.path.join(self.c.dir, "lbctl-tls.yaml")
+        base = (f"etcd: [{self.c.etcd.url}]\nprefix: {self.c.prefix}\n"
+                f"slave: {self.s.endpoint}\n")
+        with open(cfg, "w") as f:
+            f.write(base + f"tls: {{ca: {t['LBCP_TLS_CA']}, cert: {t['LBCP_TLS_CERT']}, "
+                    f"key: {t['LBCP_TLS_KEY']}}}\n")
+        r = lbctl("request", "--app", "echo", "--client", "cfg-tls", "-o", "json",
+                  env={"LBCP_CONFIG": cfg})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["server"], "agent-1")
+        with open(cfg, "w") as f:
+            f.write(base)
+        r = lbctl("request", "--app", "echo", "--client", "cfg-tls-2", env={"LBCP_CONFIG": cfg})
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        self.assertIn("tls", r.stderr.lower())
+        with open(cfg, "w") as f:
+            f.write(base + "tls: {ca: /x/ca.pem, bogus: 1}\n")
+        r = lbctl("request", "--app", "echo", "--client", "cfg-tls-3", env={"LBCP_CONFIG": cfg})
+        self.assertEqual(r.returncode, 2)
+        self.assertIn(f"{cfg}:4: tls.bogus: unknown key", r.stderr)
 
     def test_bad_config_file_names_file_line_and_key(self):
         cfg = os.path.join(self.c.dir, "bad.yaml")

@@ -3,3 +3,9 @@ lb_unit_test(master_events_test
   SOURCES ${CMAKE_SOURCE_DIR}/cmd/lb-master/events_test.c ${CMAKE_SOURCE_DIR}/cmd/lb-master/events.c
   LIBS lbregistry lbcommon PkgConfig::CJSON)
 target_include_directories(master_events_test PRIVATE ${CMAKE_SOURCE_DIR}/cmd/lb-master)
+
+# Hot-spare reservations (spares.c) as pure code: claim, expiry, bounds.
+lb_unit_test(master_spares_test
+  SOURCES ${CMAKE_SOURCE_DIR}/cmd/lb-master/spares_test.c ${CMAKE_SOURCE_DIR}/cmd/lb-master/spares.c
+  LIBS Threads::Threads)
+target_include_directories(master_spares_test PRIVATE ${CMAKE_SOURCE_DIR}/cmd/lb-master ${CMAKE_SOURCE_DIR}/include)

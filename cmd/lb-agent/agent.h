@@ -89,6 +89,7 @@ typedef struct agent_config {
     char *log_level;
     char *http_listen;         /* HOST:PORT of /metrics and /healthz; empty: off */
     char *state_dir;           /* the agent's own files (lock, process records) */
+    char *identity_key;        /* report signing seed; empty: <state_dir>/identity.key */
     char *default_user;        /* apps' user when the agent is root and an app names none */
     bool cgroup;               /* cgroup: auto (true) or off */
     int64_t shutdown_grace_ms; /* SIGTERM: how long held sessions keep their processes */
@@ -204,7 +205,9 @@ typedef struct agent {
     nng_socket pub; /* load reports */
     bool pub_open;
     pthread_mutex_t report_lock; /* orders reports (seq) */
-    uint64_t report_seq;
+    uint64_t report_seq;         /* starts at wall ms * 1000: grows across restarts */
+    unsigned char id_sk[64];     /* identity key (auth/report_sig.h): signs reports */
+    unsigned char id_pk[32];     /* its public half, published in servers/<id> */
 
     etcd_client *etcd;
     etcd_keeper *keeper; /* set by the registration thread once granted */

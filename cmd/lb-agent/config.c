@@ -29,6 +29,8 @@
  *   http_listen: 127.0.0.1:9301       /metrics and /healthz (default: off)
  *   state_dir: /var/lib/lbcp/agent-<id>   lock + record of started processes (as
  *                                     non-root: $TMPDIR/lbcp-agent-<uid>-<id>); one agent per dir
+ *   identity_key: <state_dir>/identity.key  Ed25519 seed (32 raw bytes, 0600) that
+ *                                     signs load reports; made on first start
  *   cgroup: auto                      auto: a cgroup per process where cgroup v2 is
  *                                     writable; off: never
  *   inherit_env: [PATH]               names copied from the agent's environment into
@@ -90,6 +92,7 @@ static const char *const top_keys[] = {"id",
                                        "http_listen",
                                        "advertise",
                                        "state_dir",
+                                       "identity_key",
                                        "cgroup",
                                        "inherit_env",
                                        "arch",
@@ -482,6 +485,11 @@ static lb_err config_contain(const cfg_doc *d, const cfg_node *r, agent_config *
     lb_err err = cfg_get_str(d, r, "state_dir", def, &c->state_dir, em);
     if (err == LB_OK)
         err = cfg_get_str(d, r, "default_user", "nobody", &c->default_user, em);
+    if (err == LB_OK)
+        err = cfg_get_str(d, r, "identity_key", "", &c->identity_key, em);
+    if (err == LB_OK && c->identity_key[0] != '\0' && c->identity_key[0] != '/')
+        err = cfg_fail(d, cfg_map_get(r, "identity_key"), em, "'%s' must be an absolute path",
+                       c->identity_key);
     if (err == LB_OK && c->state_dir[0] != '/')
         err = cfg_fail(d, cfg_map_get(r, "state_dir"), em, "'%s' must be an absolute path",
                        c->state_dir);
@@ -544,10 +552,10 @@ static void config_free_app(agent_app *a)
 
 void agent_config_free(agent_config *c)
 {
-    char **strs[] = {&c->file,      &c->id,           &c->zone,        &c->region,
-                     &c->group,     &c->host,         &c->listen,      &c->etcd,
-                     &c->prefix,    &c->log_level,    &c->http_listen, &c->advertise,
-                     &c->state_dir, &c->default_user, &c->arch,        &c->os};
+    char **strs[] = {
+        &c->file,      &c->id,           &c->zone,   &c->region,    &c->group,       &c->host,
+        &c->listen,    &c->etcd,         &c->prefix, &c->log_level, &c->http_listen, &c->advertise,
+        &c->state_dir, &c->default_user, &c->arch,   &c->os,        &c->identity_key};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         free(*strs[i]);
         *strs[i] = NULL;

@@ -48,6 +48,8 @@ static lb_err register_pack(agent *a, uint8_t **out, size_t *len)
     si.capacity = c->capacity;
     si.resources = &res;
     si.started_at = a->started_at_ms;
+    si.report_key.data = a->id_pk;
+    si.report_key.len = sizeof a->id_pk;
     si.reachable_via = c->reachable_via;
     si.n_reachable_via = c->n_reachable_via;
     char **apps = calloc(c->n_apps + 1, sizeof *apps);

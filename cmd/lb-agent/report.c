@@ -8,6 +8,7 @@
  */
 #include "agent.h"
 
+#include "auth/report_sig.h"
 #include "common/errmsg.h"
 #include "common/util.h"
 #include "obs/log.h"
@@ -60,8 +61,31 @@ void agent_res_read(agent_res *r)
     }
 }
 
+/* The identity key signs every report; loaded before registration, which
+ * publishes its public half. */
+static lb_err report_identity(agent *a, lb_errmsg *em)
+{
+    char path[4096];
+    bool deflt = a->cfg->identity_key == NULL || a->cfg->identity_key[0] == '\0';
+    if (deflt)
+        snprintf(path, sizeof path, "%s/identity.key", a->contain.state_dir);
+    else
+        snprintf(path, sizeof path, "%s", a->cfg->identity_key);
+    if (auth_init() != 0)
+        return lb_fail(em, LB_ESYS, "libsodium cannot start");
+    /* a configured key must exist: a typo must not silently mint a new identity */
+    lb_err err = auth_identity_load(path, deflt, a->id_sk, a->id_pk, em);
+    if (err == LB_OK)
+        LOG_INFO(AGENT_COMP, "identity key", "path=%s", path);
+    a->report_seq = (uint64_t)lb_wall_ms() * 1000;
+    return err;
+}
+
 lb_err report_open(agent *a, lb_errmsg *em)
 {
+    lb_err ierr = report_identity(a, em);
+    if (ierr != LB_OK)
+        return ierr;
     int rv = nng_pub0_open(&a->pub);
     if (rv != 0)
         return lb_fail(em, wire_from_nng(rv), "pub socket: %s", nng_strerror(rv));
@@ -118,6 +142,8 @@ void report_send(agent *a)
     sl.seq = ++a->report_seq;
     sl.at_ms = lb_wall_ms();
     sl.launches = atomic_load(&a->launches);
+    unsigned char sig[AUTH_SIG_BYTES];
+    auth_report_sign(&sl, a->id_sk, sig);
     env.version = WIRE_VERSION;
     env.request_id = sl.seq;
     env.body_case = LB__ENVELOPE__BODY_SERVER_LOAD;

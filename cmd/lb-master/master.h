@@ -148,6 +148,10 @@ int master_ui_start(master *m);
 /* reports.c */
 int master_reports_start(master *m);
 void master_reports_stop(master *m);
+/* report_auth.c: true when a ServerLoad may be applied (signed by its
+ * server's registered key, fresh, not replayed); reports thread only. */
+bool master_report_admit(master *m, const Lb__ServerLoad *l);
+void master_report_auth_free(void);
 
 /* rpc.c */
 int master_rpc_start(master *m);

@@ -31,7 +31,9 @@ static void *reports_main(void *arg)
             LOG_WARN("master", "bad load report", "err=\"%s\"", em.text);
         } else if (env->body_case == LB__ENVELOPE__BODY_SERVER_LOAD) {
             obs_inc(c_server);
-            if (!reg_on_server_load(m->view, env->server_load))
+            /* refused reports are counted and logged by master_report_admit */
+            if (master_report_admit(m, env->server_load) &&
+                !reg_on_server_load(m->view, env->server_load))
                 LOG_DEBUG("master", "report from unknown server", "server=%s",
                           env->server_load->server_id);
         } else if (env->body_case == LB__ENVELOPE__BODY_SLAVE_LOAD) {
@@ -81,4 +83,5 @@ void master_reports_stop(master *m)
 {
     nng_close(m->sub);
     pthread_join(m->reporter, NULL);
+    master_report_auth_free();
 }

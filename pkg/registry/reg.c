@@ -361,6 +361,20 @@ void reg_apply(reg *r, const etcd_event *evs, size_t n)
 
 /* ---- load reports ----------------------------------------------------------------- */
 
+int reg_server_report_key(reg *r, const char *id, unsigned char *pk, size_t cap)
+{
+    reg_lock(r);
+    reg_server *s = hmap_get(r->servers, id);
+    int n = -1;
+    if (s != NULL && s->info != NULL) {
+        n = (int)s->info->report_key.len;
+        if (n > 0 && (size_t)n <= cap)
+            memcpy(pk, s->info->report_key.data, (size_t)n);
+    }
+    reg_unlock(r);
+    return n;
+}
+
 bool reg_on_server_load(reg *r, const Lb__ServerLoad *l)
 {
     size_t len = lb__server_load__get_packed_size(l);

@@ -82,6 +82,11 @@ void reg_unlock(reg *r);
 void reg_reset(reg *r, const etcd_kvs *snapshot);
 void reg_apply(reg *r, const etcd_event *evs, size_t n);
 
+/* The report key (ServerInfo.report_key) server id registered, copied into pk
+ * when it fits in cap bytes: its length, 0 when the record has none, -1 when the
+ * server is unknown. Takes the lock. */
+int reg_server_report_key(reg *r, const char *id, unsigned char *pk, size_t cap);
+
 /* Feeding from load reports. Unknown ids are ignored (false). */
 bool reg_on_server_load(reg *r, const Lb__ServerLoad *l);
 bool reg_on_slave_load(reg *r, const Lb__SlaveLoad *l);

@@ -34,3 +34,6 @@ target_link_libraries(lb-bench-path PRIVATE lbwire lbcommon Threads::Threads)
 # the cost of checking one client token (parse + Ed25519 verify)
 add_executable(lb-bench-token ${CMAKE_SOURCE_DIR}/tests/bench/bench_token.c)
 target_link_libraries(lb-bench-token PRIVATE lbauth)
+# what per-agent report identity costs a master: one signed ServerLoad verified
+add_executable(lb-bench-report-sig ${CMAKE_SOURCE_DIR}/tests/bench/bench_report_sig.c)
+target_link_libraries(lb-bench-report-sig PRIVATE lbauth)

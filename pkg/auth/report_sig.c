@@ -1,0 +1,103 @@
+#include "auth/report_sig.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Reads exactly n bytes or fails: a short key file is a broken one. */
+static bool read_all(int fd, unsigned char *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        got += (size_t)r;
+    }
+    unsigned char extra;
+    return read(fd, &extra, 1) == 0;
+}
+
+static lb_err identity_create(const char *path, unsigned char seed[32], lb_errmsg *em)
+{
+    randombytes_buf(seed, 32);
+    /* O_EXCL: two agents racing on one path must not end with different keys */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return lb_fail(em, LB_ESYS, "identity key %s: cannot create: %s", path, strerror(errno));
+    bool ok = write(fd, seed, 32) == 32 && fsync(fd) == 0;
+    if (close(fd) != 0)
+        ok = false;
+    if (!ok) {
+        unlink(path);
+        return lb_fail(em, LB_ESYS, "identity key %s: cannot write: %s", path, strerror(errno));
+    }
+    return LB_OK;
+}
+
+lb_err auth_identity_load(const char *path, bool create, unsigned char sk[AUTH_SK_BYTES],
+                          unsigned char pk[AUTH_PK_BYTES], lb_errmsg *em)
+{
+    unsigned char seed[32];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && create) {
+        lb_err err = identity_create(path, seed, em);
+        if (err != LB_OK)
+            return err;
+    } else if (fd < 0) {
+        return lb_fail(em, LB_ESYS, "identity key %s: %s", path, strerror(errno));
+    } else {
+        bool ok = read_all(fd, seed, sizeof seed);
+        close(fd);
+        if (!ok)
+            return lb_fail(em, LB_EINVAL, "identity key %s: not a 32-byte Ed25519 seed", path);
+    }
+    crypto_sign_seed_keypair(pk, sk, seed);
+    sodium_memzero(seed, sizeof seed);
+    return LB_OK;
+}
+
+/* l packed with sig empty; NULL on allocation failure. */
+static unsigned char *pack_unsigned(const Lb__ServerLoad *l, size_t *len)
+{
+    Lb__ServerLoad tmp = *l;
+    tmp.sig.data = NULL;
+    tmp.sig.len = 0;
+    *len = lb__server_load__get_packed_size(&tmp);
+    unsigned char *buf = malloc(*len ? *len : 1);
+    if (buf != NULL)
+        lb__server_load__pack(&tmp, buf);
+    return buf;
+}
+
+lb_err auth_report_sign(Lb__ServerLoad *l, const unsigned char sk[AUTH_SK_BYTES],
+                        unsigned char sig_buf[AUTH_SIG_BYTES])
+{
+    size_t len = 0;
+    unsigned char *buf = pack_unsigned(l, &len);
+    if (buf == NULL)
+        return LB_ENOMEM;
+    crypto_sign_detached(sig_buf, NULL, buf, len, sk);
+    free(buf);
+    l->sig.data = sig_buf;
+    l->sig.len = AUTH_SIG_BYTES;
+    return LB_OK;
+}
+
+bool auth_report_verify(const Lb__ServerLoad *l, const unsigned char *pk, size_t pk_len)
+{
+    if (pk_len != AUTH_PK_BYTES || l->sig.len != AUTH_SIG_BYTES)
+        return false;
+    size_t len = 0;
+    unsigned char *buf = pack_unsigned(l, &len);
+    if (buf == NULL)
+        return false;
+    bool ok = crypto_sign_verify_detached(l->sig.data, buf, len, pk) == 0;
+    free(buf);
+    return ok;
+}

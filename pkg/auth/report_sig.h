@@ -1,0 +1,39 @@
+/*
+ * Per-agent report identity (Ed25519, libsodium). Each agent holds its own
+ * key pair, publishes the public key in its servers/<id> record (which etcd
+ * auth lets only that agent write) and signs every ServerLoad; a master
+ * applies a report for server X only when X's registered key verifies it.
+ * TLS alone cannot give this: nng 1.5.2 tells only that a peer's certificate
+ * chains to an agent CA, not which agent it is.
+ *
+ * The signature covers the ServerLoad packed with its sig field empty, so it
+ * covers exactly the values the master applies (the master re-packs what it
+ * decoded: a peer's non-canonical encoding simply fails to verify).
+ *
+ * Key file: the 32-byte Ed25519 seed, raw, mode 0600.
+ * Ownership: callers own every buffer. Thread-safety: reentrant (auth_init
+ * once before threads).
+ */
+#ifndef LB_AUTH_REPORT_SIG_H
+#define LB_AUTH_REPORT_SIG_H
+
+#include "auth/token.h"
+#include "common/errmsg.h"
+#include "lb.pb-c.h"
+
+#include <stdbool.h>
+
+/* Reads the seed at path, or, when path does not exist and create is true,
+ * makes a fresh one there (0600). Fills the secret and public keys. */
+lb_err auth_identity_load(const char *path, bool create, unsigned char sk[AUTH_SK_BYTES],
+                          unsigned char pk[AUTH_PK_BYTES], lb_errmsg *em);
+
+/* Signs l in place: sets l->sig to sig_buf (AUTH_SIG_BYTES, owned by the
+ * caller, must outlive l's use). */
+lb_err auth_report_sign(Lb__ServerLoad *l, const unsigned char sk[AUTH_SK_BYTES],
+                        unsigned char sig_buf[AUTH_SIG_BYTES]);
+
+/* True when l->sig is a valid signature of l by pk (pk_len must be 32). */
+bool auth_report_verify(const Lb__ServerLoad *l, const unsigned char *pk, size_t pk_len);
+
+#endif

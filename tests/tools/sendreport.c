@@ -1,0 +1,103 @@
+/*
+ * lb-sendreport ADDR --server ID --key FILE --seq N --sessions S [--count K]
+ *               [--unsigned]: a test tool. Publishes K (default 1) copies of one
+ * ServerLoad for server ID, signed with the Ed25519 seed in FILE (an agent's
+ * identity.key), to a master's report endpoint, as an agent would; the same
+ * bytes sent twice are a replay. TLS from LBCP_TLS_CA, LBCP_TLS_CERT,
+ * LBCP_TLS_KEY (wire_tls.h). Exit 0 when sent (PUB cannot tell if applied).
+ */
+#include "auth/report_sig.h"
+#include "common/util.h"
+#include "wire/wire.h"
+#include "wire/wire_tls.h"
+
+#include <nng/protocol/pubsub0/pub.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static atomic_int pipes;
+
+static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    (void)p, (void)arg;
+    atomic_fetch_add(&pipes, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1);
+}
+
+int main(int argc, char **argv)
+{
+    const char *addr = argc > 1 ? argv[1] : NULL, *server = NULL, *key = NULL;
+    unsigned long long seq = 1, sessions = 0, count = 1;
+    bool sign = true;
+    for (int i = 2; i < argc; i++) {
+        const char *v = i + 1 < argc ? argv[i + 1] : "";
+        if (strcmp(argv[i], "--server") == 0)
+            server = v, i++;
+        else if (strcmp(argv[i], "--key") == 0)
+            key = v, i++;
+        else if (strcmp(argv[i], "--seq") == 0)
+            seq = strtoull(v, NULL, 10), i++;
+        else if (strcmp(argv[i], "--sessions") == 0)
+            sessions = strtoull(v, NULL, 10), i++;
+        else if (strcmp(argv[i], "--count") == 0)
+            count = strtoull(v, NULL, 10), i++;
+        else if (strcmp(argv[i], "--unsigned") == 0)
+            sign = false;
+    }
+    if (addr == NULL || server == NULL || (sign && key == NULL)) {
+        fprintf(stderr, "usage: lb-sendreport ADDR --server ID --key FILE --seq N --sessions S "
+                        "[--count K] [--unsigned]\n");
+        return 2;
+    }
+    lb_errmsg em = {{0}};
+    unsigned char sk[AUTH_SK_BYTES], pk[AUTH_PK_BYTES], sig[AUTH_SIG_BYTES];
+    if (auth_init() != 0 || (sign && auth_identity_load(key, false, sk, pk, &em) != LB_OK)) {
+        fprintf(stderr, "%s\n", em.text);
+        return 1;
+    }
+    wire_tls *tls = NULL;
+    nng_socket s;
+    if (wire_tls_env_default(&tls, &em) != LB_OK || nng_pub0_open(&s) != 0 ||
+        nng_pipe_notify(s, NNG_PIPE_EV_ADD_POST, on_pipe, NULL) != 0 ||
+        nng_pipe_notify(s, NNG_PIPE_EV_REM_POST, on_pipe, NULL) != 0 ||
+        wire_dial(s, addr, WIRE_ROLE_MASTER, NULL, &em) != LB_OK) {
+        fprintf(stderr, "%s\n", em.text);
+        return 1;
+    }
+    /* PUB drops what it sends before the pipe is up: wait for it (10 s) */
+    struct timespec tick = {0, 10 * 1000 * 1000}, ts = {1, 0};
+    for (int i = 0; i < 1000 && atomic_load(&pipes) <= 0; i++)
+        nanosleep(&tick, NULL);
+    if (atomic_load(&pipes) <= 0) {
+        fprintf(stderr, "lb-sendreport: not connected to %s\n", addr);
+        return 1;
+    }
+    nanosleep(&tick, NULL); /* the subscriber side adds its pipe too */
+    Lb__ServerLoad sl = LB__SERVER_LOAD__INIT;
+    sl.server_id = (char *)server;
+    sl.sessions = (uint32_t)sessions;
+    sl.seq = seq;
+    sl.at_ms = lb_wall_ms();
+    if (sign)
+        auth_report_sign(&sl, sk, sig);
+    Lb__Envelope env = LB__ENVELOPE__INIT;
+    env.version = WIRE_VERSION;
+    env.request_id = seq;
+    env.body_case = LB__ENVELOPE__BODY_SERVER_LOAD;
+    env.server_load = &sl;
+    for (unsigned long long i = 0; i < count; i++) {
+        nng_msg *m = NULL;
+        if (wire_encode(&env, &m) != LB_OK || nng_sendmsg(s, m, 0) != 0) {
+            fprintf(stderr, "send failed\n");
+            return 1;
+        }
+        struct timespec gap = {0, 200 * 1000 * 1000};
+        nanosleep(&gap, NULL);
+    }
+    nanosleep(&ts, NULL); /* nng_close may drop what is still queued */
+    nng_close(s);
+    wire_tls_free(&tls);
+    return 0;
+}

@@ -18,6 +18,15 @@ class ReportIdentity(ClusterTest):
 
     def setUp(self):
         super().setUp()
+        # a failed setUp gets no tearDown: close the cluster here, or its
+        # daemons (a stopped agent among them) would outlive the test
+        try:
+            self.start_cluster()
+        except BaseException:
+            self.tearDown()
+            raise
+
+    def start_cluster(self):
         c = self.c
         # a1 is stopped once its reports are in (report_stale and its lease long:
         # it stays UP and registered), so a forged report, if applied, would stay

@@ -5,7 +5,9 @@
 # (zone-b), each offering app `echo` (lb-echo). Then shows serve, redirect and
 # stickiness, and leaves the cluster running. ./deploy/local/down.sh stops it.
 # Every nng link is TLS, with certificates from a throwaway PKI made in
-# state/tls by deploy/tls/mkpki.sh.
+# state/tls by deploy/tls/mkpki.sh. The slaves require signed client tokens
+# (require_tokens): an issuer key is made in state/tls and each demo client
+# gets its token from `lbctl token issue` (LBCP_TOKEN).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -48,6 +50,19 @@ echo "== a throwaway PKI in $state/tls (one CA per role)"
 export LBCP_TLS_CA="$state/tls/trust.pem" LBCP_TLS_CERT="$state/tls/operator.crt"
 export LBCP_TLS_KEY="$state/tls/operator.key"
 
+echo "== a client-token issuer key in $state/tls/issuer (slaves get issuer.pub)"
+lbctl token keygen --out "$state/tls/issuer" --kid demo >/dev/null
+# the slaves' configs plus the token keys (the shipped slave-*.yaml stay token-free
+# for docker-compose and the packages)
+for s in slave-a slave-b; do
+    { cat "$here/$s.yaml"
+      echo "require_tokens: true"
+      echo "token_public_keys: [$state/tls/issuer.pub]"; } >"$state/$s.yaml"
+done
+token() { # client: a 1 h token for the demo's apps
+    lbctl token issue --client "$1" --apps echo,warm --ttl 1h --key "$state/tls/issuer"
+}
+
 start() { # name command...
     local name=$1
     shift
@@ -79,8 +94,8 @@ export LBCP_ETCD=http://127.0.0.1:12379
 echo "== starting master, slaves and agents"
 start master-1 lb-master --config "$here/master.yaml"
 wait_until 15 "master leadership" sh -c "lbctl stats --addr tls+tcp://127.0.0.1:7101 >/dev/null"
-start slave-a lb-slave --config "$here/slave-a.yaml"
-start slave-b lb-slave --config "$here/slave-b.yaml"
+start slave-a lb-slave --config "$state/slave-a.yaml"
+start slave-b lb-slave --config "$state/slave-b.yaml"
 for a in agent-a1 agent-a2 agent-b1; do
     start "$a" lb-agent --config "$here/$a.yaml"
 done
@@ -95,13 +110,17 @@ show() {
 }
 
 echo
+echo "== a client without a token is refused at the slave (nothing launched)"
+show lbctl --slave tls+tcp://127.0.0.1:7201 request --app echo --client mallory --location zone-a || true
+echo
 echo "== a zone-a client asks the zone-a slave: served there"
-show lbctl --slave tls+tcp://127.0.0.1:7201 request --app echo --client alice --location zone-a
+show env LBCP_TOKEN="$(token alice)" lbctl --slave tls+tcp://127.0.0.1:7201 request --app echo --client alice --location zone-a
 echo
 echo "== a zone-b client asks the zone-a slave: redirected to the zone-b slave, served there"
-show lbctl --slave tls+tcp://127.0.0.1:7201 request --app echo --client bob --location zone-b
+show env LBCP_TOKEN="$(token bob)" lbctl --slave tls+tcp://127.0.0.1:7201 request --app echo --client bob --location zone-b
 echo
 echo "== alice asks again: sticky, same server and same pid"
+export LBCP_TOKEN="$(token alice)"
 show lbctl --slave tls+tcp://127.0.0.1:7201 request --app echo --client alice --location zone-a
 echo
 echo "== talking to alice's process"
@@ -118,7 +137,7 @@ echo
 echo "== a first-time client of the pooled app 'warm' gets a process that was already running"
 before=$(pgrep -d ' ' -f -- '--session warm' || true)
 echo "(warm pool processes before the request: $before)"
-out=$(lbctl --slave tls+tcp://127.0.0.1:7201 request --app warm --client erin --location zone-a -o json)
+out=$(LBCP_TOKEN="$(token erin)" lbctl --slave tls+tcp://127.0.0.1:7201 request --app warm --client erin --location zone-a -o json)
 pid=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
 case " $before " in
 *" $pid "*) echo "erin is served by pid $pid, which existed before her request (a pool hit)" ;;
@@ -128,7 +147,7 @@ sleep 1.2 # one report interval, so the table shows the sessions
 echo
 echo "== a sticky connection (liblbclient) survives the kill of its process"
 show env LBCP_TLS_CERT="$state/tls/client.crt" LBCP_TLS_KEY="$state/tls/client.key" \
-    lbclient-example --slave tls+tcp://127.0.0.1:7201 --app echo --client dave --location zone-a --kill-process
+    LBCP_TOKEN="$(token dave)" lbclient-example --slave tls+tcp://127.0.0.1:7201 --app echo --client dave --location zone-a --kill-process
 echo
 echo "== the servers"
 show lbctl servers
@@ -166,6 +185,8 @@ The cluster is running:
   TLS       $state/tls/ (lbctl's config above names the operator's certificate; without
             it: export LBCP_TLS_CA=$state/tls/trust.pem LBCP_TLS_CERT=$state/tls/operator.crt
             LBCP_TLS_KEY=$state/tls/operator.key)
+  tokens    slaves require them; issuer key $state/tls/issuer:
+            export LBCP_TOKEN=\$($bin/lbctl token issue --client carol --apps echo --ttl 1h --key $state/tls/issuer)
 Try:
   $bin/lbctl request --app echo --client carol --location zone-b
   $bin/lbctl explain --app echo --client carol --location zone-b

@@ -27,6 +27,8 @@
  *   zone_spill: 1.0                  # spill to the next locality tier above this utilisation
  *   overprovision: 0                 # Envoy factor for priority-group spill (0 = strict)
  *   alternates: 2
+ *   spares: {app: K}                 # hot spares per app (0-4; default 0: none)
+ *   spare_ttl: 10s                   # an unclaimed spare is stopped after this
  *   log_level: info
  *   http_listen: 127.0.0.1:9101      # /metrics and /healthz; default: off
  *   compact_retention: 5m            # leader compacts etcd history older than this; 0: never
@@ -66,6 +68,8 @@ static const char *const master_keys[] = {"id",
                                           "max_message",
                                           "strategy",
                                           "strategies",
+                                          "spares",
+                                          "spare_ttl",
                                           "zone_spill",
                                           "overprovision",
                                           "alternates",
@@ -118,6 +122,40 @@ static lb_err load_strategies(const cfg_doc *doc, const cfg_node *root, master_c
     cfg->policy.per_app = cfg->per_app;
     cfg->policy.n_per_app = cfg->n_per_app;
     return LB_OK;
+}
+
+/* spares: {app: K}: how many hot spares a new session of app is offered. */
+static lb_err load_spares(const cfg_doc *doc, const cfg_node *root, master_config *cfg,
+                          lb_errmsg *em)
+{
+    lb_err err;
+    if ((err = cfg_get_duration_ms(doc, root, "spare_ttl", 10000, &cfg->spare_ttl_ms, em)))
+        return err;
+    const cfg_node *map = root != NULL ? cfg_map_get(root, "spares") : NULL;
+    if ((err = cfg_expect(doc, map, CFG_MAP, em)) != LB_OK || map == NULL)
+        return err;
+    cfg->n_spares = cfg_len(map);
+    cfg->spares = lb_xcalloc(cfg->n_spares, sizeof *cfg->spares);
+    for (size_t i = 0; i < cfg->n_spares; i++) {
+        const cfg_node *v = cfg_map_value(map, i);
+        const char *txt = cfg_scalar(v);
+        char *end = NULL;
+        long k = txt != NULL ? strtol(txt, &end, 10) : -1;
+        cfg->spares[i].app = lb_strdup(cfg_map_key(map, i));
+        if (txt == NULL || end == txt || *end != '\0' || k < 0 || k > MASTER_MAX_SPARES)
+            return lb_fail(em, LB_ECONFIG, "%s:%d: %s: expected a spare count 0-%d", cfg_file(doc),
+                           cfg_line(v), cfg_path(v), MASTER_MAX_SPARES);
+        cfg->spares[i].count = (int)k;
+    }
+    return LB_OK;
+}
+
+int master_spares_for(const master_config *cfg, const char *app)
+{
+    for (size_t i = 0; i < cfg->n_spares; i++)
+        if (app != NULL && strcmp(cfg->spares[i].app, app) == 0)
+            return cfg->spares[i].count;
+    return 0;
 }
 
 static lb_err load_all(const cfg_doc *doc, master_config *cfg, lb_errmsg *em)
@@ -183,7 +221,8 @@ static lb_err load_all(const cfg_doc *doc, master_config *cfg, lb_errmsg *em)
                       cfg->prefix);
         goto out;
     }
-    err = load_strategies(doc, root, cfg, em);
+    if ((err = load_strategies(doc, root, cfg, em)) == LB_OK)
+        err = load_spares(doc, root, cfg, em);
 out:
     cfg_strlist_free(&etcd, n_etcd);
     return err;
@@ -226,5 +265,8 @@ void master_config_free(master_config *cfg)
         free(cfg->per_app_names[i]);
     free(cfg->per_app_names);
     free(cfg->per_app);
+    for (size_t i = 0; i < cfg->n_spares; i++)
+        free(cfg->spares[i].app);
+    free(cfg->spares);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -4,6 +4,7 @@
  * selection policy and log level (reload.c).
  */
 #include "master.h"
+#include "spares.h"
 
 #include "events.h"
 
@@ -57,6 +58,7 @@ int main(int argc, char **argv)
     m.view = reg_new(m.cfg.prefix, m.cfg.report_stale_ms);
     reg_set_eject_cfg(m.view, &m.cfg.eject);
     m.events = events_new();
+    m.spares = spare_table_new((size_t)m.cfg.contexts * MASTER_MAX_SPARES);
     pthread_mutex_init(&m.sel_lock, NULL);
     m.sel.rng = (uint64_t)lb_wall_ms() ^ ((uint64_t)getpid() << 32);
     master_agents_init(&m);
@@ -90,6 +92,7 @@ out:
     master_agents_free(&m);
     reg_free(&m.view);
     events_free(&m.events);
+    spare_table_free(m.spares);
     pthread_mutex_destroy(&m.sel_lock);
     master_config_free(&m.cfg);
     wire_tls *t = wire_tls_default();

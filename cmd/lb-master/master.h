@@ -20,6 +20,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#define MASTER_MAX_SPARES 4
+
+/* spares: {app: K} (hot spares, spares.h). */
+typedef struct master_spare_cfg {
+    char *app;
+    int count;
+} master_spare_cfg;
+
 typedef struct master_config {
     char *path;             /* config file, for messages */
     char *id;               /* master id (default: hostname) */
@@ -47,8 +55,11 @@ typedef struct master_config {
     char *http_listen;            /* HOST:PORT of /metrics and /healthz; empty: off */
     int64_t compact_retention_ms; /* etcd history kept by the leader's compaction; 0: off */
     uint64_t etcd_quota;          /* etcd's backend quota, for the 80 % warning */
-    bool etcd_economy; /* false: the old per-second load and per-request session writes */
-    cfg_tls tls;       /* certificates and CAs of every nng link */
+    bool etcd_economy;        /* false: the old per-second load and per-request session writes */
+    cfg_tls tls;              /* certificates and CAs of every nng link */
+    master_spare_cfg *spares; /* spares: per app (default none) */
+    size_t n_spares;
+    int64_t spare_ttl_ms; /* an unclaimed spare goes back after this */
 } master_config;
 
 /* One pending etcd write (sessions, affinity, load), owned by the queue. */
@@ -97,6 +108,7 @@ typedef struct master {
     atomic_llong etcd_db_bytes;   /* etcd's db size at the last look (0: unknown) */
     struct httpd_ops *http;       /* NULL without http_listen */
     struct master_events *events; /* the dashboard's event ring (events.h) */
+    struct spare_table *spares;   /* hot-spare reservations (spares.h), own lock */
 } master;
 
 /* config.c */
@@ -108,6 +120,8 @@ lb_err master_config_read(const char *path, master_config *cfg, lb_errmsg *em);
  * flag_level is --log-level (NULL: none), which still wins. Main thread. */
 int master_reload(master *m, const char *flag_level);
 void master_config_free(master_config *cfg);
+/* Hot spares offered to a new session of app (0: none). Pure. */
+int master_spares_for(const master_config *cfg, const char *app);
 
 /* writer.c: etcd side (watch, lease, leader, batched writes, chores) */
 int master_etcd_start(master *m);

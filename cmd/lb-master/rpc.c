@@ -12,6 +12,7 @@
 #include "explain.h"
 #include "plan.h"
 #include "sessions.h"
+#include "spares.h"
 
 #include "common/util.h"
 #include "obs/hist.h"
@@ -38,6 +39,12 @@ typedef struct rpc_ctx {
     plan plan;
     size_t cur; /* candidate being launched */
     char failures[512];
+    Lb__Envelope *chosen; /* the chosen launch's reply, kept while spares launch */
+    size_t spare_next;    /* next candidate tried as a spare */
+    size_t n_spares;
+    Lb__Envelope *spare_env[MASTER_MAX_SPARES]; /* their launch replies */
+    Lb__SpareProcess spare[MASTER_MAX_SPARES];
+    char spare_sid[MASTER_MAX_SPARES][48];
 } rpc_ctx;
 
 static struct {
@@ -200,6 +207,11 @@ static void rpc_answer(rpc_ctx *c, size_t i, Lb__ProcessId *proc)
     in.alternates = altp;
     in.n_alternates = na;
     in.preferred_refused = refused;
+    Lb__SpareProcess *sparep[MASTER_MAX_SPARES];
+    for (size_t k = 0; k < c->n_spares; k++)
+        sparep[k] = &c->spare[k];
+    in.spares = sparep;
+    in.n_spares = c->n_spares;
     obs_inc(serve ? rpc_c.serve : rpc_c.redirect);
     if (!serve)
         obs_inc(rpc_c.redirects);
@@ -209,6 +221,7 @@ static void rpc_answer(rpc_ctx *c, size_t i, Lb__ProcessId *proc)
 }
 
 static void rpc_launch(rpc_ctx *c);
+static void rpc_spare_next(rpc_ctx *c);
 
 /* conn: the agent could not be reached or did not answer (ejects at once). */
 static void rpc_launch_failed(rpc_ctx *c, const char *why, bool conn)
@@ -322,8 +335,109 @@ static void rpc_launch_done(rpc_ctx *c, nng_msg *msg)
     }
     plan_commit(c->m, c->req->selection_request, p, c->cur, env->launch_reply->process,
                 env->launch_reply->launch_seq);
-    rpc_answer(c, c->cur, env->launch_reply->process);
-    wire_free(&env);
+    c->chosen = env;
+    c->spare_next = c->cur + 1;
+    rpc_spare_next(c);
+}
+
+/* Answers with the chosen process and the spares launched, then frees them. */
+static void rpc_finish(rpc_ctx *c)
+{
+    rpc_answer(c, c->cur, c->chosen->launch_reply->process);
+    wire_free(&c->chosen);
+    for (size_t k = 0; k < c->n_spares; k++)
+        wire_free(&c->spare_env[k]);
+    c->n_spares = 0;
+}
+
+/* A spare's launch reply (nng's thread): reserved for the client when it is
+ * a process, else that candidate is skipped. Then the next spare. */
+static void rpc_spare_done(void *owner, nng_msg *reply, const char *why)
+{
+    rpc_ctx *c = owner;
+    plan *p = &c->plan;
+    size_t k = c->spare_next - 1, n = c->n_spares;
+    Lb__Envelope *env = NULL;
+    lb_errmsg em = {{0}};
+    if (reply != NULL) {
+        if (wire_decode(reply, c->m->cfg.max_message, &env, &em) != LB_OK)
+            why = "malformed launch reply";
+        nng_msg_free(reply);
+    }
+    if (env != NULL && (env->body_case != LB__ENVELOPE__BODY_LAUNCH_REPLY ||
+                        !env->launch_reply->ok || env->launch_reply->process == NULL)) {
+        why = "launch refused";
+        wire_free(&env);
+    }
+    if (env == NULL) {
+        obs_count("master_spares_failed_total");
+        LOG_WARN("master", "spare launch failed", "server=%s err=\"%s\"", p->cand[k].server,
+                 why != NULL ? why : "?");
+        rpc_spare_next(c);
+        return;
+    }
+    spare_resv r = {.pid = env->launch_reply->process->pid,
+                    .expires_ms = lb_wall_ms() + c->m->cfg.spare_ttl_ms};
+    const Lb__ClientRequest *cr = c->req->selection_request->request;
+    snprintf(r.session_id, sizeof r.session_id, "%s", c->spare_sid[n]);
+    snprintf(r.client_id, sizeof r.client_id, "%s", cr->client_id);
+    snprintf(r.app, sizeof r.app, "%s", cr->app);
+    snprintf(r.server_id, sizeof r.server_id, "%s", p->cand[k].server);
+    snprintf(r.endpoint, sizeof r.endpoint, "%s", p->cand[k].endpoint);
+    if (spare_reserve(c->m->spares, &r) != LB_OK) {
+        /* table full (or a bad pid): not offered, so given back at once */
+        master_agent_stop(c->m, r.server_id, r.endpoint, r.session_id);
+        wire_free(&env);
+        rpc_spare_next(c);
+        return;
+    }
+    obs_count("master_spares_reserved_total");
+    c->spare_env[n] = env;
+    lb__spare_process__init(&c->spare[n]);
+    c->spare[n].server_id = p->cand[k].server;
+    c->spare[n].process = env->launch_reply->process;
+    c->spare[n].session_id = c->spare_sid[n];
+    c->spare[n].expires_ms = r.expires_ms;
+    c->n_spares++;
+    rpc_spare_next(c);
+}
+
+/* Launches the next hot spare (spares: {app: K}) of a new session on a
+ * lower-ranked candidate, one at a time (each is a pool hand-out at its
+ * agent, so this adds a pool round trip per spare); answers when K are
+ * reserved or the candidates run out. Sticky repeats get none. */
+static void rpc_spare_next(rpc_ctx *c)
+{
+    plan *p = &c->plan;
+    const Lb__ClientRequest *cr = c->req->selection_request->request;
+    size_t want =
+        p->reuse || c->m->spares == NULL ? 0 : (size_t)master_spares_for(&c->m->cfg, cr->app);
+    if (c->n_spares >= want || c->spare_next >= p->n_cand) {
+        rpc_finish(c);
+        return;
+    }
+    size_t k = c->spare_next++;
+    char rnd[33];
+    lb_random_id(rnd);
+    snprintf(c->spare_sid[c->n_spares], sizeof c->spare_sid[0], "spare-%s", rnd);
+    Lb__LaunchRequest lr = LB__LAUNCH_REQUEST__INIT;
+    lr.app = cr->app;
+    lr.session_id = c->spare_sid[c->n_spares];
+    lr.client_id = cr->client_id;
+    Lb__Envelope env = LB__ENVELOPE__INIT;
+    env.version = WIRE_VERSION;
+    env.request_id = wire_next_id();
+    env.body_case = LB__ENVELOPE__BODY_LAUNCH_REQUEST;
+    env.launch_request = &lr;
+    nng_msg *msg = NULL;
+    const char *why = NULL;
+    if (wire_encode(&env, &msg) != LB_OK) {
+        rpc_finish(c);
+        return;
+    }
+    if (!attempt_start(c->m, p->cand[k].server, p->cand[k].endpoint, lr.session_id, msg,
+                       rpc_spare_done, c, &why))
+        rpc_spare_done(c, NULL, why);
 }
 
 /* Standbys answer "unavailable, the leader is X" so slaves move on. */
@@ -504,6 +618,9 @@ void master_rpc_stop(master *m)
             continue;
         nng_aio_free(c->aio);
         wire_free(&c->req);
+        wire_free(&c->chosen); /* stopped while its spares launched */
+        for (size_t k = 0; k < c->n_spares; k++)
+            wire_free(&c->spare_env[k]);
         plan_free(&c->plan);
         free(c);
     }

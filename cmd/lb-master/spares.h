@@ -26,6 +26,7 @@ typedef struct spare_resv {
     char client_id[SPARE_ID_MAX];  /* the only client that may claim it */
     char app[SPARE_ID_MAX];
     char server_id[SPARE_ID_MAX];
+    char endpoint[256]; /* the agent's, for giving the process back */
     int32_t pid;
     int64_t expires_ms; /* unix ms; unclaimed past this it goes back */
 } spare_resv;

@@ -11,6 +11,7 @@
  * - a new leader deletes load/ records an older version wrote every second.
  */
 #include "master.h"
+#include "spares.h"
 
 #include "common/util.h"
 #include "obs/hist.h"
@@ -131,8 +132,26 @@ static void clean_load(master *m, struct master_upkeep *u)
                  (long long)deleted);
 }
 
+/* Hot spares not claimed within spare_ttl: the agent stops them (its pool
+ * refills in the background, so a spare is not returned as such). Any master
+ * that holds reservations does this, leader or not any more. */
+static void expire_spares(master *m)
+{
+    spare_resv out[16];
+    size_t n;
+    while ((n = spare_expire(m->spares, lb_wall_ms(), out, 16)) > 0) {
+        for (size_t i = 0; i < n; i++) {
+            obs_count("master_spares_expired_total");
+            LOG_INFO("master", "spare unclaimed; stopping it", "server=%s session=%s pid=%d",
+                     out[i].server_id, out[i].session_id, (int)out[i].pid);
+            master_agent_stop(m, out[i].server_id, out[i].endpoint, out[i].session_id);
+        }
+    }
+}
+
 void master_upkeep(master *m, bool lead)
 {
+    expire_spares(m);
     if (m->upkeep == NULL)
         m->upkeep = lb_xcalloc(1, sizeof *m->upkeep);
     struct master_upkeep *u = m->upkeep;

@@ -99,6 +99,25 @@ static cJSON *alternates_json(const Lb__SelectionInstruction *in)
     return arr;
 }
 
+/* Hot spares of a new session (master spares: {app: K}). */
+static cJSON *spares_json(const Lb__SelectionInstruction *in)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < in->n_spares; i++) {
+        const Lb__SpareProcess *sp = in->spares[i];
+        cJSON *a = cJSON_CreateObject();
+        cJSON_AddStringToObject(a, "server", sp->server_id);
+        cJSON_AddNumberToObject(a, "pid", sp->process ? sp->process->pid : 0);
+        cJSON_AddStringToObject(a, "host",
+                                sp->process && sp->process->host ? sp->process->host : "");
+        cJSON_AddNumberToObject(a, "port", sp->process ? sp->process->port : 0);
+        cJSON_AddStringToObject(a, "session", sp->session_id);
+        cJSON_AddNumberToObject(a, "expires_ms", (double)sp->expires_ms);
+        cJSON_AddItemToArray(arr, a);
+    }
+    return arr;
+}
+
 static void print_final(const ctl_opts *o, const Lb__SelectionInstruction *in, char **hops,
                         size_t n_hops, const char *serving_slave)
 {
@@ -124,6 +143,7 @@ static void print_final(const ctl_opts *o, const Lb__SelectionInstruction *in, c
             cJSON_AddBoolToObject(j, "moved", in->moved);
             cJSON_AddStringToObject(j, "reason", in->reason);
             cJSON_AddItemToObject(j, "alternates", alternates_json(in));
+            cJSON_AddItemToObject(j, "spares", spares_json(in));
             cJSON_AddBoolToObject(j, "preferred", in->preferred);
             cJSON_AddStringToObject(j, "slave_reason", in->slave_reason);
         }

@@ -1,0 +1,99 @@
+"""Hot spares (issue 10 item 3, seed US 6,591,290), master side: a new
+session's answer carries spares: K pool processes on alternate servers,
+reserved in the leader's memory only (no etcd write), stopped after
+spare_ttl when unclaimed, with their pools refilled; spares: 0 (the
+default) adds nothing."""
+import os
+import subprocess
+import time
+import unittest
+
+from harness import BIN, ClusterTest, pid_alive, wait_for
+
+
+def pooled_app():
+    return {"spare": {"argv": [os.path.join(BIN, "lb-echo"), "--port", "{port}",
+                               "--session", "sparetest"],
+                      "ready_timeout": "5s", "pool": {"min_ready": 1, "max_ready": 1}}}
+
+
+class Spares(ClusterTest):
+    def start(self, **master_kw):
+        c = self.c
+        c.start_master(**master_kw)
+        self.sa = c.start_slave("slave-a", "zone-a")
+        for name in ("agent-a", "agent-b", "agent-c"):
+            c.start_agent(name, "zone-a", apps=pooled_app())
+        c.wait_master_sees(3)
+        wait_for(lambda: len(self.app_pids()) >= 3, 15, 0.05, "three ready pool processes")
+        time.sleep(0.5)  # reports with the ready counts reach the master
+
+    def app_pids(self):
+        out = []
+        for pid in self.c.tagged_pids(apps_only=True):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if b"sparetest" in f.read():
+                        out.append(pid)
+            except OSError:
+                pass
+        return out
+
+    def session_keys(self):
+        return [k for k in self.c.etcd.keys(self.c.prefix) if "/sessions/" in k]
+
+    def test_spare_offered_then_stopped_after_ttl(self):
+        self.start(spares={"spare": 1}, spare_ttl="2s")
+        c = self.c
+        before = set(self.app_pids())
+        _, out, _ = c.request(self.sa, "spare", "client-1", location="zone-a")
+        self.assertEqual(len(out["spares"]), 1, out)
+        sp = out["spares"][0]
+        self.assertNotEqual(sp["server"], out["server"], "a spare is on an alternate server")
+        self.assertNotEqual(sp["pid"], out["pid"])
+        self.assertIn(sp["pid"], before, "the spare came from its server's pool")
+        self.assertTrue(pid_alive(sp["pid"]))
+        self.assertTrue(sp["session"].startswith("spare-"))
+        # leader memory only: the one etcd session is the chosen process's
+        time.sleep(0.3)  # the writer's batch window
+        keys = self.session_keys()
+        self.assertEqual(len([k for k in keys if out["session"] in k]), 1, keys)
+        self.assertEqual([k for k in keys if sp["session"] in k], [], keys)
+        st = c.stats(c.master_rpc)["counters"]
+        self.assertEqual(st.get("master_spares_reserved_total", 0), 1, st)
+        # unclaimed: stopped after spare_ttl (2 s, upkeep every 1 s), pool refilled
+        wait_for(lambda: not pid_alive(sp["pid"]), 8, 0.05, "the unclaimed spare to stop")
+        self.assertTrue(pid_alive(out["pid"]), "the chosen process keeps its session")
+        wait_for(lambda: len(self.app_pids()) == 4, 10, 0.05,
+                 "pools refilled: 3 ready + the client's process, nothing else")
+        st = c.stats(c.master_rpc)["counters"]
+        self.assertEqual(st.get("master_spares_expired_total", 0), 1, st)
+        # every app process left is the session's or a pool's (ready count 1 each)
+        c.lbctl("--master", c.master_rpc, "release", out["session"], check=True)
+        wait_for(lambda: not pid_alive(out["pid"]), 5, 0.05, "the released process to stop")
+        wait_for(lambda: len(self.app_pids()) == 3, 10, 0.05, "only the three pools left")
+
+    def test_spares_zero_by_default_changes_nothing(self):
+        self.start()
+        c = self.c
+        before = set(self.app_pids())
+        _, out, _ = c.request(self.sa, "spare", "client-0", location="zone-a")
+        self.assertEqual(out["spares"], [], out)
+        self.assertIn(out["pid"], before)
+        time.sleep(1.5)
+        others = before - {out["pid"]}
+        self.assertTrue(all(pid_alive(p) for p in others), "no pool process handed out")
+        st = c.stats(c.master_rpc)["counters"]
+        self.assertEqual(st.get("master_spares_reserved_total", 0), 0, st)
+
+    def test_bad_spares_config_names_file_line_key(self):
+        c = self.c
+        path = c.write_config("bad-master", "tls: {insecure: true}\nspares:\n  spare: 9\n")
+        r = subprocess.run([os.path.join(BIN, "lb-master"), "--check-config", path],
+                           capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertRegex(r.stderr + r.stdout, r"bad-master.yaml:3: spares\.spare: expected a spare count 0-4")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -384,6 +384,10 @@ static void rpc_spare_done(void *owner, nng_msg *reply, const char *why)
     snprintf(r.app, sizeof r.app, "%s", cr->app);
     snprintf(r.server_id, sizeof r.server_id, "%s", p->cand[k].server);
     snprintf(r.endpoint, sizeof r.endpoint, "%s", p->cand[k].endpoint);
+    const Lb__ProcessId *sp = env->launch_reply->process;
+    snprintf(r.host, sizeof r.host, "%s", sp->host != NULL ? sp->host : "");
+    r.port = sp->port;
+    r.started_at = sp->started_at;
     if (spare_reserve(c->m->spares, &r) != LB_OK) {
         /* table full (or a bad pid): not offered, so given back at once */
         master_agent_stop(c->m, r.server_id, r.endpoint, r.session_id);
@@ -456,6 +460,54 @@ static bool rpc_standby(rpc_ctx *c)
     return true;
 }
 
+/* A client that connected to one of its hot spares claims it: the
+ * reservation becomes the client's session on the spare's process, with the
+ * spare's session id (the one the agent knows it by), and no launch. The
+ * selection made by plan_make (validation, slave) is kept, its candidate
+ * replaced by the spare's server. */
+static void rpc_claim(rpc_ctx *c)
+{
+    master *m = c->m;
+    const Lb__SelectionRequest *sr = c->req->selection_request;
+    const Lb__ClientRequest *cr = sr->request;
+    plan *p = &c->plan;
+    spare_resv r;
+    lb_err e = spare_claim(m->spares, cr->claim_spare, cr->client_id, lb_wall_ms(), &r);
+    if (e == LB_OK && strcmp(r.app, cr->app) != 0) {
+        master_agent_stop(m, r.server_id, r.endpoint, r.session_id);
+        e = LB_EINVAL;
+    }
+    if (e != LB_OK) {
+        obs_count("master_spare_claims_total{result=\"refused\"}");
+        char why[256];
+        snprintf(why, sizeof why, "spare not claimed: %s",
+                 e == LB_ENOTFOUND   ? "no such reservation (expired or claimed)"
+                 : e == LB_ETIMEDOUT ? "reservation expired"
+                 : e == LB_EAUTH     ? "reserved for another client"
+                                     : "reserved for another app");
+        rpc_reject(c, why);
+        return;
+    }
+    obs_count("master_spare_claims_total{result=\"ok\"}");
+    plan_abandon(m, p, 0); /* the planned launch does not happen */
+    plan_cand *pc = &p->cand[0];
+    snprintf(pc->server, sizeof pc->server, "%s", r.server_id);
+    snprintf(pc->endpoint, sizeof pc->endpoint, "%s", r.endpoint);
+    snprintf(pc->host, sizeof pc->host, "%s", r.host);
+    pc->relay = false;
+    p->n_cand = 1;
+    p->reuse = p->local = p->moved = p->preselected_ok = p->preferred = false;
+    snprintf(p->session_id, sizeof p->session_id, "%.63s", r.session_id);
+    Lb__ProcessId proc = LB__PROCESS_ID__INIT;
+    proc.pid = r.pid;
+    proc.host = r.host;
+    proc.port = r.port;
+    proc.started_at = r.started_at;
+    proc.server_id = r.server_id;
+    plan_commit(m, sr, p, 0, &proc, 0);
+    rpc_answer(c, 0, &proc);
+}
+
 static void rpc_selection(rpc_ctx *c)
 {
     master *m = c->m;
@@ -478,6 +530,10 @@ static void rpc_selection(rpc_ctx *c)
               sr->request->client_id, c->plan.cand[0].server, (int)c->plan.reuse);
     c->cur = 0;
     c->failures[0] = '\0';
+    if (sr->request->claim_spare != NULL && sr->request->claim_spare[0] != '\0') {
+        rpc_claim(c);
+        return;
+    }
     if (c->plan.local) {
         /* sticky, and the process is alive as far as the agent's exit reports
          * tell: answered here, on the receiving thread, with no agent call */

@@ -27,6 +27,9 @@ typedef struct spare_resv {
     char app[SPARE_ID_MAX];
     char server_id[SPARE_ID_MAX];
     char endpoint[256]; /* the agent's, for giving the process back */
+    char host[256];     /* the process's address, for the claim's answer */
+    uint32_t port;
+    int64_t started_at;
     int32_t pid;
     int64_t expires_ms; /* unix ms; unclaimed past this it goes back */
 } spare_resv;

@@ -19,7 +19,7 @@
 
 typedef struct req_args {
     const char *app, *client, *location, *require, *arch, *os, *server, *visited, *unreachable,
-        *token;
+        *token, *claim;
 } req_args;
 
 int ctl_apply_attrs(Lb__Requirements *r, Lb__ClientRequest *cr, const char *arch, const char *os)
@@ -293,6 +293,7 @@ int cmd_request(const ctl_opts *o, int argc, char **argv)
                               {"--server", &a.server, NULL},
                               {"--visited", &a.visited, NULL},
                               {"--unreachable-pid", &a.unreachable, NULL},
+                              {"--claim-spare", &a.claim, NULL},
                               {"--token", &a.token, NULL}};
     int urc = ctl_parse_flags("request", argc, argv, flags, sizeof flags / sizeof flags[0], NULL, 0,
                               NULL);
@@ -327,6 +328,7 @@ int cmd_request(const ctl_opts *o, int argc, char **argv)
         return EXIT_USAGE;
     }
     cr.preferred_server = (char *)(a.server != NULL ? a.server : "");
+    cr.claim_spare = (char *)(a.claim != NULL ? a.claim : "");
     if (a.unreachable != NULL) { /* as liblbclient says after a failed connect */
         char *end = NULL;
         long pid = strtol(a.unreachable, &end, 10);

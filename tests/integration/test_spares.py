@@ -8,7 +8,9 @@ import subprocess
 import time
 import unittest
 
-from harness import BIN, ClusterTest, pid_alive, wait_for
+import signal
+
+from harness import BIN, ClusterTest, echo_line, pid_alive, wait_for
 
 
 def pooled_app():
@@ -72,6 +74,46 @@ class Spares(ClusterTest):
         c.lbctl("--master", c.master_rpc, "release", out["session"], check=True)
         wait_for(lambda: not pid_alive(out["pid"]), 5, 0.05, "the released process to stop")
         wait_for(lambda: len(self.app_pids()) == 3, 10, 0.05, "only the three pools left")
+
+    def selections(self):
+        st = self.c.stats(self.c.master_rpc)["counters"]
+        return sum(v for k, v in st.items() if k.startswith("master_selections_total"))
+
+    def test_chosen_killed_client_reaches_spare_then_claims_it(self):
+        self.start(spares={"spare": 1}, spare_ttl="5s")
+        c = self.c
+        _, out, _ = c.request(self.sa, "spare", "client-k", location="zone-a")
+        sp = out["spares"][0]
+        os.kill(out["pid"], signal.SIGKILL)  # between the answer and the connect
+        n0 = self.selections()
+        with self.assertRaises(OSError):
+            echo_line(out["host"], out["port"], timeout=2)
+        # fail over as the client does: straight to the spare, no new selection
+        self.assertIn("hi", echo_line(sp["host"], sp["port"]))
+        self.assertEqual(self.selections(), n0, "no selection before the claim")
+        # another client cannot take it
+        rc, bad, _ = c.request(self.sa, "spare", "intruder", location="zone-a", expect_ok=False,
+                               extra=("--claim-spare", sp["session"]))
+        self.assertNotEqual(rc, 0)
+        self.assertIn("reserved for another client", bad["reason"])
+        _, got, _ = c.request(self.sa, "spare", "client-k", location="zone-a",
+                              extra=("--claim-spare", sp["session"]))
+        self.assertEqual((got["pid"], got["server"], got["session"]),
+                         (sp["pid"], sp["server"], sp["session"]), got)
+        self.assertEqual(self.selections(), n0 + 2, "the refused claim and the claim")
+        # a claimed spare is a session: not stopped at spare_ttl, and sticky
+        time.sleep(7)
+        self.assertTrue(pid_alive(sp["pid"]))
+        _, again, _ = c.request(self.sa, "spare", "client-k", location="zone-a")
+        self.assertEqual(again["pid"], sp["pid"], again)
+        wait_for(lambda: any(sp["session"] in k for k in self.session_keys()), 5, 0.1,
+                 "the claimed spare's session in etcd")
+        # claimed once only
+        rc, _, _ = c.request(self.sa, "spare", "client-k", location="zone-a", expect_ok=False,
+                             extra=("--claim-spare", sp["session"]))
+        self.assertNotEqual(rc, 0)
+        c.lbctl("--master", c.master_rpc, "release", sp["session"], check=True)
+        wait_for(lambda: not pid_alive(sp["pid"]), 5, 0.05, "the released spare to stop")
 
     def test_spares_zero_by_default_changes_nothing(self):
         self.start()

@@ -26,7 +26,7 @@ if(LBCP_FUZZ)
             ${LB_FUZZ_DIR}/fuzz_config_slave.c ${_lb_agent_cfg}
     INCLUDES ${CMAKE_SOURCE_DIR}/cmd/lb-master ${CMAKE_SOURCE_DIR}/cmd/lb-slave
              ${CMAKE_SOURCE_DIR}/cmd/lb-agent
-    LIBS lbconfig lbselect lbregistry lbwire lbetcd lbobs)
+    LIBS lbconfig lbselect lbregistry lbwire lbetcd lbobs lbauth)
   lb_fuzzer(fuzz_registry SOURCES ${LB_FUZZ_DIR}/fuzz_registry.c LIBS lbregistry lbselect)
   # the query comes from the input: httpd_query/httpd_header are wrapped at link time
   lb_fuzzer(fuzz_api SOURCES ${LB_FUZZ_DIR}/fuzz_api.c LIBS lbapi lbwire)

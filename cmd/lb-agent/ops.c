@@ -32,7 +32,11 @@ lb_err agent_ops_start(agent *a, lb_errmsg *em)
     obs_describe("etcd_request_seconds", "etcd gateway call latency, by call.");
     if (a->cfg->http_listen == NULL || a->cfg->http_listen[0] == '\0')
         return LB_OK;
-    lb_err err = httpd_ops_start(a->cfg->http_listen, agent_health, a, &agent_http, em);
+    if (cfg_tls_http_cert(&a->cfg->tls) == NULL)
+        LOG_WARN("agent", "http endpoint speaks plain HTTP (tls.insecure or tls.http_insecure)",
+                 NULL);
+    lb_err err = httpd_ops_start(a->cfg->http_listen, cfg_tls_http_cert(&a->cfg->tls),
+                                 cfg_tls_http_key(&a->cfg->tls), agent_health, a, &agent_http, em);
     if (err == LB_OK)
         LOG_INFO("agent", "http endpoint", "listen=%s paths=\"/metrics /healthz\"",
                  a->cfg->http_listen);

@@ -109,7 +109,11 @@ int master_ops_start(master *m)
     if (m->cfg.http_listen[0] == '\0')
         return 0;
     lb_errmsg em = {{0}};
-    if (httpd_ops_start(m->cfg.http_listen, master_health, m, &m->http, &em) != LB_OK) {
+    if (cfg_tls_http_cert(&m->cfg.tls) == NULL)
+        LOG_WARN("master", "http endpoint speaks plain HTTP (tls.insecure or tls.http_insecure)",
+                 NULL);
+    if (httpd_ops_start(m->cfg.http_listen, cfg_tls_http_cert(&m->cfg.tls),
+                        cfg_tls_http_key(&m->cfg.tls), master_health, m, &m->http, &em) != LB_OK) {
         LOG_ERROR("master", "http endpoint", "err=\"%s\"", em.text);
         return -1;
     }

@@ -79,14 +79,19 @@ int main(int argc, char **argv)
                          .max_conns = (unsigned)s.cfg.api_max_conns,
                          .per_ip = (unsigned)s.cfg.api_per_ip,
                          .timeout_ms = s.cfg.request_timeout_ms * 2 + 1000,
-                         .max_message = s.cfg.max_message};
+                         .max_message = s.cfg.max_message,
+                         .tls_cert = cfg_tls_http_cert(&s.cfg.tls),
+                         .tls_key = cfg_tls_http_key(&s.cfg.tls)};
         lb_errmsg em = {{0}};
         if (api_start(&ac, &s.api, &em) != LB_OK) {
             LOG_ERROR("slave", "api endpoint", "err=\"%s\"", em.text);
             goto out;
         }
-        LOG_INFO("slave", "api endpoint", "listen=%s url=%s", s.cfg.api_listen,
-                 api_endpoint(s.api));
+        LOG_INFO("slave", "api endpoint", "listen=%s url=%s https=%d", s.cfg.api_listen,
+                 api_endpoint(s.api), ac.tls_cert != NULL);
+        if (ac.tls_cert == NULL)
+            LOG_WARN("slave", "api endpoint speaks plain HTTP (tls.insecure or tls.http_insecure)",
+                     NULL);
     }
     if (slave_upstream_start(&s) != 0)
         goto out;

@@ -132,7 +132,11 @@ int slave_ops_start(slave *s)
     pthread_cond_init(&o->cond, NULL);
     s->ops = o;
     lb_errmsg em = {{0}};
-    if (httpd_ops_start(s->cfg.http_listen, slave_health, s, &o->http, &em) != LB_OK) {
+    if (cfg_tls_http_cert(&s->cfg.tls) == NULL)
+        LOG_WARN("slave", "http endpoint speaks plain HTTP (tls.insecure or tls.http_insecure)",
+                 NULL);
+    if (httpd_ops_start(s->cfg.http_listen, cfg_tls_http_cert(&s->cfg.tls),
+                        cfg_tls_http_key(&s->cfg.tls), slave_health, s, &o->http, &em) != LB_OK) {
         LOG_ERROR("slave", "http endpoint", "err=\"%s\"", em.text);
         return -1;
     }

@@ -299,7 +299,9 @@ lb_err api_start(const api_config *cfg, api_server **out, lb_errmsg *em)
                        .idle_s = cfg->idle_s,
                        .max_body = cfg->max_body,
                        .json_errors = true,
-                       .name = "api"};
+                       .name = "api",
+                       .tls_cert = cfg->tls_cert,
+                       .tls_key = cfg->tls_key};
     lb_err err = wire_req_dial(cfg->front_door, &a->sock, em);
     a->sock_open = err == LB_OK;
     if (err == LB_OK)
@@ -320,8 +322,8 @@ lb_err api_start(const api_config *cfg, api_server **out, lb_errmsg *em)
     } else {
         const char *colon = strrchr(cfg->listen, ':');
         int hl = colon != NULL ? (int)(colon - cfg->listen) : 0;
-        snprintf(a->endpoint, sizeof a->endpoint, "http://%.*s:%d", hl, cfg->listen,
-                 httpd_port(a->http));
+        snprintf(a->endpoint, sizeof a->endpoint, "%s://%.*s:%d",
+                 cfg->tls_cert != NULL ? "https" : "http", hl, cfg->listen, httpd_port(a->http));
     }
     size_t el = strlen(a->endpoint);
     while (el > 0 && a->endpoint[el - 1] == '/')

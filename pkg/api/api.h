@@ -32,15 +32,16 @@ typedef struct api_server api_server;
 typedef struct api_config {
     const char *listen;     /* HOST:PORT (port 0 picks one) */
     const char *advertise;  /* base URL given to clients in redirects; "" or NULL:
-                               http://<listen host>:<bound port> */
+                               http(s)://<listen host>:<bound port> */
     const char *front_door; /* nng URL of the slave's own REP socket (inproc://...) */
     const char *slave_id;
-    size_t max_body;    /* default 64 KiB */
-    unsigned max_conns; /* default 512 */
-    unsigned per_ip;    /* default 64 */
-    unsigned idle_s;    /* default 10 */
-    int64_t timeout_ms; /* one call through the front door; default 30 s */
-    size_t max_message; /* answer size limit from the front door */
+    size_t max_body;                /* default 64 KiB */
+    unsigned max_conns;             /* default 512 */
+    unsigned per_ip;                /* default 64 */
+    unsigned idle_s;                /* default 10 */
+    int64_t timeout_ms;             /* one call through the front door; default 30 s */
+    size_t max_message;             /* answer size limit from the front door */
+    const char *tls_cert, *tls_key; /* PEM files: HTTPS only; NULL: plain HTTP */
 } api_config;
 
 /* Binds listen and starts serving (the front door may come up later). */

@@ -6,10 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const tls_keys[] = {"ca",          "cert",     "key", "peer_ca",
-                                       "server_name", "insecure", NULL};
-static const char *const tls_keys_report[] = {
-    "ca", "cert", "key", "peer_ca", "report_peer_ca", "server_name", "insecure", NULL};
+static const char *const tls_keys[] = {"ca",          "cert",     "key",           "peer_ca",
+                                       "server_name", "insecure", "http_insecure", NULL};
+static const char *const tls_keys_report[] = {"ca",       "cert",           "key",
+                                              "peer_ca",  "report_peer_ca", "server_name",
+                                              "insecure", "http_insecure",  NULL};
 
 lb_err cfg_tls_load(const cfg_doc *doc, const cfg_node *root, bool with_report, cfg_tls *out,
                     lb_errmsg *em)
@@ -25,7 +26,8 @@ lb_err cfg_tls_load(const cfg_doc *doc, const cfg_node *root, bool with_report, 
         (err = cfg_get_str(doc, n, "peer_ca", "", &out->peer_ca, em)) ||
         (err = cfg_get_str(doc, n, "report_peer_ca", "", &out->report_peer_ca, em)) ||
         (err = cfg_get_str(doc, n, "server_name", "", &out->server_name, em)) ||
-        (err = cfg_get_bool(doc, n, "insecure", false, &out->insecure, em)))
+        (err = cfg_get_bool(doc, n, "insecure", false, &out->insecure, em)) ||
+        (err = cfg_get_bool(doc, n, "http_insecure", false, &out->http_insecure, em)))
         return err;
     if (out->insecure && !*out->ca && !*out->cert && !*out->key)
         return LB_OK;

@@ -9,6 +9,8 @@
  *     report_peer_ca: ...               # lb-master only: CAs allowed on report_listen
  *     server_name: ...                  # default: "<role>.lbcp" of the role dialed
  *     insecure: false                   # true: plain tcp:// allowed (a warning at start)
+ *     http_insecure: false              # true: http_listen/api_listen plain HTTP (a warning);
+ *                                       # otherwise they speak HTTPS with cert/key
  *
  * Ownership: cfg_tls_load fills strings the caller frees with cfg_tls_free.
  * Thread-safety: none needed (loaded once from main).
@@ -21,7 +23,19 @@
 typedef struct cfg_tls {
     char *ca, *cert, *key, *peer_ca, *report_peer_ca, *server_name;
     bool insecure;
+    bool http_insecure; /* plain HTTP on http_listen/api_listen despite cert/key */
 } cfg_tls;
+
+/* The certificate and key the daemon's HTTP servers serve HTTPS with, or NULL
+ * (plain HTTP: tls.insecure or tls.http_insecure). */
+static inline const char *cfg_tls_http_cert(const cfg_tls *t)
+{
+    return t->insecure || t->http_insecure || !*t->cert ? NULL : t->cert;
+}
+static inline const char *cfg_tls_http_key(const cfg_tls *t)
+{
+    return cfg_tls_http_cert(t) != NULL ? t->key : NULL;
+}
 
 /* Reads root's `tls` map. with_report: report_peer_ca is a key of this daemon.
  * Without insecure, ca, cert and key are required (error names file:line:key). */

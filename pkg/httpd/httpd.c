@@ -48,6 +48,7 @@ typedef struct hreq {
 struct httpd {
     httpd_config cfg;
     char *listen, *name;
+    char *tls_cert, *tls_key; /* PEM text (HTTPS), or NULL */
     struct MHD_Daemon *d;
     int fd, port;
     pthread_mutex_t lock; /* routes, waiting, next_ticket, n_suspended */
@@ -387,6 +388,39 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     LOG_DEBUG("httpd", "libmicrohttpd", "server=%s text=\"%s\"", h->name, text);
 }
 
+/* The whole of a small PEM file, NUL-terminated (libmicrohttpd takes text). */
+static lb_err read_pem(const char *path, char **out, lb_errmsg *em)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return lb_fail(em, LB_ECONFIG, "https: cannot read '%s': %s", path, strerror(errno));
+    size_t cap = 64 * 1024;
+    char *buf = malloc(cap + 1);
+    size_t n = buf != NULL ? fread(buf, 1, cap + 1, f) : 0;
+    fclose(f);
+    if (buf == NULL)
+        return lb_fail(em, LB_ENOMEM, "https: out of memory");
+    if (n == 0 || n > cap) {
+        free(buf);
+        return lb_fail(em, LB_ECONFIG, "https: '%s' is empty or over 64 KiB", path);
+    }
+    buf[n] = '\0';
+    *out = buf;
+    return LB_OK;
+}
+
+static lb_err load_tls(httpd *h, const httpd_config *cfg, lb_errmsg *em)
+{
+    if (cfg->tls_cert == NULL || cfg->tls_key == NULL)
+        return LB_OK;
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        return lb_fail(em, LB_ECONFIG, "https: libmicrohttpd was built without TLS");
+    lb_err err = read_pem(cfg->tls_cert, &h->tls_cert, em);
+    if (err == LB_OK)
+        err = read_pem(cfg->tls_key, &h->tls_key, em);
+    return err;
+}
+
 lb_err httpd_new(const httpd_config *cfg, httpd **out, lb_errmsg *em)
 {
     *out = NULL;
@@ -408,6 +442,12 @@ lb_err httpd_new(const httpd_config *cfg, httpd **out, lb_errmsg *em)
         httpd_stop(&h);
         return lb_fail(em, LB_ENOMEM, "http server: out of memory");
     }
+    lb_err err = load_tls(h, cfg, em);
+    if (err != LB_OK) {
+        httpd_stop(&h);
+        return err;
+    }
+    h->cfg.tls_cert = h->cfg.tls_key = NULL; /* the caller's strings may not outlive us */
     char name[128];
     snprintf(name, sizeof name, "httpd_requests_total{server=\"%s\"}", h->name);
     h->c_requests = obs_counter_get(name);
@@ -491,9 +531,18 @@ lb_err httpd_start(httpd *h, lb_errmsg *em)
     lb_err err = httpd_bind(h, em);
     if (err != LB_OK)
         return err;
+    /* HTTPS only on a TLS server: a plain request there fails the handshake */
+    struct MHD_OptionItem tls_opts[] = {
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key},
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    bool tls = h->tls_cert != NULL;
     h->d = MHD_start_daemon(
-        MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-        on_access, h, MHD_OPTION_LISTEN_SOCKET, h->fd, MHD_OPTION_THREAD_POOL_SIZE, h->cfg.threads,
+        MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+            (tls ? MHD_USE_TLS : 0),
+        0, NULL, NULL, on_access, h, MHD_OPTION_ARRAY, tls ? tls_opts : &tls_opts[2],
+        MHD_OPTION_LISTEN_SOCKET, h->fd, MHD_OPTION_THREAD_POOL_SIZE, h->cfg.threads,
         MHD_OPTION_CONNECTION_LIMIT, h->cfg.max_conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         h->cfg.per_ip, MHD_OPTION_CONNECTION_TIMEOUT, h->cfg.idle_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->cfg.max_header, MHD_OPTION_NOTIFY_COMPLETED,
@@ -544,6 +593,8 @@ void httpd_stop(httpd **hp)
     pthread_mutex_destroy(&h->lock);
     free(h->listen);
     free(h->name);
+    free(h->tls_cert);
+    free(h->tls_key);
     free(h);
     *hp = NULL;
 }

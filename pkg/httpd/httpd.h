@@ -39,6 +39,9 @@ typedef struct httpd_config {
     unsigned threads;   /* default 2 */
     const char *name;   /* for logs and metrics, e.g. "ops", "api" */
     bool json_errors;   /* the server's own 404/405/413 as {"error":{"code","reason"}} */
+    /* HTTPS when both are set: PEM files of the server's certificate (chain)
+     * and key, read once by httpd_new (GnuTLS, through libmicrohttpd). */
+    const char *tls_cert, *tls_key;
 } httpd_config;
 
 /* A request, valid during the handler call. Strings are NUL-terminated; path

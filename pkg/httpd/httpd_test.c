@@ -61,7 +61,7 @@ static void test_ops_routes(void **state)
     (void)state;
     httpd_ops *o = NULL;
     lb_errmsg em = {{0}};
-    assert_int_equal(httpd_ops_start("127.0.0.1:0", health, NULL, &o, &em), LB_OK);
+    assert_int_equal(httpd_ops_start("127.0.0.1:0", NULL, NULL, health, NULL, &o, &em), LB_OK);
     int port = httpd_ops_port(o);
     health_flag = true;
     const char *g = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
@@ -102,7 +102,7 @@ static void test_ops_routes(void **state)
     assert_non_null(strstr(a, "HTTP/1.1 503"));
     free(a);
     httpd_ops *bad = NULL;
-    assert_int_equal(httpd_ops_start("nonsense", NULL, NULL, &bad, &em), LB_ECONFIG);
+    assert_int_equal(httpd_ops_start("nonsense", NULL, NULL, NULL, NULL, &bad, &em), LB_ECONFIG);
     assert_null(bad);
     httpd_ops_stop(&o);
     assert_null(o);
@@ -161,6 +161,25 @@ static httpd_result never(const httpd_req *req, httpd_resp *resp, void *arg)
 static void *get_parked(void *p)
 {
     return http_s(*(int *)p, "GET /never HTTP/1.1\r\nHost: x\r\n\r\n");
+}
+
+/* A TLS server whose certificate cannot be read does not start, and says which file. */
+static void test_tls_bad_files(void **state)
+{
+    (void)state;
+    lb_errmsg em = {{0}};
+    httpd *h = NULL;
+    httpd_config cfg = {.listen = "127.0.0.1:0",
+                        .tls_cert = "/nonexistent/cert.pem",
+                        .tls_key = "/nonexistent/key.pem"};
+    assert_int_equal(httpd_new(&cfg, &h, &em), LB_ECONFIG);
+    assert_null(h);
+    assert_non_null(strstr(em.text, "/nonexistent/cert.pem"));
+    httpd_ops *o = NULL;
+    assert_int_equal(httpd_ops_start("127.0.0.1:0", "/dev/null", "/dev/null", NULL, NULL, &o, &em),
+                     LB_ECONFIG);
+    assert_null(o);
+    assert_non_null(strstr(em.text, "empty"));
 }
 
 static void test_routes_limits_and_later(void **state)
@@ -227,6 +246,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ops_routes),
         cmocka_unit_test(test_routes_limits_and_later),
+        cmocka_unit_test(test_tls_bad_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -38,8 +38,8 @@ static httpd_result ops_metrics(const httpd_req *req, httpd_resp *resp, void *ar
     return HTTPD_DONE;
 }
 
-lb_err httpd_ops_start(const char *listen, httpd_health_fn health, void *arg, httpd_ops **out,
-                       lb_errmsg *em)
+lb_err httpd_ops_start(const char *listen, const char *tls_cert, const char *tls_key,
+                       httpd_health_fn health, void *arg, httpd_ops **out, lb_errmsg *em)
 {
     *out = NULL;
     httpd_ops *o = calloc(1, sizeof *o);
@@ -47,7 +47,7 @@ lb_err httpd_ops_start(const char *listen, httpd_health_fn health, void *arg, ht
         return lb_fail(em, LB_ENOMEM, "http: out of memory");
     o->health = health;
     o->arg = arg;
-    httpd_config cfg = {.listen = listen, .name = "ops"};
+    httpd_config cfg = {.listen = listen, .name = "ops", .tls_cert = tls_cert, .tls_key = tls_key};
     lb_err err = httpd_new(&cfg, &o->srv, em);
     if (err == LB_OK && (httpd_route(o->srv, "GET", "/healthz", ops_health, o) != LB_OK ||
                          httpd_route(o->srv, "GET", "/metrics", ops_metrics, o) != LB_OK))

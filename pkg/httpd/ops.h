@@ -18,9 +18,10 @@ typedef struct httpd_ops httpd_ops;
 typedef bool (*httpd_health_fn)(void *arg, char *why, size_t cap);
 
 /* Listens on "host:port" (port 0 picks one) with the default limits and
- * serves /metrics and /healthz. health may be NULL (always ready). */
-lb_err httpd_ops_start(const char *listen, httpd_health_fn health, void *arg, httpd_ops **out,
-                       lb_errmsg *em);
+ * serves /metrics and /healthz. health may be NULL (always ready). With
+ * tls_cert and tls_key (PEM files) it speaks HTTPS only; NULL: plain HTTP. */
+lb_err httpd_ops_start(const char *listen, const char *tls_cert, const char *tls_key,
+                       httpd_health_fn health, void *arg, httpd_ops **out, lb_errmsg *em);
 /* The server, to add routes to. */
 httpd *httpd_ops_server(httpd_ops *o);
 int httpd_ops_port(const httpd_ops *o);

@@ -270,11 +270,14 @@ class Daemon:
 class Cluster:
     """A throwaway lbcp cluster. Use as a context manager or call close()."""
 
-    def __init__(self, prefix="/lb/", etcd_class=None, tls=None):
+    def __init__(self, prefix="/lb/", etcd_class=None, tls=None, http_tls=False):
         # TLS on every link unless the test asks for plain (LBCP_TEST_PLAIN=1 runs all plain)
         if tls is None:
             tls = os.environ.get("LBCP_TEST_PLAIN") != "1"
         self.tls = tls
+        # http_listen/api_listen: HTTPS with the daemon's certificate when http_tls; the
+        # tests written before HTTPS set tls.http_insecure (plain HTTP, as deploy/compose)
+        self.http_tls = tls and http_tls
         self.scheme = "tls+tcp" if tls else "tcp"
         self.pki = pki() if tls else None
         self.dir = tempfile.mkdtemp(prefix="lbcp-test-")
@@ -308,7 +311,18 @@ class Cluster:
     def tls_block(self, binary):
         if not self.tls:
             return {"insecure": True}
-        return self.pki.daemon_tls(binary)
+        t = self.pki.daemon_tls(binary)
+        if not self.http_tls:
+            t["http_insecure"] = True
+        return t
+
+    def https_context(self, ca="trust.pem"):
+        """An ssl context trusting the test PKI's role CAs (certificates name
+        "<role>.lbcp", so the host name is not checked against 127.0.0.1)."""
+        import ssl
+        ctx = ssl.create_default_context(cafile=self.pki.path(ca))
+        ctx.check_hostname = False
+        return ctx
 
     def start(self, name, binary, config_text, extra_args=()):
         if binary in ("lb-master", "lb-slave", "lb-agent") and "\ntls:" not in "\n" + config_text:
@@ -502,9 +516,10 @@ class ClusterTest(unittest.TestCase):
     printed when a test fails."""
 
     tls = None  # None: TLS unless LBCP_TEST_PLAIN=1; False: this class runs plain tcp://
+    http_tls = False  # True: http_listen/api_listen speak HTTPS (tls.http_insecure unset)
 
     def setUp(self):
-        self.c = Cluster(tls=self.tls)
+        self.c = Cluster(tls=self.tls, http_tls=self.http_tls)
 
     def tearDown(self):
         failed = any(e for _, e in (self._outcome.result.errors + self._outcome.result.failures)

@@ -87,6 +87,18 @@ typedef struct lb_client_config {
 #define LB_MAX_ALTERNATES 4
 #define LB_MAX_HOPS 8
 
+/* A hot spare (master spares: {app: K}): a process on another server held
+ * for this client until expires_ms; lb_connect_failover uses it. */
+#define LB_MAX_SPARES 4
+typedef struct lb_spare {
+    char server[128];
+    char host[256];
+    uint16_t port;
+    int32_t pid;
+    char session[64]; /* the reservation, claimed by lb_connect_failover */
+    int64_t expires_ms;
+} lb_spare;
+
 typedef struct lb_alternate {
     char server[128];
     char host[256];
@@ -117,6 +129,8 @@ typedef struct lb_assignment {
     bool preferred;              /* the request's server_id was honoured */
     char preferred_refused[160]; /* why it was not ("" when it was, or none asked) */
     char slave_reason[160];      /* why the serving slave was chosen (master's words) */
+    size_t n_spares;             /* hot spares of a new session (none by default) */
+    lb_spare spares[LB_MAX_SPARES];
 } lb_assignment;
 
 /* Per-call overrides of the client's identity (lb_client_request_ex). */
@@ -166,6 +180,14 @@ lb_err lb_client_release(lb_client *c, const lb_assignment *a);
  * owns, or -1 with *err set. A relay token is good for one connection.
  * Thread-safe (touches no client state). */
 int lb_assignment_connect(const lb_assignment *a, int timeout_ms, lb_err *err);
+
+/* lb_assignment_connect, and when the process does not answer, a connect to
+ * each unexpired hot spare of *a in turn without asking a slave (seed
+ * US 6,591,290); the first one reached is claimed (a request with
+ * claim_spare through the slaves), *a becomes that session and the dead
+ * one is released. Returns the socket (the caller closes it) or -1 with
+ * *err. Spares are direct links only. Thread-safe for distinct *a. */
+int lb_connect_failover(lb_client *c, lb_assignment *a, int timeout_ms, lb_err *err);
 
 /* ---- sticky connections ---------------------------------------------------- */
 

@@ -71,9 +71,10 @@ void lbc_unhold(lb_client *c, const char *session);
 void lbc_remember(lb_client *c, const lb_assignment *a);
 void lbc_forget(lb_client *c, const char *host, uint16_t port);
 /* lb_client_request_ex, telling the master the pid of the session's process
- * the client could not connect to (0: none). */
+ * the client could not connect to (0: none), or claiming the hot spare
+ * reserved as claim_spare (NULL: none). */
 lb_err lbc_request(lb_client *c, const lb_request *req, int32_t unreachable_pid,
-                   lb_assignment *out);
+                   const char *claim_spare, lb_assignment *out);
 /* A remembered process of app on server, other than host:port. */
 bool lbc_known_on(lb_client *c, const char *app, const char *server, lbc_known *out);
 

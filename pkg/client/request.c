@@ -149,6 +149,19 @@ static void fill_assignment(const Lb__SelectionInstruction *in, const char *endp
         lbc_copy(a->host, sizeof a->host, in->alternates[i]->host);
         lbc_copy(a->zone, sizeof a->zone, in->alternates[i]->zone);
     }
+    out->n_spares = 0;
+    for (size_t i = 0; i < in->n_spares && i < LB_MAX_SPARES; i++) {
+        const Lb__SpareProcess *sp = in->spares[i];
+        if (sp->process == NULL)
+            continue;
+        lb_spare *s = &out->spares[out->n_spares++];
+        lbc_copy(s->server, sizeof s->server, sp->server_id);
+        lbc_copy(s->host, sizeof s->host, sp->process->host);
+        s->port = (uint16_t)sp->process->port;
+        s->pid = sp->process->pid;
+        lbc_copy(s->session, sizeof s->session, sp->session_id);
+        s->expires_ms = sp->expires_ms;
+    }
 }
 
 /* Calls ep, or in turn each address its host name resolves to (a redirect may
@@ -258,10 +271,11 @@ static lb_err request_rounds(lb_client *c, Lb__ClientRequest *cr, lb_assignment 
 
 lb_err lb_client_request_ex(lb_client *c, const lb_request *req, lb_assignment *out)
 {
-    return lbc_request(c, req, 0, out);
+    return lbc_request(c, req, 0, NULL, out);
 }
 
-lb_err lbc_request(lb_client *c, const lb_request *req, int32_t unreachable_pid, lb_assignment *out)
+lb_err lbc_request(lb_client *c, const lb_request *req, int32_t unreachable_pid,
+                   const char *claim_spare, lb_assignment *out)
 {
     if (c == NULL || req == NULL || req->app == NULL || req->app[0] == '\0' || out == NULL)
         return lbc_fail(LB_EINVAL, "lb_client_request: client, app and out are required");
@@ -274,6 +288,7 @@ lb_err lbc_request(lb_client *c, const lb_request *req, int32_t unreachable_pid,
     cr.token = c->token;
     cr.preferred_server = (char *)(req->server_id != NULL ? req->server_id : "");
     cr.unreachable_pid = unreachable_pid;
+    cr.claim_spare = (char *)(claim_spare != NULL ? claim_spare : "");
     if (c->min_cpu > 0 || c->min_mem > 0 || c->n_labels > 0 || c->arch[0] || c->os[0]) {
         rq.min_cpu = c->min_cpu;
         rq.min_mem_bytes = c->min_mem;

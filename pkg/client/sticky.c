@@ -107,7 +107,7 @@ lb_err lb_sticky_reconnect(lb_sticky *s)
      * which may not have the exit report yet */
     lb_assignment na;
     lb_request r = {.app = s->a.app, .client_id = s->a.client_id};
-    err = lbc_request(s->c, &r, (int32_t)s->a.pid, &na);
+    err = lbc_request(s->c, &r, (int32_t)s->a.pid, NULL, &na);
     if (err == LB_OK) {
         int fd = lb_assignment_connect(&na, STICKY_CONNECT_MS, &err);
         if (strcmp(na.session, s->a.session) != 0)

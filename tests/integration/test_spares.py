@@ -3,6 +3,7 @@ session's answer carries spares: K pool processes on alternate servers,
 reserved in the leader's memory only (no etcd write), stopped after
 spare_ttl when unclaimed, with their pools refilled; spares: 0 (the
 default) adds nothing."""
+import json
 import os
 import subprocess
 import time
@@ -114,6 +115,41 @@ class Spares(ClusterTest):
         self.assertNotEqual(rc, 0)
         c.lbctl("--master", c.master_rpc, "release", sp["session"], check=True)
         wait_for(lambda: not pid_alive(sp["pid"]), 5, 0.05, "the released spare to stop")
+
+    def test_liblbclient_fails_over_to_the_spare_and_claims_it(self):
+        self.start(spares={"spare": 1}, spare_ttl="5s")
+        c = self.c
+        p = subprocess.Popen([os.path.join(BIN, "lbclient-probe"), "--slaves", self.sa.endpoint,
+                              "--client", "lib-1", "--location", "zone-a", "failover", "spare"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             env=c.caller_env("client"))
+        try:
+            first = json.loads(p.stdout.readline())
+            spares = json.loads(p.stdout.readline())["pids"]
+            self.assertTrue(first["ok"], first)
+            self.assertEqual(len(spares), 1, spares)
+            os.kill(first["pid"], signal.SIGKILL)  # between the answer and the connect
+            wait_for(lambda: not pid_alive(first["pid"]), 5, 0.02, "the chosen process gone")
+            n0 = self.selections()
+            p.stdin.write("go\n")
+            p.stdin.flush()
+            got = json.loads(p.stdout.readline())
+            self.assertTrue(got["ok"], got)
+            self.assertEqual(got["pid"], spares[0], "the client reached the spare's pid")
+            self.assertTrue(json.loads(p.stdout.readline())["ok"], "echo through the spare")
+            # only the claim was a selection: the failover itself asked nobody
+            self.assertEqual(self.selections(), n0 + 1)
+            self.assertEqual(p.wait(timeout=30), 0)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stdin.close()
+            p.stdout.close()
+        # the probe closed its client (releasing its sessions): nothing left but pools
+        wait_for(lambda: not pid_alive(spares[0]), 10, 0.05, "the claimed spare released")
+        wait_for(lambda: len(self.app_pids()) == 3, 10, 0.05, "only the three pools left")
+        wait_for(lambda: self.session_keys() == [], 10, 0.1, "no session left in etcd")
 
     def test_spares_zero_by_default_changes_nothing(self):
         self.start()

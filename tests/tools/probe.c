@@ -5,6 +5,7 @@
  *   lbclient-probe --slaves A[,B..] [--client ID] [--location Z] CMD
  *     request APP              one request, the assignment as JSON
  *     list APP                 list mode answer
+ *     failover APP             request, wait for a stdin line, lb_connect_failover
  *     request-on APP SERVER    lb_request_on: the client's own pick
  *     pick APP                 list mode, lb_pick, then lb_request_on the pick
  *     relay APP BYTES          sticky to a relay app, BYTES up and back, compared
@@ -69,6 +70,36 @@ static int cmd_request(lb_client *c, const char *app)
     lb_err err = lb_client_request(c, app, &a);
     print_assignment("request", err, &a, NULL);
     return err == LB_OK ? 0 : 1;
+}
+
+/* failover APP: a request, its spares' pids printed, a line awaited on stdin
+ * (the test kills the chosen process meanwhile), then lb_connect_failover
+ * and "hi" echoed through the socket it gives. */
+static int cmd_failover(lb_client *c, const char *app)
+{
+    lb_assignment a;
+    lb_err err = lb_client_request(c, app, &a);
+    print_assignment("request", err, &a, NULL);
+    if (err != LB_OK)
+        return 1;
+    printf("{\"cmd\":\"spares\",\"pids\":[");
+    for (size_t i = 0; i < a.n_spares; i++)
+        printf("%s%d", i ? "," : "", a.spares[i].pid);
+    printf("]}\n");
+    fflush(stdout);
+    char line[64];
+    if (fgets(line, sizeof line, stdin) == NULL)
+        return 1;
+    int fd = lb_connect_failover(c, &a, 3000, &err);
+    print_assignment("failover", err, &a, NULL);
+    if (fd < 0)
+        return 1;
+    char buf[128] = "";
+    ssize_t n = probe_write_all(fd, "hi\n", 3) ? read(fd, buf, sizeof buf - 1) : -1;
+    printf("{\"cmd\":\"echo\",\"ok\":%s}\n", n > 0 && strstr(buf, "hi") ? "true" : "false");
+    fflush(stdout);
+    close(fd);
+    return 0;
 }
 
 static int cmd_request_on(lb_client *c, const char *app, const char *server)
@@ -278,6 +309,8 @@ int main(int argc, char **argv)
     int rc = 2;
     if (strcmp(cmd, "request") == 0 && a1 != NULL)
         rc = cmd_request(c, a1);
+    else if (strcmp(cmd, "failover") == 0 && a1 != NULL)
+        rc = cmd_failover(c, a1);
     else if (strcmp(cmd, "list") == 0 && a1 != NULL)
         rc = cmd_list(c, a1);
     else if (strcmp(cmd, "request-on") == 0 && i + 2 < argc)

@@ -407,7 +407,7 @@ static void rpc_spare_done(void *owner, nng_msg *reply, const char *why)
 }
 
 /* Launches the next hot spare (spares: {app: K}) of a new session on a
- * lower-ranked candidate, one at a time (each is a pool hand-out at its
+ * lower-ranked direct-link candidate, one at a time (each is a pool hand-out at its
  * agent, so this adds a pool round trip per spare); answers when K are
  * reserved or the candidates run out. Sticky repeats get none. */
 static void rpc_spare_next(rpc_ctx *c)
@@ -416,6 +416,10 @@ static void rpc_spare_next(rpc_ctx *c)
     const Lb__ClientRequest *cr = c->req->selection_request->request;
     size_t want =
         p->reuse || c->m->spares == NULL ? 0 : (size_t)master_spares_for(&c->m->cfg, cr->app);
+    /* relay-linked servers are skipped: a spare is reached by a direct
+     * connect, with no slave to splice it */
+    while (c->spare_next < p->n_cand && p->cand[c->spare_next].relay)
+        c->spare_next++;
     if (c->n_spares >= want || c->spare_next >= p->n_cand) {
         rpc_finish(c);
         return;

@@ -86,6 +86,7 @@ static const char *const master_keys[] = {"id",
                                           "eject_max_time",
                                           "eject_max_percent",
                                           "tls",
+                                          "ui_token_public_keys",
                                           NULL};
 
 static const char *const master_url_keys[] = {"listen", "report_listen", NULL};
@@ -203,7 +204,9 @@ static lb_err load_all(const cfg_doc *doc, master_config *cfg, lb_errmsg *em)
         (err = cfg_get_bool(doc, root, "etcd_economy", true, &cfg->etcd_economy, em)) ||
         (err = cfg_get_etcd_security(doc, root, &cfg->etcd_sec, em)) ||
         (err = cfg_tls_load(doc, root, true, &cfg->tls, em)) ||
-        (err = cfg_tls_check_urls(doc, root, master_url_keys, &cfg->tls, em)))
+        (err = cfg_tls_check_urls(doc, root, master_url_keys, &cfg->tls, em)) ||
+        (err = cfg_get_strlist(doc, root, "ui_token_public_keys", &cfg->ui_token_public_keys,
+                               &cfg->n_ui_token_public_keys, em)))
         goto out;
     sel_policy_default(&cfg->policy);
     cfg->policy.zone_spill = spill;
@@ -261,6 +264,7 @@ void master_config_free(master_config *cfg)
     free(cfg->log_level);
     free(cfg->http_listen);
     cfg_tls_free(&cfg->tls);
+    cfg_strlist_free(&cfg->ui_token_public_keys, cfg->n_ui_token_public_keys);
     for (size_t i = 0; i < cfg->n_per_app; i++)
         free(cfg->per_app_names[i]);
     free(cfg->per_app_names);

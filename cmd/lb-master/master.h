@@ -52,7 +52,9 @@ typedef struct master_config {
     char **per_app_names;
     size_t n_per_app;
     char *log_level;
-    char *http_listen;            /* HOST:PORT of /metrics and /healthz; empty: off */
+    char *http_listen;           /* HOST:PORT of /metrics and /healthz; empty: off */
+    char **ui_token_public_keys; /* operator token keys: /ui needs a token signed by one */
+    size_t n_ui_token_public_keys;
     int64_t compact_retention_ms; /* etcd history kept by the leader's compaction; 0: off */
     uint64_t etcd_quota;          /* etcd's backend quota, for the 80 % warning */
     bool etcd_economy;        /* false: the old per-second load and per-request session writes */
@@ -101,14 +103,16 @@ typedef struct master {
     atomic_bool is_leader;     /* won the leader key and not stepped down (leader.c) */
     atomic_llong leader_lease; /* the lease the leader key was won with; 0: none */
     pthread_t leader_thread;
-    bool writes_failing;          /* writer thread only: etcd refuses the batched writes */
-    bool writes_fenced;           /* writer thread only: the leader compare fails (logged once) */
-    struct master_upkeep *upkeep; /* writer thread only (upkeep.c) */
-    atomic_bool etcd_nospace;     /* etcd's NOSPACE alarm is raised */
-    atomic_llong etcd_db_bytes;   /* etcd's db size at the last look (0: unknown) */
-    struct httpd_ops *http;       /* NULL without http_listen */
-    struct master_events *events; /* the dashboard's event ring (events.h) */
-    struct spare_table *spares;   /* hot-spare reservations (spares.h), own lock */
+    bool writes_failing;           /* writer thread only: etcd refuses the batched writes */
+    bool writes_fenced;            /* writer thread only: the leader compare fails (logged once) */
+    struct master_upkeep *upkeep;  /* writer thread only (upkeep.c) */
+    atomic_bool etcd_nospace;      /* etcd's NOSPACE alarm is raised */
+    atomic_llong etcd_db_bytes;    /* etcd's db size at the last look (0: unknown) */
+    struct httpd_ops *http;        /* NULL without http_listen */
+    struct auth_verifier *ui_auth; /* NULL: no ui_token_public_keys */
+    bool ui_closed;                /* no keys over HTTPS: /ui answers 403 */
+    struct master_events *events;  /* the dashboard's event ring (events.h) */
+    struct spare_table *spares;    /* hot-spare reservations (spares.h), own lock */
 } master;
 
 /* config.c */

@@ -6,6 +6,7 @@
 #include "master.h"
 
 #include "obs/hist.h"
+#include "auth/verifier.h"
 #include "httpd/ops.h"
 #include "obs/log.h"
 #include "obs/prom.h"
@@ -125,4 +126,5 @@ int master_ops_start(master *m)
 void master_ops_stop(master *m)
 {
     httpd_ops_stop(&m->http);
+    auth_verifier_free(&m->ui_auth); /* after the server: no handler uses it any more */
 }

@@ -14,8 +14,10 @@
 #include "common/util.h"
 #include "events.h"
 #include "explain.h"
+#include "auth/verifier.h"
 #include "httpd/ops.h"
 #include "obs/log.h"
+#include "obs/metrics.h"
 #include "web_assets.h"
 #include "wire/wire.h"
 
@@ -260,15 +262,125 @@ static httpd_result ui_explain(const httpd_req *req, httpd_resp *resp, void *arg
     return ui_json(resp, 200, j);
 }
 
+/* The operator token of a request: "Authorization: Bearer T", or the
+ * lbcp_ui cookie the login (?token=T) set for the browser. */
+static const char *ui_token(const httpd_req *req, char *buf, size_t cap)
+{
+    const char *a = httpd_header(req, "Authorization");
+    if (a != NULL && strncmp(a, "Bearer ", 7) == 0)
+        return a + 7;
+    const char *c = httpd_header(req, "Cookie");
+    const char *p = c != NULL ? strstr(c, "lbcp_ui=") : NULL;
+    if (p == NULL || (p != c && p[-1] != ' ' && p[-1] != ';'))
+        return NULL;
+    p += 8;
+    size_t n = strcspn(p, "; ");
+    if (n == 0 || n >= cap)
+        return NULL;
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* true: the caller holds an operator token (or /ui is open); false: resp
+ * holds the 401 (logged, counted). */
+static bool ui_allowed(master *m, const httpd_req *req, httpd_resp *resp)
+{
+    if (m->ui_auth == NULL && m->ui_closed) {
+        obs_count("master_ui_rejects_total");
+        httpd_resp_printf(resp, 403, "text/plain",
+                          "forbidden: /ui over HTTPS needs ui_token_public_keys (operator token "
+                          "keys) in the master's config\n");
+        return false;
+    }
+    if (m->ui_auth == NULL)
+        return true;
+    char buf[2048];
+    const char *t = ui_token(req, buf, sizeof buf);
+    lb_errmsg em = {{0}};
+    char who[128] = "";
+    if (t != NULL &&
+        auth_verifier_check(m->ui_auth, t, lb_wall_ms(), NULL, NULL, who, sizeof who, &em) == LB_OK)
+        return true;
+    const char *why = t == NULL ? "unauthenticated: no operator token" : em.text;
+    obs_count("master_ui_rejects_total");
+    LOG_WARN("master", "dashboard refused", "peer=%s path=%s reason=\"%s\"", req->peer, req->path,
+             why);
+    httpd_resp_printf(resp, 401, "text/plain", "%s\n", why);
+    httpd_resp_header(resp, "WWW-Authenticate", "Bearer realm=\"lbcp ui\"");
+    return false;
+}
+
+/* GET /ui/?token=T: checks T, stores it in an HttpOnly cookie (so the page's
+ * own fetches carry it and scripts cannot read it) and drops it from the URL. */
+static bool ui_login(master *m, const httpd_req *req, httpd_resp *resp)
+{
+    const char *t = httpd_query(req, "token");
+    if (t == NULL || m->ui_auth == NULL)
+        return false;
+    lb_errmsg em = {{0}};
+    if (strlen(t) > 1500 ||
+        auth_verifier_check(m->ui_auth, t, lb_wall_ms(), NULL, NULL, NULL, 0, &em) != LB_OK) {
+        obs_count("master_ui_rejects_total");
+        LOG_WARN("master", "dashboard login refused", "peer=%s reason=\"%s\"", req->peer,
+                 strlen(t) > 1500 ? "token too long" : em.text);
+        httpd_resp_printf(resp, 401, "text/plain", "%s\n",
+                          strlen(t) > 1500 ? "unauthenticated: token too long" : em.text);
+        return true;
+    }
+    char cookie[1700];
+    snprintf(cookie, sizeof cookie, "lbcp_ui=%s; Path=/ui; HttpOnly; Secure; SameSite=Strict", t);
+    httpd_resp_printf(resp, 303, "text/plain", "see /ui/\n");
+    httpd_resp_header(resp, "Set-Cookie", cookie);
+    httpd_resp_header(resp, "Location", "/ui/");
+    return true;
+}
+
+static httpd_result ui_static_guarded(const httpd_req *req, httpd_resp *resp, void *arg)
+{
+    if (ui_login(arg, req, resp) || !ui_allowed(arg, req, resp))
+        return HTTPD_DONE;
+    return ui_static(req, resp, arg);
+}
+
+static httpd_result ui_state_guarded(const httpd_req *req, httpd_resp *resp, void *arg)
+{
+    return ui_allowed(arg, req, resp) ? ui_state(req, resp, arg) : HTTPD_DONE;
+}
+
+static httpd_result ui_events_guarded(const httpd_req *req, httpd_resp *resp, void *arg)
+{
+    return ui_allowed(arg, req, resp) ? ui_events(req, resp, arg) : HTTPD_DONE;
+}
+
+static httpd_result ui_explain_guarded(const httpd_req *req, httpd_resp *resp, void *arg)
+{
+    return ui_allowed(arg, req, resp) ? ui_explain(req, resp, arg) : HTTPD_DONE;
+}
+
 int master_ui_start(master *m)
 {
     if (m->http == NULL)
         return 0;
+    if (m->cfg.n_ui_token_public_keys > 0) {
+        lb_errmsg em = {{0}};
+        if (auth_verifier_new(m->cfg.ui_token_public_keys, m->cfg.n_ui_token_public_keys,
+                              &m->ui_auth, &em) != LB_OK) {
+            LOG_ERROR("master", "dashboard keys", "err=\"%s\"", em.text);
+            return -1;
+        }
+    } else if (cfg_tls_http_cert(&m->cfg.tls) != NULL) {
+        /* HTTPS without operator keys: closed rather than open to anyone */
+        m->ui_closed = true;
+        LOG_WARN("master", "dashboard closed (403): no ui_token_public_keys", NULL);
+    } else {
+        LOG_WARN("master", "dashboard open to anyone on plain HTTP: no ui_token_public_keys", NULL);
+    }
     httpd *h = httpd_ops_server(m->http);
-    if (httpd_route(h, "GET", "/ui/api/state", ui_state, m) != LB_OK ||
-        httpd_route(h, "GET", "/ui/api/events", ui_events, m) != LB_OK ||
-        httpd_route(h, "GET", "/ui/api/explain", ui_explain, m) != LB_OK ||
-        httpd_route(h, "GET", "/ui*", ui_static, m) != LB_OK) {
+    if (httpd_route(h, "GET", "/ui/api/state", ui_state_guarded, m) != LB_OK ||
+        httpd_route(h, "GET", "/ui/api/events", ui_events_guarded, m) != LB_OK ||
+        httpd_route(h, "GET", "/ui/api/explain", ui_explain_guarded, m) != LB_OK ||
+        httpd_route(h, "GET", "/ui*", ui_static_guarded, m) != LB_OK) {
         LOG_ERROR("master", "dashboard routes", "err=\"route table full\"");
         return -1;
     }

@@ -39,6 +39,7 @@
 #define AGENT_WORKERS 8
 #define AGENT_SESSION_MAX 64
 #define AGENT_EXITED_MAX 4096
+#define AGENT_ORPHANS 64
 #define AGENT_CGROUP_NAME 32
 #define AGENT_LIMITS_MAX 8
 #define AGENT_RELOADS_MAX 256 /* reloads kept apart; later ones free their config at exit */
@@ -140,6 +141,14 @@ typedef struct agent_procs {
     int32_t exited[AGENT_EXITED_MAX]; /* pids reaped since the last report */
     size_t n_exited;
     uint32_t next_port; /* where the next port search starts */
+    /* A pool refill spawns without this lock (a hand-out must never wait for
+     * a fork + exec): its port is reserved here until its entry is in the
+     * table, and a child reaped before that is remembered here, so its exit
+     * is not lost (procs_adopt_locked). */
+    uint16_t reserved_port;
+    pid_t orphan_pid[AGENT_ORPHANS];
+    int orphan_status[AGENT_ORPHANS];
+    size_t n_orphans; /* ring: the oldest is overwritten */
 } agent_procs;
 
 /* ---- containment (contain.c) and the spawner (spawn.c) ---- */
@@ -231,6 +240,9 @@ agent_proc *procs_find_shared_locked(agent_procs *p, const agent_app *app);
 bool procs_port_used_locked(agent_procs *p, uint16_t port);
 size_t procs_live_locked(agent_procs *p);
 void procs_insert_locked(agent_procs *p, agent_proc *e);
+/* Inserts e, spawned without p->lock, and books its exit if it was already
+ * reaped meanwhile. p->lock held. */
+void procs_adopt_locked(agent *a, agent_proc *e);
 void procs_remove_locked(agent_procs *p, agent_proc *e);
 /* Sends sig to the process group of every live process; returns how many. */
 size_t procs_signal_all(agent *a, int sig);
@@ -279,9 +291,16 @@ void spawn_stop(agent *a);
 /* Starts app with argv/envp from the spawner thread, in its own process group
  * and cgroup, sandboxed. On success fills e's pid, start_ticks and cgroup and
  * returns 0; else an errno (what failed in why). p->lock held by the caller so
- * the child cannot be reaped before its entry exists. */
+ * the child cannot be reaped before its entry exists, except for the pool
+ * thread (launch_start_pool: procs_adopt_locked books an early exit). */
 int spawn_app(agent *a, const agent_app *app, char *const *argv, char *const *envp, agent_proc *e,
               char *why, size_t why_len);
+
+/* ---- listeners (listeners.c) ---- */
+
+/* Inodes of the TCP sockets (IPv4 and IPv6) listening on port into ino (at
+ * most cap); returns how many. Thread-safe, no lock. */
+size_t listeners_on_port(uint16_t port, unsigned long *ino, size_t cap);
 
 /* ---- launch (launch.c) ---- */
 
@@ -296,6 +315,10 @@ bool launch_session_valid(const char *s);
 const char *launch_wait_ready(agent *a, agent_proc *e, Lb__LaunchReply *rep);
 /* Spawns app (session "" for a pool process) on a free port; p->lock held.
  * NULL with *out set, or the result label with rep holding the error. */
+/* launch_start_locked for a pool process, called WITHOUT p->lock (it forks
+ * without it); the entry is pooled and starting. Only the pool thread. */
+const char *launch_start_pool(agent *a, const agent_app *app, Lb__LaunchReply *rep,
+                              agent_proc **out);
 const char *launch_start_locked(agent *a, const agent_app *app, const char *session,
                                 Lb__LaunchReply *rep, agent_proc **out);
 /* True when e still accepts connections; else kills it and marks it failed. */
@@ -309,6 +332,11 @@ lb_err pool_start(agent *a, lb_errmsg *em);
 void pool_stop(agent *a);
 /* Wakes the pool thread (a hand-out, an exit, a drain, a reload). */
 void pool_kick(agent *a);
+/* A hand-out's report and pool_kick, deferred: pool_kick_later marks the
+ * calling thread's request as having taken a pool process; pool_kick_due (the
+ * RPC worker, after sending the answer) reports and kicks if so. Per thread. */
+void pool_kick_later(void);
+void pool_kick_due(agent *a);
 /* A ready pool process of app bound to session, or NULL (a miss); p->lock held. */
 agent_proc *pool_take_locked(agent *a, const agent_app *app, const char *session);
 /* Frees a slot for a launch at capacity by stopping a pool process of another

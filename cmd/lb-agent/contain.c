@@ -252,7 +252,9 @@ int contain_cg_new(agent *a, char *name)
     if (c->cg_base == NULL)
         return -1;
     char dir[PATH_MAX], procs[PATH_MAX];
-    snprintf(name, AGENT_CGROUP_NAME, "p%llu", (unsigned long long)++c->cg_seq);
+    snprintf(name, AGENT_CGROUP_NAME,
+             "p%llu", /* atomic: the pool thread spawns without the table lock */
+             (unsigned long long)__atomic_add_fetch(&c->cg_seq, 1, __ATOMIC_RELAXED));
     snprintf(dir, sizeof dir, "%s/%s", c->cg_base, name);
     contain_join(procs, sizeof procs, dir, "cgroup.procs");
     int fd = -1;

@@ -5,8 +5,9 @@
  *
  * One pool thread, woken by a hand-out, a drain or a reload and every
  * POOL_TICK_MS otherwise, brings each app's pool to its target: it starts the
- * missing processes (all at once, within capacity), waits until each is
- * ready, and stops the extras. Pool processes are ordinary table entries with
+ * missing processes (within capacity; each forks without the table lock, so a
+ * hand-out never waits for a refill), waits until each is ready, and stops the
+ * extras. Pool processes are ordinary table entries with
  * `pooled` set and no session: they count against capacity (a launch at
  * capacity evicts a pool process of another app), a dead one is reaped and
  * replaced at the next round, and pool_take_locked binds one to a session.
@@ -52,6 +53,28 @@ void pool_kick(agent *a)
     a->pool_wake = true;
     pthread_cond_signal(&a->pool_cond);
     pthread_mutex_unlock(&a->pool_lock);
+}
+
+/* A hand-out's report and refill wait until its answer is sent: the refill
+ * forks, and glibc's fork holds every malloc arena lock while it copies the
+ * agent, so an answer encoded meanwhile waited for it; and the report, sent
+ * first, kept the master busy (its view lock) when the answer came in. The
+ * master needs neither: the answer's launch_seq tells it whether a report
+ * already counts the session. (Each cost ~1 ms per hit, issue 10.) */
+static _Thread_local bool pool_due;
+
+void pool_kick_later(void)
+{
+    pool_due = true;
+}
+
+void pool_kick_due(agent *a)
+{
+    if (!pool_due)
+        return;
+    pool_due = false;
+    report_send(a); /* masters see the ready count drop */
+    pool_kick(a);
 }
 
 /* ---- the etcd overrides ---- */
@@ -213,25 +236,32 @@ static size_t pool_trim_locked(agent *a, const agent_config *cfg)
     return n;
 }
 
-/* Starts what app's pool lacks into started[]; returns how many. p->lock held. */
-static size_t pool_fill_locked(agent *a, const agent_config *cfg, const agent_app *app,
-                               agent_proc **started, size_t cap)
+/* Starts what app's pool lacks into started[]; returns how many. Called
+ * without p->lock: each start takes it only briefly and forks without it, so
+ * hand-outs and reports are never held up by a refill (issue 10). */
+static size_t pool_fill(agent *a, const agent_config *cfg, const agent_app *app,
+                        agent_proc **started, size_t cap)
 {
     uint32_t target, ceiling;
     pool_target(a, app, &target, &ceiling);
-    uint32_t have = pool_count_locked(a, app);
     size_t n = 0;
-    while (have + n < target && n < cap && procs_live_locked(&a->procs) < cfg->capacity) {
+    while (n < cap) {
+        /* only this thread adds pool processes: the count cannot grow meanwhile */
+        pthread_mutex_lock(&a->procs.lock);
+        bool more =
+            pool_count_locked(a, app) < target && procs_live_locked(&a->procs) < cfg->capacity;
+        pthread_mutex_unlock(&a->procs.lock);
+        if (!more)
+            break;
         Lb__LaunchReply rep = LB__LAUNCH_REPLY__INIT;
         agent_proc *e = NULL;
-        const char *res = launch_start_locked(a, app, "", &rep, &e);
+        const char *res = launch_start_pool(a, app, &rep, &e);
         if (res != NULL) {
             LOG_WARN(AGENT_COMP, "pool start failed", "app=%s error=\"%s\"", app->name,
                      rep.error != NULL ? rep.error : res);
             launch_reply_clear(&rep);
             break;
         }
-        e->pooled = true;
         started[n++] = e;
     }
     return n;
@@ -287,12 +317,12 @@ static bool pool_round(agent *a, int64_t **retry_at, size_t *n_retry, agent_conf
     pthread_mutex_lock(&a->procs.lock);
     procs_reap_locked(a);
     size_t trimmed = pool_trim_locked(a, cfg);
+    pthread_mutex_unlock(&a->procs.lock);
     int64_t now = lb_mono_ms();
     for (size_t i = 0; i < cfg->n_apps && n < POOL_BATCH; i++) {
         if ((*retry_at)[i] <= now)
-            n += pool_fill_locked(a, cfg, &cfg->apps[i], started + n, POOL_BATCH - n);
+            n += pool_fill(a, cfg, &cfg->apps[i], started + n, POOL_BATCH - n);
     }
-    pthread_mutex_unlock(&a->procs.lock);
     size_t ready = pool_wait(a, started, n, *retry_at, cfg);
     if (trimmed > 0 || ready > 0)
         report_send(a); /* masters see the ready counts change at once */

@@ -52,6 +52,22 @@ void procs_insert_locked(agent_procs *p, agent_proc *e)
     p->head = e;
 }
 
+static size_t procs_on_reaped(agent *a, pid_t pid, int status);
+
+void procs_adopt_locked(agent *a, agent_proc *e)
+{
+    agent_procs *p = &a->procs;
+    procs_insert_locked(p, e);
+    size_t n = p->n_orphans < AGENT_ORPHANS ? p->n_orphans : AGENT_ORPHANS;
+    for (size_t i = 0; i < n; i++) {
+        if (p->orphan_pid[i] == e->pid) {
+            p->orphan_pid[i] = 0;
+            procs_on_reaped(a, e->pid, p->orphan_status[i]);
+            return;
+        }
+    }
+}
+
 void procs_remove_locked(agent_procs *p, agent_proc *e)
 {
     for (agent_proc **pp = &p->head; *pp != NULL; pp = &(*pp)->next) {
@@ -89,8 +105,13 @@ static size_t procs_on_reaped(agent *a, pid_t pid, int status)
     agent_procs *p = &a->procs;
     agent_proc *e = procs_by_pid_locked(p, pid);
     char why[64];
-    if (e == NULL)
-        return 0; /* not ours: the guard, or a child that never ran the app */
+    if (e == NULL) { /* the guard, a child that never ran the app, or a pool
+                      * child spawned without the lock and not yet inserted */
+        p->orphan_pid[p->n_orphans % AGENT_ORPHANS] = pid;
+        p->orphan_status[p->n_orphans % AGENT_ORPHANS] = status;
+        p->n_orphans++;
+        return 0;
+    }
     /* its descendants go with it (a helper it started, even after setsid) */
     contain_cg_release(a, e->cgroup);
     e->cgroup[0] = '\0';
@@ -171,7 +192,7 @@ bool procs_port_used_locked(agent_procs *p, uint16_t port)
         if (e->port == port)
             return true;
     }
-    return false;
+    return port != 0 && port == p->reserved_port;
 }
 
 size_t procs_live_locked(agent_procs *p)
@@ -179,7 +200,7 @@ size_t procs_live_locked(agent_procs *p)
     size_t n = 0;
     for (agent_proc *e = p->head; e != NULL; e = e->next)
         n += procs_live(e);
-    return n;
+    return n + (p->reserved_port != 0); /* a pool process being spawned */
 }
 
 size_t procs_signal_all(agent *a, int sig)

@@ -146,6 +146,7 @@ static void *rpc_worker(void *arg)
         nng_msg_free(msg);
         if (rep == NULL) {
             obs_count("agent_rpc_errors_total{kind=\"internal\"}");
+            pool_kick_due(a);
             continue; /* the requester times out; nothing better to send */
         }
         nng_aio_set_msg(aio, rep);
@@ -154,6 +155,7 @@ static void *rpc_worker(void *arg)
         rv = nng_aio_result(aio);
         if (rv != 0) /* the requester went away: its reply has nowhere to go */
             nng_msg_free(rep);
+        pool_kick_due(a); /* a hand-out's report and refill, now its answer is out */
         if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
             break;
     }

@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.join(root, "tests", "integration"))
 from harness import Cluster, wait_for  # noqa: E402
 
 echo = os.path.join(build, "bin", "lb-echo")
-c = Cluster()
+c = Cluster(tls=False)  # plain TCP: the bench dials the slave without a certificate
 try:
     c.start_master(log_level="warn")
     sa = c.start_slave("slave-a", "zone-a", log_level="warn")
@@ -29,7 +29,7 @@ try:
     time.sleep(1.0)  # the pool fills (2 x 200 ms)
     r = subprocess.run([os.path.join(build, "bin", "lb-bench-firstbyte"), "--slave", sa.endpoint,
                         "--location", "zone-a", "--app", "warm", "--echo", echo, "--delay", "200",
-                        "--n", "15", "--gap", "600"], timeout=300)
+                        "--n", "15", "--gap", "600"], timeout=300, env=c.env)
     rc = r.returncode
 finally:
     leftovers = c.close()

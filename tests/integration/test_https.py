@@ -69,6 +69,23 @@ class HttpsTest(ClusterTest):
         # redirects name the API by its https:// URL
         self.assertIn(f"url=https://127.0.0.1:{self.sa}", self.s.output())
 
+    def test_python_client_over_https(self):
+        """The Python client reaches an HTTPS-only slave API with the CA in its
+        ssl_context, and is refused without it (the system trust lacks the CA)."""
+        import os
+        import sys
+        sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../../clients/python"))
+        import lbcp
+        url = f"https://127.0.0.1:{self.sa}"
+        with lbcp.Client([url], client_id="py-https", location="zone-a",
+                         ssl_context=self.ctx) as cl:
+            a = cl.request("echo")
+            self.assertEqual(a.server, "agent-a")
+            self.assertGreater(a.pid, 0)
+        with lbcp.Client([url], client_id="py-https-2", retries=0, keepalive=False) as cl:
+            with self.assertRaises(lbcp.LbError):
+                cl.request("echo")
+
     def test_plain_http_and_untrusted_clients_are_refused(self):
         for port in (self.mh, self.sh, self.sa):
             with self.assertRaises((http.client.HTTPException, ConnectionError, OSError)):

@@ -79,11 +79,16 @@ class Client:
     :param backoff: seconds before a new round, doubled each round (0.1).
     :param max_hops: slaves visited per request (3).
     :param keepalive: renew held sessions in the background (True).
+    :param ssl_context: for ``https://`` slaves (their default), an
+        :class:`ssl.SSLContext` trusting the slaves' CA, e.g.
+        ``ctx = ssl.create_default_context(cafile="trust.pem");
+        ctx.check_hostname = False`` (lbcp certificates name ``slave.lbcp``,
+        not the host). None: the system's default trust.
     """
 
     def __init__(self, slaves, client_id=None, location=None, token=None, requirements=None,
                  connect_timeout=1.0, request_timeout=15.0, retries=2, backoff=0.1, max_hops=3,
-                 keepalive=True):
+                 keepalive=True, ssl_context=None):
         if not slaves:
             raise ValueError("at least one slave URL is needed")
         self.slaves = [s.rstrip("/") for s in slaves]
@@ -93,6 +98,10 @@ class Client:
         self.location, self.token, self.requirements = location, token, requirements
         self.connect_timeout, self.request_timeout = connect_timeout, request_timeout
         self.retries, self.backoff, self.max_hops = retries, backoff, max_hops
+        # https:// slaves: an ssl.SSLContext trusting lbcp's slave CA (its
+        # certificates name "slave.lbcp", not the host: check_hostname=False or
+        # resolve that name); None: the system's default trust
+        self.ssl_context = ssl_context
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._held = {}  # session -> [Assignment, renew_at (monotonic)]
@@ -113,8 +122,11 @@ class Client:
     def _http(self, url, method, body=None, timeout=None):
         """(status, headers, parsed JSON or None). OSError when unreachable."""
         u = _split(url)
-        cls = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
-        conn = cls(u.hostname, u.port, timeout=self.connect_timeout)
+        if u.scheme == "https":
+            conn = http.client.HTTPSConnection(u.hostname, u.port, timeout=self.connect_timeout,
+                                               context=self.ssl_context)
+        else:
+            conn = http.client.HTTPConnection(u.hostname, u.port, timeout=self.connect_timeout)
         try:
             conn.connect()
             conn.sock.settimeout(timeout or self.request_timeout)

@@ -85,7 +85,9 @@ lb_err auth_token_parse(const char *s, auth_token *out, lb_errmsg *em)
     Lb__ClientToken *ct = NULL;
     if (err == LB_OK && (ct = lb__client_token__unpack(NULL, payload_len, buf + plen)) == NULL)
         err = malformed(em, "payload does not decode");
-    if (err == LB_OK && (err = take_claims(ct, out)) == LB_OK) {
+    if (err == LB_OK && (err = take_claims(ct, out)) == LB_OK && out->client_id[0] == '\0')
+        err = malformed(em, "no client id"); /* a token names its client, or nothing */
+    if (err == LB_OK) {
         out->signed_part = buf;
         out->signed_len = plen + payload_len;
         buf = NULL;
@@ -112,6 +114,8 @@ lb_err auth_token_issue(const unsigned char sk[AUTH_SK_BYTES], const char *kid,
                         const char *client_id, const char *const *apps, size_t n_apps,
                         int64_t iat_ms, int64_t exp_ms, char **out, lb_errmsg *em)
 {
+    if (client_id == NULL || client_id[0] == '\0')
+        return lb_fail(em, LB_EINVAL, "a token needs a client id");
     Lb__ClientToken ct = LB__CLIENT_TOKEN__INIT;
     ct.kid = (char *)kid;
     ct.client_id = (char *)client_id;

@@ -87,6 +87,24 @@ static void test_malformed_inputs_have_reasons(void **state)
     free(big);
 }
 
+/* A token names its client: the issuer will not sign one without, and the
+ * parser refuses one (found by fuzz_token: the issuer signed what its own
+ * parser refused). */
+static void test_no_client_id(void **state)
+{
+    (void)state;
+    char *tok = NULL;
+    lb_errmsg em = {{0}};
+    assert_int_equal(auth_token_issue(sk, "k1", "", NULL, 0, 0, 1, &tok, &em), LB_EINVAL);
+    assert_null(tok);
+    auth_token t;
+    /* payload: only an unknown field 12 (0x60 0x00), so every claim is empty */
+    char s[200] = "lbt1.YAA.";
+    memset(s + strlen(s), 'A', 86);
+    assert_int_equal(auth_token_parse(s, &t, &em), LB_EAUTH);
+    assert_non_null(strstr(em.text, "no client id"));
+}
+
 int main(void)
 {
     if (auth_init() != 0)
@@ -97,6 +115,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_tampered_payload_fails_signature),
         cmocka_unit_test(test_malformed_inputs_have_reasons),
+        cmocka_unit_test(test_no_client_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

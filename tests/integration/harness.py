@@ -520,8 +520,20 @@ class ClusterTest(unittest.TestCase):
 
     def setUp(self):
         self.c = Cluster(tls=self.tls, http_tls=self.http_tls)
+        self._closed = False
+        # unittest skips tearDown when setUp fails, but runs cleanups: a class
+        # whose setUp fails after starting daemons must not leave them running
+        self.addCleanup(self._close_after_failed_setup)
+
+    def _close_after_failed_setup(self):
+        if self._closed:
+            return
+        for d in self.c.daemons.values():
+            print(f"----- {d.name} log -----\n{d.output()[-4000:]}")
+        self.c.close()
 
     def tearDown(self):
+        self._closed = True
         failed = any(e for _, e in (self._outcome.result.errors + self._outcome.result.failures)
                      if e) if hasattr(self._outcome, "result") else False
         if failed:

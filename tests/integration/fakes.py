@@ -3,26 +3,7 @@ scale tests: protobuf records encoded by hand (the wire format is small) so the
 tests need nothing beyond the standard library."""
 import base64
 
-
-def _varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _str(field, s):
-    b = s.encode() if isinstance(s, str) else s
-    return _varint(field << 3 | 2) + _varint(len(b)) + b
-
-
-def _u(field, n):
-    return _varint(field << 3) + _varint(n)
+from pb import field as _str, uint as _u  # one hand-written protobuf encoder for the tests
 
 
 def server_info(sid, zone="zone-a", region="region-1", group="primary", capacity=100,

@@ -47,6 +47,17 @@ static lb_err agent_start(agent *a, lb_errmsg *em)
 
 int main(int argc, char **argv)
 {
+    /* First of all: nng starts its threads at the first TLS or socket call, and a
+     * thread that does not block SIGHUP takes one that arrives while the main
+     * loop is busy reloading — and dies of it. Every thread inherits this mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
     const char *config = NULL, *level = NULL;
     int status = cfg_daemon_args("lb-agent", argc, argv, true, &config, &level);
     if (status != 0)
@@ -74,15 +85,6 @@ int main(int argc, char **argv)
         return 2;
     }
     a.cfg = cfg;
-
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGCHLD);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
 
     a.started_at_ms = lb_wall_ms();
     procs_init(&a.procs, a.cfg->port_min);

@@ -32,6 +32,11 @@ static int reload(void *arg)
 
 int main(int argc, char **argv)
 {
+    /* First of all: nng starts its threads at the first TLS or socket call, and a
+     * thread that does not block SIGHUP takes one that arrives while main is
+     * busy reloading — and dies of it. Every thread inherits this mask. */
+    sigset_t set;
+    cfg_daemon_signals(&set);
     const char *path = NULL, *level = NULL;
     int status = cfg_daemon_args("lb-master", argc, argv, false, &path, &level);
     if (status != 0)
@@ -51,9 +56,6 @@ int main(int argc, char **argv)
         master_config_free(&m.cfg);
         return 2;
     }
-
-    sigset_t set;
-    cfg_daemon_signals(&set); /* before any thread: every thread inherits the mask */
 
     m.view = reg_new(m.cfg.prefix, m.cfg.report_stale_ms);
     reg_set_eject_cfg(m.view, &m.cfg.eject);

@@ -44,6 +44,11 @@ static int reload(void *arg)
 
 int main(int argc, char **argv)
 {
+    /* First of all: nng starts its threads at the first TLS or socket call, and a
+     * thread that does not block SIGHUP takes one that arrives while main is
+     * busy reloading — and dies of it. Every thread inherits this mask. */
+    sigset_t set;
+    cfg_daemon_signals(&set);
     const char *path = NULL, *level = NULL;
     int status = cfg_daemon_args("lb-slave", argc, argv, false, &path, &level);
     if (status != 0)
@@ -63,8 +68,6 @@ int main(int argc, char **argv)
         slave_config_free(&s.cfg);
         return 2;
     }
-    sigset_t set;
-    cfg_daemon_signals(&set); /* before any thread: every thread inherits the mask */
     int rc = 1;
     if (s.cfg.relay_listen[0] != '\0' &&
         relay_start(s.cfg.relay_listen, s.cfg.relay_advertise, &s.relay) != 0)

@@ -113,14 +113,25 @@ int master_ops_start(master *m)
     if (cfg_tls_http_cert(&m->cfg.tls) == NULL)
         LOG_WARN("master", "http endpoint speaks plain HTTP (tls.insecure or tls.http_insecure)",
                  NULL);
-    if (httpd_ops_start(m->cfg.http_listen, cfg_tls_http_cert(&m->cfg.tls),
-                        cfg_tls_http_key(&m->cfg.tls), master_health, m, &m->http, &em) != LB_OK) {
+    /* the dashboard's routes join before the server listens: a request in
+     * between would get 404 (a test saw one) */
+    if (httpd_ops_new(m->cfg.http_listen, cfg_tls_http_cert(&m->cfg.tls),
+                      cfg_tls_http_key(&m->cfg.tls), master_health, m, &m->http, &em) != LB_OK) {
         LOG_ERROR("master", "http endpoint", "err=\"%s\"", em.text);
+        return -1;
+    }
+    if (master_ui_start(m) != 0) {
+        master_ops_stop(m);
+        return -1;
+    }
+    if (httpd_ops_listen(m->http, &em) != LB_OK) {
+        LOG_ERROR("master", "http endpoint", "err=\"%s\"", em.text);
+        master_ops_stop(m);
         return -1;
     }
     LOG_INFO("master", "http endpoint", "listen=%s paths=\"/metrics /healthz /ui\"",
              m->cfg.http_listen);
-    return master_ui_start(m);
+    return 0;
 }
 
 void master_ops_stop(master *m)

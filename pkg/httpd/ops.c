@@ -38,8 +38,8 @@ static httpd_result ops_metrics(const httpd_req *req, httpd_resp *resp, void *ar
     return HTTPD_DONE;
 }
 
-lb_err httpd_ops_start(const char *listen, const char *tls_cert, const char *tls_key,
-                       httpd_health_fn health, void *arg, httpd_ops **out, lb_errmsg *em)
+lb_err httpd_ops_new(const char *listen, const char *tls_cert, const char *tls_key,
+                     httpd_health_fn health, void *arg, httpd_ops **out, lb_errmsg *em)
 {
     *out = NULL;
     httpd_ops *o = calloc(1, sizeof *o);
@@ -52,8 +52,6 @@ lb_err httpd_ops_start(const char *listen, const char *tls_cert, const char *tls
     if (err == LB_OK && (httpd_route(o->srv, "GET", "/healthz", ops_health, o) != LB_OK ||
                          httpd_route(o->srv, "GET", "/metrics", ops_metrics, o) != LB_OK))
         err = lb_fail(em, LB_EINVAL, "http: cannot add the operator routes");
-    if (err == LB_OK)
-        err = httpd_start(o->srv, em);
     if (err != LB_OK) {
         httpd_stop(&o->srv);
         free(o);
@@ -61,6 +59,20 @@ lb_err httpd_ops_start(const char *listen, const char *tls_cert, const char *tls
     }
     *out = o;
     return LB_OK;
+}
+
+lb_err httpd_ops_listen(httpd_ops *o, lb_errmsg *em)
+{
+    return httpd_start(o->srv, em);
+}
+
+lb_err httpd_ops_start(const char *listen, const char *tls_cert, const char *tls_key,
+                       httpd_health_fn health, void *arg, httpd_ops **out, lb_errmsg *em)
+{
+    lb_err err = httpd_ops_new(listen, tls_cert, tls_key, health, arg, out, em);
+    if (err == LB_OK && (err = httpd_ops_listen(*out, em)) != LB_OK)
+        httpd_ops_stop(out);
+    return err;
 }
 
 httpd *httpd_ops_server(httpd_ops *o)

@@ -343,6 +343,9 @@ class Cluster:
         d = self.start(name, "lb-master", to_yaml(cfg))
         wait_for(lambda: self.prefix + "leader" in self.etcd.keys(self.prefix), 15,
                  what="master leadership")
+        # leadership comes before the RPC and HTTP listeners: wait for them too
+        wait_for(lambda: 'msg="started"' in d.output() or not d.alive(), 15,
+                 what=f"{name} started")
         return d
 
     def start_slave(self, name, zone, **kw):

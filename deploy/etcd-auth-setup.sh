@@ -12,7 +12,8 @@
 #   lbcp-slave-<id>    write P/slaves/<id>; read P/masters/* (discovery), P/leader (which master leads)
 #   lbcp-agent-<id>    write P/servers/<id> only: a stolen agent credential cannot
 #                      register another server (P/servers/evil is refused);
-#                      read P/pools/* and P/overrides/<id> (warm pool sizes)
+#                      read P/pools/* and P/overrides/<id> (warm pool sizes),
+#                      P/masters/* (the masters' report MAC keys)
 #   lbcp-operator-<n>  read P*; write P/overrides/*, P/groups/*, P/pools/*
 #                      (lbctl drain, set-group, group set, pool)
 #   root               everything else: defragment, user and role management
@@ -98,6 +99,7 @@ for id in ${agents//,/ }; do
     grant "$r" readwrite "${prefix}servers/$id" # this key only: not servers/<another>
     grant "$r" read "${prefix}pools/" --prefix=true
     grant "$r" read "${prefix}overrides/$id" --prefix=true
+    grant "$r" read "${prefix}masters/" --prefix=true # report MAC keys (report_kx_key)
 done
 for n in ${operators//,/ }; do
     r="lbcp-operator-$n"

@@ -358,6 +358,18 @@ lb_err report_open(agent *a, lb_errmsg *em);
 void report_send(agent *a);
 void report_close(agent *a);
 
+/* ---- masters' report keys (report_keys.c) ---- */
+
+struct auth_mac_to;
+/* Watches masters/ for their key-exchange keys (after register_start: it uses
+ * a->etcd); a watch that cannot start leaves reports signed only. */
+void report_keys_start(agent *a);
+/* Before the etcd client goes. */
+void report_keys_stop(void);
+/* Copies the pair keys of the masters known now into out (AUTH_MAC_MAX
+ * entries); returns how many. Thread-safe. */
+size_t report_keys_get(struct auth_mac_to *out);
+
 /* ---- registration (register.c) ---- */
 
 lb_err register_start(agent *a, lb_errmsg *em);

@@ -189,6 +189,7 @@ void agent_shutdown(agent *a)
     agent_ops_stop();
     rpc_stop(a);
     pool_stop(a); /* before the etcd client goes: it watches with it */
+    report_keys_stop();
     register_stop(a);
     size_t n = procs_signal_all(a, SIGTERM);
     if (n > 0 && !life_wait_children(a, AGENT_TERM_GRACE_MS)) {

@@ -39,6 +39,8 @@ static lb_err agent_start(agent *a, lb_errmsg *em)
     if (err == LB_OK)
         err = register_start(a, em);
     if (err == LB_OK)
+        report_keys_start(a); /* after registration: it watches etcd */
+    if (err == LB_OK)
         err = pool_start(a, em); /* after registration: it watches etcd */
     if (err == LB_OK)
         err = agent_ops_start(a, em);

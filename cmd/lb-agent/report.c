@@ -8,6 +8,7 @@
  */
 #include "agent.h"
 
+#include "auth/report_mac.h"
 #include "auth/report_sig.h"
 #include "common/errmsg.h"
 #include "common/util.h"
@@ -142,8 +143,15 @@ void report_send(agent *a)
     sl.seq = ++a->report_seq;
     sl.at_ms = lb_wall_ms();
     sl.launches = atomic_load(&a->launches);
+    /* MACs for the masters whose key we know (cheap for them to check); the
+     * signature too while some report endpoint's master is not among them */
+    auth_mac_to to[AUTH_MAC_MAX];
+    auth_mac_set macs;
+    size_t n_to = report_keys_get(to);
+    auth_report_mac(&sl, to, n_to, &macs);
     unsigned char sig[AUTH_SIG_BYTES];
-    auth_report_sign(&sl, a->id_sk, sig);
+    if (n_to < cfg->n_report)
+        auth_report_sign(&sl, a->id_sk, sig);
     env.version = WIRE_VERSION;
     env.request_id = sl.seq;
     env.body_case = LB__ENVELOPE__BODY_SERVER_LOAD;

@@ -8,6 +8,7 @@
 
 #include "events.h"
 
+#include "auth/report_mac.h"
 #include "common/util.h"
 #include "config/daemon.h"
 #include "obs/log.h"
@@ -57,6 +58,12 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    if (auth_init() != 0) {
+        LOG_ERROR("master", "cannot start", "reason=%s", "sodium_init failed");
+        master_config_free(&m.cfg);
+        return 2;
+    }
+    auth_kx_keypair(m.kx_pk, m.kx_sk);
     m.view = reg_new(m.cfg.prefix, m.cfg.report_stale_ms);
     reg_set_eject_cfg(m.view, &m.cfg.eject);
     m.events = events_new();

@@ -113,6 +113,8 @@ typedef struct master {
     bool ui_closed;                /* no keys over HTTPS: /ui answers 403 */
     struct master_events *events;  /* the dashboard's event ring (events.h) */
     struct spare_table *spares;    /* hot-spare reservations (spares.h), own lock */
+    unsigned char kx_pk[32];       /* report MAC key exchange (auth/report_mac.h): fresh */
+    unsigned char kx_sk[32];       /* per process, set before any thread; pk in masters/<id> */
 } master;
 
 /* config.c */
@@ -166,8 +168,9 @@ int master_ui_start(master *m);
 /* reports.c */
 int master_reports_start(master *m);
 void master_reports_stop(master *m);
-/* report_auth.c: true when a ServerLoad may be applied (signed by its
- * server's registered key, fresh, not replayed); reports thread only. */
+/* report_auth.c: true when a ServerLoad may be applied (MACed with the pair
+ * key of, or signed by, its server's registered key; fresh; not replayed);
+ * reports thread only. */
 bool master_report_admit(master *m, const Lb__ServerLoad *l);
 void master_report_auth_free(void);
 

@@ -1,25 +1,39 @@
 /*
- * Per-agent identity of load reports (auth/report_sig.h): a ServerLoad for
- * server X is applied only when it is signed by the key X published in its
- * servers/X record, carries a seq above the last one applied from X, and was
- * made within REPORT_MAX_SKEW_MS of our clock (a master that restarted has
- * forgotten the seqs: the window bounds what a replay can bring back).
- * A record with no key (an agent older than this, or loadgen's fake servers)
- * is trusted as before: only that agent's etcd user can write it, and every
- * agent of this version publishes a key, so another agent cannot strip it.
+ * Per-agent identity of load reports. A ServerLoad for server X is applied
+ * only when it is authenticated by the key X published in its servers/X
+ * record, carries a seq above the last one applied from X, and was made
+ * within REPORT_MAX_SKEW_MS of our clock (the seqs are forgotten when the
+ * master restarts: the window bounds what a replayed signature can bring
+ * back; a MAC cannot be replayed across a restart at all, the key is new).
+ *
+ * Authenticated means, checked in this order (README "Security model"):
+ *  1. a MAC addressed to us (auth/report_mac.h) that verifies under the pair
+ *     key derived from our X25519 key and X's Ed25519 key: ~1 us. The pair key
+ *     is derived once per server (and again when X's registered key changes)
+ *     and cached here: one X25519 (~60 us) per server per master process;
+ *  2. else an Ed25519 signature by X's key (auth/report_sig.h): ~50 us, for
+ *     agents that do not know our key yet (started before we registered, or
+ *     older agents).
+ * A record with no key (an agent older than report signing, or loadgen with
+ * --no-auth) is trusted as before: only that agent's etcd user can write it,
+ * and every agent of this version publishes a key, so another agent cannot
+ * strip it.
  *
  * Only the reports thread calls this: the state below is not locked.
  */
 #include "master.h"
 
+#include "auth/report_mac.h"
 #include "auth/report_sig.h"
 #include "common/hmap.h"
 #include "common/util.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define REPORT_MAX_SKEW_MS (5 * 60 * 1000)
 #define REPORT_LOG_EVERY_MS 60000
@@ -27,9 +41,13 @@
 typedef struct report_peer {
     uint64_t last_seq;
     int64_t last_log_ms; /* monotonic; refusals are logged once a minute per server */
+    bool has_key;        /* key below is the pair key of id_pk */
+    unsigned char id_pk[AUTH_PK_BYTES];
+    unsigned char key[AUTH_MAC_KEY_BYTES];
 } report_peer;
 
 static hmap *peers; /* server id -> report_peer; grows with the servers ever seen */
+static obs_counter *c_mac, *c_sig, *c_keyless;
 
 static void refuse(const Lb__ServerLoad *l, report_peer *p, const char *reason)
 {
@@ -44,14 +62,47 @@ static void refuse(const Lb__ServerLoad *l, report_peer *p, const char *reason)
     }
 }
 
+/* NULL reason: authentic. Else why not. */
+static const char *authenticate(master *m, const Lb__ServerLoad *l, report_peer *p,
+                                const unsigned char pk[AUTH_PK_BYTES])
+{
+    int i = auth_report_mac_find(l, m->kx_pk);
+    if (i >= 0) {
+        if (!p->has_key || sodium_memcmp(p->id_pk, pk, AUTH_PK_BYTES) != 0) {
+            p->has_key = false;
+            if (auth_mac_key_master(p->key, m->kx_sk, m->kx_pk, pk) != LB_OK)
+                return "bad_key";
+            memcpy(p->id_pk, pk, AUTH_PK_BYTES);
+            p->has_key = true;
+        }
+        if (!auth_report_mac_verify(l, (size_t)i, p->key))
+            return "bad_mac";
+        obs_inc(c_mac);
+        return NULL;
+    }
+    if (l->sig.len == 0)
+        return "unsigned";
+    if (!auth_report_verify(l, pk, AUTH_PK_BYTES))
+        return "bad_signature";
+    obs_inc(c_sig);
+    return NULL;
+}
+
 bool master_report_admit(master *m, const Lb__ServerLoad *l)
 {
+    if (peers == NULL) {
+        peers = hmap_new();
+        c_mac = obs_counter_get("master_reports_authenticated_total{by=\"mac\"}");
+        c_sig = obs_counter_get("master_reports_authenticated_total{by=\"signature\"}");
+        c_keyless = obs_counter_get("master_reports_authenticated_total{by=\"none\"}");
+    }
     unsigned char pk[AUTH_PK_BYTES];
     int n = reg_server_report_key(m->view, l->server_id, pk, sizeof pk);
-    if (n <= 0)
+    if (n <= 0) {
+        if (n == 0)
+            obs_inc(c_keyless);
         return true; /* unknown (ignored later) or keyless record: see above */
-    if (peers == NULL)
-        peers = hmap_new();
+    }
     report_peer *p = hmap_get(peers, l->server_id);
     if (p == NULL) {
         p = lb_xcalloc(1, sizeof *p);
@@ -61,12 +112,9 @@ bool master_report_admit(master *m, const Lb__ServerLoad *l)
         refuse(l, p, "bad_key");
         return false;
     }
-    if (l->sig.len == 0) {
-        refuse(l, p, "unsigned");
-        return false;
-    }
-    if (!auth_report_verify(l, pk, sizeof pk)) {
-        refuse(l, p, "bad_signature");
+    const char *why = authenticate(m, l, p, pk);
+    if (why != NULL) {
+        refuse(l, p, why);
         return false;
     }
     int64_t skew = lb_wall_ms() - l->at_ms;

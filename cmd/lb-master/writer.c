@@ -61,6 +61,8 @@ static lb_err on_granted(void *arg, int64_t lease)
     mi.id = m->cfg.id;
     mi.rpc_endpoint = m->cfg.advertise;
     mi.report_endpoint = m->cfg.report_advertise;
+    mi.report_kx_key.data = m->kx_pk;
+    mi.report_kx_key.len = sizeof m->kx_pk;
     size_t len = lb__master_info__get_packed_size(&mi);
     uint8_t *buf = lb_xcalloc(1, len);
     lb__master_info__pack(&mi, buf);

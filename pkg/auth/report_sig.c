@@ -1,5 +1,7 @@
 #include "auth/report_sig.h"
 
+#include "auth/report_mac.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
@@ -62,28 +64,17 @@ lb_err auth_identity_load(const char *path, bool create, unsigned char sk[AUTH_S
     return LB_OK;
 }
 
-/* l packed with sig empty; NULL on allocation failure. */
-static unsigned char *pack_unsigned(const Lb__ServerLoad *l, size_t *len)
-{
-    Lb__ServerLoad tmp = *l;
-    tmp.sig.data = NULL;
-    tmp.sig.len = 0;
-    *len = lb__server_load__get_packed_size(&tmp);
-    unsigned char *buf = malloc(*len ? *len : 1);
-    if (buf != NULL)
-        lb__server_load__pack(&tmp, buf);
-    return buf;
-}
-
 lb_err auth_report_sign(Lb__ServerLoad *l, const unsigned char sk[AUTH_SK_BYTES],
                         unsigned char sig_buf[AUTH_SIG_BYTES])
 {
+    unsigned char stack[1024];
     size_t len = 0;
-    unsigned char *buf = pack_unsigned(l, &len);
+    unsigned char *buf = auth_report_pack_unsigned(l, stack, sizeof stack, &len);
     if (buf == NULL)
         return LB_ENOMEM;
     crypto_sign_detached(sig_buf, NULL, buf, len, sk);
-    free(buf);
+    if (buf != stack)
+        free(buf);
     l->sig.data = sig_buf;
     l->sig.len = AUTH_SIG_BYTES;
     return LB_OK;
@@ -93,11 +84,13 @@ bool auth_report_verify(const Lb__ServerLoad *l, const unsigned char *pk, size_t
 {
     if (pk_len != AUTH_PK_BYTES || l->sig.len != AUTH_SIG_BYTES)
         return false;
+    unsigned char stack[1024];
     size_t len = 0;
-    unsigned char *buf = pack_unsigned(l, &len);
+    unsigned char *buf = auth_report_pack_unsigned(l, stack, sizeof stack, &len);
     if (buf == NULL)
         return false;
     bool ok = crypto_sign_verify_detached(l->sig.data, buf, len, pk) == 0;
-    free(buf);
+    if (buf != stack)
+        free(buf);
     return ok;
 }

@@ -6,7 +6,8 @@
  * TLS alone cannot give this: nng 1.5.2 tells only that a peer's certificate
  * chains to an agent CA, not which agent it is.
  *
- * The signature covers the ServerLoad packed with its sig field empty, so it
+ * The signature covers the ServerLoad packed with its sig and macs fields
+ * empty (auth/report_mac.h: masters check a MAC first when there is one), so it
  * covers exactly the values the master applies (the master re-packs what it
  * decoded: a peer's non-canonical encoding simply fails to verify).
  *

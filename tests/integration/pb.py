@@ -55,3 +55,36 @@ def launch(app, session, client):
 def selection(client, app, location, slave_id="slave-a"):
     return envelope(SELECTION_REQUEST,
                     field(1, client_request(client, app, location)) + field(2, slave_id))
+
+
+def decode(buf):
+    """Top-level fields of a protobuf message: {number: [value, ...]}, values
+    as int (varint) or bytes (length-delimited); enough to read a record."""
+    out, i = {}, 0
+
+    def vint():
+        nonlocal i
+        n = shift = 0
+        while True:
+            b = buf[i]
+            i += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return n
+    while i < len(buf):
+        key = vint()
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            v = vint()
+        elif wt == 2:
+            n = vint()
+            v, i = bytes(buf[i:i + n]), i + n
+        elif wt == 1:
+            v, i = bytes(buf[i:i + 8]), i + 8
+        elif wt == 5:
+            v, i = bytes(buf[i:i + 4]), i + 4
+        else:
+            raise ValueError(f"wire type {wt}")
+        out.setdefault(num, []).append(v)
+    return out

@@ -1,17 +1,22 @@
 /*
  * lb-sendreport ADDR --server ID --key FILE --seq N --sessions S [--count K]
- *               [--unsigned]: a test tool. Publishes K (default 1) copies of one
- * ServerLoad for server ID, signed with the Ed25519 seed in FILE (an agent's
- * identity.key), to a master's report endpoint, as an agent would; the same
- * bytes sent twice are a replay. TLS from LBCP_TLS_CA, LBCP_TLS_CERT,
+ *               [--unsigned] [--mac-for HEX [--no-sig]]: a test tool. Publishes
+ * K (default 1) copies of one ServerLoad for server ID, signed with the Ed25519
+ * seed in FILE (an agent's identity.key), to a master's report endpoint, as an
+ * agent would; the same bytes sent twice are a replay. --mac-for adds a MAC
+ * (auth/report_mac.h) for the master whose X25519 report key is HEX (its
+ * masters/<id> record's report_kx_key), with FILE's pair key for it;
+ * --no-sig leaves the signature out. TLS from LBCP_TLS_CA, LBCP_TLS_CERT,
  * LBCP_TLS_KEY (wire_tls.h). Exit 0 when sent (PUB cannot tell if applied).
  */
+#include "auth/report_mac.h"
 #include "auth/report_sig.h"
 #include "common/util.h"
 #include "wire/wire.h"
 #include "wire/wire_tls.h"
 
 #include <nng/protocol/pubsub0/pub.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +35,8 @@ int main(int argc, char **argv)
 {
     const char *addr = argc > 1 ? argv[1] : NULL, *server = NULL, *key = NULL;
     unsigned long long seq = 1, sessions = 0, count = 1;
-    bool sign = true;
+    bool sign = true, sig = true;
+    const char *mac_for = NULL;
     for (int i = 2; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : "";
         if (strcmp(argv[i], "--server") == 0)
@@ -45,14 +51,18 @@ int main(int argc, char **argv)
             count = strtoull(v, NULL, 10), i++;
         else if (strcmp(argv[i], "--unsigned") == 0)
             sign = false;
+        else if (strcmp(argv[i], "--mac-for") == 0)
+            mac_for = v, i++;
+        else if (strcmp(argv[i], "--no-sig") == 0)
+            sig = false;
     }
     if (addr == NULL || server == NULL || (sign && key == NULL)) {
         fprintf(stderr, "usage: lb-sendreport ADDR --server ID --key FILE --seq N --sessions S "
-                        "[--count K] [--unsigned]\n");
+                        "[--count K] [--unsigned] [--mac-for HEX [--no-sig]]\n");
         return 2;
     }
     lb_errmsg em = {{0}};
-    unsigned char sk[AUTH_SK_BYTES], pk[AUTH_PK_BYTES], sig[AUTH_SIG_BYTES];
+    unsigned char sk[AUTH_SK_BYTES], pk[AUTH_PK_BYTES], sig_buf[AUTH_SIG_BYTES];
     if (auth_init() != 0 || (sign && auth_identity_load(key, false, sk, pk, &em) != LB_OK)) {
         fprintf(stderr, "%s\n", em.text);
         return 1;
@@ -80,8 +90,21 @@ int main(int argc, char **argv)
     sl.sessions = (uint32_t)sessions;
     sl.seq = seq;
     sl.at_ms = lb_wall_ms();
-    if (sign)
-        auth_report_sign(&sl, sk, sig);
+    auth_mac_to to;
+    auth_mac_set macs;
+    if (sign && mac_for != NULL) {
+        unsigned char kx[AUTH_KX_BYTES];
+        if (strlen(mac_for) != 2 * AUTH_KX_BYTES ||
+            sodium_hex2bin(kx, sizeof kx, mac_for, strlen(mac_for), NULL, NULL, NULL) != 0 ||
+            auth_mac_key_agent(to.key, sk, pk, kx) != LB_OK) {
+            fprintf(stderr, "lb-sendreport: --mac-for: not a 32-byte X25519 key in hex\n");
+            return 2;
+        }
+        memcpy(to.to, kx, AUTH_MAC_TO_BYTES);
+        auth_report_mac(&sl, &to, 1, &macs);
+    }
+    if (sign && sig)
+        auth_report_sign(&sl, sk, sig_buf);
     Lb__Envelope env = LB__ENVELOPE__INIT;
     env.version = WIRE_VERSION;
     env.request_id = seq;

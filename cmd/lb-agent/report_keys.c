@@ -1,0 +1,114 @@
+/*
+ * The masters' report key-exchange keys (MasterInfo.report_kx_key), watched
+ * under masters/, each turned into this agent's pair key with that master
+ * (auth/report_mac.h) once, when its record appears or changes. report_send
+ * MACs each report for every master here, which a master checks in ~1 us
+ * instead of verifying the Ed25519 signature (~50 us); it still signs while
+ * it knows fewer keys than it has report endpoints (a master just started, an
+ * older master, etcd unreachable since start), so those masters can check it.
+ *
+ * Threads: the watch callbacks write the table, report_send reads a copy;
+ * mk_lock guards it.
+ */
+#include "agent.h"
+
+#include "auth/report_mac.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct mkey {
+    char key[256]; /* etcd key of the masters/<id> record */
+    auth_mac_to t;
+} mkey;
+
+static pthread_mutex_t mk_lock = PTHREAD_MUTEX_INITIALIZER;
+static mkey mk[AUTH_MAC_MAX];
+static size_t n_mk;
+static etcd_watch *mk_watch;
+
+/* mk_lock held. */
+static void mk_remove(const char *key)
+{
+    for (size_t i = 0; i < n_mk; i++)
+        if (strcmp(mk[i].key, key) == 0) {
+            mk[i] = mk[--n_mk];
+            return;
+        }
+}
+
+/* A masters/<id> record put (value) or deleted (NULL); mk_lock held. */
+static void mk_apply(agent *a, const char *key, const unsigned char *value, size_t len)
+{
+    mk_remove(key);
+    if (value == NULL || strlen(key) >= sizeof mk[0].key)
+        return;
+    Lb__MasterInfo *mi = lb__master_info__unpack(NULL, len, value);
+    if (mi == NULL) {
+        obs_count("agent_master_records_bad_total");
+        return;
+    }
+    if (mi->report_kx_key.len == AUTH_KX_BYTES && n_mk < AUTH_MAC_MAX) {
+        mkey *e = &mk[n_mk];
+        if (auth_mac_key_agent(e->t.key, a->id_sk, a->id_pk, mi->report_kx_key.data) == LB_OK) {
+            snprintf(e->key, sizeof e->key, "%s", key);
+            memcpy(e->t.to, mi->report_kx_key.data, AUTH_MAC_TO_BYTES);
+            n_mk++;
+            LOG_DEBUG(AGENT_COMP, "report key of a master", "master=%s", mi->id);
+        } else {
+            obs_count("agent_master_records_bad_total");
+            LOG_WARN(AGENT_COMP, "master report key unusable", "master=%s", mi->id);
+        }
+    }
+    lb__master_info__free_unpacked(mi, NULL);
+}
+
+static void mk_on_reset(void *arg, const etcd_kvs *snap)
+{
+    pthread_mutex_lock(&mk_lock);
+    n_mk = 0;
+    for (size_t i = 0; i < snap->n; i++)
+        mk_apply(arg, snap->kvs[i].key, snap->kvs[i].value, snap->kvs[i].value_len);
+    pthread_mutex_unlock(&mk_lock);
+}
+
+static void mk_on_events(void *arg, const etcd_event *evs, size_t n, int64_t rev)
+{
+    (void)rev;
+    pthread_mutex_lock(&mk_lock);
+    for (size_t i = 0; i < n; i++)
+        mk_apply(arg, evs[i].kv.key, evs[i].type == ETCD_EV_PUT ? evs[i].kv.value : NULL,
+                 evs[i].kv.value_len);
+    pthread_mutex_unlock(&mk_lock);
+}
+
+void report_keys_start(agent *a)
+{
+    if (a->etcd == NULL)
+        return;
+    char prefix[256];
+    snprintf(prefix, sizeof prefix, "%smasters/", a->cfg->prefix);
+    etcd_watch_cb cb = {.on_reset = mk_on_reset, .on_events = mk_on_events, .arg = a};
+    lb_errmsg em = {{0}};
+    if (etcd_watch_start(a->etcd, prefix, &cb, &mk_watch, &em) != LB_OK)
+        LOG_WARN(AGENT_COMP, "masters' report keys not watched: reports are signed only",
+                 "error=\"%s\"", em.text);
+}
+
+void report_keys_stop(void)
+{
+    etcd_watch_stop(&mk_watch);
+}
+
+size_t report_keys_get(auth_mac_to *out)
+{
+    pthread_mutex_lock(&mk_lock);
+    size_t n = n_mk;
+    for (size_t i = 0; i < n; i++)
+        out[i] = mk[i].t;
+    pthread_mutex_unlock(&mk_lock);
+    return n;
+}

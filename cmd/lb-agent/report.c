@@ -66,16 +66,12 @@ void agent_res_read(agent_res *r)
  * publishes its public half. */
 static lb_err report_identity(agent *a, lb_errmsg *em)
 {
-    char path[4096];
-    bool deflt = a->cfg->identity_key == NULL || a->cfg->identity_key[0] == '\0';
-    if (deflt)
-        snprintf(path, sizeof path, "%s/identity.key", a->contain.state_dir);
-    else
-        snprintf(path, sizeof path, "%s", a->cfg->identity_key);
-    if (auth_init() != 0)
-        return lb_fail(em, LB_ESYS, "libsodium cannot start");
-    /* a configured key must exist: a typo must not silently mint a new identity */
-    lb_err err = auth_identity_load(path, deflt, a->id_sk, a->id_pk, em);
+    char deflt[4096];
+    snprintf(deflt, sizeof deflt, "%s/identity.key", a->contain.state_dir);
+    const char *path = a->cfg->identity_key != NULL && a->cfg->identity_key[0] != '\0'
+                           ? a->cfg->identity_key
+                           : deflt;
+    lb_err err = auth_identity_open(a->cfg->identity_key, deflt, a->id_sk, a->id_pk, em);
     if (err == LB_OK)
         LOG_INFO(AGENT_COMP, "identity key", "path=%s", path);
     a->report_seq = (uint64_t)lb_wall_ms() * 1000;

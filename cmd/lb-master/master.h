@@ -172,6 +172,8 @@ void master_reports_stop(master *m);
  * key of, or signed by, its server's registered key; fresh; not replayed);
  * reports thread only. */
 bool master_report_admit(master *m, const Lb__ServerLoad *l);
+/* The same for a slave's SlaveLoad against its slaves/<id> key. */
+bool master_slave_report_admit(master *m, const Lb__SlaveLoad *l);
 void master_report_auth_free(void);
 
 /* rpc.c */

@@ -1,12 +1,15 @@
 /*
  * SIGHUP: re-read the config file and apply what a running master can change
  * without dropping anything in flight: the selection policy (strategy,
- * strategies, zone_spill, overprovision, alternates) and log_level. Other keys
- * (endpoints, etcd, TTLs) take effect at the next start; a change to them is
- * logged as such. A file that does not load is rejected whole.
+ * strategies, zone_spill, overprovision, alternates), log_level and the
+ * dashboard's operator token keys (ui_token_public_keys, when the dashboard
+ * checks tokens: the verified-token cache is emptied with the old keys). Other
+ * keys (endpoints, etcd, TTLs, TLS files) take effect at the next start; a
+ * change to them is logged as such. A file that does not load is rejected whole.
  */
 #include "master.h"
 
+#include "auth/verifier.h"
 #include "common/util.h"
 #include "config/daemon.h"
 #include "obs/log.h"
@@ -46,11 +49,15 @@ static void restart_keys(const master_config *o, const master_config *n, char *b
              {"http_listen", str_differs(o->http_listen, n->http_listen)},
              {"lease_ttl", o->lease_ttl_ms != n->lease_ttl_ms},
              {"session_ttl", o->session_ttl_ms != n->session_ttl_ms},
-             {"contexts", o->contexts != n->contexts}};
+             {"contexts", o->contexts != n->contexts},
+             /* turning the dashboard's token check on or off */
+             {"ui_token_public_keys",
+              (o->n_ui_token_public_keys == 0) != (n->n_ui_token_public_keys == 0)}};
     buf[0] = '\0';
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         if (k[i].differs)
             snprintf(buf + strlen(buf), cap - strlen(buf), "%s%s", buf[0] ? "," : "", k[i].key);
+    cfg_tls_changed(&o->tls, &n->tls, buf, cap);
 }
 
 static void add(char *buf, size_t cap, const char *what)
@@ -71,7 +78,17 @@ int master_reload(master *m, const char *flag_level)
         master_config_free(&n);
         return -1;
     }
-    char changed[256] = "", restart[256];
+    char changed[256] = "", restart[512];
+    /* first, as it alone can fail: then nothing of the file is applied */
+    if (m->ui_auth != NULL && n.n_ui_token_public_keys > 0) {
+        if (auth_verifier_set_keys(m->ui_auth, n.ui_token_public_keys, n.n_ui_token_public_keys,
+                                   &em) != LB_OK) {
+            cfg_daemon_reload_log("master", m->cfg.path, &em, NULL);
+            master_config_free(&n);
+            return -1;
+        }
+        add(changed, sizeof changed, "ui_token_public_keys");
+    }
     const sel_policy *op = &m->cfg.policy, *np = &n.policy;
     if (op->strategy != np->strategy || per_app_differs(&m->cfg, &n))
         add(changed, sizeof changed, "strategy");

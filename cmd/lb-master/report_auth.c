@@ -1,5 +1,5 @@
 /*
- * Per-agent identity of load reports. A ServerLoad for server X is applied
+ * Per-peer identity of load reports. A ServerLoad for server X is applied
  * only when it is authenticated by the key X published in its servers/X
  * record, carries a seq above the last one applied from X, and was made
  * within REPORT_MAX_SKEW_MS of our clock (the seqs are forgotten when the
@@ -18,6 +18,13 @@
  * --no-auth) is trusted as before: only that agent's etcd user can write it,
  * and every agent of this version publishes a key, so another agent cannot
  * strip it.
+ *
+ * Slaves (tens, reporting once a second) only sign: a SlaveLoad for slave X
+ * is applied only when signed by the key in slaves/X, fresh and not replayed,
+ * by the same rules (master_slave_report_admit). Refusals are counted
+ * (master_reports_refused_total{reason} for agents,
+ * master_slave_reports_refused_total{reason} for slaves) and logged once a
+ * minute per peer.
  *
  * Only the reports thread calls this: the state below is not locked.
  */
@@ -46,20 +53,52 @@ typedef struct report_peer {
     unsigned char key[AUTH_MAC_KEY_BYTES];
 } report_peer;
 
-static hmap *peers; /* server id -> report_peer; grows with the servers ever seen */
+static hmap *peers;  /* server id -> report_peer; grows with the servers ever seen */
+static hmap *slaves; /* slave id -> report_peer; likewise */
 static obs_counter *c_mac, *c_sig, *c_keyless;
 
-static void refuse(const Lb__ServerLoad *l, report_peer *p, const char *reason)
+/* Counts and (once a minute per peer) logs a refusal; slave: a SlaveLoad's. */
+static void refuse_peer(bool slave, const char *id, uint64_t seq, report_peer *p,
+                        const char *reason)
 {
     char name[96];
-    snprintf(name, sizeof name, "master_reports_refused_total{reason=\"%s\"}", reason);
+    snprintf(name, sizeof name, "%s{reason=\"%s\"}",
+             slave ? "master_slave_reports_refused_total" : "master_reports_refused_total", reason);
     obs_count(name);
     int64_t now = lb_mono_ms();
     if (p->last_log_ms == 0 || now - p->last_log_ms >= REPORT_LOG_EVERY_MS) {
         p->last_log_ms = now;
-        LOG_WARN("master", "load report refused", "server=%s reason=%s seq=%llu", l->server_id,
-                 reason, (unsigned long long)l->seq);
+        /* the log escapes the peer-chosen id */
+        LOG_WARN("master", slave ? "slave load report refused" : "load report refused",
+                 "%s=%s reason=%s seq=%llu", slave ? "slave" : "server", id, reason,
+                 (unsigned long long)seq);
     }
+}
+
+static void refuse(const Lb__ServerLoad *l, report_peer *p, const char *reason)
+{
+    refuse_peer(false, l->server_id, l->seq, p, reason);
+}
+
+/* NULL when a report made at at_ms with seq may be applied after p's last. */
+static const char *fresh(const report_peer *p, int64_t at_ms, uint64_t seq)
+{
+    int64_t skew = lb_wall_ms() - at_ms;
+    if (skew > REPORT_MAX_SKEW_MS || skew < -REPORT_MAX_SKEW_MS)
+        return "stale";
+    return seq <= p->last_seq ? "replayed" : NULL;
+}
+
+static report_peer *peer_of(hmap **map, const char *id)
+{
+    if (*map == NULL)
+        *map = hmap_new();
+    report_peer *p = hmap_get(*map, id);
+    if (p == NULL) {
+        p = lb_xcalloc(1, sizeof *p);
+        hmap_put(*map, id, p);
+    }
+    return p;
 }
 
 /* NULL reason: authentic. Else why not. */
@@ -103,11 +142,7 @@ bool master_report_admit(master *m, const Lb__ServerLoad *l)
             obs_inc(c_keyless);
         return true; /* unknown (ignored later) or keyless record: see above */
     }
-    report_peer *p = hmap_get(peers, l->server_id);
-    if (p == NULL) {
-        p = lb_xcalloc(1, sizeof *p);
-        hmap_put(peers, l->server_id, p);
-    }
+    report_peer *p = peer_of(&peers, l->server_id);
     if (n != AUTH_PK_BYTES) {
         refuse(l, p, "bad_key");
         return false;
@@ -117,13 +152,27 @@ bool master_report_admit(master *m, const Lb__ServerLoad *l)
         refuse(l, p, why);
         return false;
     }
-    int64_t skew = lb_wall_ms() - l->at_ms;
-    if (skew > REPORT_MAX_SKEW_MS || skew < -REPORT_MAX_SKEW_MS) {
-        refuse(l, p, "stale");
+    if ((why = fresh(p, l->at_ms, l->seq)) != NULL) {
+        refuse(l, p, why);
         return false;
     }
-    if (l->seq <= p->last_seq) {
-        refuse(l, p, "replayed");
+    p->last_seq = l->seq;
+    return true;
+}
+
+bool master_slave_report_admit(master *m, const Lb__SlaveLoad *l)
+{
+    unsigned char pk[AUTH_PK_BYTES];
+    int n = reg_slave_report_key(m->view, l->slave_id, pk, sizeof pk);
+    if (n <= 0)
+        return true; /* unknown (ignored later) or keyless record: see above */
+    report_peer *p = peer_of(&slaves, l->slave_id);
+    const char *why = n != AUTH_PK_BYTES                          ? "bad_key"
+                      : l->sig.len == 0                           ? "unsigned"
+                      : !auth_slave_load_verify(l, pk, sizeof pk) ? "bad_signature"
+                                                                  : fresh(p, l->at_ms, l->seq);
+    if (why != NULL) {
+        refuse_peer(true, l->slave_id, l->seq, p, why);
         return false;
     }
     p->last_seq = l->seq;
@@ -133,4 +182,5 @@ bool master_report_admit(master *m, const Lb__ServerLoad *l)
 void master_report_auth_free(void)
 {
     hmap_free(&peers, free);
+    hmap_free(&slaves, free);
 }

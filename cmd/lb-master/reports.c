@@ -38,7 +38,8 @@ static void *reports_main(void *arg)
                           env->server_load->server_id);
         } else if (env->body_case == LB__ENVELOPE__BODY_SLAVE_LOAD) {
             obs_inc(c_slave);
-            reg_on_slave_load(m->view, env->slave_load);
+            if (master_slave_report_admit(m, env->slave_load))
+                reg_on_slave_load(m->view, env->slave_load);
         } else {
             obs_inc(c_bad);
             LOG_WARN("master", "unexpected message on the report socket", "body=%d",

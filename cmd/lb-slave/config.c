@@ -35,6 +35,12 @@
  *                                    # needs a signed token (pkg/auth, rpc_auth.c)
  *   token_public_keys: [issuer.pub]  # issuer public keys (lbctl token keygen); required
  *                                    # with require_tokens; the token's key id selects
+ *                                    # SIGHUP re-reads these files (main.c)
+ *   state_dir: /var/lib/lbcp/slave-<id>  (as non-root: $TMPDIR/lbcp-slave-<uid>-<id>)
+ *                                    # holds identity.key, made 0700 on first start
+ *   identity_key: <state_dir>/identity.key  Ed25519 seed (32 raw bytes, 0600) that
+ *                                    # signs every SlaveLoad (auth/report_sig.h); a
+ *                                    # configured one must exist
  */
 #include "slave.h"
 
@@ -82,6 +88,8 @@ static const char *const slave_keys[] = {"id",
                                          "tls",
                                          "require_tokens",
                                          "token_public_keys",
+                                         "state_dir",
+                                         "identity_key",
                                          NULL};
 
 static const char *const slave_url_keys[] = {"listen", "advertise", "masters", "report", NULL};
@@ -102,6 +110,28 @@ static lb_err check_token_keys(const cfg_doc *doc, const cfg_node *root, const s
         return lb_fail(em, LB_ECONFIG, "%s:%d: %s", cfg_file(doc), cfg_line(n), kem.text);
     auth_verifier_free(&v);
     return LB_OK;
+}
+
+/* state_dir and identity_key: where the report-signing key lives (as the agent's). */
+static lb_err load_identity(const cfg_doc *d, const cfg_node *r, slave_config *c, lb_errmsg *em)
+{
+    char def[512];
+    const char *tmp = getenv("TMPDIR");
+    if (geteuid() == 0)
+        snprintf(def, sizeof def, "/var/lib/lbcp/slave-%s", c->id);
+    else
+        snprintf(def, sizeof def, "%s/lbcp-slave-%d-%s",
+                 tmp != NULL && tmp[0] == '/' ? tmp : "/tmp", (int)geteuid(), c->id);
+    lb_err err = cfg_get_str(d, r, "state_dir", def, &c->state_dir, em);
+    if (err == LB_OK)
+        err = cfg_get_str(d, r, "identity_key", "", &c->identity_key, em);
+    if (err == LB_OK && c->identity_key[0] != '\0' && c->identity_key[0] != '/')
+        err = cfg_fail(d, cfg_map_get(r, "identity_key"), em, "'%s' must be an absolute path",
+                       c->identity_key);
+    if (err == LB_OK && c->state_dir[0] != '/')
+        err = cfg_fail(d, cfg_map_get(r, "state_dir"), em, "'%s' must be an absolute path",
+                       c->state_dir);
+    return err;
 }
 
 static lb_err load_all(const cfg_doc *doc, slave_config *cfg, lb_errmsg *em)
@@ -148,7 +178,7 @@ static lb_err load_all(const cfg_doc *doc, slave_config *cfg, lb_errmsg *em)
         (err = cfg_get_bool(doc, root, "require_tokens", false, &cfg->require_tokens, em)) ||
         (err = cfg_get_strlist(doc, root, "token_public_keys", &cfg->token_public_keys,
                                &cfg->n_token_public_keys, em)) ||
-        (err = check_token_keys(doc, root, cfg, em)))
+        (err = check_token_keys(doc, root, cfg, em)) || (err = load_identity(doc, root, cfg, em)))
         goto out;
     cfg->etcd = cfg_join(etcd, n_etcd, "http://127.0.0.1:2379");
     if (cfg->n_masters > SLAVE_MAX_MASTERS) {
@@ -203,5 +233,7 @@ void slave_config_free(slave_config *cfg)
     free(cfg->api_advertise);
     cfg_tls_free(&cfg->tls);
     cfg_strlist_free(&cfg->token_public_keys, cfg->n_token_public_keys);
+    free(cfg->state_dir);
+    free(cfg->identity_key);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -1,7 +1,8 @@
 /*
  * lb-slave: read config -> register and connect upward -> serve clients -> run
- * until SIGTERM. SIGHUP re-reads the config and applies log_level; the other
- * keys take effect at the next start (a bad file is rejected, the old kept).
+ * until SIGTERM. SIGHUP re-reads the config and applies log_level and the
+ * token issuer keys (reload.c); the other keys take effect at the next start
+ * (a bad file is rejected, the old kept).
  */
 #include "slave.h"
 
@@ -26,20 +27,7 @@ typedef struct reload_ctx {
 static int reload(void *arg)
 {
     reload_ctx *c = arg;
-    slave_config n;
-    lb_errmsg em = {{0}};
-    if (slave_config_read(c->path, &n, &em) != LB_OK) {
-        cfg_daemon_reload_log("slave", c->path, &em, NULL);
-        slave_config_free(&n);
-        return -1;
-    }
-    bool lvl = cfg_daemon_reload_level(c->flag_level, n.log_level);
-    char *old = c->s->cfg.log_level;
-    c->s->cfg.log_level = n.log_level; /* read by main only */
-    n.log_level = old;
-    slave_config_free(&n);
-    cfg_daemon_reload_log("slave", c->path, NULL, lvl ? "log_level" : "nothing");
-    return 0;
+    return slave_reload(c->s, c->path, c->flag_level);
 }
 
 int main(int argc, char **argv)

@@ -52,6 +52,8 @@ typedef struct slave_config {
     bool require_tokens;      /* clients must present a token signed by one of: */
     char **token_public_keys; /* issuer public key files (lbctl token keygen's FILE.pub) */
     size_t n_token_public_keys;
+    char *state_dir;    /* holds the default identity key */
+    char *identity_key; /* SlaveLoad signing seed; empty: <state_dir>/identity.key */
 } slave_config;
 
 /* The front door's in-process address: the HTTP API sends its calls here. */
@@ -89,12 +91,17 @@ typedef struct slave {
     struct slave_shed *shed;      /* shed.c: zone peers' loads, clients served here */
     struct api_server *api;       /* NULL without api_listen */
     struct auth_verifier *tokens; /* NULL unless require_tokens (rpc_auth.c) */
+    unsigned char id_sk[64];      /* identity key (auth/report_sig.h): signs SlaveLoads */
+    unsigned char id_pk[32];      /* its public half, in SlaveInfo.report_key */
 } slave;
 
 int slave_config_load(const char *path, slave_config *cfg);
 /* Same without printing, for SIGHUP: the error is left in em. */
 lb_err slave_config_read(const char *path, slave_config *cfg, lb_errmsg *em);
 void slave_config_free(slave_config *cfg);
+
+/* reload.c: SIGHUP on the main thread; 0 when the file was applied. */
+int slave_reload(slave *s, const char *path, const char *flag_level);
 
 /* upstream.c */
 int slave_upstream_start(slave *s);

@@ -8,6 +8,7 @@
 #include "relay.h"
 
 #include "api/api.h"
+#include "auth/report_sig.h"
 
 #include "common/util.h"
 #include "lb.pb-c.h"
@@ -33,6 +34,8 @@ static lb_err on_granted(void *arg, int64_t lease)
     si.apps = s->cfg.apps;
     si.n_apps = s->cfg.n_apps;
     si.api_endpoint = s->api != NULL ? (char *)api_endpoint(s->api) : "";
+    si.report_key.data = s->id_pk;
+    si.report_key.len = sizeof s->id_pk;
     size_t len = lb__slave_info__get_packed_size(&si);
     uint8_t *buf = lb_xcalloc(1, len);
     lb__slave_info__pack(&si, buf);
@@ -128,6 +131,9 @@ static void publish(slave *s, uint64_t seq)
     sl.load = (uint32_t)atomic_load(&s->load) + (uint32_t)atomic_load(&s->inflight);
     sl.limit = (uint32_t)s->cfg.limit;
     sl.seq = seq;
+    sl.at_ms = lb_wall_ms();
+    unsigned char sig[AUTH_SIG_BYTES];
+    auth_slave_load_sign(&sl, s->id_sk, sig);
     Lb__Envelope env = LB__ENVELOPE__INIT;
     env.version = WIRE_VERSION;
     env.body_case = LB__ENVELOPE__BODY_SLAVE_LOAD;
@@ -142,7 +148,9 @@ static void *upstream_main(void *arg)
     slave *s = arg;
     char **reports = NULL;
     size_t n_reports = 0;
-    uint64_t seq = 0;
+    /* from the wall clock: above every seq this slave sent before a restart,
+     * which the masters remember (report_auth.c refuses lower ones) */
+    uint64_t seq = (uint64_t)lb_wall_ms() * 1000;
     int64_t next_discovery = 0;
     bool discovering = s->cfg.n_masters == 0 || s->cfg.n_report == 0;
     while (!atomic_load(&s->stopping)) {
@@ -162,9 +170,27 @@ static void *upstream_main(void *arg)
     return NULL;
 }
 
+/* The identity key signs every SlaveLoad; loaded before registration, which
+ * publishes its public half. */
+static int load_identity(slave *s)
+{
+    char deflt[4096];
+    snprintf(deflt, sizeof deflt, "%s/identity.key", s->cfg.state_dir);
+    const char *path = s->cfg.identity_key[0] != '\0' ? s->cfg.identity_key : deflt;
+    lb_errmsg em = {{0}};
+    if (auth_identity_open(s->cfg.identity_key, deflt, s->id_sk, s->id_pk, &em) != LB_OK) {
+        LOG_ERROR("slave", "identity key", "err=\"%s\"", em.text);
+        return -1;
+    }
+    LOG_INFO("slave", "identity key", "path=%s", path);
+    return 0;
+}
+
 int slave_upstream_start(slave *s)
 {
     lb_errmsg em = {{0}};
+    if (load_identity(s) != 0)
+        return -1;
     pthread_mutex_init(&s->up_lock, NULL);
     for (size_t i = 0; i < s->cfg.n_masters; i++)
         add_master(s, s->cfg.masters[i]);

@@ -5,8 +5,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Reads exactly n bytes or fails: a short key file is a broken one. */
@@ -64,6 +66,39 @@ lb_err auth_identity_load(const char *path, bool create, unsigned char sk[AUTH_S
     return LB_OK;
 }
 
+/* mkdir -p of path's directory, 0700 (it holds a secret key). */
+static lb_err make_parent(const char *path, lb_errmsg *em)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL || slash == dir)
+        return LB_OK;
+    *slash = '\0';
+    for (char *p = strchr(dir + 1, '/');; p = strchr(p + 1, '/')) {
+        if (p != NULL)
+            *p = '\0';
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+            return lb_fail(em, LB_ESYS, "identity key %s: cannot create %s: %s", path, dir,
+                           strerror(errno));
+        if (p == NULL)
+            return LB_OK;
+        *p = '/';
+    }
+}
+
+lb_err auth_identity_open(const char *configured, const char *default_path,
+                          unsigned char sk[AUTH_SK_BYTES], unsigned char pk[AUTH_PK_BYTES],
+                          lb_errmsg *em)
+{
+    if (auth_init() != 0)
+        return lb_fail(em, LB_ESYS, "libsodium cannot start");
+    if (configured != NULL && configured[0] != '\0')
+        return auth_identity_load(configured, false, sk, pk, em);
+    lb_err err = make_parent(default_path, em);
+    return err != LB_OK ? err : auth_identity_load(default_path, true, sk, pk, em);
+}
+
 lb_err auth_report_sign(Lb__ServerLoad *l, const unsigned char sk[AUTH_SK_BYTES],
                         unsigned char sig_buf[AUTH_SIG_BYTES])
 {
@@ -87,6 +122,52 @@ bool auth_report_verify(const Lb__ServerLoad *l, const unsigned char *pk, size_t
     unsigned char stack[1024];
     size_t len = 0;
     unsigned char *buf = auth_report_pack_unsigned(l, stack, sizeof stack, &len);
+    if (buf == NULL)
+        return false;
+    bool ok = crypto_sign_verify_detached(l->sig.data, buf, len, pk) == 0;
+    if (buf != stack)
+        free(buf);
+    return ok;
+}
+
+/* A SlaveLoad packed with sig empty: into buf when it fits in cap, else a
+ * malloc'd buffer the caller frees; NULL on allocation failure. */
+static unsigned char *slave_pack_unsigned(const Lb__SlaveLoad *l, unsigned char *buf, size_t cap,
+                                          size_t *len)
+{
+    Lb__SlaveLoad tmp = *l;
+    tmp.sig.data = NULL;
+    tmp.sig.len = 0;
+    *len = lb__slave_load__get_packed_size(&tmp);
+    unsigned char *out = *len <= cap ? buf : malloc(*len);
+    if (out != NULL)
+        lb__slave_load__pack(&tmp, out);
+    return out;
+}
+
+lb_err auth_slave_load_sign(Lb__SlaveLoad *l, const unsigned char sk[AUTH_SK_BYTES],
+                            unsigned char sig_buf[AUTH_SIG_BYTES])
+{
+    unsigned char stack[512];
+    size_t len = 0;
+    unsigned char *buf = slave_pack_unsigned(l, stack, sizeof stack, &len);
+    if (buf == NULL)
+        return LB_ENOMEM;
+    crypto_sign_detached(sig_buf, NULL, buf, len, sk);
+    if (buf != stack)
+        free(buf);
+    l->sig.data = sig_buf;
+    l->sig.len = AUTH_SIG_BYTES;
+    return LB_OK;
+}
+
+bool auth_slave_load_verify(const Lb__SlaveLoad *l, const unsigned char *pk, size_t pk_len)
+{
+    if (pk_len != AUTH_PK_BYTES || l->sig.len != AUTH_SIG_BYTES)
+        return false;
+    unsigned char stack[512];
+    size_t len = 0;
+    unsigned char *buf = slave_pack_unsigned(l, stack, sizeof stack, &len);
     if (buf == NULL)
         return false;
     bool ok = crypto_sign_verify_detached(l->sig.data, buf, len, pk) == 0;

@@ -1,13 +1,15 @@
 /*
- * Per-agent report identity (Ed25519, libsodium). Each agent holds its own
- * key pair, publishes the public key in its servers/<id> record (which etcd
- * auth lets only that agent write) and signs every ServerLoad; a master
- * applies a report for server X only when X's registered key verifies it.
- * TLS alone cannot give this: nng 1.5.2 tells only that a peer's certificate
- * chains to an agent CA, not which agent it is.
+ * Per-peer report identity (Ed25519, libsodium). Each agent and each slave
+ * holds its own key pair, publishes the public key in its servers/<id> or
+ * slaves/<id> record (which etcd auth lets only that peer write) and signs
+ * every ServerLoad or SlaveLoad; a master applies a report for X only when
+ * X's registered key verifies it. TLS alone cannot give this: nng 1.5.2 tells
+ * only that a peer's certificate chains to an agent or slave CA, not which
+ * agent or slave it is.
  *
- * The signature covers the ServerLoad packed with its sig and macs fields
- * empty (auth/report_mac.h: masters check a MAC first when there is one), so it
+ * The signature covers the report packed with its sig (and a ServerLoad's
+ * macs) fields empty (auth/report_mac.h: masters check an agent's MAC first
+ * when there is one; slaves report once a second and only sign), so it
  * covers exactly the values the master applies (the master re-packs what it
  * decoded: a peer's non-canonical encoding simply fails to verify).
  *
@@ -29,6 +31,13 @@
 lb_err auth_identity_load(const char *path, bool create, unsigned char sk[AUTH_SK_BYTES],
                           unsigned char pk[AUTH_PK_BYTES], lb_errmsg *em);
 
+/* The identity key of a daemon: configured (path non-empty) must exist, so a
+ * typo does not silently mint a new identity; else default_path, made on
+ * first start, with its directory (0700) when missing. */
+lb_err auth_identity_open(const char *configured, const char *default_path,
+                          unsigned char sk[AUTH_SK_BYTES], unsigned char pk[AUTH_PK_BYTES],
+                          lb_errmsg *em);
+
 /* Signs l in place: sets l->sig to sig_buf (AUTH_SIG_BYTES, owned by the
  * caller, must outlive l's use). */
 lb_err auth_report_sign(Lb__ServerLoad *l, const unsigned char sk[AUTH_SK_BYTES],
@@ -36,5 +45,10 @@ lb_err auth_report_sign(Lb__ServerLoad *l, const unsigned char sk[AUTH_SK_BYTES]
 
 /* True when l->sig is a valid signature of l by pk (pk_len must be 32). */
 bool auth_report_verify(const Lb__ServerLoad *l, const unsigned char *pk, size_t pk_len);
+
+/* The same for a slave's SlaveLoad. */
+lb_err auth_slave_load_sign(Lb__SlaveLoad *l, const unsigned char sk[AUTH_SK_BYTES],
+                            unsigned char sig_buf[AUTH_SIG_BYTES]);
+bool auth_slave_load_verify(const Lb__SlaveLoad *l, const unsigned char *pk, size_t pk_len);
 
 #endif

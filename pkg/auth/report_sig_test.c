@@ -69,12 +69,66 @@ static void test_key_file(void **state)
     assert_non_null(strstr(em.text, "not a 32-byte Ed25519 seed"));
 }
 
+static void test_slave_load(void **state)
+{
+    (void)state;
+    unsigned char sk[AUTH_SK_BYTES], pk[AUTH_PK_BYTES], sk2[AUTH_SK_BYTES], pk2[AUTH_PK_BYTES];
+    unsigned char sig[AUTH_SIG_BYTES];
+    key_at("s1.key", true, sk, pk);
+    key_at("s2.key", true, sk2, pk2);
+    Lb__SlaveLoad l = LB__SLAVE_LOAD__INIT;
+    l.slave_id = "slave-a";
+    l.load = 5;
+    l.seq = 7;
+    l.at_ms = 1000;
+    assert_false(auth_slave_load_verify(&l, pk, sizeof pk)); /* unsigned */
+    assert_int_equal(auth_slave_load_sign(&l, sk, sig), LB_OK);
+    assert_true(auth_slave_load_verify(&l, pk, sizeof pk));
+    assert_false(auth_slave_load_verify(&l, pk2, sizeof pk2)); /* slave-b's valid key */
+    assert_false(auth_slave_load_verify(&l, pk, 33));          /* an oversized key */
+    l.load = 6;
+    assert_false(auth_slave_load_verify(&l, pk, sizeof pk));
+    l.load = 5;
+    l.at_ms = 1001; /* the time is signed too: a replay cannot be freshened */
+    assert_false(auth_slave_load_verify(&l, pk, sizeof pk));
+    l.at_ms = 1000;
+    sig[0] ^= 1; /* garbage signature bytes */
+    assert_false(auth_slave_load_verify(&l, pk, sizeof pk));
+    l.sig.len = 10; /* a short one */
+    assert_false(auth_slave_load_verify(&l, pk, sizeof pk));
+}
+
+static void test_identity_open(void **state)
+{
+    (void)state;
+    unsigned char sk[AUTH_SK_BYTES], pk[AUTH_PK_BYTES], pk2[AUTH_PK_BYTES];
+    char deflt[256], other[256];
+    lb_errmsg em = {{0}};
+    /* the default is made with its missing directories, 0700 */
+    snprintf(deflt, sizeof deflt, "%s/state/sub/identity.key", dir);
+    assert_int_equal(auth_identity_open("", deflt, sk, pk, &em), LB_OK);
+    struct stat st;
+    snprintf(other, sizeof other, "%s/state/sub", dir);
+    assert_int_equal(stat(other, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    assert_int_equal(auth_identity_open(NULL, deflt, sk, pk2, &em), LB_OK);
+    assert_memory_equal(pk, pk2, sizeof pk); /* the same identity at the next start */
+    /* a configured one must exist: a typo is not a new identity */
+    snprintf(other, sizeof other, "%s/state/typo.key", dir);
+    assert_int_equal(auth_identity_open(other, deflt, sk, pk2, &em), LB_ESYS);
+    assert_non_null(strstr(em.text, "typo.key"));
+    assert_int_equal(access(other, F_OK), -1);
+    assert_int_equal(auth_identity_open(deflt, "/nonexistent/x", sk, pk2, &em), LB_OK);
+    assert_memory_equal(pk, pk2, sizeof pk);
+}
+
 int main(void)
 {
     assert_int_equal(auth_init(), 0);
     assert_non_null(mkdtemp(dir));
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_sign_verify),
-                                       cmocka_unit_test(test_key_file)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sign_verify), cmocka_unit_test(test_key_file),
+        cmocka_unit_test(test_slave_load), cmocka_unit_test(test_identity_open)};
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -27,9 +27,10 @@ typedef struct {
 } cache_slot;
 
 struct auth_verifier {
+    pthread_mutex_t lock; /* guards everything below */
     auth_key *keys;
     size_t n_keys;
-    pthread_mutex_t lock;
+    uint64_t gen; /* bumped when the keys change: a verify begun before is not cached */
     cache_slot *slots;
     uint64_t hits, misses;
 };
@@ -53,25 +54,65 @@ static lb_err read_key(const char *path, auth_key *k, lb_errmsg *em)
     return LB_OK;
 }
 
+/* Reads n key files into a new array (*out, owned by the caller). */
+static lb_err read_keys(char *const *files, size_t n, auth_key **out, lb_errmsg *em)
+{
+    auth_key *keys = lb_xcalloc(n > 0 ? n : 1, sizeof *keys);
+    for (size_t i = 0; i < n; i++) {
+        lb_err err = read_key(files[i], &keys[i], em);
+        if (err != LB_OK) {
+            free(keys);
+            return err;
+        }
+    }
+    *out = keys;
+    return LB_OK;
+}
+
 lb_err auth_verifier_new(char *const *files, size_t n, auth_verifier **out, lb_errmsg *em)
 {
     *out = NULL;
     if (auth_init() != 0)
         return lb_fail(em, LB_ESYS, "libsodium did not initialise");
+    auth_key *keys = NULL;
+    lb_err err = read_keys(files, n, &keys, em);
+    if (err != LB_OK)
+        return err;
     auth_verifier *v = lb_xcalloc(1, sizeof *v);
-    v->keys = lb_xcalloc(n > 0 ? n : 1, sizeof *v->keys);
-    for (size_t i = 0; i < n; i++) {
-        lb_err err = read_key(files[i], &v->keys[i], em);
-        if (err != LB_OK) {
-            free(v->keys);
-            free(v);
-            return err;
-        }
-    }
+    v->keys = keys;
     v->n_keys = n;
     v->slots = lb_xcalloc(AUTH_CACHE_SLOTS, sizeof *v->slots);
     pthread_mutex_init(&v->lock, NULL);
     *out = v;
+    return LB_OK;
+}
+
+/* Every cached claim goes: it was verified with a key that may be gone. */
+static void cache_clear_locked(auth_verifier *v)
+{
+    for (size_t i = 0; i < AUTH_CACHE_SLOTS; i++)
+        if (v->slots[i].used) {
+            auth_token_free(&v->slots[i].claims);
+            v->slots[i].used = false;
+        }
+}
+
+lb_err auth_verifier_set_keys(auth_verifier *v, char *const *files, size_t n, lb_errmsg *em)
+{
+    auth_key *keys = NULL;
+    lb_err err = read_keys(files, n, &keys, em);
+    if (err != LB_OK)
+        return err;
+    pthread_mutex_lock(&v->lock);
+    auth_key *old = v->keys;
+    size_t n_old = v->n_keys;
+    v->keys = keys;
+    v->n_keys = n;
+    v->gen++;
+    cache_clear_locked(v);
+    pthread_mutex_unlock(&v->lock);
+    sodium_memzero(old, n_old * sizeof *old);
+    free(old);
     return LB_OK;
 }
 
@@ -80,9 +121,7 @@ void auth_verifier_free(auth_verifier **pv)
     auth_verifier *v = *pv;
     if (v == NULL)
         return;
-    for (size_t i = 0; i < AUTH_CACHE_SLOTS; i++)
-        if (v->slots[i].used)
-            auth_token_free(&v->slots[i].claims);
+    cache_clear_locked(v);
     free(v->slots);
     sodium_memzero(v->keys, v->n_keys * sizeof *v->keys);
     free(v->keys);
@@ -110,12 +149,20 @@ static lb_err check_claims(const auth_token *t, const char *app, const char *cli
     return LB_OK;
 }
 
-static const unsigned char *find_key(const auth_verifier *v, const char *kid)
+/* Copies key kid into pk and the key generation into gen; false when unknown. */
+static bool find_key(auth_verifier *v, const char *kid, unsigned char pk[AUTH_PK_BYTES],
+                     uint64_t *gen)
 {
-    for (size_t i = 0; i < v->n_keys; i++)
-        if (strcmp(v->keys[i].kid, kid) == 0)
-            return v->keys[i].pk;
-    return NULL;
+    bool found = false;
+    pthread_mutex_lock(&v->lock);
+    for (size_t i = 0; i < v->n_keys && !found; i++)
+        if (strcmp(v->keys[i].kid, kid) == 0) {
+            memcpy(pk, v->keys[i].pk, AUTH_PK_BYTES);
+            found = true;
+        }
+    *gen = v->gen;
+    pthread_mutex_unlock(&v->lock);
+    return found;
 }
 
 /* Full parse and verify; on success the claims go into the slot. */
@@ -127,8 +174,9 @@ static lb_err verify_fresh(auth_verifier *v, const char *s, const unsigned char 
     lb_err err = auth_token_parse(s, &t, em);
     if (err != LB_OK)
         return err;
-    const unsigned char *pk = find_key(v, t.kid);
-    if (pk == NULL) {
+    unsigned char pk[AUTH_PK_BYTES];
+    uint64_t gen = 0;
+    if (!find_key(v, t.kid, pk, &gen)) {
         /* the kid is the client's text: cap it, the log escapes it */
         err = lb_fail(em, LB_EAUTH, "unauthenticated: unknown key id %.64s", t.kid);
         auth_token_free(&t);
@@ -142,6 +190,11 @@ static lb_err verify_fresh(auth_verifier *v, const char *s, const unsigned char 
     free(t.signed_part); /* the cache keeps only the claims */
     t.signed_part = NULL;
     pthread_mutex_lock(&v->lock);
+    if (v->gen != gen) { /* the keys changed meanwhile: this one may be gone */
+        pthread_mutex_unlock(&v->lock);
+        auth_token_free(&t);
+        return err;
+    }
     cache_slot *slot = &v->slots[(hash[0] | (size_t)hash[1] << 8) % AUTH_CACHE_SLOTS];
     if (slot->used)
         auth_token_free(&slot->claims);

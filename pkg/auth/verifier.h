@@ -16,8 +16,13 @@
  * "forbidden: app X not in token", "forbidden: client_id X does not match
  * token (Y)". The reason's first word (up to ':') names the counter label.
  *
- * Ownership: the verifier owns its keys and cache. Thread-safety: check may be
- * called from any number of threads (one mutex around the cache).
+ * Keys rotate without a restart (auth_verifier_set_keys, on SIGHUP): the new
+ * ring replaces the old and the cache is emptied, so a token of a removed key
+ * is refused at once ("unknown key id"), even one verified a moment before.
+ *
+ * Ownership: the verifier owns its keys and cache. Thread-safety: check and
+ * set_keys may be called from any number of threads (one mutex around the
+ * keys and the cache; the Ed25519 verify runs outside it).
  */
 #ifndef LB_AUTH_VERIFIER_H
 #define LB_AUTH_VERIFIER_H
@@ -35,6 +40,10 @@ typedef struct auth_verifier auth_verifier;
  * is LB_ECONFIG naming it. */
 lb_err auth_verifier_new(char *const *files, size_t n, auth_verifier **out, lb_errmsg *em);
 void auth_verifier_free(auth_verifier **v);
+
+/* Replaces the key ring with the files' keys and empties the cache. On error
+ * (a bad file, named in em) the old keys stay in force. */
+lb_err auth_verifier_set_keys(auth_verifier *v, char *const *files, size_t n, lb_errmsg *em);
 
 /* Verifies token s at now_ms. app: checked against the token's apps unless
  * NULL. client_id: must equal the token's unless NULL or "". On success the

@@ -16,6 +16,7 @@
 
 static unsigned char pk[AUTH_PK_BYTES], sk[AUTH_SK_BYTES], sk2[AUTH_SK_BYTES];
 static char keyfile[] = "/tmp/lb-verifier-test-XXXXXX";
+static char keyfile2[] = "/tmp/lb-verifier-test2-XXXXXX"; /* k2: pk2 */
 
 static char *issue(const unsigned char *key, const char *kid, const char *client, int64_t exp)
 {
@@ -108,6 +109,48 @@ static void test_bad_key_file(void **state)
     assert_non_null(strstr(em.text, "/nonexistent/issuer.pub is not an lbcp-ed25519-public key"));
 }
 
+/* SIGHUP's rotation: a new key is trusted after set_keys, a removed one
+ * refused at once even for a token the cache had verified, and a bad file
+ * keeps the old ring. */
+static void test_rotation(void **state)
+{
+    (void)state;
+    auth_verifier *v = verifier();
+    char *t1 = issue(sk, "k1", "alice", 5000), *t2 = issue(sk2, "k2", "alice", 5000);
+    expect(v, t1, 1, "echo", NULL, NULL); /* cached now */
+    expect(v, t2, 1, "echo", NULL, "unauthenticated: unknown key id k2");
+    char *both[] = {keyfile, keyfile2}, *only2[] = {keyfile2}, *bad[] = {"/nonexistent/x.pub"};
+    assert_int_equal(auth_verifier_set_keys(v, both, 2, NULL), LB_OK);
+    expect(v, t2, 2, "echo", NULL, NULL);
+    expect(v, t1, 2, "echo", NULL, NULL);
+    assert_int_equal(auth_verifier_set_keys(v, only2, 1, NULL), LB_OK);
+    uint64_t hits0, hits1, misses;
+    auth_verifier_stats(v, &hits0, &misses);
+    expect(v, t1, 3, "echo", NULL, "unauthenticated: unknown key id k1");
+    auth_verifier_stats(v, &hits1, &misses);
+    assert_int_equal(hits1, hits0); /* not answered from the cache */
+    expect(v, t2, 3, "echo", NULL, NULL);
+    lb_errmsg em = {{0}};
+    assert_int_equal(auth_verifier_set_keys(v, bad, 1, &em), LB_ECONFIG);
+    assert_non_null(strstr(em.text, "/nonexistent/x.pub"));
+    expect(v, t2, 4, "echo", NULL, NULL); /* the old ring stays */
+    expect(v, t1, 4, "echo", NULL, "unauthenticated: unknown key id k1");
+    free(t1);
+    free(t2);
+    auth_verifier_free(&v);
+}
+
+static void write_key(char *path, const char *kid, const unsigned char *key)
+{
+    int fd = mkstemp(path);
+    char b64[sodium_base64_ENCODED_LEN(AUTH_PK_BYTES, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
+    sodium_bin2base64(b64, sizeof b64, key, AUTH_PK_BYTES,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "lbcp-ed25519-public %s %s\n", kid, b64);
+    fclose(f);
+}
+
 int main(void)
 {
     if (auth_init() != 0)
@@ -115,18 +158,16 @@ int main(void)
     unsigned char pk2[AUTH_PK_BYTES];
     crypto_sign_keypair(pk, sk);
     crypto_sign_keypair(pk2, sk2);
-    int fd = mkstemp(keyfile);
-    char b64[sodium_base64_ENCODED_LEN(AUTH_PK_BYTES, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
-    sodium_bin2base64(b64, sizeof b64, pk, AUTH_PK_BYTES, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    FILE *f = fdopen(fd, "w");
-    fprintf(f, "lbcp-ed25519-public k1 %s\n", b64);
-    fclose(f);
+    write_key(keyfile, "k1", pk);
+    write_key(keyfile2, "k2", pk2);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reasons),
         cmocka_unit_test(test_cache_hits_and_expiry),
         cmocka_unit_test(test_bad_key_file),
+        cmocka_unit_test(test_rotation),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     unlink(keyfile);
+    unlink(keyfile2);
     return rc;
 }

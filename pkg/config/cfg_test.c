@@ -7,11 +7,13 @@
 
 #include "common/util.h"
 #include "config/cfg.h"
+#include "config/cfg_tls.h"
 #include "config/etcd_cfg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static cfg_doc *load_ok(const char *text)
@@ -477,6 +479,68 @@ static void test_load_file(void **state)
     cfg_free(&doc); /* NULL is fine */
 }
 
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void tls_of(const char *text, cfg_tls *out)
+{
+    cfg_doc *doc = load_ok(text);
+    lb_errmsg em = {{0}};
+    assert_int_equal(cfg_tls_load(doc, cfg_root(doc), false, out, &em), LB_OK);
+    cfg_free(&doc);
+}
+
+/* SIGHUP names the tls keys a restart applies: a changed path, a file
+ * replaced in place (same path, new contents), a changed flag; nothing when
+ * the files are the same; a FIFO is not read (it would block the load). */
+static void test_tls_changed(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/cfg_tls_test_XXXXXX", text[2048], buf[256] = "", fifo[300];
+    assert_non_null(mkdtemp(dir));
+    char ca[300], crt[300], key[300];
+    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+    snprintf(crt, sizeof crt, "%s/c.pem", dir);
+    snprintf(key, sizeof key, "%s/c.key", dir);
+    write_file(ca, "CA1");
+    write_file(crt, "CERT1");
+    write_file(key, "KEY1");
+    snprintf(text, sizeof text, "tls: {ca: %s, cert: %s, key: %s}\n", ca, crt, key);
+    cfg_tls a, b, c;
+    tls_of(text, &a);
+    tls_of(text, &b);
+    cfg_tls_changed(&a, &b, buf, sizeof buf);
+    assert_string_equal(buf, "");
+    write_file(crt, "CERT2"); /* rotated in place */
+    write_file(key, "KEY2");
+    tls_of(text, &c);
+    cfg_tls_changed(&a, &c, buf, sizeof buf);
+    assert_string_equal(buf, "tls.cert,tls.key");
+    cfg_tls_free(&c);
+    buf[0] = '\0';
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    snprintf(text, sizeof text, "tls: {ca: %s, cert: %s, key: %s, server_name: x}\n", fifo, crt,
+             key);
+    tls_of(text, &c);
+    cfg_tls_changed(&b, &c, buf, sizeof buf);
+    assert_string_equal(buf,
+                        "tls.ca,tls.cert,tls.key,tls.server_name"); /* b: before the rotation */
+    cfg_tls_free(&a);
+    cfg_tls_free(&b);
+    cfg_tls_free(&c);
+    unlink(fifo);
+    unlink(ca);
+    unlink(crt);
+    unlink(key);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -487,7 +551,7 @@ int main(void)
         cmocka_unit_test(test_get_duration_size), cmocka_unit_test(test_duration_size_overflow),
         cmocka_unit_test(test_etcd_security),     cmocka_unit_test(test_get_strlist),
         cmocka_unit_test(test_check_keys_expect), cmocka_unit_test(test_root_not_map),
-        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_load_file),         cmocka_unit_test(test_tls_changed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

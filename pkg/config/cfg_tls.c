@@ -2,15 +2,59 @@
 
 #include "common/errmsg.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static const char *const tls_keys[] = {"ca",          "cert",     "key",           "peer_ca",
                                        "server_name", "insecure", "http_insecure", NULL};
 static const char *const tls_keys_report[] = {"ca",       "cert",           "key",
                                               "peer_ca",  "report_peer_ca", "server_name",
                                               "insecure", "http_insecure",  NULL};
+
+/* FNV-1a of a file's contents: a change detector, not a security check. Only
+ * a regular file, and its first MiB (a PEM bundle is far smaller): a config
+ * naming /dev/zero must not hang the load. */
+static uint64_t file_stamp(const char *path)
+{
+    if (path == NULL || path[0] == '\0')
+        return 0;
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (fd >= 0)
+            close(fd);
+        return 0;
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (f == NULL) {
+        close(fd);
+        return 0;
+    }
+    uint64_t h = 1469598103934665603ULL;
+    unsigned char buf[4096];
+    size_t n, total = 0;
+    while (total < (1u << 20) && (n = fread(buf, 1, sizeof buf, f)) > 0) {
+        total += n;
+        for (size_t i = 0; i < n; i++)
+            h = (h ^ buf[i]) * 1099511628211ULL;
+    }
+    fclose(f);
+    return h | 1; /* never 0: 0 means no file */
+}
+
+static void tls_files(const cfg_tls *t, const char *out[CFG_TLS_FILES])
+{
+    out[0] = t->ca;
+    out[1] = t->cert;
+    out[2] = t->key;
+    out[3] = t->peer_ca;
+    out[4] = t->report_peer_ca;
+}
 
 lb_err cfg_tls_load(const cfg_doc *doc, const cfg_node *root, bool with_report, cfg_tls *out,
                     lb_errmsg *em)
@@ -29,6 +73,10 @@ lb_err cfg_tls_load(const cfg_doc *doc, const cfg_node *root, bool with_report, 
         (err = cfg_get_bool(doc, n, "insecure", false, &out->insecure, em)) ||
         (err = cfg_get_bool(doc, n, "http_insecure", false, &out->http_insecure, em)))
         return err;
+    const char *files[CFG_TLS_FILES];
+    tls_files(out, files);
+    for (int i = 0; i < CFG_TLS_FILES; i++)
+        out->stamp[i] = file_stamp(files[i]);
     if (out->insecure && !*out->ca && !*out->cert && !*out->key)
         return LB_OK;
     const char *missing = !*out->ca ? "ca" : !*out->cert ? "cert" : !*out->key ? "key" : NULL;
@@ -82,6 +130,32 @@ lb_err cfg_tls_check_urls(const cfg_doc *doc, const cfg_node *root, const char *
         }
     }
     return LB_OK;
+}
+
+static bool str_differs(const char *a, const char *b)
+{
+    return strcmp(a != NULL ? a : "", b != NULL ? b : "") != 0;
+}
+
+void cfg_tls_changed(const cfg_tls *o, const cfg_tls *n, char *buf, size_t cap)
+{
+    static const char *const names[CFG_TLS_FILES] = {"tls.ca", "tls.cert", "tls.key", "tls.peer_ca",
+                                                     "tls.report_peer_ca"};
+    const char *of[CFG_TLS_FILES], *nf[CFG_TLS_FILES];
+    tls_files(o, of);
+    tls_files(n, nf);
+    for (int i = 0; i < CFG_TLS_FILES; i++)
+        if (str_differs(of[i], nf[i]) || o->stamp[i] != n->stamp[i])
+            snprintf(buf + strlen(buf), cap - strlen(buf), "%s%s", buf[0] ? "," : "", names[i]);
+    const struct {
+        const char *name;
+        bool differs;
+    } k[] = {{"tls.server_name", str_differs(o->server_name, n->server_name)},
+             {"tls.insecure", o->insecure != n->insecure},
+             {"tls.http_insecure", o->http_insecure != n->http_insecure}};
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+        if (k[i].differs)
+            snprintf(buf + strlen(buf), cap - strlen(buf), "%s%s", buf[0] ? "," : "", k[i].name);
 }
 
 void cfg_tls_free(cfg_tls *t)

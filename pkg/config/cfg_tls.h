@@ -20,10 +20,17 @@
 
 #include "config/cfg.h"
 
+#include <stdint.h>
+
+enum { CFG_TLS_FILES = 5 }; /* ca, cert, key, peer_ca, report_peer_ca */
+
 typedef struct cfg_tls {
     char *ca, *cert, *key, *peer_ca, *report_peer_ca, *server_name;
     bool insecure;
     bool http_insecure; /* plain HTTP on http_listen/api_listen despite cert/key */
+    /* hash of each file's contents when loaded (0: none or unreadable), so a
+     * SIGHUP can tell that a certificate file was replaced in place */
+    uint64_t stamp[CFG_TLS_FILES];
 } cfg_tls;
 
 /* The certificate and key the daemon's HTTP servers serve HTTPS with, or NULL
@@ -47,6 +54,12 @@ lb_err cfg_tls_load(const cfg_doc *doc, const cfg_node *root, bool with_report, 
  * certificate. keys is NULL-terminated; absent keys are skipped. */
 lb_err cfg_tls_check_urls(const cfg_doc *doc, const cfg_node *root, const char *const *keys,
                           const cfg_tls *tls, lb_errmsg *em);
+
+/* For SIGHUP: appends to buf (comma-separated, "tls.cert", ...) each tls key
+ * whose value or file contents differ between the running o and the newly
+ * loaded n. A restart applies them: nng 1.5.2 cannot give a running listener
+ * a new certificate (README "Security model"). */
+void cfg_tls_changed(const cfg_tls *o, const cfg_tls *n, char *buf, size_t cap);
 
 void cfg_tls_free(cfg_tls *t);
 

@@ -375,6 +375,20 @@ int reg_server_report_key(reg *r, const char *id, unsigned char *pk, size_t cap)
     return n;
 }
 
+int reg_slave_report_key(reg *r, const char *id, unsigned char *pk, size_t cap)
+{
+    reg_lock(r);
+    reg_slave *s = hmap_get(r->slaves, id);
+    int n = -1;
+    if (s != NULL && s->info != NULL) {
+        n = (int)s->info->report_key.len;
+        if (n > 0 && (size_t)n <= cap)
+            memcpy(pk, s->info->report_key.data, (size_t)n);
+    }
+    reg_unlock(r);
+    return n;
+}
+
 bool reg_on_server_load(reg *r, const Lb__ServerLoad *l)
 {
     size_t len = lb__server_load__get_packed_size(l);

@@ -86,6 +86,8 @@ void reg_apply(reg *r, const etcd_event *evs, size_t n);
  * when it fits in cap bytes: its length, 0 when the record has none, -1 when the
  * server is unknown. Takes the lock. */
 int reg_server_report_key(reg *r, const char *id, unsigned char *pk, size_t cap);
+/* The same for slave id (SlaveInfo.report_key). */
+int reg_slave_report_key(reg *r, const char *id, unsigned char *pk, size_t cap);
 
 /* Feeding from load reports. Unknown ids are ignored (false). */
 bool reg_on_server_load(reg *r, const Lb__ServerLoad *l);

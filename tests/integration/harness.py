@@ -327,6 +327,10 @@ class Cluster:
     def start(self, name, binary, config_text, extra_args=()):
         if binary in ("lb-master", "lb-slave", "lb-agent") and "\ntls:" not in "\n" + config_text:
             config_text = config_text.rstrip("\n") + "\n" + to_yaml({"tls": self.tls_block(binary)})
+        if binary == "lb-slave" and "\nstate_dir:" not in "\n" + config_text:
+            # the slave's identity key (SlaveLoad signing) lives here, not in /var/lib
+            config_text = config_text.rstrip("\n") + "\n" + to_yaml(
+                {"state_dir": os.path.join(self.dir, name + "-state")})
         path = self.write_config(name, config_text)
         d = Daemon(name, [os.path.join(BIN, binary), "--config", path, *extra_args],
                    os.path.join(self.dir, name + ".log"), self.env)

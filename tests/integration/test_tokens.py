@@ -5,6 +5,7 @@ release and renew act as the token's client, so another client cannot end or
 keep alive a session; the HTTP API answers 401/403 for the same failures; the
 Python client with a token is served. One cluster per test (TLS by default)."""
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -96,6 +97,57 @@ class TokensTest(ClusterTest):
                                       extra=("--token", self.token("alice")))
         self.assertEqual((rc, out["action"], out["server"]), (0, "SERVE", "agent-a"), err)
         self.assertTrue(pid_alive(out["pid"]))
+
+    def reload_keys(self, *pubs):
+        """Rewrites the slave's token_public_keys, SIGHUPs it, waits for the outcome."""
+        path = os.path.join(self.c.dir, "slave-a.yaml")
+        with open(path) as f:
+            lines = f.read().splitlines()
+        i = lines.index("token_public_keys:")
+        while i + 1 < len(lines) and lines[i + 1].startswith("  - "):
+            del lines[i + 1]
+        lines[i + 1:i + 1] = [f'  - "{p}"' for p in pubs]
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        before = self.counters(self.slave.endpoint)
+        os.kill(self.slave.pid, signal.SIGHUP)
+        done = lambda: {k: v for k, v in self.counters(self.slave.endpoint).items()
+                        if k.startswith("config_reloads_total")} != \
+            {k: v for k, v in before.items() if k.startswith("config_reloads_total")}
+        wait_for(done, 10, 0.1, what="config reloaded")
+
+    def test_sighup_rotates_issuer_keys(self):
+        c = self.c
+        t1, t2 = self.token("alice"), self.token("alice", key=self.other)
+        rc, out, _ = c.request(self.slave, "echo", "alice", expect_ok=False, extra=("--token", t2))
+        self.assertEqual((out["action"], out["reason"]), ("REJECT", "unauthenticated: unknown key id k2"))
+        rc, out, err = c.request(self.slave, "echo", "alice", extra=("--token", t1))
+        self.assertEqual(out["action"], "SERVE", err)  # t1 is in the verified-token cache now
+        # k2 added: accepted after the reload, k1 still
+        self.reload_keys(self.key + ".pub", self.other + ".pub")
+        for tok in (t2, t1):
+            rc, out, err = c.request(self.slave, "echo", "alice", extra=("--token", tok))
+            self.assertEqual(out["action"], "SERVE", err)
+        # k1 removed: its token, cached a moment ago, is refused with its reason
+        self.reload_keys(self.other + ".pub")
+        rc, out, _ = c.request(self.slave, "echo", "alice", expect_ok=False, extra=("--token", t1))
+        self.assertEqual((rc, out["action"]), (1, "REJECT"), out)
+        self.assertEqual(out["reason"], "unauthenticated: unknown key id k1")
+        rc, out, err = c.request(self.slave, "echo", "alice", extra=("--token", t2))
+        self.assertEqual(out["action"], "SERVE", err)
+        # a key file that does not load: the reload is rejected whole, k2 stays
+        self.reload_keys(self.other + ".pub", os.path.join(self.keys, "missing.pub"))
+        st = self.counters(self.slave.endpoint)
+        self.assertEqual(st.get('config_reloads_total{result="rejected"}'), 1, st)
+        self.assertEqual(st.get('config_reloads_total{result="ok"}'), 2, st)
+        rc, out, err = c.request(self.slave, "echo", "alice", extra=("--token", t2))
+        self.assertEqual(out["action"], "SERVE", err)
+        rc, out, _ = c.request(self.slave, "echo", "alice", expect_ok=False, extra=("--token", t1))
+        self.assertEqual(out["reason"], "unauthenticated: unknown key id k1")
+        log = self.slave.output()
+        self.assertIn('changed="token_public_keys"', log)
+        self.assertIn("missing.pub is not an lbcp-ed25519-public key", log)
+        self.assertTrue(self.slave.alive())
 
     def test_another_client_cannot_release_or_renew(self):
         alice, bob = self.token("alice"), self.token("bob")

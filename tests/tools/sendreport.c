@@ -8,6 +8,11 @@
  * masters/<id> record's report_kx_key), with FILE's pair key for it;
  * --no-sig leaves the signature out. TLS from LBCP_TLS_CA, LBCP_TLS_CERT,
  * LBCP_TLS_KEY (wire_tls.h). Exit 0 when sent (PUB cannot tell if applied).
+ *
+ * lb-sendreport ADDR --slave ID --key FILE --seq N --load L [--count K]
+ *               [--unsigned] [--garbage-sig]: the same for a SlaveLoad of slave
+ * ID, signed with FILE (a slave's identity.key); --garbage-sig sends 64 random
+ * bytes as the signature.
  */
 #include "auth/report_mac.h"
 #include "auth/report_sig.h"
@@ -31,11 +36,32 @@ static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
     atomic_fetch_add(&pipes, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1);
 }
 
+/* A SlaveLoad for slave in env (vl and sig_buf must outlive env's use). */
+static void slave_envelope(Lb__Envelope *env, Lb__SlaveLoad *vl, const char *slave,
+                           unsigned long long seq, unsigned long long load, const unsigned char *sk,
+                           int mode, unsigned char sig_buf[AUTH_SIG_BYTES])
+{
+    vl->slave_id = (char *)slave;
+    vl->load = (uint32_t)load;
+    vl->limit = 100;
+    vl->seq = seq;
+    vl->at_ms = lb_wall_ms();
+    if (mode == 1) {
+        auth_slave_load_sign(vl, sk, sig_buf);
+    } else if (mode == 2) { /* garbage */
+        randombytes_buf(sig_buf, AUTH_SIG_BYTES);
+        vl->sig.data = sig_buf;
+        vl->sig.len = AUTH_SIG_BYTES;
+    }
+    env->body_case = LB__ENVELOPE__BODY_SLAVE_LOAD;
+    env->slave_load = vl;
+}
+
 int main(int argc, char **argv)
 {
-    const char *addr = argc > 1 ? argv[1] : NULL, *server = NULL, *key = NULL;
-    unsigned long long seq = 1, sessions = 0, count = 1;
-    bool sign = true, sig = true;
+    const char *addr = argc > 1 ? argv[1] : NULL, *server = NULL, *slave = NULL, *key = NULL;
+    unsigned long long seq = 1, sessions = 0, count = 1, load = 0;
+    bool sign = true, sig = true, garbage = false;
     const char *mac_for = NULL;
     for (int i = 2; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : "";
@@ -55,10 +81,17 @@ int main(int argc, char **argv)
             mac_for = v, i++;
         else if (strcmp(argv[i], "--no-sig") == 0)
             sig = false;
+        else if (strcmp(argv[i], "--slave") == 0)
+            slave = v, i++;
+        else if (strcmp(argv[i], "--load") == 0)
+            load = strtoull(v, NULL, 10), i++;
+        else if (strcmp(argv[i], "--garbage-sig") == 0)
+            sign = false, garbage = true;
     }
-    if (addr == NULL || server == NULL || (sign && key == NULL)) {
-        fprintf(stderr, "usage: lb-sendreport ADDR --server ID --key FILE --seq N --sessions S "
-                        "[--count K] [--unsigned] [--mac-for HEX [--no-sig]]\n");
+    if (addr == NULL || (server == NULL) == (slave == NULL) || (sign && key == NULL)) {
+        fprintf(stderr, "usage: lb-sendreport ADDR --server ID|--slave ID --key FILE --seq N "
+                        "--sessions S|--load L [--count K] [--unsigned|--garbage-sig] "
+                        "[--mac-for HEX [--no-sig]]\n");
         return 2;
     }
     lb_errmsg em = {{0}};
@@ -103,13 +136,16 @@ int main(int argc, char **argv)
         memcpy(to.to, kx, AUTH_MAC_TO_BYTES);
         auth_report_mac(&sl, &to, 1, &macs);
     }
-    if (sign && sig)
+    if (sign && sig && slave == NULL)
         auth_report_sign(&sl, sk, sig_buf);
     Lb__Envelope env = LB__ENVELOPE__INIT;
     env.version = WIRE_VERSION;
     env.request_id = seq;
     env.body_case = LB__ENVELOPE__BODY_SERVER_LOAD;
     env.server_load = &sl;
+    Lb__SlaveLoad vl = LB__SLAVE_LOAD__INIT;
+    if (slave != NULL)
+        slave_envelope(&env, &vl, slave, seq, load, sk, sign ? 1 : garbage ? 2 : 0, sig_buf);
     for (unsigned long long i = 0; i < count; i++) {
         nng_msg *m = NULL;
         if (wire_encode(&env, &m) != LB_OK || nng_sendmsg(s, m, 0) != 0) {

@@ -57,7 +57,8 @@ lbctl token keygen --out "$state/tls/issuer" --kid demo >/dev/null
 for s in slave-a slave-b; do
     { cat "$here/$s.yaml"
       echo "require_tokens: true"
-      echo "token_public_keys: [$state/tls/issuer.pub]"; } >"$state/$s.yaml"
+      echo "token_public_keys: [$state/tls/issuer.pub]"
+      echo "state_dir: $state/$s"; } >"$state/$s.yaml"
 done
 token() { # client: a 1 h token for the demo's apps
     lbctl token issue --client "$1" --apps echo,warm --ttl 1h --key "$state/tls/issuer"

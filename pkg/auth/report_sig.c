@@ -66,7 +66,9 @@ lb_err auth_identity_load(const char *path, bool create, unsigned char sk[AUTH_S
     return LB_OK;
 }
 
-/* mkdir -p of path's directory, 0700 (it holds a secret key). */
+/* mkdir -p of path's directory, 0700 (it holds a secret key); then the
+ * directory must be ours and writable by no one else: a default under a
+ * shared $TMPDIR that another user made first could hold a key they know. */
 static lb_err make_parent(const char *path, lb_errmsg *em)
 {
     char dir[4096];
@@ -82,9 +84,17 @@ static lb_err make_parent(const char *path, lb_errmsg *em)
             return lb_fail(em, LB_ESYS, "identity key %s: cannot create %s: %s", path, dir,
                            strerror(errno));
         if (p == NULL)
-            return LB_OK;
+            break;
         *p = '/';
     }
+    struct stat st;
+    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+        (st.st_mode & 022) != 0)
+        return lb_fail(em, LB_ESYS,
+                       "identity key %s: %s is not a directory owned by uid %d and writable "
+                       "only by it",
+                       path, dir, (int)geteuid());
+    return LB_OK;
 }
 
 lb_err auth_identity_open(const char *configured, const char *default_path,

@@ -120,6 +120,14 @@ static void test_identity_open(void **state)
     assert_int_equal(access(other, F_OK), -1);
     assert_int_equal(auth_identity_open(deflt, "/nonexistent/x", sk, pk2, &em), LB_OK);
     assert_memory_equal(pk, pk2, sizeof pk);
+    /* a default directory others may write to is refused, its key unread */
+    snprintf(other, sizeof other, "%s/shared", dir);
+    assert_int_equal(mkdir(other, 0777), 0);
+    assert_int_equal(chmod(other, 0777), 0);
+    snprintf(other, sizeof other, "%s/shared/identity.key", dir);
+    assert_int_equal(auth_identity_open("", other, sk, pk2, &em), LB_ESYS);
+    assert_non_null(strstr(em.text, "writable only by it"));
+    assert_int_equal(access(other, F_OK), -1);
 }
 
 int main(void)

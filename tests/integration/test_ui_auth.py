@@ -5,12 +5,13 @@ with another issuer's token, or with a forged one; the token as a Bearer header,
 or the cookie the login (/ui/?token=T, 303) sets, gets 200. /metrics and
 /healthz stay open. Over HTTPS (the master's certificate)."""
 import os
+import signal
 import subprocess
 import tempfile
 import urllib.error
 import urllib.request
 
-from harness import BIN, ClusterTest, free_port
+from harness import BIN, ClusterTest, free_port, wait_for
 
 LBCTL = os.path.join(BIN, "lbctl")
 
@@ -95,6 +96,25 @@ class UiAuthTest(ClusterTest):
         self.assertEqual(self.get("/ui/", {"Cookie": "x=1; " + kv})[0], 200)
         self.assertEqual(self.get("/ui/", {"Cookie": "lbcp_ui=" + self.other})[0], 401)
 
+    def test_sighup_rotates_ui_token_keys(self):
+        """The other issuer's key file replaces the operator's (the same key id,
+        another key): after SIGHUP the old token, accepted a moment ago (so in the
+        verified-token cache), gets 401 and the other issuer's token 200."""
+        bearer = lambda t: {"Authorization": "Bearer " + t}
+        self.assertEqual(self.get("/ui/api/state", bearer(self.token))[0], 200)
+        self.assertEqual(self.get("/ui/api/state", bearer(self.other))[0], 401)
+        path = os.path.join(self.c.dir, "master-1.yaml")
+        with open(path) as f:
+            text = f.read()
+        op, other = os.path.join(self.keys, "operator"), os.path.join(self.keys, "other")
+        with open(path, "w") as f:
+            f.write(text.replace(op + ".pub", other + ".pub"))
+        os.kill(self.m.pid, signal.SIGHUP)
+        wait_for(lambda: 'changed="ui_token_public_keys' in self.m.output(), 10, 0.1,
+                 what="master reloaded its ui keys")
+        self.assertEqual(self.get("/ui/api/state", bearer(self.token))[0], 401)
+        self.assertEqual(self.get("/ui/api/state", bearer(self.other))[0], 200)
+
 
 class UiClosedTest(ClusterTest):
     """HTTPS without ui_token_public_keys: /ui is closed (403), not open."""
@@ -114,3 +134,4 @@ class UiClosedTest(ClusterTest):
                                     context=ctx) as r:
             self.assertEqual(r.status, 200)
         self.assertIn("dashboard closed", m.output())
+

@@ -15,6 +15,8 @@
  *   lease_ttl: 5s
  *   report_interval: 1s
  *   request_timeout: 15s             # one call to a master (covers the launch)
+ *   leader_hold: 5s                  # no master answered (an election, a leader that
+ *                                    # stepped down): retry this long before failing; 0: off
  *   etcd_timeout: 3s
  *   limit: 10000                     # requests per report interval counted as full load
  *   contexts: 64                     # client requests in flight
@@ -70,6 +72,7 @@ static const char *const slave_keys[] = {"id",
                                          "lease_ttl",
                                          "report_interval",
                                          "request_timeout",
+                                         "leader_hold",
                                          "etcd_timeout",
                                          "limit",
                                          "contexts",
@@ -158,6 +161,7 @@ static lb_err load_all(const cfg_doc *doc, slave_config *cfg, lb_errmsg *em)
                                    em)) ||
         (err = cfg_get_duration_ms(doc, root, "request_timeout", 15000, &cfg->request_timeout_ms,
                                    em)) ||
+        (err = cfg_get_duration_ms(doc, root, "leader_hold", 5000, &cfg->leader_hold_ms, em)) ||
         (err = cfg_get_duration_ms(doc, root, "etcd_timeout", 3000, &cfg->etcd_timeout_ms, em)) ||
         (err = cfg_get_int(doc, root, "limit", 0, 100000000, 10000, &cfg->limit, em)) ||
         (err = cfg_get_int(doc, root, "contexts", 1, 4096, 64, &cfg->contexts, em)) ||

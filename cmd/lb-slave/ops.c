@@ -119,6 +119,8 @@ int slave_ops_start(slave *s)
     obs_describe("slave_requests_total", "Client requests received.");
     obs_describe("slave_answers_total", "Answers to clients, by action.");
     obs_describe("slave_no_master_total", "Requests no master answered.");
+    obs_describe("slave_leader_hold_rounds_total",
+                 "Pauses of a request waiting for a master to answer (leader_hold).");
     obs_describe("slave_shed_total", "New clients shed to a zone peer while over the limit.");
     obs_describe("slave_shed_kept_total", "Clients of this slave served while over the limit.");
     obs_describe("slave_bad_requests_total", "Malformed client requests.");

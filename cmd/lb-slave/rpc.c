@@ -6,6 +6,10 @@
  * The slave forwards the client's request with its own id and load; the
  * master's instruction (SERVE, REDIRECT to another slave, REJECT) goes back to
  * the client as it is. A standby master's "unavailable" moves on to the next.
+ * When no master answers (an election under way, a leader that stepped down
+ * for a moment), the request waits and tries them all again until leader_hold
+ * has passed since it arrived, as Consul's servers hold RPCs for
+ * rpc_hold_timeout: a failover of ~2 s costs the client time, not an error.
  */
 #include "slave.h"
 
@@ -25,8 +29,9 @@
 #include <string.h>
 
 #define MASTER_SEND_TIMEOUT_MS 1000
+#define HOLD_RETRY_MS 200 /* between rounds over the masters while holding */
 
-typedef enum { ST_RECV, ST_MASTER_SEND, ST_MASTER_RECV, ST_REPLY } slave_state;
+typedef enum { ST_RECV, ST_MASTER_SEND, ST_MASTER_RECV, ST_HOLD, ST_REPLY } slave_state;
 
 typedef struct slave_ctx {
     slave *s;
@@ -39,13 +44,14 @@ typedef struct slave_ctx {
     Lb__Envelope *req;
     nng_msg *fwd; /* encoded SelectionRequest, kept for retries on other masters */
     size_t attempt;
+    int64_t started_ms; /* when the request arrived (lb_mono_ms), for leader_hold */
     size_t which;
     char master_ep[256];
     char failures[512];
 } slave_ctx;
 
 static struct {
-    obs_counter *requests, *serve, *redirect, *reject, *no_master, *bad;
+    obs_counter *requests, *serve, *redirect, *reject, *no_master, *bad, *held;
 } sc;
 
 static void ctx_recv(slave_ctx *c)
@@ -103,9 +109,17 @@ static void try_master(slave_ctx *c)
 {
     if (!slave_master_ctx(c->s, c->attempt, &c->mctx, &c->which, c->master_ep,
                           sizeof c->master_ep)) {
+        int64_t waited = lb_mono_ms() - c->started_ms;
+        if (waited + HOLD_RETRY_MS < c->s->cfg.leader_hold_ms && !atomic_load(&c->s->stopping)) {
+            obs_inc(sc.held);
+            c->state = ST_HOLD;
+            nng_sleep_aio(HOLD_RETRY_MS, c->maio);
+            return;
+        }
         char text[640];
         obs_inc(sc.no_master);
-        snprintf(text, sizeof text, "no master answered: %s",
+        snprintf(text, sizeof text, "no master answered%s: %s",
+                 waited >= HOLD_RETRY_MS ? " (held for leader_hold)" : "",
                  c->failures[0] ? c->failures : "no master known");
         LOG_ERROR("slave", "no master", "err=\"%s\"", text);
         ctx_error(c, LB_EUNAVAIL, text);
@@ -261,6 +275,7 @@ static void handle_client(slave_ctx *c)
     }
     c->attempt = 0;
     c->failures[0] = '\0';
+    c->started_ms = lb_mono_ms();
     try_master(c);
 }
 
@@ -277,6 +292,7 @@ static void forward_as_is(slave_ctx *c)
     }
     c->attempt = 0;
     c->failures[0] = '\0';
+    c->started_ms = lb_mono_ms();
     try_master(c);
 }
 
@@ -363,6 +379,12 @@ static void master_cb(void *arg)
         c->state = ST_MASTER_RECV;
         nng_aio_set_timeout(c->maio, (nng_duration)c->s->cfg.request_timeout_ms);
         nng_ctx_recv(c->mctx, c->maio);
+    } else if (c->state == ST_HOLD) {
+        if (rv != 0) /* cancelled: the slave is stopping */
+            return;
+        c->attempt = 0; /* a new round over every master; an error names the last round's */
+        c->failures[0] = '\0';
+        try_master(c);
     } else if (c->state == ST_MASTER_RECV) {
         if (rv != 0) {
             master_failed(c, rv == NNG_ETIMEDOUT ? "timed out" : nng_strerror(rv));
@@ -380,6 +402,7 @@ int slave_rpc_start(slave *s)
     sc.reject = obs_counter_get("slave_answers_total{action=\"reject\"}");
     sc.no_master = obs_counter_get("slave_no_master_total");
     sc.bad = obs_counter_get("slave_bad_requests_total");
+    sc.held = obs_counter_get("slave_leader_hold_rounds_total");
     s->shed = slave_shed_new();
     lb_errmsg em = {{0}};
     if (s->cfg.require_tokens) {

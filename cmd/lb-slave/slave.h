@@ -33,6 +33,7 @@ typedef struct slave_config {
     int64_t lease_ttl_ms;
     int64_t report_interval_ms;
     int64_t request_timeout_ms; /* one master call */
+    int64_t leader_hold_ms;     /* how long a request waits for some master to answer */
     int64_t etcd_timeout_ms;
     int64_t limit; /* requests per report interval before it counts as overloaded */
     int64_t contexts;

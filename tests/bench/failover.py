@@ -96,7 +96,8 @@ def p8(sig, lease_ttl="2s"):
                 wait_for(lambda: leader(c) == "master-1", 10, 0.05, "leader")
         wait_for(lambda: "/lb/masters/master-2" in c.etcd.keys("/lb/"), 10, 0.05, "standby")
         c.master_rpc, c.master_report = rpc[0], rep[0]
-        sa = c.start_slave("slave-a", "zone-a", masters=rpc, report=rep, log_level="warn")
+        sa = c.start_slave("slave-a", "zone-a", masters=rpc, report=rep, log_level="warn",
+                           leader_hold="0s")  # time the failover, not a held request
         c.start_agent("agent-a1", "zone-a", report=rep, log_level="warn")
         c.wait_master_sees(1)
         c.request(sa, "echo", "before", location="zone-a")

@@ -88,7 +88,7 @@ def metric(url, name):
 
 
 class Failover(ClusterTest):
-    def two_masters(self, m1_etcd=None, m1_http=None):
+    def two_masters(self, m1_etcd=None, m1_http=None, leader_hold="0s"):
         c = self.c
         self.rpc1, rep1 = c.url(), c.url()
         self.rpc2, rep2 = c.url(), c.url()
@@ -103,8 +103,10 @@ class Failover(ClusterTest):
             base, id="master-2", listen=self.rpc2, report_listen=rep2, etcd=c.etcd.url)))
         wait_for(lambda: "/lb/masters/master-2" in c.etcd.keys("/lb/"), 10, what="master-2")
         c.master_rpc, c.master_report = self.rpc1, rep1
+        # leader_hold 0 by default here: these tests time the failover itself,
+        # which a held request would hide
         self.sa = c.start_slave("slave-a", "zone-a", masters=[self.rpc1, self.rpc2],
-                                report=[rep1, rep2])
+                                report=[rep1, rep2], leader_hold=leader_hold)
         c.start_agent("agent-a1", "zone-a", report=[rep1, rep2])
         c.wait_master_sees(1)
         _, out, _ = c.request(self.sa, "echo", "before", location="zone-a")
@@ -146,6 +148,40 @@ class Failover(ClusterTest):
         self.assertLess(took, 2.0, f"first success {took:.2f}s after SIGTERM")
         self.assertEqual(self.leader(), "master-2")
         self.assertEqual(self.m1.proc.wait(10), 0)
+
+    def test_leader_hold_serves_a_request_sent_at_the_kill(self):
+        """With leader_hold (default 5s) the slave keeps a request while no master
+        answers, so the client sees a slower answer, not an error."""
+        self.two_masters(leader_hold="5s")
+        before = (self.c.stats(self.sa.endpoint) or {}).get("counters", {})
+        self.m1.stop(signal.SIGKILL)
+        t0 = time.monotonic()
+        rc, out, err = self.c.request(self.sa, "echo", "held", location="zone-a",
+                                      expect_ok=False)
+        took = time.monotonic() - t0
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out["action"], "SERVE")
+        self.assertTrue(pid_alive(out["pid"]))
+        self.assertLess(took, 10.0)
+        self.assertEqual(self.leader(), "master-2")
+        after = self.c.stats(self.sa.endpoint)["counters"]
+        self.assertGreater(after.get("slave_leader_hold_rounds_total", 0),
+                           before.get("slave_leader_hold_rounds_total", 0))
+        self.assertEqual(after.get("slave_no_master_total", 0),
+                         before.get("slave_no_master_total", 0))
+
+    def test_leader_hold_ends_with_the_error_when_no_master_comes(self):
+        self.two_masters(leader_hold="1s")
+        self.m1.stop(signal.SIGKILL)
+        self.m2.stop(signal.SIGKILL)
+        t0 = time.monotonic()
+        rc, _, err = self.c.request(self.sa, "echo", "nobody", location="zone-a",
+                                    expect_ok=False)
+        took = time.monotonic() - t0
+        self.assertNotEqual(rc, 0)
+        self.assertIn("no master answered (held for leader_hold)", err)
+        self.assertGreaterEqual(took, 0.8)
+        self.assertLess(took, 8.0)
 
     def test_leader_cut_from_etcd_steps_down_and_its_writes_never_land(self):
         c = self.c

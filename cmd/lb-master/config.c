@@ -6,7 +6,12 @@
  *   report_listen: tls+tcp://127.0.0.1:7102  # load reports from agents and slaves (SUB)
  *   advertise: tls+tcp://master-1:7101   # RPC endpoint others dial (in etcd); default: listen
  *   report_advertise: tls+tcp://master-1:7102  # report endpoint others dial; default:
- * report_listen etcd: http://127.0.0.1:2379      # string (comma-separated) or list prefix: /lb/
+ *                                    # report_listen
+ *   operator_listen: tls+tcp://127.0.0.1:7103  # operator RPC (lbctl release ...); default:
+ *                                    # off; needs tls.operator_peer_ca (the operator CA)
+ *   operator_advertise: tls+tcp://master-1:7103  # in masters/<id>; default: operator_listen
+ *   etcd: http://127.0.0.1:2379      # string (comma-separated) or list
+ *   prefix: /lb/
  *   lease_ttl: 2s                    # masters/<id> and leader key; refreshed every ttl/4, a
  *                                    # leader steps down when no refresh went through for 3/4
  *   tls: {ca, cert, key, peer_ca, report_peer_ca, server_name, insecure}  # config/cfg_tls.h
@@ -36,7 +41,8 @@
  *   etcd_economy: true               # false: the old writes (P6 baseline only)
  *   etcd_tls: {ca, cert, key}        # etcd TLS; etcd_user + etcd_password_file: etcd auth
  *                                    # (see pkg/config/etcd_cfg.h)
- *   tls: {ca, cert, key, peer_ca, report_peer_ca, server_name, insecure}  # config/cfg_tls.h
+ *   tls: {ca, cert, key, peer_ca, report_peer_ca, operator_peer_ca, server_name, insecure}
+ *                                    # config/cfg_tls.h
  */
 #include "master.h"
 
@@ -47,6 +53,7 @@
 #include "config/daemon.h"
 #include "config/etcd_cfg.h"
 #include "wire/wire.h"
+#include "wire/wire_tls.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +88,8 @@ static const char *const master_keys[] = {"id",
                                           CFG_ETCD_SECURITY_KEYS,
                                           "advertise",
                                           "report_advertise",
+                                          "operator_listen",
+                                          "operator_advertise",
                                           "eject_consecutive_failures",
                                           "eject_base_time",
                                           "eject_max_time",
@@ -89,7 +98,23 @@ static const char *const master_keys[] = {"id",
                                           "ui_token_public_keys",
                                           NULL};
 
-static const char *const master_url_keys[] = {"listen", "report_listen", NULL};
+static const char *const master_url_keys[] = {"listen", "report_listen", "operator_listen", NULL};
+
+/* operator_listen over TLS trusts tls.operator_peer_ca alone: falling back to
+ * peer_ca (slaves too) would hand slaves the operator's rights, which is the
+ * confusion this listener exists to remove. */
+static lb_err check_operator(const cfg_doc *doc, const cfg_node *root, const master_config *cfg,
+                             lb_errmsg *em)
+{
+    const cfg_node *n = root != NULL ? cfg_map_get(root, "operator_listen") : NULL;
+    if (cfg->operator_listen[0] == '\0' || !wire_url_tls(cfg->operator_listen) ||
+        cfg->tls.operator_peer_ca[0] != '\0')
+        return LB_OK;
+    return lb_fail(em, LB_ECONFIG,
+                   "%s:%d: operator_listen: needs tls.operator_peer_ca (the operator CA only; "
+                   "slaves must not be trusted there)",
+                   cfg_file(doc), n != NULL ? cfg_line(n) : 0);
+}
 
 static lb_err load_strategies(const cfg_doc *doc, const cfg_node *root, master_config *cfg,
                               lb_errmsg *em)
@@ -178,6 +203,9 @@ static lb_err load_all(const cfg_doc *doc, master_config *cfg, lb_errmsg *em)
         (err = cfg_get_str(doc, root, "advertise", cfg->listen, &cfg->advertise, em)) ||
         (err = cfg_get_str(doc, root, "report_advertise", cfg->report_listen,
                            &cfg->report_advertise, em)) ||
+        (err = cfg_get_str(doc, root, "operator_listen", "", &cfg->operator_listen, em)) ||
+        (err = cfg_get_str(doc, root, "operator_advertise", cfg->operator_listen,
+                           &cfg->operator_advertise, em)) ||
         (err = cfg_get_strlist(doc, root, "etcd", &etcd, &n_etcd, em)) ||
         (err = cfg_get_str(doc, root, "prefix", "/lb/", &cfg->prefix, em)) ||
         (err = cfg_get_duration_ms(doc, root, "lease_ttl", 2000, &cfg->lease_ttl_ms, em)) ||
@@ -205,6 +233,7 @@ static lb_err load_all(const cfg_doc *doc, master_config *cfg, lb_errmsg *em)
         (err = cfg_get_etcd_security(doc, root, &cfg->etcd_sec, em)) ||
         (err = cfg_tls_load(doc, root, true, &cfg->tls, em)) ||
         (err = cfg_tls_check_urls(doc, root, master_url_keys, &cfg->tls, em)) ||
+        (err = check_operator(doc, root, cfg, em)) ||
         (err = cfg_get_strlist(doc, root, "ui_token_public_keys", &cfg->ui_token_public_keys,
                                &cfg->n_ui_token_public_keys, em)))
         goto out;
@@ -258,6 +287,8 @@ void master_config_free(master_config *cfg)
     free(cfg->report_listen);
     free(cfg->advertise);
     free(cfg->report_advertise);
+    free(cfg->operator_listen);
+    free(cfg->operator_advertise);
     free(cfg->etcd);
     etcd_security_free(&cfg->etcd_sec);
     free(cfg->prefix);

@@ -29,17 +29,19 @@ typedef struct master_spare_cfg {
 } master_spare_cfg;
 
 typedef struct master_config {
-    char *path;             /* config file, for messages */
-    char *id;               /* master id (default: hostname) */
-    char *listen;           /* RPC endpoint for slaves and lbctl */
-    char *report_listen;    /* SUB endpoint for load reports */
-    char *advertise;        /* RPC endpoint registered in etcd (default: listen) */
-    char *report_advertise; /* report endpoint registered in etcd (default: report_listen) */
-    char *etcd;             /* comma-separated URLs */
-    etcd_security etcd_sec; /* etcd_tls, etcd_user, etcd_password_file */
-    char *prefix;           /* key prefix, ends in '/' */
-    int64_t lease_ttl_ms;   /* of masters/<id> and leader */
-    int64_t session_ttl_ms; /* a session expires this long after its last use */
+    char *path;               /* config file, for messages */
+    char *id;                 /* master id (default: hostname) */
+    char *listen;             /* RPC endpoint for slaves and lbctl */
+    char *report_listen;      /* SUB endpoint for load reports */
+    char *advertise;          /* RPC endpoint registered in etcd (default: listen) */
+    char *report_advertise;   /* report endpoint registered in etcd (default: report_listen) */
+    char *operator_listen;    /* operator RPC endpoint (trusts tls.operator_peer_ca); "": off */
+    char *operator_advertise; /* operator endpoint registered in etcd (default: operator_listen) */
+    char *etcd;               /* comma-separated URLs */
+    etcd_security etcd_sec;   /* etcd_tls, etcd_user, etcd_password_file */
+    char *prefix;             /* key prefix, ends in '/' */
+    int64_t lease_ttl_ms;     /* of masters/<id> and leader */
+    int64_t session_ttl_ms;   /* a session expires this long after its last use */
     int64_t launch_timeout_ms;
     int64_t etcd_timeout_ms;
     int64_t report_stale_ms;   /* a server silent for this long counts as down */
@@ -80,7 +82,8 @@ typedef struct master {
     etcd_keeper *keeper;
     reg *view;
 
-    nng_socket rpc;
+    nng_socket rpc;        /* listen and operator_listen: one REP socket, two listeners */
+    int operator_listener; /* nng id of operator_listen's listener; -1: off (rpc_auth.c) */
     nng_socket sub;
     struct rpc_ctx **ctxs;
     size_t n_ctxs;
@@ -175,6 +178,16 @@ bool master_report_admit(master *m, const Lb__ServerLoad *l);
 /* The same for a slave's SlaveLoad against its slaves/<id> key. */
 bool master_slave_report_admit(master *m, const Lb__SlaveLoad *l);
 void master_report_auth_free(void);
+
+/* rpc_role.c: the caller's role and what it may ask (README "Security model") */
+typedef enum master_role { MASTER_ROLE_SLAVE, MASTER_ROLE_OPERATOR } master_role;
+/* The role of the peer msg came from: OPERATOR when it arrived on
+ * operator_listen's listener, else SLAVE. Any thread; msg not consumed. */
+master_role master_rpc_role(const master *m, nng_msg *msg);
+/* true when role may make req; else why holds the refusal ("forbidden: ..."),
+ * which is logged (escaped) and counted (master_rpc_forbidden_total{rpc}).
+ * Any thread. */
+bool master_rpc_permitted(master_role role, const Lb__Envelope *req, char *why, size_t cap);
 
 /* rpc.c */
 int master_rpc_start(master *m);

@@ -19,6 +19,7 @@
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "wire/wire.h"
+#include "wire/wire_tls.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -554,12 +555,19 @@ static void rpc_selection(rpc_ctx *c)
 static void rpc_request(rpc_ctx *c, nng_msg *msg)
 {
     lb_errmsg em = {{0}};
+    master_role role = master_rpc_role(c->m, msg); /* the pipe is the message's, read first */
     lb_err err = wire_decode(msg, c->m->cfg.max_message, &c->req, &em);
     nng_msg_free(msg);
     if (err != LB_OK) {
-        LOG_WARN("master", "bad request", "err=\"%s\"", em.text);
+        LOG_WARN("master", "bad request", "role=%s err=\"%s\"",
+                 role == MASTER_ROLE_OPERATOR ? "operator" : "slave", em.text);
         obs_count("master_rpc_errors_total{kind=\"decode\"}");
         rpc_error(c, 0, err, em.text);
+        return;
+    }
+    char why[256];
+    if (!master_rpc_permitted(role, c->req, why, sizeof why)) {
+        rpc_error(c, c->req->request_id, LB_EAUTH, why);
         return;
     }
     c->started_ms = lb_mono_ms();
@@ -648,9 +656,23 @@ int master_rpc_start(master *m)
     rpc_c.launch_ok_s = obs_hist_get("master_launch_seconds{result=\"ok\"}", NULL, 0);
     rpc_c.launch_fail_s = obs_hist_get("master_launch_seconds{result=\"failed\"}", NULL, 0);
     lb_errmsg em = {{0}};
+    m->operator_listener = -1;
     if (wire_rep_listen(m->cfg.listen, &m->rpc, &em) != LB_OK) {
         LOG_ERROR("master", "rpc socket", "err=\"%s\"", em.text);
         return -1;
+    }
+    if (m->cfg.operator_listen[0] != '\0') {
+        /* the same socket and contexts: each message's pipe tells its listener
+         * (rpc_role.c); this one trusts the operator CA alone */
+        nng_listener l;
+        const char *ca = m->cfg.tls.operator_peer_ca[0] ? m->cfg.tls.operator_peer_ca : NULL;
+        if (wire_listen(m->rpc, m->cfg.operator_listen, ca, NULL, &l, &em) != LB_OK) {
+            LOG_ERROR("master", "operator listener", "err=\"%s\"", em.text);
+            nng_close(m->rpc);
+            return -1;
+        }
+        m->operator_listener = nng_listener_id(l);
+        LOG_INFO("master", "operator listener", "endpoint=%s", m->cfg.operator_listen);
     }
     m->n_ctxs = (size_t)m->cfg.contexts;
     m->ctxs = lb_xcalloc(m->n_ctxs, sizeof *m->ctxs);

@@ -29,7 +29,7 @@ static int ovr_read(etcd_client *c, const char *key, const char *id, Lb__Overrid
     etcd_kvs r = {0};
     lb_errmsg em = {{0}};
     if (etcd_get(c, key, &r, &em) != LB_OK) {
-        fprintf(stderr, "lbctl: reading %s: %s\n", key, em.text);
+        ctl_etcd_failed("read", key, em.text);
         return -1;
     }
     *ov = r.n == 1 ? lb__override__unpack(NULL, r.kvs[0].value_len, r.kvs[0].value) : NULL;
@@ -58,7 +58,7 @@ static int ovr_write(etcd_client *c, const char *key, const Lb__Override *ov)
         free(buf);
     }
     if (err != LB_OK)
-        fprintf(stderr, "lbctl: writing %s: %s\n", key, em.text);
+        ctl_etcd_failed("write", key, em.text);
     return err == LB_OK ? 0 : -1;
 }
 
@@ -193,7 +193,7 @@ int cmd_override(const ctl_opts *o, int argc, char **argv)
     Lb__Override *ov = NULL;
     int rc = EXIT_FAIL;
     if (etcd_get(c, skey, &r, &em) != LB_OK) {
-        fprintf(stderr, "lbctl: reading %s: %s\n", skey, em.text);
+        ctl_etcd_failed("read", skey, em.text);
     } else if (r.n == 0) {
         fprintf(stderr, "lbctl: no server '%s' is registered\n", id);
     } else if (ovr_read(c, key, id, &ov) == 0) {
@@ -243,7 +243,7 @@ int cmd_group(const ctl_opts *o, int argc, char **argv)
     lb_errmsg em = {{0}};
     int rc = EXIT_OK;
     if (etcd_put(c, key, buf, len, 0, NULL, &em) != LB_OK) {
-        fprintf(stderr, "lbctl: writing %s: %s\n", key, em.text);
+        ctl_etcd_failed("write", key, em.text);
         rc = EXIT_FAIL;
     } else if (o->out == OUT_JSON) {
         cJSON *j = cJSON_CreateObject();

@@ -52,7 +52,7 @@ int cmd_pool(const ctl_opts *o, int argc, char **argv)
     lb_err err = set ? etcd_put(c, key, val, strlen(val), 0, NULL, &em)
                      : etcd_delete(c, key, false, NULL, &em);
     if (err != LB_OK) {
-        fprintf(stderr, "lbctl: writing %s: %s\n", key, em.text);
+        ctl_etcd_failed("write", key, em.text);
         rc = EXIT_FAIL;
     } else if (o->out == OUT_JSON) {
         cJSON *j = cJSON_CreateObject();

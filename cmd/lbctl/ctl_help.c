@@ -38,8 +38,9 @@ static const struct {
      "lbctl pool set APP N | pool clear APP [-o json]\n  warm pool size of APP on every agent "
      "offering it (pools/<APP>); clear: back to their min_ready"},
     {"release", cmd_release,
-     "lbctl [--master ADDR] release SESSION [-o json]\n  ends a session at the leader master "
-     "(found in etcd without --master)"},
+     "lbctl [--master ADDR] release SESSION [-o json]\n  ends any client's session at the leader "
+     "master's operator_listen (found in etcd without --master; needs an operator "
+     "certificate)"},
     {"watch", cmd_watch,
      "lbctl watch [--count N] [--duration S] [-o json]\n  live events: server up/down, drain, "
      "session start/end, leader change, ...;\n  stops on Ctrl-C, after N events or S seconds.\n"

@@ -5,6 +5,7 @@
  */
 #include "ctl_args.h"
 #include "ctl_live.h"
+#include "ctl_ops.h"
 
 #include "common/util.h"
 #include "wire/wire.h"
@@ -13,7 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The leader's RPC endpoint from etcd (leader key, then masters/<id>). */
+/* The leader's endpoint for lbctl from etcd (leader key, then masters/<id>):
+ * its operator endpoint when it has one (ctl_master_endpoint). */
 static int leader_addr(etcd_client *c, const ctl_opts *o, char *out, size_t cap)
 {
     char key[512];
@@ -30,8 +32,8 @@ static int leader_addr(etcd_client *c, const ctl_opts *o, char *out, size_t cap)
     int rc = -1;
     if (etcd_get(c, key, &kv, &em) == LB_OK && kv.n == 1) {
         Lb__MasterInfo *mi = lb__master_info__unpack(NULL, kv.kvs[0].value_len, kv.kvs[0].value);
-        if (mi != NULL && mi->rpc_endpoint[0] != '\0') {
-            snprintf(out, cap, "%s", mi->rpc_endpoint);
+        if (mi != NULL && ctl_master_endpoint(mi)[0] != '\0') {
+            snprintf(out, cap, "%s", ctl_master_endpoint(mi));
             rc = 0;
         }
         if (mi != NULL)

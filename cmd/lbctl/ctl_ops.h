@@ -52,8 +52,18 @@ int ctl_view_load(etcd_client *c, const ctl_opts *o, ctl_view *v);
 int ctl_view_load_live(etcd_client *c, const ctl_opts *o, ctl_view *v);
 void ctl_view_free(ctl_view *v);
 ctl_server *ctl_view_server(ctl_view *v, const char *id);
-/* The master to call: --master, else the leader's rpc endpoint from etcd. */
+/* The master to call: --master, else the leader's endpoint from etcd
+ * (ctl_master_endpoint). */
 int ctl_master_addr(const ctl_opts *o, char *out, size_t cap);
+/* The endpoint lbctl calls a master on: its operator endpoint (operator_listen,
+ * where an operator certificate has operator rights) when it publishes one,
+ * else its rpc endpoint (slave rights only: release of another client's
+ * session is refused there). Borrowed from mi. */
+const char *ctl_master_endpoint(const Lb__MasterInfo *mi);
+/* Prints why an etcd read or write (what) of key failed; etcd's permission
+ * denied names the cause (the credentials are not an operator's) and the
+ * flags that fix it. */
+void ctl_etcd_failed(const char *what, const char *key, const char *text);
 /* True when argv[1..] holds --help or -h. */
 bool ctl_wants_help(int argc, char **argv);
 /* Prints a command's usage to f; false when name is not one of ours. */

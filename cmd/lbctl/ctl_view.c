@@ -4,6 +4,7 @@
 
 #include "common/util.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -160,6 +161,26 @@ void ctl_view_free(ctl_view *v)
     memset(v, 0, sizeof *v);
 }
 
+void ctl_etcd_failed(const char *what, const char *key, const char *text)
+{
+    /* etcd RBAC: the user's role lacks the key (an agent's or a slave's
+     * credentials); lbctl's writes need an operator's */
+    if (strstr(text, "permission denied") != NULL)
+        fprintf(stderr,
+                "lbctl: etcd refused the %s %s %s: %s (use operator credentials: "
+                "--etcd-user/LBCP_ETCD_USER with --etcd-password-file/LBCP_ETCD_PASSWORD_FILE)\n",
+                what, strcmp(what, "write") == 0 ? "to" : "of", key, text);
+    else
+        fprintf(stderr, "lbctl: %s %s: %s\n", strcmp(what, "write") == 0 ? "writing" : "reading",
+                key, text);
+}
+
+const char *ctl_master_endpoint(const Lb__MasterInfo *mi)
+{
+    return mi->operator_endpoint != NULL && mi->operator_endpoint[0] != '\0' ? mi->operator_endpoint
+                                                                             : mi->rpc_endpoint;
+}
+
 int ctl_master_addr(const ctl_opts *o, char *out, size_t cap)
 {
     if (o->master != NULL) {
@@ -174,7 +195,7 @@ int ctl_master_addr(const ctl_opts *o, char *out, size_t cap)
     if (ctl_view_load(c, o, &v) == 0) {
         for (size_t i = 0; i < v.n_masters && rc != 0; i++)
             if (strcmp(v.masters[i]->id, v.leader) == 0) {
-                snprintf(out, cap, "%s", v.masters[i]->rpc_endpoint);
+                snprintf(out, cap, "%s", ctl_master_endpoint(v.masters[i]));
                 rc = 0;
             }
         if (rc != 0)

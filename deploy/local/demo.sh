@@ -175,7 +175,7 @@ cat <<TXT
 
 The cluster is running:
   etcd      http://127.0.0.1:12379      (export LBCP_ETCD=http://127.0.0.1:12379)
-  master    tls+tcp://127.0.0.1:7101
+  master    tls+tcp://127.0.0.1:7101 (slaves), operators tls+tcp://127.0.0.1:7103 (lbctl release)
   slaves    zone-a tls+tcp://127.0.0.1:7201, zone-b tls+tcp://127.0.0.1:7202
   agents    agent-a1, agent-a2 (zone-a), agent-b1 (zone-b)
   metrics   http://127.0.0.1:9101/metrics (master), :9201/:9202 (slaves), :9301-9303 (agents);

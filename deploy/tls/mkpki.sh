@@ -14,6 +14,7 @@
 #   peers-report.pem      who may publish load reports: agents and slaves
 #   peers-agent.pem       who may call an agent: masters and operators
 #   peers-slave.pem       who may call a slave: clients and operators
+#   peers-operator.pem    who may call the master's operator_listen: operators only
 set -euo pipefail
 dir=${1:?usage: mkpki.sh DIR [DAYS]}
 days=${2:-365}
@@ -46,5 +47,6 @@ bundle peers-master.pem slave operator
 bundle peers-report.pem agent slave
 bundle peers-agent.pem master operator
 bundle peers-slave.pem client operator
+bundle peers-operator.pem operator
 chmod 644 ./*.crt ./*.pem
 echo "certificates in $dir"

@@ -11,9 +11,9 @@
 
 static const char *const tls_keys[] = {"ca",          "cert",     "key",           "peer_ca",
                                        "server_name", "insecure", "http_insecure", NULL};
-static const char *const tls_keys_report[] = {"ca",       "cert",           "key",
-                                              "peer_ca",  "report_peer_ca", "server_name",
-                                              "insecure", "http_insecure",  NULL};
+static const char *const tls_keys_report[] = {
+    "ca",          "cert",     "key",           "peer_ca", "report_peer_ca", "operator_peer_ca",
+    "server_name", "insecure", "http_insecure", NULL};
 
 /* FNV-1a of a file's contents: a change detector, not a security check. Only
  * a regular file, and its first MiB (a PEM bundle is far smaller): a config
@@ -69,6 +69,7 @@ lb_err cfg_tls_load(const cfg_doc *doc, const cfg_node *root, bool with_report, 
         (err = cfg_get_str(doc, n, "key", "", &out->key, em)) ||
         (err = cfg_get_str(doc, n, "peer_ca", "", &out->peer_ca, em)) ||
         (err = cfg_get_str(doc, n, "report_peer_ca", "", &out->report_peer_ca, em)) ||
+        (err = cfg_get_str(doc, n, "operator_peer_ca", "", &out->operator_peer_ca, em)) ||
         (err = cfg_get_str(doc, n, "server_name", "", &out->server_name, em)) ||
         (err = cfg_get_bool(doc, n, "insecure", false, &out->insecure, em)) ||
         (err = cfg_get_bool(doc, n, "http_insecure", false, &out->http_insecure, em)))
@@ -165,6 +166,7 @@ void cfg_tls_free(cfg_tls *t)
     free(t->key);
     free(t->peer_ca);
     free(t->report_peer_ca);
+    free(t->operator_peer_ca);
     free(t->server_name);
     memset(t, 0, sizeof *t);
 }

@@ -7,6 +7,8 @@
  *     key: /etc/lbcp/tls/master.key
  *     peer_ca: /etc/lbcp/tls/peers.pem  # CAs whose certificates may connect (default: ca)
  *     report_peer_ca: ...               # lb-master only: CAs allowed on report_listen
+ *     operator_peer_ca: ...             # lb-master only: CAs allowed on operator_listen
+ *                                       # (the operator CA alone; required with it)
  *     server_name: ...                  # default: "<role>.lbcp" of the role dialed
  *     insecure: false                   # true: plain tcp:// allowed (a warning at start)
  *     http_insecure: false              # true: http_listen/api_listen plain HTTP (a warning);
@@ -25,7 +27,7 @@
 enum { CFG_TLS_FILES = 5 }; /* ca, cert, key, peer_ca, report_peer_ca */
 
 typedef struct cfg_tls {
-    char *ca, *cert, *key, *peer_ca, *report_peer_ca, *server_name;
+    char *ca, *cert, *key, *peer_ca, *report_peer_ca, *operator_peer_ca, *server_name;
     bool insecure;
     bool http_insecure; /* plain HTTP on http_listen/api_listen despite cert/key */
     /* hash of each file's contents when loaded (0: none or unreadable), so a
@@ -44,7 +46,8 @@ static inline const char *cfg_tls_http_key(const cfg_tls *t)
     return cfg_tls_http_cert(t) != NULL ? t->key : NULL;
 }
 
-/* Reads root's `tls` map. with_report: report_peer_ca is a key of this daemon.
+/* Reads root's `tls` map. with_report: report_peer_ca and operator_peer_ca
+ * are keys of this daemon (the master).
  * Without insecure, ca, cert and key are required (error names file:line:key). */
 lb_err cfg_tls_load(const cfg_doc *doc, const cfg_node *root, bool with_report, cfg_tls *out,
                     lb_errmsg *em);

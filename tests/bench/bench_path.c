@@ -96,13 +96,21 @@ static bool call(const cfg *c, nng_socket s, op kind, const char *app, const cha
     return ok;
 }
 
-static void release(nng_socket s, const char *sid)
+/* A new session taken by P2, released (by its client: the master's listen
+ * refuses a release that names no client) before the next level. */
+typedef struct held_sid {
+    char sid[80];
+    char client[80];
+} held_sid;
+
+static void release(nng_socket s, const held_sid *h)
 {
     Lb__Envelope env = LB__ENVELOPE__INIT, *rep = NULL;
     Lb__ReleaseRequest rr = LB__RELEASE_REQUEST__INIT;
     env.version = WIRE_VERSION;
     env.request_id = wire_next_id();
-    rr.session_id = (char *)sid;
+    rr.session_id = (char *)h->sid;
+    rr.client_id = (char *)h->client;
     env.body_case = LB__ENVELOPE__BODY_RELEASE_REQUEST;
     env.release_request = &rr;
     wire_call(s, &env, 10000, WIRE_TRANSPORT_MAX, &rep, NULL);
@@ -156,7 +164,7 @@ typedef struct p2 {
     int id;
     atomic_int *budget; /* fresh: calls left */
     atomic_long done;
-    char (*sids)[80];
+    held_sid *sids;
     atomic_int *n_sids;
     pthread_barrier_t go; /* every thread connected (TLS handshakes untimed) */
 } p2;
@@ -187,8 +195,11 @@ static void *p2_worker(void *arg)
                  (int)getpid(), t->id, i);
         if (call(r->c, s, r->kind, r->app, client, sid, sizeof sid)) {
             atomic_fetch_add(&r->done, 1);
-            if (r->fresh)
-                snprintf(r->sids[atomic_fetch_add(r->n_sids, 1)], 80, "%s", sid);
+            if (r->fresh) {
+                held_sid *h = &r->sids[atomic_fetch_add(r->n_sids, 1)];
+                snprintf(h->sid, sizeof h->sid, "%s", sid);
+                snprintf(h->client, sizeof h->client, "%s", client);
+            }
         }
     }
     if (dialed)
@@ -197,8 +208,8 @@ static void *p2_worker(void *arg)
 }
 
 /* Calls per second at concurrency conc. */
-static double p2_rate(const cfg *c, op kind, const char *app, bool fresh, int conc,
-                      char (*sids)[80], atomic_int *n_sids)
+static double p2_rate(const cfg *c, op kind, const char *app, bool fresh, int conc, held_sid *sids,
+                      atomic_int *n_sids)
 {
     atomic_int budget = c->fresh;
     p2 r = {.c = c,
@@ -329,7 +340,7 @@ static void run_p3(const cfg *c)
 static void run_p2(const cfg *c)
 {
     static const int levels[] = {1, 16, 64};
-    char(*sids)[80] = lb_xcalloc((size_t)c->fresh + 64, 80);
+    held_sid *sids = lb_xcalloc((size_t)c->fresh + 64, sizeof *sids);
     nng_socket ms;
     if (wire_req_dial(c->master, &ms, NULL) != LB_OK) {
         fprintf(stderr, "cannot dial %s\n", c->master);
@@ -352,7 +363,7 @@ static void run_p2(const cfg *c)
         printf("RESULT P2 %s c=%d sticky_ratio=%.2f (goal >= 0.6) pool_ratio=%.2f (goal >= 0.4)\n",
                wire_url_tls(c->master) ? "tls" : "tcp", conc, sticky / e, fresh / e);
         for (int i = 0; i < atomic_load(&n_sids); i++) /* the pool refills for the next level */
-            release(ms, sids[i]);
+            release(ms, &sids[i]);
         usleep((useconds_t)c->pool_wait_ms * 1000);
     }
     nng_close(ms);

@@ -68,7 +68,8 @@ ROLES = ("master", "slave", "agent", "operator", "client")
 # Who may connect to whose listeners (README "Security model"): each role has
 # its own CA, and a listener trusts only the CAs of the roles allowed to call it.
 PEER_CAS = {"master": ("slave", "operator"), "report": ("agent", "slave"),
-            "agent": ("master", "operator"), "slave": ("client", "operator")}
+            "agent": ("master", "operator"), "slave": ("client", "operator"),
+            "operator": ("operator",)}
 
 
 def _openssl(*args, cwd):
@@ -150,6 +151,7 @@ class Pki:
              "key": self.path(f"{role}.key"), "peer_ca": self.path(f"peers-{role}.pem")}
         if role == "master":
             t["report_peer_ca"] = self.path("peers-report.pem")
+            t["operator_peer_ca"] = self.path("peers-operator.pem")
         return t
 
     def env(self, role="operator"):
@@ -291,6 +293,7 @@ class Cluster:
             self.env.update(self.pki.env("operator"))
         self.master_rpc = None
         self.master_report = None
+        self.master_ops = None  # the master's operator_listen (operator-only RPCs)
 
     def __enter__(self):
         return self
@@ -340,7 +343,9 @@ class Cluster:
     def start_master(self, name="master-1", **kw):
         self.master_rpc = kw.pop("listen", self.url())
         self.master_report = kw.pop("report_listen", self.url())
+        self.master_ops = kw.pop("operator_listen", self.url())
         cfg = {"id": name, "listen": self.master_rpc, "report_listen": self.master_report,
+               "operator_listen": self.master_ops,
                "etcd": self.etcd.url, "prefix": self.prefix, "lease_ttl": "2s",
                "report_stale": "3s"}
         cfg.update(kw)

@@ -88,3 +88,13 @@ def decode(buf):
             raise ValueError(f"wire type {wt}")
         out.setdefault(num, []).append(v)
     return out
+
+
+def release(session, client=""):
+    """ReleaseRequest; an empty client means "any client" (operator only)."""
+    return envelope(RELEASE_REQUEST, field(1, session) + (field(2, client) if client else b""))
+
+
+def renew(sessions, client=""):
+    return envelope(RENEW_REQUEST,
+                    (field(1, client) if client else b"") + b"".join(field(2, s) for s in sessions))

@@ -62,7 +62,7 @@ class Drain(ClusterTest):
         time.sleep(1.5)
         self.assertIsNone(waiter.poll(), "drain --wait returned with sessions left")
         for s in sessions:
-            c.lbctl("--master", c.master_rpc, "release", s, check=True)
+            c.lbctl("--master", c.master_ops, "release", s, check=True)
         t0 = time.monotonic()
         out, err = waiter.communicate(timeout=15)
         self.assertEqual(waiter.returncode, 0, err)

@@ -108,6 +108,31 @@ class EtcdAuth(unittest.TestCase):
         self.assertNotIn(self.c.prefix + "servers/evil", e.keys(self.c.prefix))
         evil.close()
 
+    def test_b2_lbctl_mutations_need_operator_credentials(self):
+        """Every lbctl write to etcd (drain, disable, set-group, group set, pool
+        set) with an agent's or a slave's etcd user fails with the cause and the
+        fix, exits non-zero and writes nothing; the operator's user succeeds."""
+        p = self.c.prefix
+        cmds = (("drain", "agent-a1"), ("disable", "agent-a1"),
+                ("set-group", "agent-a1", "backup"), ("group", "set", "backup", "5"),
+                ("pool", "set", "echo", "2"))
+        written = (p + "overrides/agent-a1", p + "groups/backup", p + "pools/echo")
+        for user in ("lbcp-agent-agent-a1", "lbcp-slave-slave-a"):
+            for args in cmds:
+                r = self.lbctl_as(user, *args)
+                self.assertEqual(r.returncode, 1, (user, args, r.stdout, r.stderr))
+                self.assertRegex(r.stderr, r"lbctl: etcd refused the (write to|read of) "
+                                 + p + r"\S+: .*permission denied")
+                self.assertIn(f"as etcd user '{user}'", r.stderr)
+                self.assertIn("use operator credentials: --etcd-user/LBCP_ETCD_USER", r.stderr)
+                keys = self.c.etcd.keys(p)
+                for k in written:
+                    self.assertNotIn(k, keys, (user, args))
+        r = self.lbctl_as("lbcp-operator-ops", "pool", "set", "echo", "0")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(p + "pools/echo", self.c.etcd.keys(p))
+        self.assertEqual(self.lbctl_as("lbcp-operator-ops", "pool", "clear", "echo").returncode, 0)
+
     def test_c_without_credentials_refused_and_said(self):
         e = self.c.etcd
         anon = self.start_agent_raw("agent-anon", **e.daemon_config(None))

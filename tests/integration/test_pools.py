@@ -48,7 +48,7 @@ class Pools(ClusterTest):
             _, out, _ = c.request(self.sa, "warm", f"first-{i}", location="zone-a")
             self.assertEqual(out["server"], "agent-z", out)
             self.assertIn(out["pid"], before, "served by a process started for the request")
-            c.lbctl("--master", c.master_rpc, "release", out["session"], check=True)
+            c.lbctl("--master", c.master_ops, "release", out["session"], check=True)
             wait_for(lambda: not pid_alive(out["pid"]), 5, 0.05, "the released process to stop")
             time.sleep(0.5)  # loads equal again in the master's view
         st = c.stats(c.master_rpc)

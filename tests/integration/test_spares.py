@@ -72,7 +72,7 @@ class Spares(ClusterTest):
         st = c.stats(c.master_rpc)["counters"]
         self.assertEqual(st.get("master_spares_expired_total", 0), 1, st)
         # every app process left is the session's or a pool's (ready count 1 each)
-        c.lbctl("--master", c.master_rpc, "release", out["session"], check=True)
+        c.lbctl("--master", c.master_ops, "release", out["session"], check=True)
         wait_for(lambda: not pid_alive(out["pid"]), 5, 0.05, "the released process to stop")
         wait_for(lambda: len(self.app_pids()) == 3, 10, 0.05, "only the three pools left")
 
@@ -113,7 +113,7 @@ class Spares(ClusterTest):
         rc, _, _ = c.request(self.sa, "spare", "client-k", location="zone-a", expect_ok=False,
                              extra=("--claim-spare", sp["session"]))
         self.assertNotEqual(rc, 0)
-        c.lbctl("--master", c.master_rpc, "release", sp["session"], check=True)
+        c.lbctl("--master", c.master_ops, "release", sp["session"], check=True)
         wait_for(lambda: not pid_alive(sp["pid"]), 5, 0.05, "the released spare to stop")
 
     def test_liblbclient_fails_over_to_the_spare_and_claims_it(self):

@@ -4,7 +4,8 @@
  * answered REJECT with the reason; a release or renew an ErrorReply (LB_EAUTH). For release and
  * renew the session's client is the token's, not the message's, so a client cannot act on another
  * client's session (the master compares it with the session's owner). Operators release through the
- * master's own socket (lbctl release), which this check does not see.
+ * master's operator_listen (lbctl release), which this check does not see; the master's listen,
+ * where slaves call, refuses a release or renew that names no client.
  */
 #include "rpc_auth.h"
 

@@ -44,6 +44,8 @@ static void restart_keys(const master_config *o, const master_config *n, char *b
              {"listen", str_differs(o->listen, n->listen)},
              {"report_listen", str_differs(o->report_listen, n->report_listen)},
              {"advertise", str_differs(o->advertise, n->advertise)},
+             {"operator_listen", str_differs(o->operator_listen, n->operator_listen)},
+             {"operator_advertise", str_differs(o->operator_advertise, n->operator_advertise)},
              {"etcd", str_differs(o->etcd, n->etcd)},
              {"prefix", str_differs(o->prefix, n->prefix)},
              {"http_listen", str_differs(o->http_listen, n->http_listen)},

@@ -54,6 +54,7 @@ static void tls_files(const cfg_tls *t, const char *out[CFG_TLS_FILES])
     out[2] = t->key;
     out[3] = t->peer_ca;
     out[4] = t->report_peer_ca;
+    out[5] = t->operator_peer_ca;
 }
 
 lb_err cfg_tls_load(const cfg_doc *doc, const cfg_node *root, bool with_report, cfg_tls *out,
@@ -140,8 +141,9 @@ static bool str_differs(const char *a, const char *b)
 
 void cfg_tls_changed(const cfg_tls *o, const cfg_tls *n, char *buf, size_t cap)
 {
-    static const char *const names[CFG_TLS_FILES] = {"tls.ca", "tls.cert", "tls.key", "tls.peer_ca",
-                                                     "tls.report_peer_ca"};
+    static const char *const names[CFG_TLS_FILES] = {
+        "tls.ca",      "tls.cert",           "tls.key",
+        "tls.peer_ca", "tls.report_peer_ca", "tls.operator_peer_ca"};
     const char *of[CFG_TLS_FILES], *nf[CFG_TLS_FILES];
     tls_files(o, of);
     tls_files(n, nf);

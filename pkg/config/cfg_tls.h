@@ -24,7 +24,7 @@
 
 #include <stdint.h>
 
-enum { CFG_TLS_FILES = 5 }; /* ca, cert, key, peer_ca, report_peer_ca */
+enum { CFG_TLS_FILES = 6 }; /* ca, cert, key, peer_ca, report_peer_ca, operator_peer_ca */
 
 typedef struct cfg_tls {
     char *ca, *cert, *key, *peer_ca, *report_peer_ca, *operator_peer_ca, *server_name;

@@ -8,13 +8,16 @@ lbctl explain, and so where clients are sent) stays what slave-a reported."""
 import base64
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
 import unittest
 
+import tempfile
+
 import pb
-from harness import BIN, ClusterTest, wait_for
+from harness import BIN, ClusterTest, free_port, wait_for
 
 
 class SlaveIdentity(ClusterTest):
@@ -35,8 +38,10 @@ class SlaveIdentity(ClusterTest):
         c.start_agent("agent-a1", "zone-a")
         # slave-a's lease is long: stopped later, it stays registered, so a
         # forged report, if applied, would stay visible in the master's view
+        # (its report window is long enough that lbctl's polling, slow on a busy
+        # machine, sees the load of one window before the next replaces it)
         sa = c.start_slave("slave-a", "zone-a", limit=100, lease_ttl="60s",
-                           report_interval="1s")
+                           report_interval="3s")
         self.sb = c.start_slave("slave-b", "zone-a", limit=100)
         self.sa_proc = sa
         c.wait_master_sees(1)
@@ -82,9 +87,9 @@ class SlaveIdentity(ClusterTest):
         # the genuine slave's signed reports are applied: a request through it
         # shows as load 1 for one report window, then 0 again
         c.request(self.sa_proc, "echo", "c1", location="zone-a")
-        wait_for(lambda: "load 1/100" in self.slave_view()[1], 10, 0.1,
+        wait_for(lambda: "load 1/100" in self.slave_view()[1], 15, 0.1,
                  what="slave-a's own load report applied")
-        wait_for(lambda: "load 0/100" in self.slave_view()[1], 10, 0.1, what="next window")
+        wait_for(lambda: "load 0/100" in self.slave_view()[1], 15, 0.1, what="next window")
         os.kill(self.sa_proc.pid, signal.SIGSTOP)
         self.sa = self.sa_proc
         time.sleep(0.5)  # a report slave-a had in flight lands now, not later
@@ -136,6 +141,39 @@ class SlaveIdentity(ClusterTest):
         self.assertIn("slave=slave-x", log[1])
         self.assertIn("reason=bad_key", log[1])
         self.assertTrue(c.daemons["master-1"].alive())
+
+
+class SlaveIdentityKeyFile(unittest.TestCase):
+    """The slave does not start without its identity: a relative identity_key is
+    a config error (file:line: key), a configured key that does not exist (a
+    typo must not mint a new identity) and a state_dir others may write to (a
+    key planted there would be known to them) stop it at start, naming why."""
+
+    def run_slave(self, extra):
+        d = tempfile.mkdtemp(prefix="lbcp-slaveid-")
+        self.addCleanup(shutil.rmtree, d, ignore_errors=True)
+        path = os.path.join(d, "slave.yaml")
+        with open(path, "w") as f:
+            f.write(f"id: s\nzone: a\nlisten: tcp://127.0.0.1:{free_port()}\n"
+                    f"tls: {{insecure: true}}\netcd: http://127.0.0.1:1\n" + extra)
+        r = subprocess.run([os.path.join(BIN, "lb-slave"), "--config", path],
+                           capture_output=True, text=True, timeout=20)
+        return r, path, d
+
+    def test_bad_identity_stops_the_slave(self):
+        r, path, _ = self.run_slave("identity_key: key.bin\n")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn(f"{path}:6: identity_key: 'key.bin' must be an absolute path", r.stderr)
+        r, _, d = self.run_slave("identity_key: /nonexistent/slave.key\n")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("identity key /nonexistent/slave.key", r.stderr + r.stdout)
+        shared = os.path.join(d, "shared")
+        os.mkdir(shared)
+        os.chmod(shared, 0o777)
+        r, _, _ = self.run_slave(f"state_dir: {shared}\n")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("writable only by it", r.stderr + r.stdout)
+        self.assertFalse(os.path.exists(os.path.join(shared, "identity.key")))
 
 
 if __name__ == "__main__":

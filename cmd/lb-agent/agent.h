@@ -128,6 +128,7 @@ typedef struct agent_proc {
     uint64_t start_ticks;           /* /proc/PID/stat starttime: tells a reused pid apart */
     char cgroup[AGENT_CGROUP_NAME]; /* its cgroup's name under the agent's, "" if none */
     bool pooled;                    /* warm pool: no session yet (""); a launch hands it out */
+    int64_t probed_ms;              /* pooled: last listener probe (mono), pool thread */
     bool starting;                  /* spawned, not yet ready: its launch owns it */
     bool exited;                    /* reaped while starting: status is valid */
     bool failed;                    /* launch gave up on it: reaped silently, never reused */
@@ -202,7 +203,9 @@ typedef struct agent {
     pthread_mutex_t pool_lock; /* guards pool_stop and pool_wake */
     pthread_cond_t pool_cond;
     bool pool_quit, pool_wake;
-    atomic_uint_fast64_t launches; /* processes started since start */
+    atomic_int_fast64_t pool_hit_ms; /* last hand-out (mono ms): refills wait for quiet */
+    atomic_bool pool_report_due;     /* a hand-out not yet reported */
+    atomic_uint_fast64_t launches;   /* processes started since start */
 
     nng_socket rep; /* launch RPC */
     bool rep_open;
@@ -323,6 +326,11 @@ const char *launch_start_locked(agent *a, const agent_app *app, const char *sess
                                 Lb__LaunchReply *rep, agent_proc **out);
 /* True when e still accepts connections; else kills it and marks it failed. */
 bool launch_alive_locked(agent *a, agent_proc *e);
+/* The hand-out's check: true unless e is exiting (one /proc read, no connect;
+ * the pool thread probes the listeners, pool.c); else as above. */
+bool launch_not_dying_locked(agent_proc *e);
+/* True when a TCP connect to port on the agent's host succeeds (no lock). */
+bool launch_accepts(agent *a, uint16_t port);
 
 /* ---- warm pools (pool.c) ---- */
 
@@ -334,9 +342,10 @@ void pool_stop(agent *a);
 void pool_kick(agent *a);
 /* A hand-out's report and pool_kick, deferred: pool_kick_later marks the
  * calling thread's request as having taken a pool process; pool_kick_due (the
- * RPC worker, after sending the answer) reports and kicks if so. Per thread. */
+ * RPC worker, after sending the answer) books the report and kicks if so; the
+ * pool thread reports and refills once hand-outs pause. Per thread. */
 void pool_kick_later(void);
-void pool_kick_due(agent *a);
+bool pool_kick_due(agent *a); /* true: this thread's request was a hand-out */
 /* A ready pool process of app bound to session, or NULL (a miss); p->lock held. */
 agent_proc *pool_take_locked(agent *a, const agent_app *app, const char *session);
 /* Frees a slot for a launch at capacity by stopping a pool process of another

@@ -1083,6 +1083,20 @@ static void test_warm_pool(void **state)
     assert_int_equal(n_now, 3);
     assert_false(in_set(victim, now, n_now));
     assert_true(wait_ready_count("t-pool", "pooled", 2, 10000));
+    /* one that closes its listener but lives on (lb-echo on SIGUSR1) is found
+     * by the pool thread's probe (a hand-out no longer connects) and replaced */
+    int64_t replaced = h_stat(&a, "agent_replaced_dead_processes_total");
+    if (replaced < 0) /* not created yet */
+        replaced = 0;
+    pid_t wedged = 0;
+    for (size_t i = 0; i < n_now; i++)
+        if (now[i] != p1)
+            wedged = now[i];
+    assert_true(wedged > 0);
+    kill(wedged, SIGUSR1);
+    assert_true(h_wait_dead(wedged, 5000)); /* probed each second; 5x that */
+    assert_int_equal(h_stat(&a, "agent_replaced_dead_processes_total"), replaced + 1);
+    assert_true(wait_ready_count("t-pool", "pooled", 2, 10000));
     /* draining shrinks the pool; the held session keeps its process */
     kill(a.pid, SIGTERM);
     assert_true(wait_ready_count("t-pool", "pooled", 0, 10000));

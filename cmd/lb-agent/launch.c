@@ -13,6 +13,7 @@
 #include "agent.h"
 
 #include "common/util.h"
+#include "obs/hist.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
 
@@ -458,36 +459,82 @@ const char *launch_start_pool(agent *a, const agent_app *app, Lb__LaunchReply *r
 /* True when the kernel already has pid on its way out: a zombie, exiting
  * (PF_EXITING, set as exit starts, before its memory and files are torn down,
  * which under ASan takes a while) or with a SIGKILL pending. Such a process can
- * still accept connections on its listener for a moment. */
+ * still accept connections on its listener for a moment. One read of
+ * /proc/PID/stat: its `signal` field (the 31st) shows the pending signals below
+ * 32, and a SIGKILL is put on every thread's own pending set (complete_signal),
+ * so /proc/PID/status, five times the text, is not needed (issue 10: the two
+ * reads cost ~100 us of a pool hit). */
 static bool launch_dying(pid_t pid)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
         return true;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return true;
     buf[n] = '\0';
-    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-    char state = 0;
-    unsigned flags = 0;
-    if (p == NULL || sscanf(p + 1, " %c %*d %*d %*d %*d %*d %u", &state, &flags) != 2)
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    if (p == NULL)
         return true;
-    if (state == 'Z' || state == 'X' || state == 'x' || (flags & 0x4u) != 0 /* PF_EXITING */)
-        return true;
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    if ((f = fopen(path, "r")) == NULL)
-        return true;
-    bool kill_pending = false;
-    while (!kill_pending && fgets(buf, sizeof buf, f) != NULL) {
-        unsigned long long mask = 0;
-        if ((sscanf(buf, "SigPnd: %llx", &mask) == 1 || sscanf(buf, "ShdPnd: %llx", &mask) == 1) &&
-            (mask & (1ull << (SIGKILL - 1))) != 0)
-            kill_pending = true;
+    /* after ')' come fields 3 (state), ..., 9 (flags), ..., 31 (signal) */
+    char state = 0, *save = NULL;
+    unsigned long long flags = 0, sig = 0;
+    int field = 3;
+    for (char *t = strtok_r(p + 1, " ", &save); t != NULL && field <= 31;
+         t = strtok_r(NULL, " ", &save), field++) {
+        if (field == 3)
+            state = t[0];
+        else if (field == 9)
+            flags = strtoull(t, NULL, 10);
+        else if (field == 31)
+            sig = strtoull(t, NULL, 10);
     }
-    fclose(f);
-    return kill_pending;
+    if (field <= 31)
+        return true; /* not the format we know: as if it were gone */
+    return state == 'Z' || state == 'X' || state == 'x' || (flags & 0x4u) != 0 /* PF_EXITING */ ||
+           (sig & (1ull << (SIGKILL - 1))) != 0;
+}
+
+/* pool_take_locked, its time summed in agent_path_us_total{stage="take"}
+ * (per agent_pool_hits_total: where a hit's time goes, issue 10). */
+static agent_proc *launch_take_timed(agent *a, const agent_app *app, const char *session)
+{
+    uint64_t t0 = obs_now_ns();
+    agent_proc *e = pool_take_locked(a, app, session);
+    static obs_counter *take_us; /* set under procs.lock, as every call is */
+    if (take_us == NULL)
+        take_us = obs_counter_get("agent_path_us_total{stage=\"take\"}");
+    obs_add(take_us, (obs_now_ns() - t0) / 1000);
+    return e;
+}
+
+/* True when a TCP connect to port on the agent's host succeeds within
+ * LAUNCH_PROBE_MS. No lock needed. */
+bool launch_accepts(agent *a, uint16_t port)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    char ps[8];
+    snprintf(ps, sizeof ps, "%u", port);
+    bool ok = getaddrinfo(a->cfg->host, ps, &hints, &ai) == 0 && ai != NULL &&
+              launch_connect(ai, LAUNCH_PROBE_MS);
+    if (ai != NULL)
+        freeaddrinfo(ai);
+    return ok;
+}
+
+/* Marks e failed (never handed out again, reaped quietly) and kills its group. */
+static void launch_replace_locked(agent_proc *e, const char *why)
+{
+    LOG_WARN(AGENT_COMP, "process no longer usable; replacing it",
+             "app=%s session=%s pid=%d port=%u why=\"%s\"", e->app->name, e->session, (int)e->pid,
+             e->port, why);
+    obs_count("agent_replaced_dead_processes_total");
+    kill(-e->pid, SIGKILL);
+    e->failed = true;
 }
 
 /* A process is reused only if it still accepts connections: one killed a
@@ -500,22 +547,17 @@ static bool launch_dying(pid_t pid)
  * LAUNCH_PROBE_MS when the host drops it. */
 bool launch_alive_locked(agent *a, agent_proc *e)
 {
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
-    struct addrinfo *ai = NULL;
-    char port[8];
-    snprintf(port, sizeof port, "%u", e->port);
-    bool ok = !launch_dying(e->pid) && getaddrinfo(a->cfg->host, port, &hints, &ai) == 0 &&
-              ai != NULL && launch_connect(ai, LAUNCH_PROBE_MS);
-    if (ai != NULL)
-        freeaddrinfo(ai);
-    if (!ok) {
-        LOG_WARN(AGENT_COMP, "process no longer accepts connections; replacing it",
-                 "app=%s session=%s pid=%d port=%u", e->app->name, e->session, (int)e->pid,
-                 e->port);
-        obs_count("agent_replaced_dead_processes_total");
-        kill(-e->pid, SIGKILL);
-        e->failed = true;
-    }
+    bool ok = !launch_dying(e->pid) && launch_accepts(a, e->port);
+    if (!ok)
+        launch_replace_locked(e, "does not accept connections or is exiting");
+    return ok;
+}
+
+bool launch_not_dying_locked(agent_proc *e)
+{
+    bool ok = !launch_dying(e->pid);
+    if (!ok)
+        launch_replace_locked(e, "exiting");
     return ok;
 }
 
@@ -547,7 +589,7 @@ static const char *launch_acquire(agent *a, const agent_app *app, const char *se
         } else if (atomic_load(&a->draining)) {
             launch_fail(rep, "agent '%s' is draining: no new sessions", a->cfg->id);
             result = "draining";
-        } else if (app->per_session && (e = pool_take_locked(a, app, session)) != NULL) {
+        } else if (app->per_session && (e = launch_take_timed(a, app, session)) != NULL) {
             launch_fill(a, e, rep); /* a warm process: no start-up on the request path */
             result = "pool_hit";
             hit = true;
@@ -563,6 +605,7 @@ static const char *launch_acquire(agent *a, const agent_app *app, const char *se
         pthread_mutex_unlock(&a->procs.lock);
         if (hit) {
             rep->launch_seq = atomic_fetch_add(&a->launches, 1) + 1;
+            rep->pool_hit = true;
             launch_pool_count(app, "hit");
             LOG_INFO(AGENT_COMP, "pool process handed out", "app=%s session=%s pid=%d", app->name,
                      session, (int)rep->process->pid);

@@ -33,6 +33,8 @@
 
 #define POOL_TICK_MS 200
 #define POOL_RETRY_MS 1000 /* after a failed start, per app */
+#define POOL_PROBE_MS 1000 /* each ready pool process's listener, by connect */
+#define POOL_SETTLE_MS 50  /* refills wait this long after the last hand-out */
 #define POOL_BATCH 64
 #define POOL_OVERRIDES_MAX 256
 
@@ -55,7 +57,8 @@ void pool_kick(agent *a)
     pthread_mutex_unlock(&a->pool_lock);
 }
 
-/* A hand-out's report and refill wait until its answer is sent: the refill
+/* A hand-out's report and refill wait until its answer is sent, and then
+ * until hand-outs pause (pool_settle_left): the refill
  * forks, and glibc's fork holds every malloc arena lock while it copies the
  * agent, so an answer encoded meanwhile waited for it; and the report, sent
  * first, kept the master busy (its view lock) when the answer came in. The
@@ -68,13 +71,15 @@ void pool_kick_later(void)
     pool_due = true;
 }
 
-void pool_kick_due(agent *a)
+bool pool_kick_due(agent *a)
 {
     if (!pool_due)
-        return;
+        return false;
     pool_due = false;
-    report_send(a); /* masters see the ready count drop */
+    atomic_store(&a->pool_hit_ms, lb_mono_ms());
+    atomic_store(&a->pool_report_due, true);
     pool_kick(a);
+    return true;
 }
 
 /* ---- the etcd overrides ---- */
@@ -179,7 +184,9 @@ agent_proc *pool_take_locked(agent *a, const agent_app *app, const char *session
         if (!e->pooled || e->starting || e->exited || e->failed ||
             strcmp(e->app->name, app->name) != 0)
             continue;
-        if (!launch_alive_locked(a, e)) /* killed and marked: the next one */
+        /* no connect on the request path: the pool thread probes the
+         * listeners (pool_probe); a process that died since is caught here */
+        if (!launch_not_dying_locked(e)) /* killed and marked: the next one */
             continue;
         e->pooled = false;
         e->app = app;
@@ -280,6 +287,7 @@ static size_t pool_wait(agent *a, agent_proc **started, size_t n, int64_t *retry
         pthread_mutex_lock(&a->procs.lock);
         if (res == NULL && !e->exited) {
             e->starting = false;
+            e->probed_ms = lb_mono_ms(); /* its readiness check was one */
             ready++;
         } else {
             LOG_WARN(AGENT_COMP, "pool process failed to start", "app=%s pid=%d error=\"%s\"",
@@ -302,6 +310,73 @@ static size_t pool_wait(agent *a, agent_proc **started, size_t n, int64_t *retry
     return ready;
 }
 
+/* Probes the listener of each ready pool process not probed for
+ * POOL_PROBE_MS (a TCP connect, without p->lock), and replaces one that no
+ * longer accepts: a hand-out checks only that its process is not exiting
+ * (launch_not_dying_locked), so its connect (~100 us of a hit, issue 10) is
+ * done here, off the request path. Returns how many were replaced. */
+static size_t pool_probe(agent *a)
+{
+    struct {
+        pid_t pid;
+        uint16_t port;
+        bool ok;
+    } due[POOL_BATCH];
+    size_t n = 0, bad = 0;
+    int64_t now = lb_mono_ms();
+    pthread_mutex_lock(&a->procs.lock);
+    for (agent_proc *e = a->procs.head; e != NULL && n < POOL_BATCH; e = e->next) {
+        if (e->pooled && !e->starting && !e->exited && !e->failed &&
+            now - e->probed_ms >= POOL_PROBE_MS) {
+            e->probed_ms = now;
+            due[n].pid = e->pid;
+            due[n++].port = e->port;
+        }
+    }
+    pthread_mutex_unlock(&a->procs.lock);
+    for (size_t i = 0; i < n; i++)
+        due[i].ok = launch_accepts(a, due[i].port);
+    pthread_mutex_lock(&a->procs.lock);
+    for (size_t i = 0; i < n; i++) {
+        if (due[i].ok)
+            continue;
+        for (agent_proc *e = a->procs.head; e != NULL; e = e->next) {
+            /* still the same pool process (not handed out meanwhile: then its
+             * client's reconnect tells the master) */
+            if (e->pid == due[i].pid && e->pooled && !e->exited && !e->failed) {
+                launch_alive_locked(a, e); /* probes again, replaces when it fails */
+                bad += e->failed;
+            }
+        }
+    }
+    pthread_mutex_unlock(&a->procs.lock);
+    return bad;
+}
+
+/* Milliseconds the refill still waits: hand-outs come in a burst, and a
+ * refill's fork + exec + readiness check on the same cores slowed each
+ * hand-out of the burst (P2 at 0.03-0.1 of echo, issue 10). So a refill starts
+ * POOL_SETTLE_MS after the last hand-out, or at once when a pool has fallen to
+ * a quarter of its target (a burst the pool cannot absorb refills as it goes).
+ * The hand-outs' report waits too (pool_round sends it first): the master's
+ * ready counts lag by at most POOL_SETTLE_MS. 0: refill now. */
+static int64_t pool_settle_left(agent *a)
+{
+    int64_t left = atomic_load(&a->pool_hit_ms) + POOL_SETTLE_MS - lb_mono_ms();
+    if (left <= 0)
+        return 0;
+    agent_config *cfg = a->cfg;
+    pthread_mutex_lock(&a->procs.lock);
+    for (size_t i = 0; i < cfg->n_apps && left > 0; i++) {
+        uint32_t target = 0, ceiling = 0;
+        pool_target(a, &cfg->apps[i], &target, &ceiling);
+        if (target > 0 && pool_count_locked(a, &cfg->apps[i]) * 4 < target)
+            left = 0;
+    }
+    pthread_mutex_unlock(&a->procs.lock);
+    return left;
+}
+
 /* One round over every app; true when it changed something. */
 static bool pool_round(agent *a, int64_t **retry_at, size_t *n_retry, agent_config **seen)
 {
@@ -314,10 +389,13 @@ static bool pool_round(agent *a, int64_t **retry_at, size_t *n_retry, agent_conf
     }
     agent_proc *started[POOL_BATCH];
     size_t n = 0;
+    if (atomic_exchange(&a->pool_report_due, false))
+        report_send(a); /* masters see the ready counts the hand-outs left */
     pthread_mutex_lock(&a->procs.lock);
     procs_reap_locked(a);
     size_t trimmed = pool_trim_locked(a, cfg);
     pthread_mutex_unlock(&a->procs.lock);
+    trimmed += pool_probe(a);
     int64_t now = lb_mono_ms();
     for (size_t i = 0; i < cfg->n_apps && n < POOL_BATCH; i++) {
         if ((*retry_at)[i] <= now)
@@ -327,6 +405,24 @@ static bool pool_round(agent *a, int64_t **retry_at, size_t *n_retry, agent_conf
     if (trimmed > 0 || ready > 0)
         report_send(a); /* masters see the ready counts change at once */
     return n > 0 || trimmed > 0;
+}
+
+/* Sleeps up to ms or until pool_stop. */
+static void pool_nap(agent *a, int64_t ms)
+{
+    pthread_mutex_lock(&a->pool_lock);
+    if (!a->pool_quit) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += ms / 1000;
+        ts.tv_nsec += (ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&a->pool_cond, &a->pool_lock, &ts);
+    }
+    pthread_mutex_unlock(&a->pool_lock);
 }
 
 static void *pool_main(void *arg)
@@ -353,6 +449,14 @@ static void *pool_main(void *arg)
         pthread_mutex_unlock(&a->pool_lock);
         if (quit)
             break;
+        int64_t settle = pool_settle_left(a);
+        if (settle > 0) {
+            /* hand-outs under way: report and refill after the burst (the
+             * master counts the sessions by their launch_seq meanwhile) */
+            pool_nap(a, settle);
+            busy = true; /* then a round */
+            continue;
+        }
         busy = pool_round(a, &retry_at, &n_retry, &seen);
     }
     free(retry_at);

@@ -7,7 +7,9 @@
  *
  * --listen-delay makes it a slow starter (benchmarks of warm pools);
  * --fork-setsid leaves a grandchild in a session of its own that ignores
- * SIGTERM, as a badly behaved app would (tests of containment).
+ * SIGTERM, as a badly behaved app would (tests of containment). SIGUSR1 makes
+ * it close its listener and live on, as a wedged app would (tests of the
+ * agent's listener probes); its clients are still served.
  *
  * One thread, one poll loop over the listener, a signalfd and the clients;
  * sockets are non-blocking and each client has a bounded input and output
@@ -272,8 +274,16 @@ static void echo_run(echo_state *st)
             perror("lb-echo: poll");
             return;
         }
-        if (pfd[0].revents & POLLIN)
+        if (pfd[0].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            if (read(st->sig_fd, &si, sizeof si) == (ssize_t)sizeof si && si.ssi_signo == SIGUSR1) {
+                if (st->listen_fd >= 0)
+                    close(st->listen_fd);
+                st->listen_fd = -1; /* poll ignores a negative fd */
+                continue;
+            }
             return;
+        }
         /* Walk backwards: echo_drop moves the last client into slot i. */
         for (size_t i = n; i-- > 0;) {
             echo_client *c = st->clients[i];
@@ -307,6 +317,7 @@ int main(int argc, char **argv)
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGUSR1);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
     st.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);

@@ -37,6 +37,9 @@ typedef struct rpc_ctx {
     int64_t started_wall_ms; /* a session created after this belongs to a newer request */
     uint64_t t0_ns;          /* request received (selection latency) */
     uint64_t launch_t0_ns;   /* current launch sent (launch latency) */
+    uint64_t reply_ns;       /* the chosen launch's reply received (path stages) */
+    uint64_t answer_ns;      /* its answer handed to nng (0: not a launched answer) */
+    bool pool_hit;           /* the chosen launch was a pool hand-out */
     plan plan;
     size_t cur; /* candidate being launched */
     char failures[512];
@@ -49,6 +52,7 @@ typedef struct rpc_ctx {
 } rpc_ctx;
 
 static struct {
+    obs_counter *path_n, *path_plan, *path_agent, *path_commit, *path_send;
     obs_counter *serve, *redirect, *reject, *confirm, *errors, *launch_ok, *launch_fail;
     obs_counter *redirects, *pref_ok, *pref_refused, *sticky_local, *sticky_agent;
     obs_hist *lat_serve, *lat_redirect, *lat_reject, *launch_ok_s, *launch_fail_s;
@@ -84,6 +88,26 @@ static void rpc_observe(rpc_ctx *c, const Lb__SelectionInstruction *in)
                       : in->action == LB__ACTION__REDIRECT ? rpc_c.lat_redirect
                                                            : rpc_c.lat_serve,
                       c->t0_ns);
+}
+
+static uint64_t rpc_us(uint64_t from, uint64_t to)
+{
+    return to > from ? (to - from) / 1000 : 0;
+}
+
+/* Where a new session's time went when its process came from a pool, as
+ * sums of microseconds per stage (StatsRequest carries counters: divide by
+ * master_pool_path_launches_total): receive -> launch sent (plan), -> agent's
+ * reply (agent), -> answer handed to nng (commit), -> nng done with it (send).
+ * Spares' launches fall in commit. */
+static void rpc_path_done(rpc_ctx *c)
+{
+    uint64_t now = obs_now_ns();
+    obs_inc(rpc_c.path_n);
+    obs_add(rpc_c.path_plan, rpc_us(c->t0_ns, c->launch_t0_ns));
+    obs_add(rpc_c.path_agent, rpc_us(c->launch_t0_ns, c->reply_ns));
+    obs_add(rpc_c.path_commit, rpc_us(c->reply_ns, c->answer_ns));
+    obs_add(rpc_c.path_send, rpc_us(c->answer_ns, now));
 }
 
 static void rpc_recv(rpc_ctx *c)
@@ -288,6 +312,7 @@ static void rpc_launch(rpc_ctx *c)
 
 static void rpc_launch_done(rpc_ctx *c, nng_msg *msg)
 {
+    c->reply_ns = obs_now_ns();
     Lb__Envelope *env = NULL;
     lb_errmsg em = {{0}};
     lb_err err = wire_decode(msg, c->m->cfg.max_message, &env, &em);
@@ -336,6 +361,7 @@ static void rpc_launch_done(rpc_ctx *c, nng_msg *msg)
     }
     plan_commit(c->m, c->req->selection_request, p, c->cur, env->launch_reply->process,
                 env->launch_reply->launch_seq);
+    c->pool_hit = env->launch_reply->pool_hit;
     c->chosen = env;
     c->spare_next = c->cur + 1;
     rpc_spare_next(c);
@@ -344,6 +370,7 @@ static void rpc_launch_done(rpc_ctx *c, nng_msg *msg)
 /* Answers with the chosen process and the spares launched, then frees them. */
 static void rpc_finish(rpc_ctx *c)
 {
+    c->answer_ns = obs_now_ns();
     rpc_answer(c, c->cur, c->chosen->launch_reply->process);
     wire_free(&c->chosen);
     for (size_t k = 0; k < c->n_spares; k++)
@@ -486,7 +513,9 @@ static void rpc_claim(rpc_ctx *c)
         obs_count("master_spare_claims_total{result=\"refused\"}");
         char why[256];
         snprintf(why, sizeof why, "spare not claimed: %s",
-                 e == LB_ENOTFOUND   ? "no such reservation (expired or claimed)"
+                 e == LB_ENOTFOUND   ? "no such reservation at this leader (expired, claimed, or "
+                                       "made by a previous leader: reservations live in the "
+                                       "leader's memory)"
                  : e == LB_ETIMEDOUT ? "reservation expired"
                  : e == LB_EAUTH     ? "reserved for another client"
                                      : "reserved for another app");
@@ -624,6 +653,9 @@ static void rpc_cb(void *arg)
         rpc_request(c, nng_aio_get_msg(c->aio));
         break;
     case ST_REPLY:
+        if (c->answer_ns != 0 && c->pool_hit)
+            rpc_path_done(c);
+        c->answer_ns = 0;
         if (rv != 0) {
             nng_msg_free(nng_aio_get_msg(c->aio));
             if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
@@ -638,6 +670,11 @@ static void rpc_cb(void *arg)
 
 int master_rpc_start(master *m)
 {
+    rpc_c.path_n = obs_counter_get("master_pool_path_launches_total");
+    rpc_c.path_plan = obs_counter_get("master_pool_path_us_total{stage=\"plan\"}");
+    rpc_c.path_agent = obs_counter_get("master_pool_path_us_total{stage=\"agent\"}");
+    rpc_c.path_commit = obs_counter_get("master_pool_path_us_total{stage=\"commit\"}");
+    rpc_c.path_send = obs_counter_get("master_pool_path_us_total{stage=\"send\"}");
     rpc_c.serve = obs_counter_get("master_selections_total{action=\"serve\"}");
     rpc_c.redirect = obs_counter_get("master_selections_total{action=\"redirect\"}");
     rpc_c.reject = obs_counter_get("master_selections_total{action=\"reject\"}");

@@ -132,3 +132,13 @@ size_t spare_count(spare_table *t)
     pthread_mutex_unlock(&t->mu);
     return n;
 }
+
+void spare_foreach(spare_table *t, void (*fn)(const spare_resv *r, void *arg), void *arg)
+{
+    if (t == NULL)
+        return;
+    pthread_mutex_lock(&t->mu);
+    for (size_t i = 0; i < t->n; i++)
+        fn(&t->v[i], arg);
+    pthread_mutex_unlock(&t->mu);
+}

@@ -5,8 +5,11 @@
  * handed to one client as a spare, held for it until spare_ttl passes.
  *
  * Reservations live in the leader's memory only, never in etcd: a spare costs
- * no etcd write, and a new leader simply does not know old reservations (their
- * processes are reclaimed by the agents' own session expiry). The table is the
+ * no etcd write, and a new leader simply does not know old reservations: its
+ * session sync (writer.c) lists sessions and its own reservations only, so
+ * the agents stop the old spares' processes (handed out more than the sync's
+ * 3 s grace ago) at its first sync, and a claim of one is refused ("not known
+ * to this leader"). The table is the
  * bookkeeping only; launching the spare and giving an expired one back to its
  * agent are the caller's.
  *
@@ -56,6 +59,11 @@ lb_err spare_claim(spare_table *t, const char *session_id, const char *client_id
 /* Removes up to max reservations expired at now_ms, copying them to out for
  * the caller to give back to their agents; returns how many. */
 size_t spare_expire(spare_table *t, int64_t now_ms, spare_resv *out, size_t max);
+
+/* Calls fn for each reservation held, under the table's mutex (fn must not
+ * call back into the table). The session sync lists them, so agents keep
+ * reserved spares (writer.c). */
+void spare_foreach(spare_table *t, void (*fn)(const spare_resv *r, void *arg), void *arg);
 
 /* Reservations held now (metrics, tests). */
 size_t spare_count(spare_table *t);

@@ -8,6 +8,7 @@
 
 #include "events.h"
 #include "sessions.h"
+#include "spares.h"
 
 #include "common/hmap.h"
 #include "common/util.h"
@@ -379,6 +380,18 @@ static void collect_sync(const Lb__Session *s, void *arg)
     ss->sids[ss->n++] = lb_strdup(s->session_id);
 }
 
+/* The leader's hot-spare reservations are kept too: they are no sessions,
+ * and the agents would stop their processes as ended ones (after 3 s, while
+ * spare_ttl is 10 s by default). Reservations of a previous leader are not
+ * listed: that is what stops them after a failover. */
+static void collect_spare(const spare_resv *r, void *arg)
+{
+    Lb__Session s = LB__SESSION__INIT;
+    s.session_id = (char *)r->session_id;
+    s.server_id = (char *)r->server_id;
+    collect_sync(&s, arg);
+}
+
 static void sync_agents(master *m)
 {
     struct sync_all a = {.view = m->view, .by_id = hmap_new()};
@@ -399,6 +412,7 @@ static void sync_agents(master *m)
     }
     reg_sessions_foreach_locked(m->view, collect_sync, &a);
     reg_unlock(m->view);
+    spare_foreach(m->spares, collect_spare, &a);
     for (size_t i = 0; i < a.n; i++) {
         struct sync_server *ss = &a.srv[i];
         if (!ss->too_many) /* a partial list would stop live sessions */

@@ -268,8 +268,8 @@ static void parse_query(parse *p, const httpd_req *req, req_parts *r)
 
 bool api_json_request(const httpd_req *req, uint8_t **out, size_t *len, httpd_resp *resp)
 {
-    static const char *const names[] = {"app",   "client_id",    "location", "requirements",
-                                        "token", "preselection", NULL};
+    static const char *const names[] = {"app",   "client_id",    "location",        "requirements",
+                                        "token", "preselection", "unreachable_pid", NULL};
     parse p = {.resp = resp};
     if (!api_utf8_valid(req->body, req->body_len))
         return bad(&p, "%s", "body is not valid UTF-8");
@@ -301,6 +301,17 @@ bool api_json_request(const httpd_req *req, uint8_t **out, size_t *len, httpd_re
         bad(&p, "%s", "fields 'app' and 'client_id' are required");
         goto out;
     }
+    /* the pid of this client's sticky process it could not connect to: the
+     * master asks the agent (which probes and replaces it) instead of
+     * answering from its view, as the nng client's reconnect does */
+    double unreachable = 0;
+    if (!get_num(&p, root, "unreachable_pid", 2147483647, &unreachable))
+        goto out;
+    if (unreachable != (double)(int32_t)unreachable) {
+        bad(&p, "%s", "field 'unreachable_pid' must be an integer (a pid)");
+        goto out;
+    }
+    r->cr.unreachable_pid = (int32_t)unreachable;
     const cJSON *rq = cJSON_GetObjectItemCaseSensitive(root, "requirements");
     if (rq != NULL && !cJSON_IsNull(rq))
         parse_requirements(&p, rq, r);

@@ -4,7 +4,7 @@
  *
  *   lb-bench-path --slave ADDR --master ADDR --slave-id ID [--location ZONE]
  *                 [--app echo] [--pool-app pecho] [--n 400] [--fresh 40]
- *                 [--secs 2] [--pool-wait-ms 3000]
+ *                 [--secs 2] [--pool-wait-ms 3000] [--only p3|p2]
  *
  * P3 (latency, one request at a time): end to end client -> slave -> master ->
  * answer, p50 and p99, divided by one nng round trip (a StatsRequest the slave
@@ -38,7 +38,8 @@ typedef enum op { OP_STATS, OP_CLIENT, OP_SELECT, OP_ECHO } op;
 typedef struct cfg {
     const char *slave, *master, *slave_id, *location, *app, *pool_app;
     int n, fresh, secs, pool_wait_ms;
-    char echo[64]; /* the in-process echo, "" with TLS */
+    const char *only; /* "p3" or "p2": that part alone */
+    char echo[64];    /* the in-process echo, "" with TLS */
 } cfg;
 
 static double now_us(void)
@@ -135,8 +136,8 @@ static lat pct(double *v, int n)
 }
 
 /* P3: n sequential calls of one kind on one socket. */
-static lat p3_series(const cfg *c, nng_socket s, op kind, const char *app, bool fresh, int n,
-                     int *errors)
+static lat p3_series(const cfg *c, nng_socket s, op kind, const char *app, bool fresh, bool pause,
+                     int n, int *errors)
 {
     double *v = lb_xcalloc((size_t)n, sizeof *v);
     char client[64], sid[80];
@@ -146,7 +147,7 @@ static lat p3_series(const cfg *c, nng_socket s, op kind, const char *app, bool 
         double t0 = now_us();
         *errors += !call(c, s, kind, app, client, sid, sizeof sid);
         v[i] = now_us() - t0;
-        if (fresh) /* untimed: the pool refills before the next new client */
+        if (fresh || pause) /* untimed: the pool refills before the next new client */
             usleep((useconds_t)c->pool_wait_ms * 1000 / (unsigned)(c->fresh > 0 ? c->fresh : 1) +
                    20000);
     }
@@ -316,12 +317,14 @@ static void run_p3(const cfg *c)
     const char *bname =
         bk == OP_ECHO ? "nng echo round trip (in-process)" : "nng round trip (slave stats)";
     call(c, bs, bk, c->app, "p3-warm", NULL, 0);
-    lat base = p3_series(c, bs, bk, c->app, false, c->n, &errors);
-    lat sticky = p3_series(c, s, OP_CLIENT, c->app, false, c->n, &errors);
-    lat base2 = p3_series(c, bs, bk, c->app, false, c->n, &errors);
+    lat base = p3_series(c, bs, bk, c->app, false, false, c->n, &errors);
+    lat sticky = p3_series(c, s, OP_CLIENT, c->app, false, false, c->n, &errors);
+    lat base2 = p3_series(c, bs, bk, c->app, false, false, c->n, &errors);
+    lat pbase = p3_series(c, bs, bk, c->app, false, true, c->fresh, &errors);
+    lat psticky = p3_series(c, s, OP_CLIENT, c->app, false, true, c->fresh, &errors);
     if (bk == OP_ECHO)
         nng_close(bs);
-    lat fresh = p3_series(c, s, OP_CLIENT, c->pool_app, true, c->fresh, &errors);
+    lat fresh = p3_series(c, s, OP_CLIENT, c->pool_app, true, false, c->fresh, &errors);
     nng_close(s);
     double b50 = (base.p50 + base2.p50) / 2, b99 = (base.p99 + base2.p99) / 2;
     printf("P3 latency (us), one at a time over %s, client -> slave -> master -> answer\n",
@@ -331,6 +334,10 @@ static void run_p3(const cfg *c)
            sticky.p99, sticky.p50 / b50, sticky.p99 / b99);
     printf("  %-34s p50 %8.0f  p99 %8.0f   ratio p50 %.2f  p99 %.2f\n", "new session (pool)",
            fresh.p50, fresh.p99, fresh.p50 / b50, fresh.p99 / b99);
+    printf("  %-34s p50 %8.0f  p99 %8.0f\n", "echo, paused like new sessions", pbase.p50,
+           pbase.p99);
+    printf("  %-34s p50 %8.0f  p99 %8.0f\n", "sticky, paused like new sessions", psticky.p50,
+           psticky.p99);
     printf("RESULT P3 %s sticky_p50_ratio=%.2f (goal <= 3) pool_p50_ratio=%.2f (goal <= 4) "
            "sticky_p99_ratio=%.2f pool_p99_ratio=%.2f errors=%d\n",
            wire_url_tls(c->slave) ? "tls" : "tcp", sticky.p50 / b50, fresh.p50 / b50,
@@ -401,12 +408,14 @@ int main(int argc, char **argv)
             c.secs = atoi(v);
         else if (strcmp(k, "--pool-wait-ms") == 0)
             c.pool_wait_ms = atoi(v);
+        else if (strcmp(k, "--only") == 0)
+            c.only = v;
     }
     if (c.slave == NULL || c.master == NULL || c.slave_id == NULL || c.n <= 0 || c.fresh <= 0 ||
         c.secs <= 0 || c.secs > 30 || c.n > 100000 || c.fresh > 10000) {
         fprintf(stderr, "usage: lb-bench-path --slave ADDR --master ADDR --slave-id ID "
                         "[--location Z] [--app A] [--pool-app A] [--n N] [--fresh N] [--secs S] "
-                        "[--pool-wait-ms MS]\n");
+                        "[--pool-wait-ms MS] [--only p3|p2]\n");
         return 2;
     }
     /* TLS from LBCP_TLS_CA/CERT/KEY (an operator certificate may call slaves
@@ -423,8 +432,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "cannot start the echo\n");
         return 1;
     }
-    run_p3(&c);
-    run_p2(&c);
+    if (c.only == NULL || strcmp(c.only, "p3") == 0)
+        run_p3(&c);
+    if (c.only == NULL || strcmp(c.only, "p2") == 0)
+        run_p2(&c);
     if (c.echo[0] != '\0')
         echo_stop();
     wire_tls_free(&tls);

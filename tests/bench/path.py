@@ -3,8 +3,12 @@
 agents with a per-session app `echo` and a pooled app `pecho`, 32 ready per
 agent) from a build dir and runs lb-bench-path against it. Bounded; stops by itself.
 
-    tests/bench/path.py [BUILD_DIR] [tcp|tls|both]   (default: build-bench, a Release
-    build, both transports one after the other)
+    tests/bench/path.py [BUILD_DIR] [tcp|tls|both] [p3|p2]   (default: build-bench, a
+    Release build, both transports one after the other, P3 and P2)
+
+After the run it prints where pool hits' time went: the master's
+master_pool_path and the agents' agent_path counters (sums of microseconds per
+stage, see cmd/lb-master/rpc.c and cmd/lb-agent/rpc.c), as means per hit.
 """
 import os
 import subprocess
@@ -15,6 +19,16 @@ root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "build-bench"))
 modes = {"tcp": [False], "tls": [True], "both": [False, True]}[
     sys.argv[2] if len(sys.argv) > 2 else "both"]
+only = ["--only", sys.argv[3]] if len(sys.argv) > 3 else []
+
+
+def stages(c, name, addr, prefix, count):
+    """Mean microseconds per stage of the launched answers (prefix counters)."""
+    st = (c.stats(addr) or {"counters": {}})["counters"]
+    n = st.get(count, 0)
+    per = {k.split('"')[1]: round(v / n) for k, v in sorted(st.items())
+           if k.startswith(prefix) and n}
+    print(f"{name} {count}={n} mean us per stage {per}", flush=True)
 os.environ["LBCP_BIN"] = os.path.join(build, "bin")
 sys.path.insert(0, os.path.join(root, "tests", "integration"))
 from harness import Cluster  # noqa: E402
@@ -40,8 +54,12 @@ def run(tls):
                             os.path.join(build, "bin", "lb-bench-path"), "--slave", sa.endpoint,
                             "--master", c.master_rpc, "--slave-id", "slave-a",
                             "--location", "zone-a", "--fresh", "64", "--n", "400", "--secs", "2",
-                            "--pool-wait-ms", "3000"], timeout=600, env=c.env)
+                            "--pool-wait-ms", "3000", *only], timeout=600, env=c.env)
         rc = r.returncode
+        stages(c, "master", c.master_rpc, "master_pool_path_us_total",
+               "master_pool_path_launches_total")
+        for name in ("agent-a1", "agent-a2"):
+            stages(c, name, c.daemons[name].endpoint, "agent_path_us_total", "agent_path_hits_total")
         for name in ("agent-a1", "agent-a2"):  # hits and misses: what "new from pool" measured
             st = c.stats(c.daemons[name].endpoint) or {"counters": {}}
             print(name, {k: v for k, v in sorted(st["counters"].items())

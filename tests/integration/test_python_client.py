@@ -3,6 +3,7 @@ request, sticky across the kill of its process, release, failover between
 slaves (first slave dead), a redirect followed to a confirmed serve, keep-alive
 renewal, the spare on an alternate when no slave answers, and the package
 installed by pip without reaching PyPI."""
+import json
 import os
 import shutil
 import signal
@@ -13,6 +14,8 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.error
+import urllib.request
 
 from harness import ClusterTest, free_port, pid_alive, wait_for
 
@@ -80,16 +83,54 @@ class PythonClientTest(ClusterTest):
             first = s.assignment
             self.assertEqual(s.reconnect(), "same")  # the process is still there
             echo(s.sock)
+            asked = self.unreachable_asked()
             os.kill(first.pid, signal.SIGKILL)
             wait_for(lambda: not pid_alive(first.pid), 5, what="process killed")
             how = s.reconnect()
             self.assertEqual(how, "rerequest")
             self.assertEqual(s.assignment.server, first.server, "affinity kept the server")
             self.assertNotEqual(s.assignment.pid, first.pid)
+            self.assertTrue(pid_alive(s.assignment.pid), s.assignment)
             self.assertIn(b"pid=%d " % s.assignment.pid, echo(s.sock, b"again"))
+            # the re-request named the dead pid (HTTP body unreachable_pid): the
+            # master went to the agent instead of trusting its view
+            self.assertEqual(self.unreachable_asked(), asked + 1)
             s.close()
             wait_for(lambda: not self.sessions(), 10, what="sticky close released")
             self.assertEqual(cl.held(), [])
+
+    def unreachable_asked(self):
+        st = self.c.stats(self.c.master_rpc) or {"counters": {}}
+        return st["counters"].get("master_sticky_unreachable_total", 0)
+
+    def post(self, body):
+        req = urllib.request.Request(self.a + "/v1/request", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    def test_http_unreachable_pid_is_passed_and_checked(self):
+        st, first = self.post({"app": "echo", "client_id": "py-u", "location": "zone-a"})
+        self.assertEqual(st, 200, first)
+        launches = lambda: sum(v for k, v in (self.c.stats(self.c.daemons["agent-a"].endpoint)
+                                              or {"counters": {}})["counters"].items()
+                               if k.startswith("agent_launches_total"))
+        before, asked = launches(), self.unreachable_asked()
+        # alive: the agent probes it and hands it back (one more agent launch call)
+        st, again = self.post({"app": "echo", "client_id": "py-u", "location": "zone-a",
+                               "unreachable_pid": first["pid"]})
+        self.assertEqual((st, again["pid"]), (200, first["pid"]), again)
+        self.assertEqual(self.unreachable_asked(), asked + 1)
+        self.assertEqual(launches(), before + 1)
+        for bad, why in (("12", "must be a non-negative number"), (-1, "must be a non-negative"),
+                         (1.5, "must be an integer"), (2 ** 31, "must be a non-negative")):
+            st, out = self.post({"app": "echo", "client_id": "py-u", "unreachable_pid": bad})
+            self.assertEqual((st, out["error"]["code"]), (400, "bad_request"), out)
+            self.assertIn("unreachable_pid", out["error"]["reason"])
+            self.assertIn(why, out["error"]["reason"])
 
     def test_failover_first_slave_dead_and_redirect_followed(self):
         dead = f"http://127.0.0.1:{free_port()}"

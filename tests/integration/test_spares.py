@@ -3,6 +3,7 @@ session's answer carries spares: K pool processes on alternate servers,
 reserved in the leader's memory only (no etcd write), stopped after
 spare_ttl when unclaimed, with their pools refilled; spares: 0 (the
 default) adds nothing."""
+import base64
 import json
 import os
 import subprocess
@@ -11,7 +12,7 @@ import unittest
 
 import signal
 
-from harness import BIN, ClusterTest, echo_line, pid_alive, wait_for
+from harness import BIN, ClusterTest, echo_line, pid_alive, to_yaml, wait_for
 
 
 def pooled_app():
@@ -115,6 +116,61 @@ class Spares(ClusterTest):
         self.assertNotEqual(rc, 0)
         c.lbctl("--master", c.master_ops, "release", sp["session"], check=True)
         wait_for(lambda: not pid_alive(sp["pid"]), 5, 0.05, "the released spare to stop")
+
+    def syncs(self, server):
+        st = self.c.stats(self.c.daemons[server].endpoint) or {"counters": {}}
+        return st["counters"].get("agent_syncs_total", 0)
+
+    def leader(self):
+        ans = self.c.etcd.call("kv/range", {"key": base64.b64encode(
+            (self.c.prefix + "leader").encode()).decode()})
+        kvs = ans.get("kvs", [])
+        return base64.b64decode(kvs[0]["value"]).decode() if kvs else ""
+
+    def test_leader_keeps_its_spares_and_a_new_leader_stops_unknown_ones(self):
+        c = self.c
+        rpc1, rep1, rpc2, rep2 = c.url(), c.url(), c.url(), c.url()
+        base = {"lease_ttl": "2s", "report_stale": "3s", "etcd": c.etcd.url, "prefix": c.prefix,
+                "spares": {"spare": 1}, "spare_ttl": "30s"}
+        m1 = c.start("master-1", "lb-master", to_yaml(
+            dict(base, id="master-1", listen=rpc1, report_listen=rep1)))
+        wait_for(lambda: self.leader() == "master-1", 10, what="master-1 leads")
+        c.start("master-2", "lb-master", to_yaml(
+            dict(base, id="master-2", listen=rpc2, report_listen=rep2)))
+        c.master_rpc, c.master_report = rpc1, rep1
+        self.sa = c.start_slave("slave-a", "zone-a", masters=[rpc1, rpc2], report=[rep1, rep2])
+        for name in ("agent-a", "agent-b", "agent-c"):
+            c.start_agent(name, "zone-a", apps=pooled_app(), report=[rep1, rep2])
+        c.wait_master_sees(3)
+        wait_for(lambda: len(self.app_pids()) >= 3, 15, 0.05, "three ready pool processes")
+        time.sleep(0.5)  # reports with the ready counts reach the master
+        _, out, _ = c.request(self.sa, "spare", "client-f", location="zone-a")
+        sp = out["spares"][0]
+        handed = time.monotonic()
+        # the leader's session sync lists its reservations: a sync after the
+        # agent's 3 s grace leaves the reserved spare running (it stopped it
+        # before: a spare is no session)
+        time.sleep(max(0.0, handed + 3.5 - time.monotonic()))
+        n = self.syncs(sp["server"])
+        wait_for(lambda: self.syncs(sp["server"]) > n, 8, 0.1, "a sync past the grace")
+        self.assertTrue(pid_alive(sp["pid"]), "a reserved spare survives the leader's sync")
+        # failover: master-2 never made that reservation; its first sync stops
+        # the spare's process long before spare_ttl (30 s), and a claim of it
+        # is refused with the reason
+        m1.stop(signal.SIGKILL)
+        killed = time.monotonic()
+        wait_for(lambda: self.leader() == "master-2", 10, 0.1, "master-2 leads")
+        c.master_rpc, c.master_report = rpc2, rep2
+        wait_for(lambda: not pid_alive(sp["pid"]), 15, 0.1, "the old leader's spare to stop")
+        self.assertLess(time.monotonic() - killed, 15)
+        rc, bad, _ = c.request(self.sa, "spare", "client-f", location="zone-a", expect_ok=False,
+                               extra=("--claim-spare", sp["session"]))
+        self.assertNotEqual(rc, 0)
+        self.assertIn("made by a previous leader", bad["reason"])
+        # the client's session (in etcd) keeps its process; nothing else is left
+        # over: the three pools and that process
+        self.assertTrue(pid_alive(out["pid"]))
+        wait_for(lambda: len(self.app_pids()) == 4, 10, 0.05, "3 pools + the session's process")
 
     def test_liblbclient_fails_over_to_the_spare_and_claims_it(self):
         self.start(spares={"spare": 1}, spare_ttl="5s")

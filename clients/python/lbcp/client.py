@@ -156,14 +156,19 @@ class Client:
         return LbError(status, "http_%d" % status, "unexpected answer")
 
     # ---- requests ---------------------------------------------------------
-    def request(self, app, client_id=None, location=None):
+    def request(self, app, client_id=None, location=None, unreachable_pid=None):
         """Asks for ``app`` and returns an :class:`Assignment`; the session is
         held (renewed) until :meth:`release` or :meth:`close`.
 
         ``client_id``/``location`` override the client's for this call.
-        Raises :class:`LbError`.
+        ``unreachable_pid``: the pid of this client's process that could not be
+        connected to; the master then asks its agent (which probes the process
+        and replaces a dead one) instead of answering from its own view, which
+        may not know of the death yet. Raises :class:`LbError`.
         """
         body = {"app": app, "client_id": client_id or self.client_id}
+        if unreachable_pid:
+            body["unreachable_pid"] = int(unreachable_pid)
         if location or self.location:
             body["location"] = location or self.location
         if self.token:
@@ -395,13 +400,16 @@ class Sticky:
         return self.how
 
     def _ask_again(self, a):
-        """A new request; while the answer is still the process that just refused
-        us (the master learns of a death from the agent's next load report), ask
-        again after a pause, a few times."""
+        """A new request naming the process that just refused us
+        (``unreachable_pid``: the master asks the agent, which probes it and
+        replaces it, rather than trusting its view, which learns of a death
+        only from the agent's next report); while the answer is still that
+        process, ask again after a pause, a few times."""
         c = self.client
         delay = max(0.2, c.backoff)
+        dead = a.pid if not a.relay and a.pid else None
         for attempt in range(4):
-            na = c.request(a.app, client_id=a.client_id)
+            na = c.request(a.app, client_id=a.client_id, unreachable_pid=dead)
             if na.relay or (na.host, na.port, na.pid) != (a.host, a.port, a.pid) or attempt == 3:
                 return na
             try:

@@ -389,6 +389,30 @@ int reg_slave_report_key(reg *r, const char *id, unsigned char *pk, size_t cap)
     return n;
 }
 
+/* Makes copy (owned, now the view's) server s's last report; lock held. */
+static void apply_load_locked(reg *r, reg_server *s, Lb__ServerLoad *copy)
+{
+    reg_live_on_load(s, s->load, copy);
+    if (s->load != NULL)
+        lb__server_load__free_unpacked(s->load, NULL);
+    s->load = copy;
+    s->load_at_ms = lb_mono_ms();
+    /* the report counts every launch up to copy->launches: forget those */
+    size_t keep = 0;
+    for (size_t i = 0; i < s->n_unreported; i++)
+        if (s->unreported[i] > copy->launches)
+            s->unreported[keep++] = s->unreported[i];
+    s->n_unreported = keep;
+    s->pending = s->inflight + (uint32_t)keep;
+    if (s->stale) {
+        s->stale = false;
+        r->dirty = true;
+    }
+    if (!r->dirty && r->snap != NULL && s->idx >= 0)
+        sel_snapshot_set_load_unreported(r->snap, s->idx, copy->sessions, s->pending,
+                                         copy->cpu_load, copy->mem_free, copy->disk_free);
+}
+
 bool reg_on_server_load(reg *r, const Lb__ServerLoad *l)
 {
     size_t len = lb__server_load__get_packed_size(l);
@@ -400,31 +424,22 @@ bool reg_on_server_load(reg *r, const Lb__ServerLoad *l)
     free(buf);
     if (copy == NULL)
         return false;
+    return reg_on_server_loads(r, &copy, 1) == 1;
+}
+
+size_t reg_on_server_loads(reg *r, Lb__ServerLoad **ls, size_t n)
+{
+    size_t known = 0;
     reg_lock(r);
-    reg_server *s = hmap_get(r->servers, l->server_id);
-    bool known = s != NULL;
-    if (known) {
-        reg_live_on_load(s, s->load, copy);
-        if (s->load != NULL)
-            lb__server_load__free_unpacked(s->load, NULL);
-        s->load = copy;
-        s->load_at_ms = lb_mono_ms();
-        /* the report counts every launch up to copy->launches: forget those */
-        size_t keep = 0;
-        for (size_t i = 0; i < s->n_unreported; i++)
-            if (s->unreported[i] > copy->launches)
-                s->unreported[keep++] = s->unreported[i];
-        s->n_unreported = keep;
-        s->pending = s->inflight + (uint32_t)keep;
-        if (s->stale) {
-            s->stale = false;
-            r->dirty = true;
+    for (size_t i = 0; i < n; i++) {
+        reg_server *s = hmap_get(r->servers, ls[i]->server_id);
+        if (s != NULL) {
+            apply_load_locked(r, s, ls[i]);
+            known++;
+        } else {
+            lb__server_load__free_unpacked(ls[i], NULL);
         }
-        if (!r->dirty && r->snap != NULL && s->idx >= 0)
-            sel_snapshot_set_load_unreported(r->snap, s->idx, copy->sessions, s->pending,
-                                             copy->cpu_load, copy->mem_free, copy->disk_free);
-    } else {
-        lb__server_load__free_unpacked(copy, NULL);
+        ls[i] = NULL;
     }
     reg_unlock_settled(r);
     return known;

@@ -91,6 +91,11 @@ int reg_slave_report_key(reg *r, const char *id, unsigned char *pk, size_t cap);
 
 /* Feeding from load reports. Unknown ids are ignored (false). */
 bool reg_on_server_load(reg *r, const Lb__ServerLoad *l);
+/* The same for a batch, under one lock and without a copy: takes ownership of
+ * each ls[i] (unpacked with the default allocator, e.g. detached from a
+ * decoded Envelope), sets it to NULL, and frees those of unknown servers.
+ * Returns how many were of known servers. */
+size_t reg_on_server_loads(reg *r, Lb__ServerLoad **ls, size_t n);
 bool reg_on_slave_load(reg *r, const Lb__SlaveLoad *l);
 
 /* The selection snapshot, rebuilt when the view changed. Never NULL. */

@@ -115,7 +115,8 @@ def txns(a, b, kinds):
 def loadgen(c, servers, duration, *extra):
     lg = subprocess.Popen([os.path.join(BIN, "lb-loadgen"), "--etcd", c.etcd.url,
                            "--servers", str(servers), "--duration", f"{duration}s", "--quiet",
-                           *extra], stdout=subprocess.PIPE, text=True)
+                           *extra], stdout=subprocess.PIPE, text=True,
+                          env=c.caller_env("agent"))  # its fake servers are agents (TLS)
     line = lg.stdout.readline()
     if "ready" not in line:
         raise SystemExit(f"lb-loadgen did not start: {line}")

@@ -16,7 +16,7 @@ target_link_libraries(lb-bench-request PRIVATE lbwire lbcommon Threads::Threads)
 # The load generator (tests/bench/loadgen/lg.h): fake servers, reports, clients.
 file(GLOB _lg_src CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/bench/loadgen/*.c)
 add_executable(lb-loadgen ${_lg_src})
-target_link_libraries(lb-loadgen PRIVATE lbwire lbetcd lbcommon m Threads::Threads)
+target_link_libraries(lb-loadgen PRIVATE lbwire lbetcd lbauth lbcommon m Threads::Threads)
 
 # Sticky request latency, HTTP/JSON API vs nng front door (tests/bench/api.py starts a cluster).
 add_executable(lb-bench-api ${CMAKE_SOURCE_DIR}/tests/bench/bench_api.c)

@@ -12,8 +12,17 @@
  * connect to it) and StopRequest by forgetting the session. --shared-agent
  * gives every server the same endpoint (one listener, for 10,000 servers
  * within the fd limit; launches are then not counted per server). Without either
- * the servers advertise an endpoint nobody listens on: they are there for the
- * scale of the master's view, reports and metrics, and a launch on them fails.
+ * the servers advertise an endpoint nobody listens on (--no-endpoint: none, so
+ * a master dials nothing: the view without the transport's connections): they
+ * are there for the scale of the master's view, reports and metrics, and a
+ * launch on them fails.
+ *
+ * Report identity (unless --no-auth): each fake server has its own Ed25519
+ * key, published in its record as an agent's is, and MACs its reports for
+ * every master whose report key (masters/<id>) it has seen, signing them
+ * only while some master has none (auth/report_mac.h) — so a master pays what
+ * it pays for real agents. Reports go out on --report-conns PUB sockets
+ * (servers spread over them), as real agents each have their own connection.
  *
  * Clients: M threads asking a slave for new and sticky sessions at a rate.
  * Sessions: K records preloaded straight into etcd (as a leader writes them).
@@ -28,6 +37,8 @@
 #ifndef LB_LOADGEN_H
 #define LB_LOADGEN_H
 
+#include "auth/report_mac.h"
+#include "auth/report_sig.h"
 #include "etcd/etcd.h"
 #include "wire/wire.h"
 #include "wire/wire_tls.h"
@@ -41,6 +52,8 @@
 #define LG_MAX_SERVERS 20000
 #define LG_MAX_CLIENTS 256
 #define LG_MAX_REPORT 16
+#define LG_MAX_KX 4     /* masters' report keys a fake server MACs for */
+#define LG_MAX_CONNS 64 /* report connections */
 
 typedef struct lg_server {
     char id[64];
@@ -49,7 +62,10 @@ typedef struct lg_server {
     uint64_t mem_total, mem_mean;
     atomic_uint sessions; /* launched (not stopped) + preloaded */
     atomic_ullong launches;
-    uint64_t seq;         /* reporter thread only */
+    uint64_t seq;                                       /* reporter thread only */
+    unsigned char sk[AUTH_SK_BYTES], pk[AUTH_PK_BYTES]; /* identity (not --no-auth) */
+    auth_mac_to to[LG_MAX_KX];                          /* pair keys, reporter thread only */
+    unsigned n_to;
     void *sessions_by_id; /* hmap session id -> ProcessId*, agent thread only */
 } lg_server;
 
@@ -62,14 +78,18 @@ typedef struct lg {
     int64_t report_interval_ms, duration_ms, session_ttl_ms;
     double client_rate, new_ratio, jitter;
     int capacity, preload;
-    bool agents, shared_agent, quiet;
+    bool agents, shared_agent, quiet, no_auth, no_endpoint;
+    int report_conns;
     char tag[16]; /* unique per run: names its preloaded records */
 
     /* state */
     etcd_client *etcd;
     etcd_keeper *keeper;
     lg_server *srv;
-    nng_socket pub, agent_rep;
+    nng_socket pub[LG_MAX_CONNS], agent_rep;
+    unsigned char kx[LG_MAX_KX][AUTH_KX_BYTES]; /* masters' report keys seen (reporter thread) */
+    unsigned n_kx;
+    bool sign;          /* a master without a report key was seen: sign too (reporter thread) */
     void *listener_map; /* hmap listener id -> lg_server* */
     lg_server *shared;  /* --shared-agent: where every launch is counted */
     pthread_t reporter, agent, *client_threads;
@@ -87,6 +107,14 @@ int lg_servers_start(lg *g);
 void lg_servers_stop(lg *g);
 int lg_preload(lg *g);
 void lg_preload_clean(lg *g);
+
+/* lg_auth.c: report identity. lg_auth_keys makes every server's key (before
+ * registration); lg_auth_master takes a master's record (new report key:
+ * every server's pair key for it); lg_auth_report MACs / signs a report. */
+void lg_auth_keys(lg *g);
+void lg_auth_master(lg *g, const Lb__MasterInfo *mi);
+void lg_auth_report(lg *g, lg_server *s, Lb__ServerLoad *sl, auth_mac_set *set,
+                    unsigned char sig[AUTH_SIG_BYTES]);
 
 /* lg_agent.c: the fake agent (with --agents). lg_agent_open binds the
  * listeners (fills each server's endpoint) before registration. */

@@ -25,15 +25,20 @@ static int open_shared(lg *g)
 {
     nng_listener l;
     int port = 0;
-    int rv = nng_listen(g->agent_rep, "tcp://127.0.0.1:0", &l, 0);
+    /* TLS (LBCP_TLS_* with an agent's certificate) when the cluster runs it */
+    const char *scheme = wire_tls_enabled(wire_tls_default()) ? "tls+tcp" : "tcp";
+    char url[64];
+    snprintf(url, sizeof url, "%s://127.0.0.1:0", scheme);
+    lb_errmsg em = {{0}};
+    int rv = wire_listen(g->agent_rep, url, NULL, NULL, &l, &em) == LB_OK ? 0 : NNG_EINVAL;
     if (rv == 0)
         rv = nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port);
     if (rv != 0) {
-        fprintf(stderr, "lb-loadgen: shared agent listener: %s\n", nng_strerror(rv));
+        fprintf(stderr, "lb-loadgen: shared agent listener: %s %s\n", nng_strerror(rv), em.text);
         return -1;
     }
     for (int i = 0; i < g->servers; i++)
-        snprintf(g->srv[i].endpoint, sizeof g->srv[i].endpoint, "tcp://127.0.0.1:%d", port);
+        snprintf(g->srv[i].endpoint, sizeof g->srv[i].endpoint, "%s://127.0.0.1:%d", scheme, port);
     g->shared = lb_xcalloc(1, sizeof *g->shared);
     snprintf(g->shared->id, sizeof g->shared->id, "shared");
     g->shared->sessions_by_id = hmap_new();
@@ -43,8 +48,9 @@ static int open_shared(lg *g)
 int lg_agent_open(lg *g)
 {
     if (!g->agents && !g->shared_agent) {
-        for (int i = 0; i < g->servers; i++) /* a port nobody listens on */
-            snprintf(g->srv[i].endpoint, sizeof g->srv[i].endpoint, "tcp://127.0.0.1:1");
+        for (int i = 0; i < g->servers; i++) /* a port nobody listens on, or none */
+            snprintf(g->srv[i].endpoint, sizeof g->srv[i].endpoint, "%s",
+                     g->no_endpoint ? "" : "tcp://127.0.0.1:1");
         return 0;
     }
     /* each server costs a listening and an accepted socket */

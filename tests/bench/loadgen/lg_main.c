@@ -4,7 +4,8 @@
  *   lb-loadgen --etcd URL [--prefix /lb/] [--servers N] [--report-interval 1s]
  *              [--agents | --shared-agent] [--clients M --slave ADDR [--client-rate R] [--new-ratio
  * F]]
- *              [--sessions K] [--duration 30s] [--report URL]... [--quiet]
+ *              [--sessions K] [--duration 30s] [--report URL]... [--report-conns C]
+ *              [--no-auth] [--no-endpoint] [--quiet]
  *
  * Prints "lb-loadgen: ready ..." on stdout once the servers are registered
  * (scripts wait for it), then one RESULT line when the run ends.
@@ -42,6 +43,7 @@ static void usage(void)
             "  --report URL          a master report endpoint (repeatable; masters/ in etcd too)\n"
             "  --agents              answer launches (one listener per server)\n"
             "  --shared-agent        answer launches on one listener for all servers\n"
+            "  --no-endpoint         servers advertise no agent endpoint (nothing to dial)\n"
             "  --clients M           client threads (0, max %d) asking --slave ADDR\n"
             "  --client-rate R       requests per second per client (1)\n"
             "  --new-ratio F         share of requests from a new client id (0.2)\n"
@@ -49,8 +51,10 @@ static void usage(void)
             "  --sessions K          sessions preloaded into etcd (0)\n"
             "  --session-ttl D       their expiry from now (10m)\n"
             "  --duration D          run this long, then clean up and exit (30s)\n"
+            "  --report-conns C      report connections, servers spread over them (16, max %d)\n"
+            "  --no-auth             servers without identity keys, reports without MAC\n"
             "  --quiet               no progress lines\n",
-            LG_MAX_SERVERS, LG_MAX_CLIENTS);
+            LG_MAX_SERVERS, LG_MAX_CLIENTS, LG_MAX_CONNS);
 }
 
 static int dur(const char *s, int64_t *out)
@@ -67,7 +71,8 @@ static int parse(lg *g, int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool flag = strcmp(a, "--agents") == 0 || strcmp(a, "--quiet") == 0 ||
-                    strcmp(a, "--shared-agent") == 0;
+                    strcmp(a, "--shared-agent") == 0 || strcmp(a, "--no-auth") == 0 ||
+                    strcmp(a, "--no-endpoint") == 0;
         if (!flag && v == NULL) {
             usage();
             return -1;
@@ -121,6 +126,12 @@ static int parse(lg *g, int argc, char **argv)
                 return -1;
         } else if (strcmp(a, "--quiet") == 0)
             g->quiet = true;
+        else if (strcmp(a, "--no-auth") == 0)
+            g->no_auth = true;
+        else if (strcmp(a, "--no-endpoint") == 0)
+            g->no_endpoint = true;
+        else if (strcmp(a, "--report-conns") == 0)
+            g->report_conns = atoi(v);
         else {
             fprintf(stderr, "lb-loadgen: unknown option '%s'\n", a);
             usage();
@@ -130,13 +141,15 @@ static int parse(lg *g, int argc, char **argv)
     const char *bad = g->etcd_url == NULL                             ? "--etcd is required"
                       : g->servers < 1 || g->servers > LG_MAX_SERVERS ? "--servers out of range"
                       : g->clients < 0 || g->clients > LG_MAX_CLIENTS ? "--clients out of range"
-                      : g->clients > 0 && g->slave == NULL            ? "--clients needs --slave"
-                      : g->preload < 0 || g->preload > 1000000        ? "--sessions out of range"
-                      : g->client_rate <= 0 || g->client_rate > 1000  ? "--client-rate out of range"
-                      : g->new_ratio < 0 || g->new_ratio > 1          ? "--new-ratio out of range"
-                      : g->capacity < 1                               ? "--capacity out of range"
-                      : g->duration_ms > 24 * 3600 * 1000LL           ? "--duration over 24h"
-                                                                      : NULL;
+                      : g->report_conns < 1 || g->report_conns > LG_MAX_CONNS
+                          ? "--report-conns out of range"
+                      : g->clients > 0 && g->slave == NULL           ? "--clients needs --slave"
+                      : g->preload < 0 || g->preload > 1000000       ? "--sessions out of range"
+                      : g->client_rate <= 0 || g->client_rate > 1000 ? "--client-rate out of range"
+                      : g->new_ratio < 0 || g->new_ratio > 1         ? "--new-ratio out of range"
+                      : g->capacity < 1                              ? "--capacity out of range"
+                      : g->duration_ms > 24 * 3600 * 1000LL          ? "--duration over 24h"
+                                                                     : NULL;
     if (bad != NULL) {
         fprintf(stderr, "lb-loadgen: %s\n", bad);
         usage();
@@ -196,8 +209,13 @@ int main(int argc, char **argv)
     g.client_rate = 1;
     g.new_ratio = 0.2;
     g.jitter = 0.05;
+    g.report_conns = 16;
     if (parse(&g, argc, argv) != 0)
         return 2;
+    if (auth_init() != 0) {
+        fprintf(stderr, "lb-loadgen: libsodium cannot start\n");
+        return 1;
+    }
     snprintf(g.tag, sizeof g.tag, "%x", (unsigned)(getpid() ^ (lb_wall_ms() & 0xffff)));
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa = {.sa_handler = on_signal};

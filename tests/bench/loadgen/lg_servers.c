@@ -61,6 +61,10 @@ static size_t pack_info(const lg *g, const lg_server *s, uint8_t **out)
     si.app_infos = &aip;
     si.resources = &res;
     si.started_at = lb_wall_ms();
+    if (!g->no_auth) {
+        si.report_key.data = (uint8_t *)s->pk;
+        si.report_key.len = AUTH_PK_BYTES;
+    }
     size_t len = lb__server_info__get_packed_size(&si);
     *out = lb_xcalloc(1, len + 1);
     lb__server_info__pack(&si, *out);
@@ -100,12 +104,20 @@ static lb_err on_granted(void *arg, int64_t lease)
     return err;
 }
 
-/* Dials every master's report endpoint not dialed yet (from etcd's masters/). */
+/* Each report connection dials endpoint. */
+static void dial_all(lg *g, const char *endpoint)
+{
+    for (int c = 0; c < g->report_conns; c++)
+        wire_dial(g->pub[c], endpoint, WIRE_ROLE_MASTER, NULL, NULL);
+}
+
+/* Dials every master's report endpoint not dialed yet (from etcd's masters/),
+ * and takes their report keys. */
 static void dial_masters(lg *g, hmap *dialed)
 {
     for (size_t i = 0; i < g->n_report; i++)
         if (hmap_get(dialed, g->report[i]) == NULL) {
-            wire_dial(g->pub, g->report[i], WIRE_ROLE_MASTER, NULL, NULL);
+            dial_all(g, g->report[i]);
             hmap_put(dialed, g->report[i], (void *)1);
         }
     char prefix[512];
@@ -118,8 +130,9 @@ static void dial_masters(lg *g, hmap *dialed)
         Lb__MasterInfo *mi = lb__master_info__unpack(NULL, kvs.kvs[i].value_len, kvs.kvs[i].value);
         if (mi == NULL)
             continue;
+        lg_auth_master(g, mi);
         if (mi->report_endpoint[0] != '\0' && hmap_get(dialed, mi->report_endpoint) == NULL) {
-            wire_dial(g->pub, mi->report_endpoint, WIRE_ROLE_MASTER, NULL, NULL);
+            dial_all(g, mi->report_endpoint);
             hmap_put(dialed, mi->report_endpoint, (void *)1);
             if (!g->quiet)
                 fprintf(stderr, "lb-loadgen: reporting to master %s at %s\n", mi->id,
@@ -130,8 +143,9 @@ static void dial_masters(lg *g, hmap *dialed)
     etcd_kvs_free(&kvs);
 }
 
-static void send_report(lg *g, lg_server *s, uint64_t *rng)
+static void send_report(lg *g, int i, uint64_t *rng)
 {
+    lg_server *s = &g->srv[i];
     Lb__AppLoad al = LB__APP_LOAD__INIT, *alp = &al;
     Lb__ServerLoad sl = LB__SERVER_LOAD__INIT;
     al.app = (char *)g->app;
@@ -149,13 +163,17 @@ static void send_report(lg *g, lg_server *s, uint64_t *rng)
     sl.seq = ++s->seq;
     sl.at_ms = lb_wall_ms();
     sl.launches = atomic_load(&s->launches);
+    auth_mac_set macs;
+    unsigned char sig[AUTH_SIG_BYTES];
+    lg_auth_report(g, s, &sl, &macs, sig);
     Lb__Envelope env = LB__ENVELOPE__INIT;
     env.version = WIRE_VERSION;
     env.request_id = sl.seq;
     env.body_case = LB__ENVELOPE__BODY_SERVER_LOAD;
     env.server_load = &sl;
     nng_msg *m = NULL;
-    if (wire_encode(&env, &m) == LB_OK && nng_sendmsg(g->pub, m, NNG_FLAG_NONBLOCK) != 0)
+    if (wire_encode(&env, &m) == LB_OK &&
+        nng_sendmsg(g->pub[i % g->report_conns], m, NNG_FLAG_NONBLOCK) != 0)
         nng_msg_free(m);
     atomic_fetch_add(&g->reports, 1);
 }
@@ -179,7 +197,7 @@ static void *reporter_main(void *arg)
         int64_t in_round = (now - start) % g->report_interval_ms;
         if (round != cur_round) {
             for (; sent < g->servers; sent++) /* finish a late round first */
-                send_report(g, &g->srv[sent], &rng);
+                send_report(g, (int)sent, &rng);
             cur_round = round;
             sent = 0;
         }
@@ -187,7 +205,7 @@ static void *reporter_main(void *arg)
         if (due > g->servers)
             due = g->servers;
         for (; sent < due; sent++)
-            send_report(g, &g->srv[sent], &rng);
+            send_report(g, (int)sent, &rng);
         lb_sleep_ms(10);
     }
     hmap_free(&dialed, NULL);
@@ -197,14 +215,17 @@ static void *reporter_main(void *arg)
 int lg_servers_start(lg *g)
 {
     lb_errmsg em = {{0}};
-    int rv = nng_pub0_open(&g->pub);
-    if (rv != 0) {
-        fprintf(stderr, "lb-loadgen: pub socket: %s\n", nng_strerror(rv));
-        return -1;
+    for (int c = 0; c < g->report_conns; c++) {
+        int rv = nng_pub0_open(&g->pub[c]);
+        if (rv != 0) {
+            fprintf(stderr, "lb-loadgen: pub socket: %s\n", nng_strerror(rv));
+            return -1;
+        }
+        nng_socket_set_ms(g->pub[c], NNG_OPT_RECONNMINT, 50);
+        nng_socket_set_ms(g->pub[c], NNG_OPT_RECONNMAXT, 1000);
+        nng_socket_set_size(g->pub[c], NNG_OPT_SENDBUF, 8192); /* nng's maximum queue depth */
     }
-    nng_socket_set_ms(g->pub, NNG_OPT_RECONNMINT, 50);
-    nng_socket_set_ms(g->pub, NNG_OPT_RECONNMAXT, 1000);
-    nng_socket_set_size(g->pub, NNG_OPT_SENDBUF, 8192); /* nng's maximum queue depth */
+    lg_auth_keys(g); /* before registration: the records carry the public keys */
     if (etcd_keeper_start(g->etcd, LG_LEASE_TTL_S, on_granted, g, &g->keeper, &em) != LB_OK) {
         fprintf(stderr, "lb-loadgen: registering %d servers: %s\n", g->servers, em.text);
         return -1;
@@ -218,7 +239,8 @@ void lg_servers_stop(lg *g)
 {
     pthread_join(g->reporter, NULL);
     etcd_keeper_stop(&g->keeper); /* revokes: every server key goes at once */
-    nng_close(g->pub);
+    for (int c = 0; c < g->report_conns; c++)
+        nng_close(g->pub[c]);
 }
 
 static void session_ids(const lg *g, int k, char *sid, size_t scap, char *client, size_t ccap)

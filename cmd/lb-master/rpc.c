@@ -710,6 +710,10 @@ int master_rpc_start(master *m)
         }
         m->operator_listener = nng_listener_id(l);
         LOG_INFO("master", "operator listener", "endpoint=%s", m->cfg.operator_listen);
+        if (!wire_url_tls(m->cfg.operator_listen))
+            LOG_WARN("master", "operator listener is plain TCP",
+                     "endpoint=%s note=\"whoever reaches it may release any session\"",
+                     m->cfg.operator_listen);
     }
     m->n_ctxs = (size_t)m->cfg.contexts;
     m->ctxs = lb_xcalloc(m->n_ctxs, sizeof *m->ctxs);

@@ -9,3 +9,10 @@ lb_unit_test(master_spares_test
   SOURCES ${CMAKE_SOURCE_DIR}/cmd/lb-master/spares_test.c ${CMAKE_SOURCE_DIR}/cmd/lb-master/spares.c
   LIBS Threads::Threads)
 target_include_directories(master_spares_test PRIVATE ${CMAKE_SOURCE_DIR}/cmd/lb-master ${CMAKE_SOURCE_DIR}/include)
+
+# The role check (rpc_role.c): the listener a message came in on (real nng
+# sockets) and what slaves and operators may ask.
+lb_unit_test(master_rpc_role_test
+  SOURCES ${CMAKE_SOURCE_DIR}/cmd/lb-master/rpc_role_test.c ${CMAKE_SOURCE_DIR}/cmd/lb-master/rpc_role.c
+  LIBS lbwire lbconfig lbregistry lbselect lbetcd lbobs lbcommon)
+target_include_directories(master_rpc_role_test PRIVATE ${CMAKE_SOURCE_DIR}/cmd/lb-master)

@@ -10,7 +10,10 @@ certificate at `operator_listen` is refused at TLS (counted) and the master
 keeps serving; lbctl finds the operator endpoint in etcd (masters/<id>) and,
 given the wrong certificate, says TLS refused. Hostile bytes on
 `operator_listen` get specific errors and the daemon keeps running."""
+import base64
 import os
+import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -177,9 +180,45 @@ class OperatorRole(unittest.TestCase):
         rc, out = c.rawreq(c.master_ops, pb.envelope(pb.SERVER_LOAD, b""), role="operator")
         self.assertIn("unexpected message", out)
         self.assertGreaterEqual(self.counter('master_rpc_errors_total{kind="decode"}'), before + 2)
-        self.assertTrue(c.daemons["master-1"].alive())
-        rc, out = c.rawreq(c.master_ops, pb.stats(), role="operator")
-        self.assertEqual(out, f"body={20}")
+        # slow peers: connections that never finish (or never start) a TLS
+        # handshake hold nothing the operator needs
+        host, port = c.master_ops.rsplit("//", 1)[1].rsplit(":", 1)
+        slow = [socket.create_connection((host, int(port)), timeout=5) for _ in range(8)]
+        for i, s in enumerate(slow):
+            if i % 2:
+                s.sendall(b"\x16\x03\x01\x02\x00\x01")  # half a ClientHello, then silence
+        try:
+            self.assertTrue(c.daemons["master-1"].alive())
+            rc, out = c.rawreq(c.master_ops, pb.stats(), role="operator")
+            self.assertEqual(out, f"body={20}")
+        finally:
+            for s in slow:
+                s.close()
+
+    def test_f_release_reaches_the_new_leader_after_a_kill(self):
+        """Runs last (it kills master-1): a standby publishes its own operator
+        endpoint, and after the leader's SIGKILL lbctl finds the new leader's
+        there and releases a session the old leader made."""
+        c = self.c
+        sid, pid = self.session("grace")
+        old_ops = c.master_ops
+        c.start_master("master-2")
+        new_ops = c.master_ops
+        self.assertNotEqual(old_ops, new_ops)
+        c.daemons["master-1"].stop(signal.SIGKILL)
+
+        def leader():
+            ans = c.etcd.call("kv/range", {"key": base64.b64encode(
+                (c.prefix + "leader").encode()).decode()})
+            kvs = ans.get("kvs", [])
+            return base64.b64decode(kvs[0]["value"]).decode() if kvs else ""
+        wait_for(lambda: leader() == "master-2", 15, 0.1, "master-2 leading")
+        time.sleep(1)  # the new leader's view has loaded the sessions
+        self.assertIn(self.session_key(sid), c.etcd.keys(c.prefix))
+        r = c.lbctl("release", sid)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.wait_gone(sid, pid)
+        self.assertIn("session released", c.daemons["master-2"].output())
 
 
 class OperatorConfig(unittest.TestCase):

@@ -91,11 +91,15 @@ class OperatorRole(unittest.TestCase):
         # renewing any client's session is the same
         rc, out = c.rawreq(c.master_rpc, pb.renew([sid]), role="slave")
         self.assertIn("message=forbidden: operator only", out)
+        # a client through a slave (no require_tokens here, so the slave passes
+        # the message's empty client_id on): the master's listen refuses it
+        rc, out = c.rawreq(self.sa.endpoint, pb.release(sid), role="client")
+        self.assertIn("forbidden: operator only", out)
         # another client's name: the session's owner is checked (sessions.c)
         rc, out = c.rawreq(c.master_rpc, pb.release(sid, "mallory"), role="slave")
         self.assertIn("session_reply ok=0", out)
         self.assertIn("belongs to another client", out)
-        self.assertEqual(self.counter('master_rpc_forbidden_total{rpc="release"}'), before + 2)
+        self.assertEqual(self.counter('master_rpc_forbidden_total{rpc="release"}'), before + 3)
         self.assertGreaterEqual(self.counter('master_rpc_forbidden_total{rpc="renew"}'), 1)
         log = c.daemons["master-1"].output()
         self.assertIn('msg="forbidden" rpc=release role=slave session=' + sid, log)

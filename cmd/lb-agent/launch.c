@@ -94,7 +94,7 @@ static void launch_count(const char *app, const char *result)
 static void launch_pool_count(const agent_app *app, const char *what)
 {
     char name[160];
-    snprintf(name, sizeof name, "agent_pool_%ss_total{app=\"%s\"}", what, app->name);
+    snprintf(name, sizeof name, "agent_pool_%s_total{app=\"%s\"}", what, app->name);
     obs_count(name);
 }
 
@@ -600,13 +600,13 @@ static const char *launch_acquire(agent *a, const agent_app *app, const char *se
         } else {
             result = launch_start_locked(a, app, session, rep, out);
             if (app->pool_max > 0)
-                launch_pool_count(app, "miss");
+                launch_pool_count(app, "misses");
         }
         pthread_mutex_unlock(&a->procs.lock);
         if (hit) {
             rep->launch_seq = atomic_fetch_add(&a->launches, 1) + 1;
             rep->pool_hit = true;
-            launch_pool_count(app, "hit");
+            launch_pool_count(app, "hits");
             LOG_INFO(AGENT_COMP, "pool process handed out", "app=%s session=%s pid=%d", app->name,
                      session, (int)rep->process->pid);
         }

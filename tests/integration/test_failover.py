@@ -88,7 +88,7 @@ def metric(url, name):
 
 
 class Failover(ClusterTest):
-    def two_masters(self, m1_etcd=None, m1_http=None, leader_hold="0s"):
+    def two_masters(self, m1_etcd=None, m1_http=None, leader_hold="0s", m1_extra=None):
         c = self.c
         self.rpc1, rep1 = c.url(), c.url()
         self.rpc2, rep2 = c.url(), c.url()
@@ -97,6 +97,7 @@ class Failover(ClusterTest):
                   etcd=m1_etcd or c.etcd.url)
         if m1_http:
             m1["http_listen"] = m1_http
+        m1.update(m1_extra or {})
         self.m1 = c.start("master-1", "lb-master", to_yaml(m1))
         wait_for(lambda: self.leader() == "master-1", 10, what="master-1 leads")
         self.m2 = c.start("master-2", "lb-master", to_yaml(dict(
@@ -182,6 +183,33 @@ class Failover(ClusterTest):
         self.assertIn("no master answered (held for leader_hold)", err)
         self.assertGreaterEqual(took, 0.8)
         self.assertLess(took, 8.0)
+
+    def test_leader_dead_before_its_session_write_lands(self):
+        """A new session is answered before its etcd txn (README "Measured",
+        P3: the answer never waits for the writer). When the leader dies in
+        between, the session is lost: the new leader's sync stops its process
+        and the client's next request gets a new, live one."""
+        # a 3 s batching window holds the write long enough to kill before it
+        self.two_masters(m1_extra={"write_interval": "3s"})
+        c = self.c
+        # right after a flush (a session seen landing), the next is 3 s away
+        _, tick, _ = c.request(self.sa, "echo", "tick", location="zone-a")
+        wait_for(lambda: c.prefix + "sessions/" + tick["session"] in c.etcd.keys(c.prefix), 10,
+                 0.02, "a flush of master-1's writer")
+        _, out, _ = c.request(self.sa, "echo", "unwritten", location="zone-a")
+        key = c.prefix + "sessions/" + out["session"]
+        self.assertTrue(pid_alive(out["pid"]))
+        self.m1.stop(signal.SIGKILL)
+        self.assertNotIn(key, c.etcd.keys(c.prefix), "the write had not landed")
+        wait_for(lambda: self.leader() == "master-2", 10, 0.1, "master-2 leads")
+        # the agent stops it at master-2's first sync (5 s, 3 s grace)
+        wait_for(lambda: not pid_alive(out["pid"]), 15, 0.1, "the lost session's process stops")
+        self.assertNotIn(key, c.etcd.keys(c.prefix))
+        _, again, _ = c.request(self.sa, "echo", "unwritten", location="zone-a")
+        self.assertNotEqual((again["session"], again["pid"]), (out["session"], out["pid"]))
+        self.assertTrue(pid_alive(again["pid"]))
+        wait_for(lambda: c.prefix + "sessions/" + again["session"] in c.etcd.keys(c.prefix), 5,
+                 0.1, "master-2 writes the new session")
 
     def test_leader_cut_from_etcd_steps_down_and_its_writes_never_land(self):
         c = self.c

@@ -110,6 +110,7 @@ typedef struct master {
     bool writes_fenced;            /* writer thread only: the leader compare fails (logged once) */
     struct master_upkeep *upkeep;  /* writer thread only (upkeep.c) */
     atomic_bool etcd_nospace;      /* etcd's NOSPACE alarm is raised */
+    atomic_bool trim_due;          /* the view was (re)loaded: malloc_trim at the next chore */
     atomic_llong etcd_db_bytes;    /* etcd's db size at the last look (0: unknown) */
     struct httpd_ops *http;        /* NULL without http_listen */
     struct auth_verifier *ui_auth; /* NULL: no ui_token_public_keys */

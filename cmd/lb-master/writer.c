@@ -15,6 +15,7 @@
 #include "obs/log.h"
 #include "obs/metrics.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@ static void on_reset(void *arg, const etcd_kvs *snap)
     if (m->events != NULL)
         events_reset(m->events, snap, m->cfg.prefix);
     reg_reset(m->view, snap);
+    atomic_store(&m->trim_due, true);
 }
 
 static void on_events(void *arg, const etcd_event *evs, size_t n, int64_t revision)
@@ -430,6 +432,12 @@ static void sync_agents(master *m)
 static void chores(master *m)
 {
     static unsigned n_chores; /* the writer thread's own */
+    /* Loading the view parses etcd's whole answer (at 100,000 sessions tens of
+     * MiB of JSON and base64) and frees it; glibc keeps freed pages mapped,
+     * so the load's peak stayed in RSS for good. Hand them back once the
+     * load is over (the watch thread freed the answer by the next chore). */
+    if (atomic_exchange(&m->trim_due, false))
+        malloc_trim(0);
     bool lead = master_leading(m);
     if (lead) {
         reap_sessions(m);

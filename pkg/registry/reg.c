@@ -51,8 +51,7 @@ static void free_override(void *p)
 
 static void free_session(void *p)
 {
-    if (p != NULL)
-        lb__session__free_unpacked(p, NULL);
+    free(p); /* the view's sessions are compact (reg_sessions.c) */
 }
 
 reg *reg_new(const char *prefix, int64_t report_stale_ms)
@@ -217,7 +216,7 @@ static void put_record(reg *r, const char *kind, const char *id, const etcd_kv *
         /* Our own writes echo back through the watch, possibly after a newer
          * in-memory update: only a renewal (later expiry) replaces what we have. */
         if (cur != NULL && cur->expires_ms > in->expires_ms) {
-            free_session(in);
+            lb__session__free_unpacked(in, NULL);
             return;
         }
         reg_session_put_locked(r, in);

@@ -157,10 +157,13 @@ bool reg_live_alive_locked(reg *r, const Lb__Session *s);
 void reg_live_forget_locked(reg *r, const char *id, int32_t pid);
 /* Session id of the client's affinity for app, or NULL. */
 const char *reg_affinity_locked(reg *r, const char *client, const char *app);
-/* Takes ownership of s (allocated with protobuf-c's default allocator or
- * reg_session_new); replaces any session of the same id and points the
- * client/app affinity at it. */
+/* Takes ownership of s (allocated with protobuf-c's default allocator, e.g.
+ * reg_session_dup), which it frees after keeping a compact copy; replaces any
+ * session of the same id and points the client/app affinity at it. */
 void reg_session_put_locked(reg *r, Lb__Session *s);
+/* s as one allocation (free() frees it; unknown fields dropped): how the view
+ * keeps sessions. Exposed for its test. */
+Lb__Session *reg_session_compact(const Lb__Session *s);
 void reg_session_del_locked(reg *r, const char *sid);
 size_t reg_n_sessions_locked(const reg *r);
 /* Calls fn for every session (lock held). */

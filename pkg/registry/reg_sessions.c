@@ -1,10 +1,63 @@
-/* Sessions and the client affinity derived from them. */
+/* Sessions and the client affinity derived from them.
+ *
+ * The view holds each session compact: one allocation with the Session, its
+ * ProcessId and their strings, instead of protobuf-c's nine (a struct and a
+ * string each, 16 bytes of malloc overhead and rounding apiece): at 100,000
+ * sessions that is ~20 MiB less (README P9). Unknown fields are not kept.
+ * View sessions are therefore freed with free(), never free_unpacked. */
 #include "registry/reg_internal.h"
 
 #include "common/util.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+static size_t str_size(const char *p)
+{
+    return p != NULL ? strlen(p) + 1 : 0;
+}
+
+static char *str_put(char **cur, const char *src)
+{
+    if (src == NULL)
+        return NULL;
+    size_t n = strlen(src) + 1;
+    char *out = *cur;
+    memcpy(out, src, n);
+    *cur += n;
+    return out;
+}
+
+Lb__Session *reg_session_compact(const Lb__Session *s)
+{
+    const Lb__ProcessId *p = s->process;
+    size_t head = sizeof(Lb__Session) + (p != NULL ? sizeof(Lb__ProcessId) : 0);
+    size_t n = head + str_size(s->session_id) + str_size(s->client_id) + str_size(s->app) +
+               str_size(s->server_id) + str_size(s->slave_id);
+    if (p != NULL)
+        n += str_size(p->host) + str_size(p->server_id);
+    unsigned char *b = lb_xcalloc(1, n);
+    Lb__Session *c = (Lb__Session *)b;
+    *c = *s;
+    c->base.n_unknown_fields = 0;
+    c->base.unknown_fields = NULL;
+    char *cur = (char *)b + head;
+    c->session_id = str_put(&cur, s->session_id);
+    c->client_id = str_put(&cur, s->client_id);
+    c->app = str_put(&cur, s->app);
+    c->server_id = str_put(&cur, s->server_id);
+    c->slave_id = str_put(&cur, s->slave_id);
+    if (p != NULL) {
+        Lb__ProcessId *cp = (Lb__ProcessId *)(b + sizeof(Lb__Session));
+        *cp = *p;
+        cp->base.n_unknown_fields = 0;
+        cp->base.unknown_fields = NULL;
+        cp->host = str_put(&cur, p->host);
+        cp->server_id = str_put(&cur, p->server_id);
+        c->process = cp;
+    }
+    return c;
+}
 
 const Lb__Session *reg_session_locked(reg *r, const char *sid)
 {
@@ -18,11 +71,16 @@ const char *reg_affinity_locked(reg *r, const char *client, const char *app)
     return hmap_get(r->affinity, name);
 }
 
-void reg_session_put_locked(reg *r, Lb__Session *s)
+void reg_session_put_locked(reg *r, Lb__Session *in)
 {
+    Lb__Session *s = in;
+    if (hmap_get(r->sessions, in->session_id) != in) { /* not the view's own already */
+        s = reg_session_compact(in);
+        lb__session__free_unpacked(in, NULL);
+    }
     Lb__Session *old = hmap_put(r->sessions, s->session_id, s);
     if (old != NULL && old != s)
-        lb__session__free_unpacked(old, NULL);
+        free(old);
     char name[512];
     reg_affinity_name(name, sizeof name, s->client_id, s->app);
     free(hmap_put(r->affinity, name, lb_strdup(s->session_id)));
@@ -38,7 +96,7 @@ void reg_session_del_locked(reg *r, const char *sid)
     const char *cur = hmap_get(r->affinity, name);
     if (cur != NULL && strcmp(cur, sid) == 0)
         free(hmap_del(r->affinity, name));
-    lb__session__free_unpacked(s, NULL);
+    free(s); /* compact: one block */
 }
 
 size_t reg_n_sessions_locked(const reg *r)

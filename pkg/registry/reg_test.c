@@ -124,6 +124,64 @@ static void test_reset_builds_snapshot(void **state)
     assert_null(r);
 }
 
+/* The view's compact session packs to the same bytes as the one it was made
+ * from; a Session or ProcessId with a new field must update the compact copy
+ * (else the copy would point into freed memory): the counts guard that. */
+static void test_session_compact(void **state)
+{
+    (void)state;
+    assert_int_equal(lb__session__descriptor.n_fields, 8);
+    assert_int_equal(lb__process_id__descriptor.n_fields, 5);
+    Lb__ProcessId p = LB__PROCESS_ID__INIT;
+    p.pid = 42;
+    p.host = "10.0.0.7";
+    p.port = 9001;
+    p.started_at = 1234;
+    p.server_id = "s1";
+    Lb__Session in = LB__SESSION__INIT;
+    in.session_id = "sid-1";
+    in.client_id = "client-1";
+    in.app = "echo";
+    in.server_id = "s1";
+    in.process = &p;
+    in.slave_id = "slave-a";
+    in.created_ms = 5;
+    in.expires_ms = 6;
+    uint8_t a[512], b[512];
+    size_t la = lb__session__pack(&in, a);
+    Lb__Session *c = reg_session_compact(&in);
+    assert_ptr_not_equal(c->client_id, in.client_id);
+    size_t lc = lb__session__pack(c, b);
+    assert_int_equal(la, lc);
+    assert_memory_equal(a, b, la);
+    free(c);
+    in.process = NULL; /* no process yet */
+    c = reg_session_compact(&in);
+    assert_null(c->process);
+    assert_string_equal(c->slave_id, "slave-a");
+    free(c);
+
+    /* the view takes, replaces, re-puts its own and deletes them (ASan: no leak,
+     * no double free) */
+    reg *r = fixture();
+    in.process = &p;
+    reg_lock(r);
+    reg_session_put_locked(r, reg_session_dup(&in));
+    in.expires_ms = 7;
+    reg_session_put_locked(r, reg_session_dup(&in));
+    const Lb__Session *v = reg_session_locked(r, "sid-1");
+    assert_int_equal(v->expires_ms, 7);
+    assert_string_equal(v->process->host, "10.0.0.7");
+    reg_session_put_locked(r, (Lb__Session *)v);
+    assert_ptr_equal(reg_session_locked(r, "sid-1"), v);
+    assert_string_equal(reg_affinity_locked(r, "client-1", "echo"), "sid-1");
+    reg_session_del_locked(r, "sid-1");
+    assert_null(reg_session_locked(r, "sid-1"));
+    reg_session_put_locked(r, reg_session_dup(&in)); /* freed with the view */
+    reg_unlock(r);
+    reg_free(&r);
+}
+
 /* A batch is applied under one lock and owned by the view: known servers get
  * their report, unknown ones are freed (ASan checks neither leaks nor doubles). */
 static void test_load_batch(void **state)
@@ -454,6 +512,7 @@ int main(void)
         cmocka_unit_test(test_reset_builds_snapshot),
         cmocka_unit_test(test_load_and_pending),
         cmocka_unit_test(test_load_batch),
+        cmocka_unit_test(test_session_compact),
         cmocka_unit_test(test_sessions_and_affinity),
         cmocka_unit_test(test_events_add_remove_servers_and_overrides),
         cmocka_unit_test(test_bad_records_are_skipped),

@@ -14,9 +14,12 @@ P6: etcd puts per new session, per sticky repeat, and background puts per
     old behaviour: the baseline). Puts are counted twice: by a watch on the
     prefix that sorts every PUT by key kind and groups them by revision (one
     revision = one txn), and by etcd's own etcd_mvcc_put_total.
-P9: one master, N fake servers reporting every second, K sessions: the
-    master's CPU (share of one core) and RSS, etcd's CPU, and etcd's db growth
-    over the window projected to 24 h against the default 2 GiB quota.
+P9: one master, N fake servers reporting every second (MACed as agents do,
+    over 16 connections), K sessions: the master's CPU (share of one core, and
+    per report received) and RSS, etcd's CPU, and etcd's db growth over the
+    window projected to 24 h against the default 2 GiB quota; run once with a
+    TLS connection from the leader to every server's agent and once with none
+    (the view's memory apart from the transport's per-connection memory).
 """
 import argparse
 import base64
@@ -206,12 +209,26 @@ def p6(args):
           f"bg_ratio={'inf' if eb['puts_per_server_s'] == 0 else f'{ratio:.0f}'}")
 
 
-def p9_mode(economy, servers, sessions, window, report_stale):
+def auth_counts(c):
+    st = c.stats(c.master_rpc) or {"counters": {}}
+    return {by: st["counters"].get(f'master_reports_authenticated_total{{by="{by}"}}', 0)
+            for by in ("mac", "signature", "none")}
+
+
+def p9_mode(economy, servers, sessions, window, report_stale, conns=True):
+    """conns: the servers name one shared agent endpoint (lb-loadgen
+    --shared-agent), so the leader holds a TLS connection per server as it does
+    for real agents; without, they name none (--no-endpoint): the same view and
+    reports with no agent connection, which separates the view's memory from
+    the transport's per-connection memory."""
     with Cluster() as c:
         port = free_port()
         m = c.start_master(etcd_economy=economy, http_listen=f"127.0.0.1:{port}",
                            report_stale=report_stale)
-        lg = loadgen(c, servers, window + 300, "--shared-agent", "--sessions", str(sessions))
+        lg = loadgen(c, servers, window + 600, "--shared-agent" if conns else "--no-endpoint",
+                     "--sessions", str(sessions))
+        mp, ep = m.pid, c.etcd.proc.pid
+        t_start = time.monotonic()
 
         def view_ready():
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
@@ -219,20 +236,33 @@ def p9_mode(economy, servers, sessions, window, report_stale):
             mm = re.search(r"^master_sessions (\S+)$", t, re.M)
             return mm is not None and float(mm.group(1)) >= sessions
         wait_for(view_ready, 120, 1, "the master's view holds every session")
-        r0 = reports(c)
-        wait_for(lambda: reports(c) - r0 >= servers * 2, 120, 1, "reports flowing")
+        if conns:  # the leader's session sync dials every server's agent (TLS)
+            wait_for(lambda: len(os.listdir(f"/proc/{mp}/fd")) >= servers, 300, 1,
+                     "a connection per server")
+
+        def steady():  # the connection storm is over: reports come in at their rate
+            r0, t0 = reports(c), time.monotonic()
+            time.sleep(5)
+            return (reports(c) - r0) / (time.monotonic() - t0) >= 0.95 * servers
+        wait_for(steady, 300, 0, "reports steady at 95 % of the servers' rate")
+        settle_s = time.monotonic() - t_start
         time.sleep(5)  # past the first sync/compaction chores
-        mp, ep = m.pid, c.etcd.proc.pid
         rev0, db0, _ = etcd_status(c)
+        a0 = auth_counts(c)
         m0, e0, rp0, t0 = cpu_s(mp), cpu_s(ep), reports(c), time.monotonic()
         time.sleep(window)
         m1, e1, rp1, t1 = cpu_s(mp), cpu_s(ep), reports(c), time.monotonic()
+        a1 = auth_counts(c)
         rev1, db1, inuse1 = etcd_status(c)
         el = t1 - t0
         out = {"master_cpu": (m1 - m0) / el, "etcd_cpu": (e1 - e0) / el,
                "master_rss": rss_mib(mp), "master_hwm": rss_mib(mp, "VmHWM"),
                "master_fds": len(os.listdir(f"/proc/{mp}/fd")),
                "reports_per_s": (rp1 - rp0) / el, "revs_per_s": (rev1 - rev0) / el,
+               "us_per_report": (m1 - m0) / max(1, rp1 - rp0) * 1e6,
+               "mac_share": (a1["mac"] - a0["mac"]) / max(1, rp1 - rp0),
+               "sig_per_s": (a1["signature"] - a0["signature"]) / el,
+               "settle_s": settle_s,
                "db0": db0, "db1": db1, "db_growth_h": (db1 - db0) / el * 3600,
                "inuse1": inuse1}
         lg.terminate()
@@ -243,23 +273,30 @@ def p9_mode(economy, servers, sessions, window, report_stale):
 
 
 def p9(args):
-    print(f"P9: one master, {args.servers} fake servers reporting every 1 s, {args.sessions} "
-          f"sessions, window {args.window} s, report_stale {args.report_stale}", flush=True)
-    modes = [("economy", True)] + ([("baseline", False)] if args.baseline else [])
-    res = {name: p9_mode(eco, args.servers, args.sessions, args.window, args.report_stale)
-           for name, eco in modes}
+    print(f"P9: one master, {args.servers} fake servers reporting every 1 s (MACed, over "
+          f"16 connections), {args.sessions} sessions, window {args.window} s, "
+          f"report_stale {args.report_stale}, load average {os.getloadavg()[0]:.1f}", flush=True)
+    modes = [("economy", True, True), ("no-conns", True, False)]
+    if args.baseline:
+        modes.append(("baseline", False, True))
+    res = {name: p9_mode(eco, args.servers, args.sessions, args.window, args.report_stale, cn)
+           for name, eco, cn in modes}
     print()
-    cols = [n for n, _ in modes]
-    print(f"{'':36}" + "".join(f"{n:>12}" for n in cols))
+    cols = [n for n, _, _ in modes]
+    print(f"{'':42}" + "".join(f"{n:>12}" for n in cols))
 
     def row(label, key, fmt):
-        print(f"{label:36}" + "".join(f"{fmt.format(res[n][key]):>12}" for n in cols))
+        print(f"{label:42}" + "".join(f"{fmt.format(res[n][key]):>12}" for n in cols))
     row("reports sent / s (lb-loadgen, whole run)", "sent_per_s", "{}")
     row("reports received / s (master)", "reports_per_s", "{:.0f}")
+    row("  of them checked by MAC", "mac_share", "{:.3f}")
+    row("  checked by signature / s", "sig_per_s", "{:.1f}")
     row("master CPU (share of one core)", "master_cpu", "{:.3f}")
+    row("master CPU per report received (us)", "us_per_report", "{:.1f}")
     row("master RSS (MiB)", "master_rss", "{:.1f}")
     row("master peak RSS (MiB)", "master_hwm", "{:.1f}")
     row("master open fds", "master_fds", "{}")
+    row("start to steady reports (s)", "settle_s", "{:.0f}")
     row("etcd CPU (share of one core)", "etcd_cpu", "{:.3f}")
     row("etcd revisions / s", "revs_per_s", "{:.2f}")
     row("etcd db at end (bytes)", "db1", "{}")
@@ -271,9 +308,15 @@ def p9(args):
         hours = left / r["db_growth_h"] if r["db_growth_h"] > 0 else float("inf")
         print(f"  {n}: db {r['db1'] / 2**20:.1f} MiB, +{g24 / 2**20:.1f} MiB projected over 24 h; "
               f"2 GiB quota reached in {'never (no growth)' if hours == float('inf') else f'{hours:.1f} h'}")
-    e = res["economy"]
+    e, v = res["economy"], res["no-conns"]
+    conn_kib = (e["master_rss"] - v["master_rss"]) * 1024 / args.servers
+    print(f"  memory: view (no agent connection) {v['master_rss']:.1f} MiB; agent connections "
+          f"+{e['master_rss'] - v['master_rss']:.1f} MiB for {args.servers}, "
+          f"{conn_kib:.1f} KiB each (TLS)")
     print(f"RESULT servers={args.servers} sessions={args.sessions} window_s={args.window} "
-          f"master_cpu={e['master_cpu']:.3f} master_rss_mib={e['master_rss']:.1f} "
+          f"master_cpu={e['master_cpu']:.3f} master_us_per_report={e['us_per_report']:.1f} "
+          f"reports_received_per_s={e['reports_per_s']:.0f} master_rss_mib={e['master_rss']:.1f} "
+          f"view_rss_mib={v['master_rss']:.1f} conn_kib={conn_kib:.1f} "
           f"etcd_cpu={e['etcd_cpu']:.3f} etcd_db_growth_mib_24h={e['db_growth_h'] * 24 / 2**20:.1f} "
           f"etcd_revs_per_s={e['revs_per_s']:.2f}"
           + (f" baseline_etcd_cpu={res['baseline']['etcd_cpu']:.3f} "

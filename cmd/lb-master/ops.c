@@ -31,6 +31,9 @@ static const char *const master_help[][2] = {
     {"master_live_forgotten_total",
      "Times a server's known-alive processes were forgotten (lost report, server down)."},
     {"master_confirms_total", "Redirect preselections confirmed."},
+    {"master_rpc_forbidden_total",
+     "Requests refused for the caller's role, by rpc: release/renew naming no client on listen "
+     "(operator only), a selection on operator_listen (slaves only)."},
     {"master_preferred_total", "Requests naming the client's own pick: honoured or refused."},
     {"master_load_reports_total", "Load reports received, by sender kind."},
     {"master_server_sessions",

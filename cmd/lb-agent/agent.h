@@ -327,10 +327,8 @@ const char *launch_start_locked(agent *a, const agent_app *app, const char *sess
 /* True when e still accepts connections; else kills it and marks it failed. */
 bool launch_alive_locked(agent *a, agent_proc *e);
 /* The hand-out's check: true unless e is exiting (one /proc read, no connect;
- * the pool thread probes the listeners, pool.c); else as above. */
+ * the pool thread checks the listeners, pool.c); else as above. */
 bool launch_not_dying_locked(agent_proc *e);
-/* True when a TCP connect to port on the agent's host succeeds (no lock). */
-bool launch_accepts(agent *a, uint16_t port);
 
 /* ---- warm pools (pool.c) ---- */
 

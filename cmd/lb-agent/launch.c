@@ -513,7 +513,7 @@ static agent_proc *launch_take_timed(agent *a, const agent_app *app, const char 
 
 /* True when a TCP connect to port on the agent's host succeeds within
  * LAUNCH_PROBE_MS. No lock needed. */
-bool launch_accepts(agent *a, uint16_t port)
+static bool launch_accepts(agent *a, uint16_t port)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *ai = NULL;

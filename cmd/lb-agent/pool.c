@@ -33,7 +33,7 @@
 
 #define POOL_TICK_MS 200
 #define POOL_RETRY_MS 1000 /* after a failed start, per app */
-#define POOL_PROBE_MS 1000 /* each ready pool process's listener, by connect */
+#define POOL_PROBE_MS 1000 /* each ready pool process's listener (sock_diag) */
 #define POOL_SETTLE_MS 50  /* refills wait this long after the last hand-out */
 #define POOL_BATCH 64
 #define POOL_OVERRIDES_MAX 256
@@ -310,9 +310,10 @@ static size_t pool_wait(agent *a, agent_proc **started, size_t n, int64_t *retry
     return ready;
 }
 
-/* Probes the listener of each ready pool process not probed for
- * POOL_PROBE_MS (a TCP connect, without p->lock), and replaces one that no
- * longer accepts: a hand-out checks only that its process is not exiting
+/* Checks that each ready pool process not probed for POOL_PROBE_MS still has
+ * a listener on its port (a sock_diag dump, without p->lock: no connection
+ * the app would have to accept), and replaces one that has none after a
+ * connect confirms it: a hand-out checks only that its process is not exiting
  * (launch_not_dying_locked), so its connect (~100 us of a hit, issue 10) is
  * done here, off the request path. Returns how many were replaced. */
 static size_t pool_probe(agent *a)
@@ -334,8 +335,10 @@ static size_t pool_probe(agent *a)
         }
     }
     pthread_mutex_unlock(&a->procs.lock);
-    for (size_t i = 0; i < n; i++)
-        due[i].ok = launch_accepts(a, due[i].port);
+    for (size_t i = 0; i < n; i++) {
+        unsigned long ino[4];
+        due[i].ok = listeners_on_port(due[i].port, ino, 4) > 0;
+    }
     pthread_mutex_lock(&a->procs.lock);
     for (size_t i = 0; i < n; i++) {
         if (due[i].ok)
@@ -344,7 +347,7 @@ static size_t pool_probe(agent *a)
             /* still the same pool process (not handed out meanwhile: then its
              * client's reconnect tells the master) */
             if (e->pid == due[i].pid && e->pooled && !e->exited && !e->failed) {
-                launch_alive_locked(a, e); /* probes again, replaces when it fails */
+                launch_alive_locked(a, e); /* connects, replaces when that fails */
                 bad += e->failed;
             }
         }

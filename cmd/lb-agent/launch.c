@@ -498,7 +498,7 @@ static bool launch_dying(pid_t pid)
            (sig & (1ull << (SIGKILL - 1))) != 0;
 }
 
-/* pool_take_locked, its time summed in agent_path_us_total{stage="take"}
+/* pool_take_locked, its time summed in agent_path_microseconds_total{stage="take"}
  * (per agent_pool_hits_total: where a hit's time goes, issue 10). */
 static agent_proc *launch_take_timed(agent *a, const agent_app *app, const char *session)
 {
@@ -506,7 +506,7 @@ static agent_proc *launch_take_timed(agent *a, const agent_app *app, const char 
     agent_proc *e = pool_take_locked(a, app, session);
     static obs_counter *take_us; /* set under procs.lock, as every call is */
     if (take_us == NULL)
-        take_us = obs_counter_get("agent_path_us_total{stage=\"take\"}");
+        take_us = obs_counter_get("agent_path_microseconds_total{stage=\"take\"}");
     obs_add(take_us, (obs_now_ns() - t0) / 1000);
     return e;
 }

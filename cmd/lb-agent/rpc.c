@@ -13,6 +13,7 @@
 #include "common/errmsg.h"
 #include "obs/hist.h"
 #include "obs/log.h"
+#include "obs/prom.h"
 #include "obs/metrics.h"
 #include "wire/wire.h"
 
@@ -182,9 +183,12 @@ static void *rpc_worker(void *arg)
 
 lb_err rpc_start(agent *a, lb_errmsg *em)
 {
+    obs_describe("agent_path_hits_total", "Launches answered from a warm pool.");
+    obs_describe("agent_path_seconds_total",
+                 "Time of pool-hit launches by stage (handle, take, send).");
     rpc_path_n = obs_counter_get("agent_path_hits_total");
-    rpc_path_handle = obs_counter_get("agent_path_us_total{stage=\"handle\"}");
-    rpc_path_send = obs_counter_get("agent_path_us_total{stage=\"send\"}");
+    rpc_path_handle = obs_counter_get("agent_path_microseconds_total{stage=\"handle\"}");
+    rpc_path_send = obs_counter_get("agent_path_microseconds_total{stage=\"send\"}");
     lb_err err = wire_rep_listen(a->cfg->listen, &a->rep, em);
     if (err != LB_OK)
         return err;

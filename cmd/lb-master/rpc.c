@@ -17,6 +17,7 @@
 #include "common/util.h"
 #include "obs/hist.h"
 #include "obs/log.h"
+#include "obs/prom.h"
 #include "obs/metrics.h"
 #include "wire/wire.h"
 #include "wire/wire_tls.h"
@@ -670,11 +671,14 @@ static void rpc_cb(void *arg)
 
 int master_rpc_start(master *m)
 {
+    obs_describe("master_pool_path_launches_total", "New sessions answered from a pool hit.");
+    obs_describe("master_pool_path_seconds_total",
+                 "Time of pool-hit new sessions by stage (plan, agent, commit, send).");
     rpc_c.path_n = obs_counter_get("master_pool_path_launches_total");
-    rpc_c.path_plan = obs_counter_get("master_pool_path_us_total{stage=\"plan\"}");
-    rpc_c.path_agent = obs_counter_get("master_pool_path_us_total{stage=\"agent\"}");
-    rpc_c.path_commit = obs_counter_get("master_pool_path_us_total{stage=\"commit\"}");
-    rpc_c.path_send = obs_counter_get("master_pool_path_us_total{stage=\"send\"}");
+    rpc_c.path_plan = obs_counter_get("master_pool_path_microseconds_total{stage=\"plan\"}");
+    rpc_c.path_agent = obs_counter_get("master_pool_path_microseconds_total{stage=\"agent\"}");
+    rpc_c.path_commit = obs_counter_get("master_pool_path_microseconds_total{stage=\"commit\"}");
+    rpc_c.path_send = obs_counter_get("master_pool_path_microseconds_total{stage=\"send\"}");
     rpc_c.serve = obs_counter_get("master_selections_total{action=\"serve\"}");
     rpc_c.redirect = obs_counter_get("master_selections_total{action=\"redirect\"}");
     rpc_c.reject = obs_counter_get("master_selections_total{action=\"reject\"}");

@@ -52,6 +52,23 @@ static void test_families_grouped(void **state)
     free(text);
 }
 
+/* Integer microseconds inside, seconds (the base unit promtool asks for) out. */
+static void test_microseconds_exposed_in_seconds(void **state)
+{
+    (void)state;
+    obs_add(obs_counter_get("w_microseconds_total{s=\"a\"}"), 1500000);
+    obs_add(obs_counter_get("w_microseconds_total{s=\"b\"}"), 250);
+    obs_add(obs_counter_get("plain_microseconds_total"), 2000000);
+    obs_describe("w_seconds_total", "Time.");
+    char *text = obs_prom_render(NULL);
+    assert_non_null(
+        strstr(text, "# HELP w_seconds_total Time.\n# TYPE w_seconds_total counter\n"
+                     "w_seconds_total{s=\"a\"} 1.500000\nw_seconds_total{s=\"b\"} 0.000250\n"));
+    assert_non_null(strstr(text, "\nplain_seconds_total 2\n"));
+    assert_null(strstr(text, "microseconds"));
+    free(text);
+}
+
 /* Fills each table past its size: the extra series are dropped and counted,
  * the process goes on, and the sink handed out takes writes. */
 static void test_full_tables_drop_and_count(void **state)
@@ -198,6 +215,7 @@ int main(void)
         cmocka_unit_test(test_collector_series),
         cmocka_unit_test(test_log_values_escaped),
         cmocka_unit_test(test_log_long_line_cut_and_closed),
+        cmocka_unit_test(test_microseconds_exposed_in_seconds),
         cmocka_unit_test(test_full_tables_drop_and_count),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -215,8 +215,25 @@ void obs_scrape_gauge(obs_scrape *sc, const char *family, const char *label, con
     free(l.p);
 }
 
+/* Counters kept in integer microseconds (cheap to add from a hot path, exact
+ * in StatsRequest) are exposed in seconds, Prometheus's base unit:
+ * `x_microseconds_total{...}` becomes `x_seconds_total{...}`. */
+#define US_SUFFIX "_microseconds_total"
+
 static void on_counter(const char *name, uint64_t v, void *arg)
 {
+    const char *brace = strchr(name, '{');
+    size_t fl = brace != NULL ? (size_t)(brace - name) : strlen(name);
+    size_t sl = sizeof US_SUFFIX - 1;
+    if (fl > sl && fl - sl < 100 && memcmp(name + fl - sl, US_SUFFIX, sl) == 0) {
+        char renamed[256];
+        snprintf(renamed, sizeof renamed, "%.*s_seconds_total%s", (int)(fl - sl), name,
+                 brace != NULL ? brace : "");
+        sample *s = add_named(arg, K_COUNTER, renamed);
+        if (s != NULL)
+            s->value = (double)v / 1e6;
+        return;
+    }
     sample *s = add_named(arg, K_COUNTER, name);
     if (s != NULL)
         s->value = (double)v;
@@ -257,7 +274,9 @@ static void render_sample(pbuf *b, const sample *s)
 {
     const char *l = s->labels, *sep = s->labels[0] ? "," : "";
     if (s->k == K_COUNTER) {
-        pb_printf(b, "%s%s%s%s %.0f\n", s->family, l[0] ? "{" : "", l, l[0] ? "}" : "", s->value);
+        /* integers as such; seconds from microseconds to the microsecond */
+        pb_printf(b, s->value == (double)(uint64_t)s->value ? "%s%s%s%s %.0f\n" : "%s%s%s%s %.6f\n",
+                  s->family, l[0] ? "{" : "", l, l[0] ? "}" : "", s->value);
         return;
     }
     if (s->k == K_GAUGE) {

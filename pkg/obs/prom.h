@@ -10,6 +10,10 @@
 
 #include <stddef.h>
 
+/* A counter named `x_microseconds_total` (integer microseconds, cheap on a hot
+ * path and exact in StatsRequest) is exposed as `x_seconds_total` in seconds,
+ * Prometheus's base unit; describe it under the exposed name. */
+
 /* Sets the HELP text of a family (the name without labels); help is copied.
  * Families without one get a generic text. */
 void obs_describe(const char *family, const char *help);

@@ -56,10 +56,10 @@ def run(tls):
                             "--location", "zone-a", "--fresh", "64", "--n", "400", "--secs", "2",
                             "--pool-wait-ms", "3000", *only], timeout=600, env=c.env)
         rc = r.returncode
-        stages(c, "master", c.master_rpc, "master_pool_path_us_total",
+        stages(c, "master", c.master_rpc, "master_pool_path_microseconds_total",
                "master_pool_path_launches_total")
         for name in ("agent-a1", "agent-a2"):
-            stages(c, name, c.daemons[name].endpoint, "agent_path_us_total", "agent_path_hits_total")
+            stages(c, name, c.daemons[name].endpoint, "agent_path_microseconds_total", "agent_path_hits_total")
         for name in ("agent-a1", "agent-a2"):  # hits and misses: what "new from pool" measured
             st = c.stats(c.daemons[name].endpoint) or {"counters": {}}
             print(name, {k: v for k, v in sorted(st["counters"].items())

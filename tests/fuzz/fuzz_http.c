@@ -10,6 +10,7 @@
 #include "httpd/httpd.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,8 +81,20 @@ static size_t fz_exchange(int port, const uint8_t *data, size_t size, char *out,
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     struct timeval tv = {.tv_sec = wait_ms / 1000, .tv_usec = (wait_ms % 1000) * 1000};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
-        abort();
+    /* a connect that fails is the machine (ephemeral ports all in TIME_WAIT
+     * while other tests churn connections), not the server: retry a while and
+     * say why before calling it a crash */
+    int tries = 0;
+    while (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        if (++tries == 100) {
+            fprintf(stderr, "fuzz_http: connect to 127.0.0.1:%d: %s\n", port, strerror(errno));
+            abort();
+        }
+        close(fd);
+        usleep(20000);
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    }
     size_t off = 0;
     while (off < size) {
         ssize_t w = send(fd, data + off, size - off, MSG_NOSIGNAL);

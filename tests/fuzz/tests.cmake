@@ -38,7 +38,7 @@ else()
   file(GLOB _lb_fuzz_rt /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a)
   if(LB_CLANG AND _lb_fuzz_rt)
     add_test(NAME fuzz_smoke
-             COMMAND ${LB_FUZZ_DIR}/run.sh --seconds 20 --build ${CMAKE_BINARY_DIR}/fuzz-build)
+             COMMAND ${LB_FUZZ_DIR}/run.sh --seconds 30 --build ${CMAKE_BINARY_DIR}/fuzz-build)
     set_tests_properties(fuzz_smoke PROPERTIES TIMEOUT 600)
   else()
     message(STATUS "clang or libFuzzer (libclang-rt-dev) missing: fuzz_smoke not registered")

@@ -34,6 +34,7 @@
  *   alternates: 2
  *   spares: {app: K}                 # hot spares per app (0-4; default 0: none)
  *   spare_ttl: 10s                   # an unclaimed spare is stopped after this
+ *   stock: {app: N}                  # leader-held pool processes per server (0-8; none)
  *   log_level: info
  *   http_listen: 127.0.0.1:9101      # /metrics and /healthz; default: off
  *   compact_retention: 5m            # leader compacts etcd history older than this; 0: never
@@ -77,6 +78,7 @@ static const char *const master_keys[] = {"id",
                                           "strategies",
                                           "spares",
                                           "spare_ttl",
+                                          "stock",
                                           "zone_spill",
                                           "overprovision",
                                           "alternates",
@@ -150,38 +152,63 @@ static lb_err load_strategies(const cfg_doc *doc, const cfg_node *root, master_c
     return LB_OK;
 }
 
-/* spares: {app: K}: how many hot spares a new session of app is offered. */
+/* key: {app: N} with 0 <= N <= max, into *out / *n_out ("what" names N in
+ * the error). */
+static lb_err load_counts(const cfg_doc *doc, const cfg_node *root, const char *key, int max,
+                          const char *what, master_spare_cfg **out, size_t *n_out, lb_errmsg *em)
+{
+    lb_err err;
+    const cfg_node *map = root != NULL ? cfg_map_get(root, key) : NULL;
+    if ((err = cfg_expect(doc, map, CFG_MAP, em)) != LB_OK || map == NULL)
+        return err;
+    *n_out = cfg_len(map);
+    *out = lb_xcalloc(*n_out, sizeof **out);
+    for (size_t i = 0; i < *n_out; i++) {
+        const cfg_node *v = cfg_map_value(map, i);
+        const char *txt = cfg_scalar(v);
+        char *end = NULL;
+        long k = txt != NULL ? strtol(txt, &end, 10) : -1;
+        (*out)[i].app = lb_strdup(cfg_map_key(map, i));
+        if (txt == NULL || end == txt || *end != '\0' || k < 0 || k > max)
+            return lb_fail(em, LB_ECONFIG, "%s:%d: %s: expected a %s 0-%d", cfg_file(doc),
+                           cfg_line(v), cfg_path(v), what, max);
+        (*out)[i].count = (int)k;
+    }
+    return LB_OK;
+}
+
+/* spares: {app: K}: how many hot spares a new session of app is offered;
+ * stock: {app: N}: how many pool processes of app the leader holds per
+ * server (stock.h). */
 static lb_err load_spares(const cfg_doc *doc, const cfg_node *root, master_config *cfg,
                           lb_errmsg *em)
 {
     lb_err err;
     if ((err = cfg_get_duration_ms(doc, root, "spare_ttl", 10000, &cfg->spare_ttl_ms, em)))
         return err;
-    const cfg_node *map = root != NULL ? cfg_map_get(root, "spares") : NULL;
-    if ((err = cfg_expect(doc, map, CFG_MAP, em)) != LB_OK || map == NULL)
+    if ((err = load_counts(doc, root, "spares", MASTER_MAX_SPARES, "spare count", &cfg->spares,
+                           &cfg->n_spares, em)))
         return err;
-    cfg->n_spares = cfg_len(map);
-    cfg->spares = lb_xcalloc(cfg->n_spares, sizeof *cfg->spares);
-    for (size_t i = 0; i < cfg->n_spares; i++) {
-        const cfg_node *v = cfg_map_value(map, i);
-        const char *txt = cfg_scalar(v);
-        char *end = NULL;
-        long k = txt != NULL ? strtol(txt, &end, 10) : -1;
-        cfg->spares[i].app = lb_strdup(cfg_map_key(map, i));
-        if (txt == NULL || end == txt || *end != '\0' || k < 0 || k > MASTER_MAX_SPARES)
-            return lb_fail(em, LB_ECONFIG, "%s:%d: %s: expected a spare count 0-%d", cfg_file(doc),
-                           cfg_line(v), cfg_path(v), MASTER_MAX_SPARES);
-        cfg->spares[i].count = (int)k;
-    }
-    return LB_OK;
+    return load_counts(doc, root, "stock", MASTER_MAX_STOCK, "stock count", &cfg->stock,
+                       &cfg->n_stock, em);
+}
+
+static int count_for(const master_spare_cfg *v, size_t n, const char *app)
+{
+    for (size_t i = 0; i < n; i++)
+        if (app != NULL && strcmp(v[i].app, app) == 0)
+            return v[i].count;
+    return 0;
+}
+
+int master_stock_for(const master_config *cfg, const char *app)
+{
+    return count_for(cfg->stock, cfg->n_stock, app);
 }
 
 int master_spares_for(const master_config *cfg, const char *app)
 {
-    for (size_t i = 0; i < cfg->n_spares; i++)
-        if (app != NULL && strcmp(cfg->spares[i].app, app) == 0)
-            return cfg->spares[i].count;
-    return 0;
+    return count_for(cfg->spares, cfg->n_spares, app);
 }
 
 static lb_err load_all(const cfg_doc *doc, master_config *cfg, lb_errmsg *em)
@@ -303,5 +330,8 @@ void master_config_free(master_config *cfg)
     for (size_t i = 0; i < cfg->n_spares; i++)
         free(cfg->spares[i].app);
     free(cfg->spares);
+    for (size_t i = 0; i < cfg->n_stock; i++)
+        free(cfg->stock[i].app);
+    free(cfg->stock);
     memset(cfg, 0, sizeof *cfg);
 }

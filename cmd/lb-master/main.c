@@ -68,6 +68,7 @@ int main(int argc, char **argv)
     reg_set_eject_cfg(m.view, &m.cfg.eject);
     m.events = events_new();
     m.spares = spare_table_new((size_t)m.cfg.contexts * MASTER_MAX_SPARES);
+    master_stock_init(&m);
     pthread_mutex_init(&m.sel_lock, NULL);
     m.sel.rng = (uint64_t)lb_wall_ms() ^ ((uint64_t)getpid() << 32);
     master_agents_init(&m);
@@ -102,6 +103,7 @@ out:
     reg_free(&m.view);
     events_free(&m.events);
     spare_table_free(m.spares);
+    master_stock_free(&m);
     pthread_mutex_destroy(&m.sel_lock);
     master_config_free(&m.cfg);
     wire_tls *t = wire_tls_default();

@@ -21,8 +21,10 @@
 #include <stdint.h>
 
 #define MASTER_MAX_SPARES 4
+#define MASTER_MAX_STOCK 8    /* stock: {app: N} per server (stock.h) */
+#define MASTER_STOCK_CAP 1024 /* stock entries held in total */
 
-/* spares: {app: K} (hot spares, spares.h). */
+/* spares: {app: K} (hot spares, spares.h); stock: {app: N} (stock.h). */
 typedef struct master_spare_cfg {
     char *app;
     int count;
@@ -63,8 +65,12 @@ typedef struct master_config {
     cfg_tls tls;              /* certificates and CAs of every nng link */
     master_spare_cfg *spares; /* spares: per app (default none) */
     size_t n_spares;
-    int64_t spare_ttl_ms; /* an unclaimed spare goes back after this */
+    int64_t spare_ttl_ms;    /* an unclaimed spare goes back after this */
+    master_spare_cfg *stock; /* stock: per app (default none) */
+    size_t n_stock;
 } master_config;
+
+struct stock_item;
 
 /* One pending etcd write (sessions, affinity, load), owned by the queue. */
 typedef struct write_op {
@@ -117,6 +123,8 @@ typedef struct master {
     bool ui_closed;                /* no keys over HTTPS: /ui answers 403 */
     struct master_events *events;  /* the dashboard's event ring (events.h) */
     struct spare_table *spares;    /* hot-spare reservations (spares.h), own lock */
+    struct stock_table *stock;     /* the leader's stock (stock.h), own lock */
+    struct stock_run *stock_run;   /* its launches in flight (stock_run.c) */
     unsigned char kx_pk[32];       /* report MAC key exchange (auth/report_mac.h): fresh */
     unsigned char kx_sk[32];       /* per process, set before any thread; pk in masters/<id> */
 } master;
@@ -132,6 +140,24 @@ int master_reload(master *m, const char *flag_level);
 void master_config_free(master_config *cfg);
 /* Hot spares offered to a new session of app (0: none). Pure. */
 int master_spares_for(const master_config *cfg, const char *app);
+/* Stock processes the leader holds per server for app (0: none). Pure. */
+int master_stock_for(const master_config *cfg, const char *app);
+
+/* stock_run.c: the leader's stock (stock.h) */
+void master_stock_init(master *m);
+void master_stock_free(master *m); /* after master_rpc_stop: no launch in flight */
+/* A ready stock process of app at server, checked alive in the view, taken
+ * for a new session (removed from the stock); false when there is none (a
+ * dead one found on the way is dropped and stopped). Any thread; takes the
+ * view's lock (the caller must not hold it). */
+bool master_stock_take(master *m, const char *server, const char *app, struct stock_item *out);
+/* Starts a background launch to bring server's stock of app back to its
+ * count (one in flight per server); does nothing when not needed or the
+ * server does not qualify. Any thread; takes the view's lock. */
+void master_stock_refill(master *m, const char *server, const char *app);
+/* Writer thread, every chore: drops (and stops) stock that may not be handed
+ * out any more (dead, server out of selection, not leading) and refills. */
+void master_stock_tick(master *m, bool lead);
 
 /* writer.c: etcd side (watch, lease, leader, batched writes, chores) */
 int master_etcd_start(master *m);

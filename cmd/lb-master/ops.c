@@ -60,6 +60,14 @@ static const char *const master_help[][2] = {
     {"obs_dropped_series_total",
      "Metric series dropped because a table or a scrape was full (0 when all are exposed)."},
     {"http_requests_total", "Requests to the operator HTTP endpoint, by path."},
+    {"master_stock_hits_total", "New sessions answered from the leader's stock (no agent call)."},
+    {"master_stock_misses_total",
+     "New sessions of a stocked app with no stock at the chosen server."},
+    {"master_stock_launches_total", "Background launches filling the stock, by result."},
+    {"master_stock_dropped_total",
+     "Stock processes dropped and stopped unused, by why (dead, out_of_selection, not_leading)."},
+    {"master_stock_held", "Stock entries the leader holds (launching included)."},
+    {"master_stock_ready", "Stock processes ready to be handed out."},
 };
 
 /* Collector: one series per server in the view, built at each scrape, so a

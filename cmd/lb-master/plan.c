@@ -1,6 +1,7 @@
 /* Turning a SelectionRequest into a plan with the pure policy (pkg/select). */
 #include "plan.h"
 #include "sessions.h"
+#include "stock.h"
 
 #include "common/util.h"
 #include "obs/log.h"
@@ -89,20 +90,27 @@ static uint32_t ready_of(reg *view, const char *server, const char *app)
     return 0;
 }
 
+/* A ready pool process of app at server, or one in the leader's stock. */
+static bool has_ready(master *m, const char *server, const char *app)
+{
+    return ready_of(m->view, server, app) > 0 || stock_has_ready(m->stock, server, app);
+}
+
 /* Among servers as good as the choice (same group rank and zone, same load
  * (sessions + pending) / capacity), prefers one with a ready pool process of
- * the app: its client skips the app's start-up. Alternates keep their order. */
-static void prefer_ready(reg *view, const sel_snapshot *snap, sel_result *res, const char *app)
+ * the app (the stock counts too): its client skips the app's start-up.
+ * Alternates keep their order. */
+static void prefer_ready(master *m, const sel_snapshot *snap, sel_result *res, const char *app)
 {
     const sel_server *c = sel_snapshot_server(snap, res->server);
-    if (res->affinity || res->preferred || ready_of(view, c->id, app) > 0)
+    if (res->affinity || res->preferred || has_ready(m, c->id, app))
         return;
     for (size_t k = 0; k < res->n_alternates; k++) {
         const sel_server *o = sel_snapshot_server(snap, res->alternates[k]);
         uint64_t lc = (uint64_t)(c->sessions + c->pending) * o->capacity;
         uint64_t lo = (uint64_t)(o->sessions + o->pending) * c->capacity;
         if (o->group_rank != c->group_rank || strcmp(o->zone, c->zone) != 0 || lc != lo ||
-            ready_of(view, o->id, app) == 0)
+            !has_ready(m, o->id, app))
             continue;
         int chosen = res->server;
         res->server = res->alternates[k];
@@ -246,7 +254,7 @@ void plan_make(master *m, const Lb__SelectionRequest *sr, plan *p)
         snprintf(p->reason, sizeof p->reason, "%s", res.reason);
         goto out;
     }
-    prefer_ready(m->view, snap, &res, cr->app);
+    prefer_ready(m, snap, &res, cr->app);
     add_cand(m->view, p, snap, res.server, cr->app);
     for (size_t i = 0; i < res.n_alternates; i++)
         add_cand(m->view, p, snap, res.alternates[i], cr->app);

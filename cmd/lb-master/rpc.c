@@ -13,6 +13,7 @@
 #include "plan.h"
 #include "sessions.h"
 #include "spares.h"
+#include "stock.h"
 
 #include "common/util.h"
 #include "obs/hist.h"
@@ -45,7 +46,10 @@ typedef struct rpc_ctx {
     size_t cur; /* candidate being launched */
     char failures[512];
     Lb__Envelope *chosen; /* the chosen launch's reply, kept while spares launch */
-    size_t spare_next;    /* next candidate tried as a spare */
+    bool stock_hit;       /* chosen NULL: the process came from the stock */
+    Lb__ProcessId stock_proc;
+    char stock_host[256];
+    size_t spare_next; /* next candidate tried as a spare */
     size_t n_spares;
     Lb__Envelope *spare_env[MASTER_MAX_SPARES]; /* their launch replies */
     Lb__SpareProcess spare[MASTER_MAX_SPARES];
@@ -371,8 +375,13 @@ static void rpc_launch_done(rpc_ctx *c, nng_msg *msg)
 /* Answers with the chosen process and the spares launched, then frees them. */
 static void rpc_finish(rpc_ctx *c)
 {
-    c->answer_ns = obs_now_ns();
-    rpc_answer(c, c->cur, c->chosen->launch_reply->process);
+    if (c->stock_hit) {
+        c->stock_hit = false;
+        rpc_answer(c, c->cur, &c->stock_proc);
+    } else {
+        c->answer_ns = obs_now_ns();
+        rpc_answer(c, c->cur, c->chosen->launch_reply->process);
+    }
     wire_free(&c->chosen);
     for (size_t k = 0; k < c->n_spares; k++)
         wire_free(&c->spare_env[k]);
@@ -543,6 +552,37 @@ static void rpc_claim(rpc_ctx *c)
     rpc_answer(c, 0, &proc);
 }
 
+/* A new session chosen for a server that holds stock of its app: the stock
+ * process becomes the session (its reservation id is the session id the
+ * agent knows it by), answered here on the receiving thread with no agent
+ * call; then the stock is refilled in the background. false: no stock there,
+ * the launch goes to the agent as before. The choice of server is the
+ * policy's, unchanged. */
+static bool rpc_stock(rpc_ctx *c)
+{
+    master *m = c->m;
+    const Lb__SelectionRequest *sr = c->req->selection_request;
+    plan *p = &c->plan;
+    stock_item it;
+    if (p->reuse || !master_stock_take(m, p->cand[0].server, sr->request->app, &it))
+        return false;
+    plan_abandon(m, p, 0); /* no launch: the agent already counts the process */
+    snprintf(p->session_id, sizeof p->session_id, "%s", it.session_id);
+    lb__process_id__init(&c->stock_proc);
+    snprintf(c->stock_host, sizeof c->stock_host, "%s", it.host);
+    c->stock_proc.pid = it.pid;
+    c->stock_proc.host = c->stock_host;
+    c->stock_proc.port = it.port;
+    c->stock_proc.started_at = it.started_at;
+    c->stock_proc.server_id = p->cand[0].server;
+    plan_commit(m, sr, p, 0, &c->stock_proc, 0);
+    c->stock_hit = true;
+    c->spare_next = 1;
+    rpc_spare_next(c); /* hot spares as for a launch; answers when done */
+    master_stock_refill(m, it.server_id, it.app);
+    return true;
+}
+
 static void rpc_selection(rpc_ctx *c)
 {
     master *m = c->m;
@@ -579,6 +619,8 @@ static void rpc_selection(rpc_ctx *c)
     }
     if (c->plan.reuse)
         obs_inc(rpc_c.sticky_agent);
+    else if (rpc_stock(c))
+        return;
     rpc_launch(c);
 }
 

@@ -9,6 +9,7 @@
 #include "events.h"
 #include "sessions.h"
 #include "spares.h"
+#include "stock.h"
 
 #include "common/hmap.h"
 #include "common/util.h"
@@ -394,6 +395,16 @@ static void collect_spare(const spare_resv *r, void *arg)
     collect_sync(&s, arg);
 }
 
+/* The leader's stock likewise (launching entries too: the agent may have
+ * started the process already). */
+static void collect_stock(const stock_item *it, void *arg)
+{
+    Lb__Session s = LB__SESSION__INIT;
+    s.session_id = (char *)it->session_id;
+    s.server_id = (char *)it->server_id;
+    collect_sync(&s, arg);
+}
+
 static void sync_agents(master *m)
 {
     struct sync_all a = {.view = m->view, .by_id = hmap_new()};
@@ -415,6 +426,7 @@ static void sync_agents(master *m)
     reg_sessions_foreach_locked(m->view, collect_sync, &a);
     reg_unlock(m->view);
     spare_foreach(m->spares, collect_spare, &a);
+    stock_foreach(m->stock, collect_stock, &a);
     for (size_t i = 0; i < a.n; i++) {
         struct sync_server *ss = &a.srv[i];
         if (!ss->too_many) /* a partial list would stop live sessions */
@@ -446,6 +458,7 @@ static void chores(master *m)
         if (++n_chores % SYNC_EVERY_CHORES == 0)
             sync_agents(m);
     }
+    master_stock_tick(m, lead);
     master_upkeep(m, lead);
 }
 

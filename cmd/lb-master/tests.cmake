@@ -10,6 +10,13 @@ lb_unit_test(master_spares_test
   LIBS Threads::Threads)
 target_include_directories(master_spares_test PRIVATE ${CMAKE_SOURCE_DIR}/cmd/lb-master ${CMAKE_SOURCE_DIR}/include)
 
+# The leader's stock (stock.c) as pure code: one launch per server, N per
+# app, take once and only in the current leader term, bounds.
+lb_unit_test(master_stock_test
+  SOURCES ${CMAKE_SOURCE_DIR}/cmd/lb-master/stock_test.c ${CMAKE_SOURCE_DIR}/cmd/lb-master/stock.c
+  LIBS Threads::Threads)
+target_include_directories(master_stock_test PRIVATE ${CMAKE_SOURCE_DIR}/cmd/lb-master ${CMAKE_SOURCE_DIR}/include)
+
 # The role check (rpc_role.c): the listener a message came in on (real nng
 # sockets) and what slaves and operators may ask.
 lb_unit_test(master_rpc_role_test

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """P3 and P2 (issue 10): starts a throwaway cluster (etcd, master, slave, two
 agents with a per-session app `echo` and a pooled app `pecho`, 32 ready per
-agent) from a build dir and runs lb-bench-path against it. Bounded; stops by itself.
+agent, and the master's stock of pecho, 8 per agent) from a build dir and runs
+lb-bench-path against it. Bounded; stops by itself. LBCP_BENCH_STOCK=0 runs
+without the stock (every new session of pecho a pool hand-out at its agent),
+the comparison line.
 
     tests/bench/path.py [BUILD_DIR] [tcp|tls|both] [p3|p2]   (default: build-bench, a
     Release build, both transports one after the other, P3 and P2)
@@ -44,7 +47,8 @@ def run(tls):
     c = Cluster(tls=tls)
     rc = 1
     try:
-        c.start_master(log_level="warn")
+        stock = int(os.environ.get("LBCP_BENCH_STOCK", "8"))
+        c.start_master(log_level="warn", **({"stock": {"pecho": stock}} if stock else {}))
         sa = c.start_slave("slave-a", "zone-a", log_level="warn")
         for name in ("agent-a1", "agent-a2"):
             c.start_agent(name, "zone-a", capacity=1000, log_level="warn", apps=apps)
@@ -60,6 +64,8 @@ def run(tls):
                "master_pool_path_launches_total")
         for name in ("agent-a1", "agent-a2"):
             stages(c, name, c.daemons[name].endpoint, "agent_path_microseconds_total", "agent_path_hits_total")
+        st = (c.stats(c.master_rpc) or {"counters": {}})["counters"]
+        print("master stock", {k: v for k, v in sorted(st.items()) if "stock" in k}, flush=True)
         for name in ("agent-a1", "agent-a2"):  # hits and misses: what "new from pool" measured
             st = c.stats(c.daemons[name].endpoint) or {"counters": {}}
             print(name, {k: v for k, v in sorted(st["counters"].items())

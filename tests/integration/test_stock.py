@@ -6,6 +6,7 @@ leader; never claimable by clients."""
 import base64
 import os
 import signal
+import subprocess
 import time
 import unittest
 
@@ -160,6 +161,14 @@ class Stock(ClusterTest):
         self.assertTrue(pid_alive(out["pid"]), "the session keeps its process")
         _, again, _ = c.request(self.sa, "pstock", "client-f", location="zone-a")
         self.assertEqual(again["pid"], out["pid"], "sticky on the new leader")
+
+    def test_bad_stock_config_names_file_line_key(self):
+        path = self.c.write_config("bad-master", "tls: {insecure: true}\nstock:\n  pstock: 9\n")
+        r = subprocess.run([os.path.join(BIN, "lb-master"), "--check-config", path],
+                           capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertRegex(r.stderr + r.stdout,
+                         r"bad-master.yaml:3: stock\.pstock: expected a stock count 0-8")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,128 @@
+/* Unit tests of the stock table (stock.c): one launch in flight per server,
+ * at most N per (server, app), only ready entries of the current lease are
+ * taken, each once; a fill after a drop is refused so the caller stops the
+ * process; bad input and the bound are refused with specific errors. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "stock.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static stock_item item(const char *sid, const char *server, const char *app, int64_t lease)
+{
+    stock_item it;
+    memset(&it, 0, sizeof it);
+    snprintf(it.session_id, sizeof it.session_id, "%s", sid);
+    snprintf(it.server_id, sizeof it.server_id, "%s", server);
+    snprintf(it.app, sizeof it.app, "%s", app);
+    it.lease = lease;
+    return it;
+}
+
+static void fill(stock_table *t, const char *sid, int32_t pid)
+{
+    stock_item p;
+    memset(&p, 0, sizeof p);
+    p.pid = pid;
+    p.port = 9000;
+    snprintf(p.host, sizeof p.host, "127.0.0.1");
+    assert_int_equal(stock_fill(t, sid, &p), LB_OK);
+}
+
+static void one_launch_per_server_and_n_per_app(void **state)
+{
+    (void)state;
+    stock_table *t = stock_table_new(16);
+    stock_item a = item("s1", "srv-a", "echo", 7), b = item("s2", "srv-a", "echo", 7);
+    assert_int_equal(stock_begin(t, &a, 2), LB_OK);
+    assert_int_equal(stock_begin(t, &b, 2), LB_EUNAVAIL); /* s1 still launching */
+    stock_item other = item("s3", "srv-b", "echo", 7);
+    assert_int_equal(stock_begin(t, &other, 2), LB_OK); /* another server may */
+    fill(t, "s1", 41);
+    assert_int_equal(stock_begin(t, &b, 2), LB_OK);
+    fill(t, "s2", 42);
+    stock_item c = item("s4", "srv-a", "echo", 7);
+    assert_int_equal(stock_begin(t, &c, 2), LB_EUNAVAIL); /* 2 of echo there already */
+    assert_int_equal(stock_begin(t, &a, 2), LB_EEXISTS);
+    size_t ready = 0;
+    assert_int_equal(stock_count(t, &ready), 3);
+    assert_int_equal(ready, 2);
+    bool launching = true;
+    assert_int_equal(stock_count_at(t, "srv-a", "echo", &launching), 2);
+    assert_false(launching);
+    stock_table_free(t);
+}
+
+static void take_ready_of_current_lease_once(void **state)
+{
+    (void)state;
+    stock_table *t = stock_table_new(4);
+    stock_item a = item("s1", "srv-a", "echo", 7);
+    stock_item got;
+    assert_int_equal(stock_begin(t, &a, 1), LB_OK);
+    assert_false(stock_take(t, "srv-a", "echo", 7, &got)); /* launching: not yet */
+    assert_false(stock_has_ready(t, "srv-a", "echo"));
+    fill(t, "s1", 41);
+    assert_true(stock_has_ready(t, "srv-a", "echo"));
+    assert_false(stock_take(t, "srv-a", "echo", 8, &got)); /* another leader term */
+    assert_false(stock_take(t, "srv-a", "other", 7, &got));
+    assert_false(stock_take(t, "srv-b", "echo", 7, &got));
+    assert_true(stock_take(t, "srv-a", "echo", 7, &got));
+    assert_string_equal(got.session_id, "s1");
+    assert_int_equal(got.pid, 41);
+    assert_string_equal(got.host, "127.0.0.1");
+    assert_false(stock_take(t, "srv-a", "echo", 7, &got)); /* once */
+    assert_int_equal(stock_count(t, NULL), 0);
+    stock_table_free(t);
+}
+
+static void fill_after_drop_is_refused(void **state)
+{
+    (void)state;
+    stock_table *t = stock_table_new(4);
+    stock_item a = item("s1", "srv-a", "echo", 7), out;
+    assert_int_equal(stock_begin(t, &a, 1), LB_OK);
+    assert_true(stock_drop(t, "s1", &out));
+    assert_false(out.ready);
+    stock_item p;
+    memset(&p, 0, sizeof p);
+    p.pid = 41;
+    assert_int_equal(stock_fill(t, "s1", &p), LB_ENOTFOUND);
+    assert_false(stock_drop(t, "s1", NULL));
+    stock_table_free(t);
+}
+
+static void bounds_and_bad_input(void **state)
+{
+    (void)state;
+    assert_null(stock_table_new(0));
+    stock_table *t = stock_table_new(1);
+    stock_item a = item("s1", "srv-a", "echo", 7), b = item("s2", "srv-b", "echo", 7);
+    stock_item empty = item("", "srv-a", "echo", 7);
+    assert_int_equal(stock_begin(t, &empty, 1), LB_EINVAL);
+    assert_int_equal(stock_begin(t, &a, 1), LB_OK);
+    assert_int_equal(stock_begin(t, &b, 1), LB_EUNAVAIL); /* table full */
+    stock_item p;
+    memset(&p, 0, sizeof p);
+    assert_int_equal(stock_fill(t, "s1", &p), LB_EINVAL); /* pid 0 */
+    stock_item list[4];
+    assert_int_equal(stock_list(t, list, 4), 1);
+    assert_string_equal(list[0].session_id, "s1");
+    stock_table_free(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(one_launch_per_server_and_n_per_app),
+        cmocka_unit_test(take_ready_of_current_lease_once),
+        cmocka_unit_test(fill_after_drop_is_refused),
+        cmocka_unit_test(bounds_and_bad_input),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

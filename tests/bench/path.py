@@ -4,7 +4,8 @@ agents with a per-session app `echo` and a pooled app `pecho`, 32 ready per
 agent, and the master's stock of pecho, 8 per agent) from a build dir and runs
 lb-bench-path against it. Bounded; stops by itself. LBCP_BENCH_STOCK=0 runs
 without the stock (every new session of pecho a pool hand-out at its agent),
-the comparison line.
+the comparison line. With the stock, P3 also times 2 x 8 new sessions back to
+back (--burst: as many as the two agents' stock holds) after a refill pause.
 
     tests/bench/path.py [BUILD_DIR] [tcp|tls|both] [p3|p2]   (default: build-bench, a
     Release build, both transports one after the other, P3 and P2)
@@ -43,11 +44,13 @@ apps = {"echo": {"argv": [echo, "--port", "{port}", "--session", "{session}"],
                   "pool": {"min_ready": 32, "max_ready": 32}}}
 
 
+stock = int(os.environ.get("LBCP_BENCH_STOCK", "8"))
+
+
 def run(tls):
     c = Cluster(tls=tls)
     rc = 1
     try:
-        stock = int(os.environ.get("LBCP_BENCH_STOCK", "8"))
         c.start_master(log_level="warn", **({"stock": {"pecho": stock}} if stock else {}))
         sa = c.start_slave("slave-a", "zone-a", log_level="warn")
         for name in ("agent-a1", "agent-a2"):
@@ -58,7 +61,8 @@ def run(tls):
                             os.path.join(build, "bin", "lb-bench-path"), "--slave", sa.endpoint,
                             "--master", c.master_rpc, "--slave-id", "slave-a",
                             "--location", "zone-a", "--fresh", "64", "--n", "400", "--secs", "2",
-                            "--pool-wait-ms", "3000", *only], timeout=600, env=c.env)
+                            "--pool-wait-ms", "3000",
+                            *(["--burst", str(2 * stock)] if stock else []), *only], timeout=600, env=c.env)
         rc = r.returncode
         stages(c, "master", c.master_rpc, "master_pool_path_microseconds_total",
                "master_pool_path_launches_total")

@@ -34,6 +34,17 @@ static bool per_app_differs(const master_config *a, const master_config *b)
     return false;
 }
 
+/* stock: {app: N} differs (the leader's stock keeps its start-time counts). */
+static bool stock_differs(const master_config *a, const master_config *b)
+{
+    if (a->n_stock != b->n_stock)
+        return true;
+    for (size_t i = 0; i < a->n_stock; i++)
+        if (strcmp(a->stock[i].app, b->stock[i].app) != 0 || a->stock[i].count != b->stock[i].count)
+            return true;
+    return false;
+}
+
 /* Keys that only a restart applies, named so the operator is not surprised. */
 static void restart_keys(const master_config *o, const master_config *n, char *buf, size_t cap)
 {
@@ -52,6 +63,7 @@ static void restart_keys(const master_config *o, const master_config *n, char *b
              {"lease_ttl", o->lease_ttl_ms != n->lease_ttl_ms},
              {"session_ttl", o->session_ttl_ms != n->session_ttl_ms},
              {"contexts", o->contexts != n->contexts},
+             {"stock", stock_differs(o, n)},
              /* turning the dashboard's token check on or off */
              {"ui_token_public_keys",
               (o->n_ui_token_public_keys == 0) != (n->n_ui_token_public_keys == 0)}};

@@ -248,10 +248,12 @@ int main(int argc, char **argv)
     result(&g, lb_mono_ms() - start);
 out:
     atomic_store(&g.stopping, true);
-    if (servers_up)
-        lg_servers_stop(&g);
+    /* the agent socket first: with thousands of masters' TLS pipes still on
+     * it, nng 1.5.2's close of a report socket hung (for minutes) */
     if (agent_up)
         lg_agent_stop(&g);
+    if (servers_up)
+        lg_servers_stop(&g);
     lg_preload_clean(&g);
     etcd_close(&g.etcd);
     free(g.srv);

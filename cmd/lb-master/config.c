@@ -34,7 +34,7 @@
  *   alternates: 2
  *   spares: {app: K}                 # hot spares per app (0-4; default 0: none)
  *   spare_ttl: 10s                   # an unclaimed spare is stopped after this
- *   stock: {app: N}                  # leader-held pool processes per server (0-8; none)
+ *   stock: {app: N}                  # leader-held pool processes per server (0-64; none)
  *   log_level: info
  *   http_listen: 127.0.0.1:9101      # /metrics and /healthz; default: off
  *   compact_retention: 5m            # leader compacts etcd history older than this; 0: never

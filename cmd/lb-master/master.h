@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #define MASTER_MAX_SPARES 4
-#define MASTER_MAX_STOCK 8    /* stock: {app: N} per server (stock.h) */
+#define MASTER_MAX_STOCK 64   /* stock: {app: N} per server (stock.h) */
 #define MASTER_STOCK_CAP 1024 /* stock entries held in total */
 
 /* spares: {app: K} (hot spares, spares.h); stock: {app: N} (stock.h). */
@@ -152,9 +152,14 @@ void master_stock_free(master *m); /* after master_rpc_stop: no launch in flight
  * view's lock (the caller must not hold it). */
 bool master_stock_take(master *m, const char *server, const char *app, struct stock_item *out);
 /* Starts a background launch to bring server's stock of app back to its
- * count (one in flight per server); does nothing when not needed or the
- * server does not qualify. Any thread; takes the view's lock. */
+ * count (STOCK_INFLIGHT_PER_SERVER in flight per server at most); does
+ * nothing when not needed or the server does not qualify. Any thread; takes
+ * the view's lock. */
 void master_stock_refill(master *m, const char *server, const char *app);
+/* After a hit at server: refills now when hits pause or the stock of app
+ * there is down to a quarter, else leaves it to the chores and replies
+ * (stock_run.c). Any thread; takes the view's lock. */
+void master_stock_used(master *m, const char *server, const char *app);
 /* Writer thread, every chore: drops (and stops) stock that may not be handed
  * out any more (dead, server out of selection, not leading) and refills. */
 void master_stock_tick(master *m, bool lead);

@@ -578,8 +578,8 @@ static bool rpc_stock(rpc_ctx *c)
     plan_commit(m, sr, p, 0, &c->stock_proc, 0);
     c->stock_hit = true;
     c->spare_next = 1;
-    rpc_spare_next(c); /* hot spares as for a launch; answers when done */
-    master_stock_refill(m, it.server_id, it.app);
+    rpc_spare_next(c);                          /* hot spares as for a launch; answers when done */
+    master_stock_used(m, it.server_id, it.app); /* refills now or after the burst */
     return true;
 }
 

@@ -59,14 +59,13 @@ static void drop_at(stock_table *t, size_t i)
 }
 
 /* Lock held. */
-static size_t count_at(const stock_table *t, const char *server, const char *app, bool *launching)
+static size_t count_at(const stock_table *t, const char *server, const char *app, size_t *launching)
 {
-    size_t k = 0;
-    bool l = false;
+    size_t k = 0, l = 0;
     for (size_t i = 0; i < t->n; i++) {
         if (strcmp(t->v[i].server_id, server) != 0)
             continue;
-        l = l || !t->v[i].ready;
+        l += !t->v[i].ready;
         if (app != NULL && strcmp(t->v[i].app, app) == 0)
             k++;
     }
@@ -82,11 +81,11 @@ lb_err stock_begin(stock_table *t, const stock_item *it, uint32_t max)
         return LB_EINVAL;
     lb_err err = LB_OK;
     pthread_mutex_lock(&t->mu);
-    bool launching = false;
+    size_t launching = 0;
     size_t k = count_at(t, it->server_id, it->app, &launching);
     if (find(t, it->session_id) >= 0)
         err = LB_EEXISTS;
-    else if (launching)
+    else if (launching >= STOCK_INFLIGHT_PER_SERVER)
         err = LB_EUNAVAIL;
     else if (t->n == t->cap || k >= max)
         err = LB_EUNAVAIL;
@@ -171,8 +170,10 @@ size_t stock_count_at(stock_table *t, const char *server, const char *app, bool 
     if (t == NULL || server == NULL)
         return 0;
     pthread_mutex_lock(&t->mu);
-    size_t k = count_at(t, server, app, launching);
+    size_t l = 0, k = count_at(t, server, app, &l);
     pthread_mutex_unlock(&t->mu);
+    if (launching != NULL)
+        *launching = l > 0;
     return k;
 }
 

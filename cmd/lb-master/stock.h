@@ -29,7 +29,11 @@
 #include <stdint.h>
 
 #define STOCK_ID_MAX 128
-#define STOCK_MAX_PER_APP 8
+#define STOCK_MAX_PER_APP 64
+/* Launches in flight at one server at once: a burst that empties a deep stock
+ * is refilled in parallel, yet one agent never sees more than this many stock
+ * hand-outs queued beside its clients' launches. */
+#define STOCK_INFLIGHT_PER_SERVER 4
 
 typedef struct stock_item {
     char session_id[48]; /* "stock-" + 32 hex: what the agent knows it by */
@@ -52,8 +56,8 @@ void stock_table_free(stock_table *t);
 
 /* Records a launch about to start (it->ready ignored, taken as false).
  * LB_EINVAL: empty or too long ids; LB_EEXISTS: session_id is taken;
- * LB_EUNAVAIL: a launch is already in flight at that server (one at a time
- * per server), the table is full, or the server already holds max entries
+ * LB_EUNAVAIL: STOCK_INFLIGHT_PER_SERVER launches are in flight at that
+ * server already, the table is full, or the server already holds max entries
  * of the app (launching included). */
 lb_err stock_begin(stock_table *t, const stock_item *it, uint32_t max);
 

@@ -5,13 +5,21 @@
  *
  * A stock launch is an ordinary LaunchRequest under a "stock-<random>"
  * session id, sent off the request path (after a hit's answer, from the
- * chores, or from the previous stock launch's reply), one at a time per
- * server, only to servers in selection whose pool reported a ready process:
+ * chores, or from the previous stock launch's reply), at most
+ * STOCK_INFLIGHT_PER_SERVER at a time per server, only to servers in
+ * selection whose pool reported a ready process:
  * it is a pool hand-out at the agent, never a cold start. A hit is decided
  * on the thread that received the request, like a sticky repeat: the process
  * must be alive in the master's view (reg_live: the agent's launch reply,
  * then no exit report, no report gap, server up), else it is dropped and
  * stopped and never handed out.
+ *
+ * Refills wait for a pause: while hits keep coming (one less than
+ * STOCK_QUIET_MS ago) a hit refills only a stock down to a quarter of its
+ * target, so a burst the stock can hold is served without launches, pool
+ * hand-outs and the agents' refill forks competing for the same cores (the
+ * agents' pools wait for a pause the same way); the chores (every second)
+ * and the next quiet launch reply top it up.
  *
  * Lock order: the stock table's mutex is never held while taking another
  * lock (stock.h); the view's lock is taken here with no other held.
@@ -31,6 +39,7 @@
 #include <string.h>
 
 #define STOCK_SLOTS 64 /* stock launches in flight at once, all servers together */
+#define STOCK_QUIET_MS 50
 
 /* One launch in flight: the attempt's owner (static, so nothing leaks when
  * the master stops with launches in flight). */
@@ -43,6 +52,7 @@ typedef struct stock_slot {
 struct stock_run {
     pthread_mutex_t mu; /* guards slot[].busy */
     stock_slot slot[STOCK_SLOTS];
+    _Atomic int64_t last_hit_ms; /* lb_mono_ms() of the latest hit */
 };
 
 void master_stock_init(master *m)
@@ -54,6 +64,7 @@ void master_stock_init(master *m)
     m->stock = stock_table_new(MASTER_STOCK_CAP);
     m->stock_run = lb_xcalloc(1, sizeof *m->stock_run);
     pthread_mutex_init(&m->stock_run->mu, NULL);
+    atomic_init(&m->stock_run->last_hit_ms, INT64_MIN / 2);
     for (size_t i = 0; i < STOCK_SLOTS; i++)
         m->stock_run->slot[i].m = m;
 }
@@ -168,6 +179,25 @@ bool master_stock_take(master *m, const char *server, const char *app, stock_ite
 
 static void stock_launch_done(void *owner, nng_msg *reply, const char *why);
 
+/* Whether a refill of app at server should start now (header comment). */
+static bool refill_due(master *m, const char *server, const char *app)
+{
+    if (lb_mono_ms() - atomic_load(&m->stock_run->last_hit_ms) >= STOCK_QUIET_MS)
+        return true;
+    bool launching = false;
+    size_t have = stock_count_at(m->stock, server, app, &launching);
+    return (int)have * 4 <= master_stock_for(&m->cfg, app);
+}
+
+void master_stock_used(master *m, const char *server, const char *app)
+{
+    if (m->stock_run == NULL)
+        return;
+    atomic_store(&m->stock_run->last_hit_ms, lb_mono_ms());
+    if (refill_due(m, server, app))
+        master_stock_refill(m, server, app);
+}
+
 void master_stock_refill(master *m, const char *server, const char *app)
 {
     int want = m->stock != NULL ? master_stock_for(&m->cfg, app) : 0;
@@ -260,7 +290,8 @@ static void stock_launch_done(void *owner, nng_msg *reply, const char *why)
     reg_unlock(m->view);
     wire_free(&env);
     obs_count("master_stock_launches_total{result=\"ok\"}");
-    master_stock_refill(m, it.server_id, it.app); /* the next one, if still short */
+    if (refill_due(m, it.server_id, it.app)) /* the next one, if still short */
+        master_stock_refill(m, it.server_id, it.app);
 }
 
 /* Why entry e may not be handed out any more, or NULL. View lock held. */

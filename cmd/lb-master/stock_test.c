@@ -1,4 +1,4 @@
-/* Unit tests of the stock table (stock.c): one launch in flight per server,
+/* Unit tests of the stock table (stock.c): a bounded number of launches in flight per server,
  * at most N per (server, app), only ready entries of the current lease are
  * taken, each once; a fill after a drop is refused so the caller stops the
  * process; bad input and the bound are refused with specific errors. */
@@ -38,13 +38,22 @@ static void one_launch_per_server_and_n_per_app(void **state)
 {
     (void)state;
     stock_table *t = stock_table_new(16);
+    /* STOCK_INFLIGHT_PER_SERVER launches at one server, then no more */
+    char sid[STOCK_INFLIGHT_PER_SERVER][16];
+    for (int i = 0; i < STOCK_INFLIGHT_PER_SERVER; i++) {
+        snprintf(sid[i], sizeof sid[i], "f%d", i);
+        stock_item f = item(sid[i], "srv-a", "other", 7);
+        assert_int_equal(stock_begin(t, &f, 8), LB_OK);
+    }
     stock_item a = item("s1", "srv-a", "echo", 7), b = item("s2", "srv-a", "echo", 7);
-    assert_int_equal(stock_begin(t, &a, 2), LB_OK);
-    assert_int_equal(stock_begin(t, &b, 2), LB_EUNAVAIL); /* s1 still launching */
+    assert_int_equal(stock_begin(t, &a, 2), LB_EUNAVAIL); /* in flight there: the limit */
     stock_item other = item("s3", "srv-b", "echo", 7);
     assert_int_equal(stock_begin(t, &other, 2), LB_OK); /* another server may */
+    for (int i = 0; i < STOCK_INFLIGHT_PER_SERVER; i++)
+        assert_true(stock_drop(t, sid[i], NULL));
+    assert_int_equal(stock_begin(t, &a, 2), LB_OK);
+    assert_int_equal(stock_begin(t, &b, 2), LB_OK); /* two in flight at srv-a */
     fill(t, "s1", 41);
-    assert_int_equal(stock_begin(t, &b, 2), LB_OK);
     fill(t, "s2", 42);
     stock_item c = item("s4", "srv-a", "echo", 7);
     assert_int_equal(stock_begin(t, &c, 2), LB_EUNAVAIL); /* 2 of echo there already */

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """P3 and P2 (issue 10): starts a throwaway cluster (etcd, master, slave, two
 agents with a per-session app `echo` and a pooled app `pecho`, 32 ready per
-agent, and the master's stock of pecho, 8 per agent) from a build dir and runs
-lb-bench-path against it. Bounded; stops by itself. LBCP_BENCH_STOCK=0 runs
-without the stock (every new session of pecho a pool hand-out at its agent),
-the comparison line. With the stock, P3 also times 2 x 8 new sessions back to
-back (--burst: as many as the two agents' stock holds) after a refill pause.
+agent, and the master's stock of pecho, 32 per agent: LBCP_BENCH_STOCK=N) from a
+build dir and runs lb-bench-path against it. Bounded; stops by itself.
+LBCP_BENCH_STOCK=0 runs without the stock (every new session of pecho a pool
+hand-out at its agent), the comparison line. With the stock, P3 also times 2 x N
+new sessions back to back (--burst: as many as the two agents' stock holds)
+after a refill pause.
 
     tests/bench/path.py [BUILD_DIR] [tcp|tls|both] [p3|p2]   (default: build-bench, a
     Release build, both transports one after the other, P3 and P2)
@@ -44,7 +45,7 @@ apps = {"echo": {"argv": [echo, "--port", "{port}", "--session", "{session}"],
                   "pool": {"min_ready": 32, "max_ready": 32}}}
 
 
-stock = int(os.environ.get("LBCP_BENCH_STOCK", "8"))
+stock = int(os.environ.get("LBCP_BENCH_STOCK", "32"))
 
 
 def run(tls):
@@ -57,6 +58,13 @@ def run(tls):
             c.start_agent(name, "zone-a", capacity=1000, log_level="warn", apps=apps)
         c.wait_master_sees(2)
         time.sleep(3.0)  # the pools fill
+        if stock:  # and the master's stock from them (bounded wait)
+            t_end = time.monotonic() + 30
+            while time.monotonic() < t_end:
+                st = (c.stats(c.master_rpc) or {"counters": {}})["counters"]
+                if st.get('master_stock_launches_total{result="ok"}', 0) >= 2 * stock:
+                    break
+                time.sleep(0.5)
         r = subprocess.run([*os.environ.get("LBCP_BENCH_WRAP", "").split(),
                             os.path.join(build, "bin", "lb-bench-path"), "--slave", sa.endpoint,
                             "--master", c.master_rpc, "--slave-id", "slave-a",

@@ -299,6 +299,14 @@ class Cluster:
         self.etcd.start()
         self.daemons = {}
         self.env = dict(tls_env_clean(os.environ), LBCP_TEST_TAG=self.tag)
+        # lbctl reads ~/.config/lbcp/lbctl.yaml when no LBCP_CONFIG names a file:
+        # the demo writes one (its etcd, slave, operator TLS), and a test run
+        # beside a running demo then dialed the demo's endpoints. Tests name an
+        # empty config of their own.
+        no_config = os.path.join(self.dir, "lbctl-none.yaml")
+        with open(no_config, "w") as f:
+            f.write("{}\n")
+        self.env["LBCP_CONFIG"] = no_config
         if tls:
             self.env.update(self.pki.env("operator"))
         self.master_rpc = None

@@ -16,6 +16,7 @@ struct hmap {
     size_t cap; /* power of two */
     size_t len;
     size_t used; /* live + tombstones */
+    bool borrow; /* keys are the caller's, never copied or freed */
 };
 
 static uint64_t hmap_hash(const char *s)
@@ -37,6 +38,13 @@ hmap *hmap_new(void)
     return m;
 }
 
+hmap *hmap_new_borrowed(void)
+{
+    hmap *m = hmap_new();
+    m->borrow = true;
+    return m;
+}
+
 void hmap_free(hmap **mp, void (*free_val)(void *))
 {
     if (mp == NULL || *mp == NULL)
@@ -44,7 +52,8 @@ void hmap_free(hmap **mp, void (*free_val)(void *))
     hmap *m = *mp;
     for (size_t i = 0; i < m->cap; i++) {
         if (m->keys[i] != NULL && m->keys[i] != TOMB) {
-            free(m->keys[i]);
+            if (!m->borrow)
+                free(m->keys[i]);
             if (free_val != NULL)
                 free_val(m->vals[i]);
         }
@@ -114,11 +123,13 @@ void *hmap_put(hmap *m, const char *key, void *val)
     if (found) {
         void *old = m->vals[i];
         m->vals[i] = val;
+        if (m->borrow)
+            m->keys[i] = (char *)key;
         return old;
     }
     if (m->keys[i] == NULL)
         m->used++;
-    m->keys[i] = lb_strdup(key);
+    m->keys[i] = m->borrow ? (char *)key : lb_strdup(key);
     m->vals[i] = val;
     m->len++;
     return NULL;
@@ -131,7 +142,8 @@ void *hmap_del(hmap *m, const char *key)
     if (!found)
         return NULL;
     void *old = m->vals[i];
-    free(m->keys[i]);
+    if (!m->borrow)
+        free(m->keys[i]);
     m->keys[i] = TOMB;
     m->vals[i] = NULL;
     m->len--;

@@ -1,6 +1,7 @@
 /*
  * A string-keyed hash map (open addressing, linear probing, tombstones).
- * The map copies keys; values are opaque pointers the caller owns.
+ * The map copies keys (hmap_new_borrowed: borrows them); values are opaque
+ * pointers the caller owns.
  * Thread-safety: none; callers serialise access.
  */
 #ifndef LB_COMMON_HMAP_H
@@ -12,6 +13,12 @@
 typedef struct hmap hmap;
 
 hmap *hmap_new(void);
+/* A map that borrows its keys instead of copying them: each key must stay
+ * valid, unchanged, while its entry is in the map (e.g. a string inside the
+ * value's own record); a put of an existing key takes the new key pointer, so
+ * a replaced record's key is never referenced again. Saves a malloc per entry
+ * (32 bytes at 100,000 sessions: 3 MiB). */
+hmap *hmap_new_borrowed(void);
 /* Frees the map and its keys; free_val (may be NULL) is called on each value. */
 void hmap_free(hmap **m, void (*free_val)(void *));
 

@@ -14,10 +14,11 @@ static void free_server(void *p)
     reg_server *s = p;
     if (s == NULL)
         return;
-    lb__server_info__free_unpacked(s->info, NULL);
-    if (s->load != NULL)
-        lb__server_load__free_unpacked(s->load, NULL);
+    free(s->info); /* compact */
+    free(s->load); /* compact */
     free(s->unreported);
+    free(s->eject_reason);
+    free(s->exited_ring);
     reg_live_clear(s);
     free(s);
 }
@@ -68,8 +69,8 @@ reg *reg_new(const char *prefix, int64_t report_stale_ms)
     r->masters = hmap_new();
     r->groups = hmap_new();
     r->overrides = hmap_new();
-    r->sessions = hmap_new();
-    r->affinity = hmap_new();
+    r->sessions = hmap_new_borrowed();
+    r->affinity = hmap_new_borrowed();
     r->dirty = true;
     return r;
 }
@@ -82,8 +83,8 @@ static void reg_clear(reg *r)
     hmap_free(&r->masters, free_master);
     hmap_free(&r->groups, free_group);
     hmap_free(&r->overrides, free_override);
+    hmap_free(&r->affinity, NULL); /* keys and values are the sessions' */
     hmap_free(&r->sessions, free_session);
-    hmap_free(&r->affinity, free);
 }
 
 void reg_free(reg **rp)
@@ -149,7 +150,8 @@ void reg_affinity_key(const reg *r, char *out, size_t cap, const char *client, c
 
 static void put_server(reg *r, const char *id, const etcd_kv *kv)
 {
-    Lb__ServerInfo *info = lb__server_info__unpack(NULL, kv->value_len, kv->value);
+    Lb__ServerInfo *info = (Lb__ServerInfo *)reg_unpack_compact(&lb__server_info__descriptor,
+                                                                kv->value_len, kv->value);
     if (info == NULL) {
         obs_count("registry_decode_errors_total{kind=\"server\"}");
         LOG_WARN("registry", "undecodable server record", "key=%s", kv->key);
@@ -165,7 +167,7 @@ static void put_server(reg *r, const char *id, const etcd_kv *kv)
         LOG_INFO("registry", "server up", "server=%s zone=%s group=%s", info->id, info->zone,
                  info->group);
     } else {
-        lb__server_info__free_unpacked(s->info, NULL);
+        free(s->info);
     }
     s->info = info;
     r->dirty = true;
@@ -339,7 +341,8 @@ void reg_reset(reg *r, const etcd_kvs *snapshot)
         cur->consec_failures = old->consec_failures;
         cur->ejections = old->ejections;
         cur->ejected_until_ms = old->ejected_until_ms;
-        memcpy(cur->eject_reason, old->eject_reason, sizeof cur->eject_reason);
+        cur->eject_reason = old->eject_reason;
+        old->eject_reason = NULL;
         if (cur->ejected_until_ms != 0)
             r->n_ejected++;
     }
@@ -388,12 +391,14 @@ int reg_slave_report_key(reg *r, const char *id, unsigned char *pk, size_t cap)
     return n;
 }
 
-/* Makes copy (owned, now the view's) server s's last report; lock held. */
-static void apply_load_locked(reg *r, reg_server *s, Lb__ServerLoad *copy)
+/* Makes in (owned, unpacked with the default allocator) server s's last
+ * report, kept compact; lock held. */
+static void apply_load_locked(reg *r, reg_server *s, Lb__ServerLoad *in)
 {
+    Lb__ServerLoad *copy = reg_load_compact(in);
+    lb__server_load__free_unpacked(in, NULL);
     reg_live_on_load(s, s->load, copy);
-    if (s->load != NULL)
-        lb__server_load__free_unpacked(s->load, NULL);
+    free(s->load);
     s->load = copy;
     s->load_at_ms = lb_mono_ms();
     /* the report counts every launch up to copy->launches: forget those */

@@ -25,9 +25,12 @@
 
 typedef struct reg reg;
 
+#define REG_EXITED_RING 64
+
 typedef struct reg_server {
-    Lb__ServerInfo *info;   /* owned */
-    Lb__ServerLoad *load;   /* owned; last report, NULL before the first */
+    Lb__ServerInfo *info;   /* owned, one block (reg_unpack_compact): free() */
+    Lb__ServerLoad *load;   /* owned, one block (reg_load_compact): free(); last report,
+                             * NULL before the first; without macs and sig */
     int64_t load_at_ms;     /* monotonic time of the last report */
     Lb__Override *override; /* owned, NULL when none */
     uint32_t pending;       /* inflight + n_unreported: what the last report cannot count */
@@ -42,11 +45,13 @@ typedef struct reg_server {
     uint32_t consec_failures; /* launch failures since the last success */
     uint32_t ejections;       /* ejections in a row: the backoff's exponent */
     int64_t ejected_until_ms; /* monotonic; 0 when not ejected */
-    char eject_reason[160];
+    char *eject_reason;       /* owned; NULL until the first ejection (most never are) */
     /* processes known alive (reg_live.c): pid text -> started_at (int64_t *);
-     * exited_ring: the last pids its reports said exited */
+     * exited_ring: the last REG_EXITED_RING pids its reports said exited,
+     * allocated at the first exit (NULL until then: 10,000 idle servers would
+     * carry 2.5 MiB of zeros) */
     struct hmap *live;
-    int32_t exited_ring[64];
+    int32_t *exited_ring;
     size_t exited_next;
 } reg_server;
 
@@ -168,6 +173,16 @@ void reg_session_del_locked(reg *r, const char *sid);
 size_t reg_n_sessions_locked(const reg *r);
 /* Calls fn for every session (lock held). */
 void reg_sessions_foreach_locked(reg *r, void (*fn)(const Lb__Session *s, void *arg), void *arg);
+
+/* Unpacks a record of type d into one allocation: free() frees it all (never
+ * free_unpacked). NULL when undecodable. How the view keeps ServerInfo. Pure;
+ * any thread. */
+ProtobufCMessage *reg_unpack_compact(const ProtobufCMessageDescriptor *d, size_t len,
+                                     const uint8_t *data);
+
+/* l as one allocation (free() frees it), without its MACs, signature and
+ * unknown fields: how the view keeps a server's last report. Pure. */
+Lb__ServerLoad *reg_load_compact(const Lb__ServerLoad *l);
 
 /* A deep copy of a Session (for handing to a writer thread). */
 Lb__Session *reg_session_dup(const Lb__Session *s);

@@ -14,6 +14,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void reg_set_eject_cfg(reg *r, const reg_eject_cfg *c)
@@ -75,8 +76,11 @@ bool reg_launch_failed(reg *r, const char *id, const char *why, bool conn)
         t = r->eject.max_ms;
     s->ejections++;
     s->ejected_until_ms = lb_mono_ms() + t;
-    snprintf(s->eject_reason, sizeof s->eject_reason, "%" PRIu32 " launch failure%s: %.120s",
-             s->consec_failures, s->consec_failures == 1 ? "" : "s", why);
+    char reason[160];
+    snprintf(reason, sizeof reason, "%" PRIu32 " launch failure%s: %.120s", s->consec_failures,
+             s->consec_failures == 1 ? "" : "s", why);
+    free(s->eject_reason);
+    s->eject_reason = lb_strdup(reason);
     r->n_ejected++;
     r->dirty = true;
     ejected = true;
@@ -142,7 +146,7 @@ void reg_health_detail_locked(const reg *r, const reg_server *s, char *out, size
         snprintf(out, cap, "no load report for %.1fs (report_stale %.1fs)",
                  (double)(now - s->load_at_ms) / 1000, (double)r->report_stale_ms / 1000);
     else if (s->ejected_until_ms != 0)
-        snprintf(out, cap, "%s; %.1fs left", s->eject_reason,
+        snprintf(out, cap, "%s; %.1fs left", s->eject_reason != NULL ? s->eject_reason : "",
                  (double)(s->ejected_until_ms > now ? s->ejected_until_ms - now : 0) / 1000);
 }
 

@@ -20,19 +20,16 @@ struct reg {
     hmap *masters;   /* id -> Lb__MasterInfo */
     hmap *groups;    /* name -> Lb__GroupInfo */
     hmap *overrides; /* server id -> Lb__Override (also linked from reg_server) */
-    hmap *sessions;  /* sid -> Lb__Session */
-    hmap *affinity;  /* client "\x1f" app -> sid (owned string) */
+    hmap *sessions;  /* sid -> Lb__Session (compact; key borrowed from it) */
+    hmap *affinity;  /* "client/app" -> Lb__Session of sessions (all borrowed) */
     char leader[128];
 
-    /* selection snapshot and the arrays it borrows */
+    /* selection snapshot and the label array it borrows (it copies the
+     * server and slave structs, reg_snapshot.c) */
     bool dirty;
     int64_t built_ms; /* monotonic time of the last snapshot build */
     sel_snapshot *snap;
-    sel_server *sel_servers;
     sel_label *sel_labels;
-    sel_slave *sel_slaves;
-    reg_server **by_idx; /* snapshot index -> server */
-    reg_slave **slave_by_idx;
 };
 
 void reg_snapshot_drop(reg *r);

@@ -26,7 +26,9 @@ void reg_live_clear(reg_server *s)
 
 static bool exited_recently(const reg_server *s, int32_t pid)
 {
-    for (size_t i = 0; i < sizeof s->exited_ring / sizeof s->exited_ring[0]; i++)
+    if (s->exited_ring == NULL)
+        return false;
+    for (size_t i = 0; i < REG_EXITED_RING; i++)
         if (s->exited_ring[i] == pid)
             return true;
     return false;
@@ -38,7 +40,9 @@ void reg_live_on_load(reg_server *s, const Lb__ServerLoad *prev, const Lb__Serve
      * may have carried exits we never saw */
     if (prev == NULL || l->seq != prev->seq + 1)
         reg_live_clear(s);
-    size_t ring = sizeof s->exited_ring / sizeof s->exited_ring[0];
+    size_t ring = REG_EXITED_RING;
+    if (l->n_exited_pids > 0 && s->exited_ring == NULL)
+        s->exited_ring = lb_xcalloc(ring, sizeof *s->exited_ring);
     for (size_t i = 0; i < l->n_exited_pids; i++) {
         int32_t pid = l->exited_pids[i];
         s->exited_ring[s->exited_next++ % ring] = pid;

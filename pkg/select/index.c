@@ -126,6 +126,16 @@ static bool idx_can_serve(const sel_server *sv)
     return sv->up && !sv->ejected && !sv->drained && !sv->disabled && sv->capacity > 0;
 }
 
+/* Gives back the unused tail of an array sized for the worst case (a group,
+ * region and zone per server, ~200 bytes a server at 10,000 servers, where a
+ * real app has a handful of each). Shrinking never fails in practice; if it
+ * does, the larger array is as good. */
+static void *idx_shrink(void *p, size_t n, size_t size)
+{
+    void *q = realloc(p, (n ? n : 1) * size);
+    return q != NULL ? q : p;
+}
+
 /* Zone -> region of the servers in it (the first region in sort order when a
  * zone name is reused across regions), for clients that give only a zone. */
 static lb_err idx_build_zmap(sel_snapshot *s)
@@ -148,6 +158,7 @@ static lb_err idx_build_zmap(sel_snapshot *s)
             continue;
         s->zmap[s->n_zmap++] = (sel_zmap){p[i].app, p[i].region};
     }
+    s->zmap = idx_shrink(s->zmap, s->n_zmap, sizeof(*s->zmap));
 out:
     free(p);
     return result;
@@ -219,6 +230,9 @@ static lb_err idx_build_app(sel_snapshot *s, sel_app *a, const idx_pair *p, size
         a->leaf[a->n_leaves++] = p[i].server;
         g->hi = r->hi = z->hi = a->n_leaves;
     }
+    a->groups = idx_shrink(a->groups, a->n_groups, sizeof(*a->groups));
+    a->regions = idx_shrink(a->regions, a->n_regions, sizeof(*a->regions));
+    a->zones = idx_shrink(a->zones, a->n_zones, sizeof(*a->zones));
     return LB_OK;
 }
 

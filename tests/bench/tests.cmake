@@ -37,3 +37,6 @@ target_link_libraries(lb-bench-token PRIVATE lbauth)
 # what per-agent report identity costs a master: one signed ServerLoad verified
 add_executable(lb-bench-report-sig ${CMAKE_SOURCE_DIR}/tests/bench/bench_report_sig.c)
 target_link_libraries(lb-bench-report-sig PRIVATE lbauth)
+# P9's view alone: heap per server and per session of a loaded registry
+add_executable(lb-bench-view ${CMAKE_SOURCE_DIR}/tests/bench/bench_view.c)
+target_link_libraries(lb-bench-view PRIVATE lbregistry)

@@ -214,7 +214,7 @@ int main(int argc, char **argv)
     printf("  of a server: selection snapshot %.0f B, its last report %.0f B, reg_server %zu B\n",
            (double)h_snap / (double)servers, (double)(h1 - h_srv_sess) / (double)servers,
            sizeof(reg_server));
-    printf("  process RSS %.1f -> %.1f MiB\n", r0, r1);
+    printf("  process RSS %.1f -> %.1f MiB (the input records included)\n", r0, r1);
     printf("RESULT servers=%zu sessions=%zu view_heap_mib=%.1f server_bytes=%.0f "
            "session_bytes=%.0f\n",
            ns, nss, h1 / mib, (double)(h1 - h_sess) / (double)servers,

@@ -4,7 +4,8 @@
  *
  *   lb-bench-path --slave ADDR --master ADDR --slave-id ID [--location ZONE]
  *                 [--app echo] [--pool-app pecho] [--n 400] [--fresh 40]
- *                 [--secs 2] [--pool-wait-ms 3000] [--burst 0] [--only p3|p2]
+ *                 [--secs 2] [--pool-wait-ms 3000] [--burst 0] [--rounds 1]
+ *                 [--only p3|p2]
  *
  * P3 (latency, one request at a time): end to end client -> slave -> master ->
  * answer, p50 and p99, divided by one nng round trip (a StatsRequest the slave
@@ -15,7 +16,8 @@
  * second to the same master socket (an nng echo through the same daemon) at the
  * same concurrency: sticky (one client per thread, --secs each) and new
  * sessions of the pooled app (bounded: --fresh per level, then released so
- * the pool refills for the next level).
+ * the pool refills for the next level; --rounds bursts per level, the median
+ * rate taken, against echo bursts of the same shape).
  * Bounded in count and time; prints one line per figure and RESULT lines.
  */
 #include "common/util.h"
@@ -35,10 +37,13 @@
 
 typedef enum op { OP_STATS, OP_CLIENT, OP_SELECT, OP_ECHO } op;
 
+#define MAX_ROUNDS 9
+
 typedef struct cfg {
     const char *slave, *master, *slave_id, *location, *app, *pool_app;
     int n, fresh, secs, pool_wait_ms;
     int burst;        /* P3: new sessions back to back after a refill pause (0: none) */
+    int rounds;       /* P2: new-session bursts per level (median taken), 1..MAX_ROUNDS */
     const char *only; /* "p3" or "p2": that part alone */
     char echo[64];    /* the in-process echo, "" with TLS */
 } cfg;
@@ -128,6 +133,14 @@ static int cmp(const void *a, const void *b)
 typedef struct lat {
     double p50, p99;
 } lat;
+
+static double median(double *v, int n)
+{
+    double w[MAX_ROUNDS];
+    memcpy(w, v, (size_t)n * sizeof *w);
+    qsort(w, (size_t)n, sizeof *w, cmp);
+    return w[n / 2];
+}
 
 static lat pct(double *v, int n)
 {
@@ -228,6 +241,25 @@ static void *p2_worker(void *arg)
     if (dialed)
         nng_close(s);
     return NULL;
+}
+
+/* A counter of the daemon behind s (StatsRequest), 0 when absent or on error. */
+static uint64_t stat_of(nng_socket s, const char *name)
+{
+    Lb__Envelope env = LB__ENVELOPE__INIT, *rep = NULL;
+    Lb__StatsRequest st = LB__STATS_REQUEST__INIT;
+    env.version = WIRE_VERSION;
+    env.request_id = wire_next_id();
+    env.body_case = LB__ENVELOPE__BODY_STATS_REQUEST;
+    env.stats_request = &st;
+    uint64_t v = 0;
+    if (wire_call(s, &env, 5000, WIRE_TRANSPORT_MAX, &rep, NULL) == LB_OK &&
+        rep->body_case == LB__ENVELOPE__BODY_STATS_REPLY)
+        for (size_t i = 0; i < rep->stats_reply->n_stats; i++)
+            if (strcmp(rep->stats_reply->stats[i]->name, name) == 0)
+                v = rep->stats_reply->stats[i]->value;
+    wire_free(&rep);
+    return v;
 }
 
 /* Calls per second at concurrency conc: for secs, or (budgeted) c->fresh
@@ -400,25 +432,42 @@ static void run_p2(const cfg *c)
            c->echo[0] != '\0' ? "in-process nng echo" : "the master's StatsRequest answer");
     for (size_t k = 0; k < sizeof levels / sizeof levels[0]; k++) {
         int conc = levels[k];
-        atomic_int n_sids = 0;
         op bk = c->echo[0] != '\0' ? OP_ECHO : OP_STATS; /* see run_p3 */
         double echo = p2_rate(c, bk, c->app, false, conc, NULL, NULL);
         double sticky = p2_rate(c, OP_SELECT, c->app, false, conc, NULL, NULL);
-        double fresh = p2_rate(c, OP_SELECT, c->pool_app, true, conc, sids, &n_sids);
-        double echo2 = p2_rate(c, bk, c->app, false, conc, NULL, NULL);
         /* the new-session run is one burst of --fresh calls (the pool bounds it),
-         * not secs of steady calls: its baseline is an echo burst of that shape */
-        double eb = p2_rate_shaped(c, bk, c->app, false, true, conc, NULL, NULL);
+         * not secs of steady calls: its baseline is an echo burst of that shape.
+         * A burst lasts ~10 ms, so one stall on 2 shared cores halves it: each
+         * level runs --rounds bursts of both (the pool and stock refilled in
+         * between) and takes the median rate of each. */
+        double fr[MAX_ROUNDS], ebr[MAX_ROUNDS];
+        uint64_t hits = 0, misses = 0;
+        for (int r = 0; r < c->rounds; r++) {
+            atomic_int n_sids = 0;
+            uint64_t h0 = stat_of(ms, "master_stock_hits_total");
+            uint64_t m0 = stat_of(ms, "master_stock_misses_total");
+            fr[r] = p2_rate(c, OP_SELECT, c->pool_app, true, conc, sids, &n_sids);
+            hits += stat_of(ms, "master_stock_hits_total") - h0;
+            misses += stat_of(ms, "master_stock_misses_total") - m0;
+            ebr[r] = p2_rate_shaped(c, bk, c->app, false, true, conc, NULL, NULL);
+            for (int i = 0; i < atomic_load(&n_sids); i++) /* the pool refills */
+                release(ms, &sids[i]);
+            usleep((useconds_t)c->pool_wait_ms * 1000);
+        }
+        double fresh = median(fr, c->rounds), eb = median(ebr, c->rounds);
+        double echo2 = p2_rate(c, bk, c->app, false, conc, NULL, NULL);
         double e = (echo + echo2) / 2;
         printf("  concurrency %2d: echo %8.0f  sticky %8.0f (%.2f)  new from pool %8.0f (%.2f; "
-               "echo burst of %d %8.0f: %.2f)\n",
-               conc, e, sticky, sticky / e, fresh, fresh / e, c->fresh, eb, fresh / eb);
+               "echo burst of %d %8.0f: %.2f; medians of %d rounds:",
+               conc, e, sticky, sticky / e, fresh, fresh / e, c->fresh, eb, fresh / eb, c->rounds);
+        for (int r = 0; r < c->rounds; r++)
+            printf(" %.2f", fr[r] / ebr[r]);
+        printf(")\n");
         printf("RESULT P2 %s c=%d sticky_ratio=%.2f (goal >= 0.6) pool_ratio=%.2f (goal >= 0.4, "
-               "over an echo burst of the same shape) pool_over_steady_echo=%.2f\n",
-               wire_url_tls(c->master) ? "tls" : "tcp", conc, sticky / e, fresh / eb, fresh / e);
-        for (int i = 0; i < atomic_load(&n_sids); i++) /* the pool refills for the next level */
-            release(ms, &sids[i]);
-        usleep((useconds_t)c->pool_wait_ms * 1000);
+               "over an echo burst of the same shape) pool_over_steady_echo=%.2f stock_hits=%llu "
+               "stock_misses=%llu\n",
+               wire_url_tls(c->master) ? "tls" : "tcp", conc, sticky / e, fresh / eb, fresh / e,
+               (unsigned long long)hits, (unsigned long long)misses);
     }
     nng_close(ms);
     free(sids);
@@ -432,7 +481,8 @@ int main(int argc, char **argv)
              .n = 400,
              .fresh = 40,
              .secs = 2,
-             .pool_wait_ms = 3000};
+             .pool_wait_ms = 3000,
+             .rounds = 1};
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         if (strcmp(k, "--slave") == 0)
@@ -457,15 +507,17 @@ int main(int argc, char **argv)
             c.pool_wait_ms = atoi(v);
         else if (strcmp(k, "--burst") == 0)
             c.burst = atoi(v);
+        else if (strcmp(k, "--rounds") == 0)
+            c.rounds = atoi(v);
         else if (strcmp(k, "--only") == 0)
             c.only = v;
     }
     if (c.slave == NULL || c.master == NULL || c.slave_id == NULL || c.n <= 0 || c.fresh <= 0 ||
         c.secs <= 0 || c.secs > 30 || c.n > 100000 || c.fresh > 10000 || c.burst < 0 ||
-        c.burst > 1000) {
+        c.burst > 1000 || c.rounds < 1 || c.rounds > MAX_ROUNDS) {
         fprintf(stderr, "usage: lb-bench-path --slave ADDR --master ADDR --slave-id ID "
                         "[--location Z] [--app A] [--pool-app A] [--n N] [--fresh N] [--secs S] "
-                        "[--pool-wait-ms MS] [--burst N] [--only p3|p2]\n");
+                        "[--pool-wait-ms MS] [--burst N] [--rounds R] [--only p3|p2]\n");
         return 2;
     }
     /* TLS from LBCP_TLS_CA/CERT/KEY (an operator certificate may call slaves

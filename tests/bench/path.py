@@ -6,7 +6,8 @@ build dir and runs lb-bench-path against it. Bounded; stops by itself.
 LBCP_BENCH_STOCK=0 runs without the stock (every new session of pecho a pool
 hand-out at its agent), the comparison line. With the stock, P3 also times 2 x N
 new sessions back to back (--burst: as many as the two agents' stock holds)
-after a refill pause.
+after a refill pause. P2's new-session figure per level is the median of 3
+bursts (--rounds 3), each over an echo burst of the same shape.
 
     tests/bench/path.py [BUILD_DIR] [tcp|tls|both] [p3|p2]   (default: build-bench, a
     Release build, both transports one after the other, P3 and P2)
@@ -69,7 +70,7 @@ def run(tls):
                             os.path.join(build, "bin", "lb-bench-path"), "--slave", sa.endpoint,
                             "--master", c.master_rpc, "--slave-id", "slave-a",
                             "--location", "zone-a", "--fresh", "64", "--n", "400", "--secs", "2",
-                            "--pool-wait-ms", "3000",
+                            "--pool-wait-ms", "3000", "--rounds", "3",
                             *(["--burst", str(2 * stock)] if stock else []), *only], timeout=600, env=c.env)
         rc = r.returncode
         stages(c, "master", c.master_rpc, "master_pool_path_microseconds_total",

@@ -475,24 +475,10 @@ static lb_err config_apps(const cfg_doc *d, const cfg_node *r, agent_config *c, 
 /* state_dir, cgroup, inherit_env: how the agent keeps its processes. */
 static lb_err config_contain(const cfg_doc *d, const cfg_node *r, agent_config *c, lb_errmsg *em)
 {
-    char def[512], *mode = NULL;
-    const char *tmp = getenv("TMPDIR");
-    if (geteuid() == 0)
-        snprintf(def, sizeof def, "/var/lib/lbcp/agent-%s", c->id);
-    else
-        snprintf(def, sizeof def, "%s/lbcp-agent-%d-%s",
-                 tmp != NULL && tmp[0] == '/' ? tmp : "/tmp", (int)geteuid(), c->id);
-    lb_err err = cfg_get_str(d, r, "state_dir", def, &c->state_dir, em);
+    char *mode = NULL;
+    lb_err err = cfg_daemon_get_identity(d, r, "agent", c->id, &c->state_dir, &c->identity_key, em);
     if (err == LB_OK)
         err = cfg_get_str(d, r, "default_user", "nobody", &c->default_user, em);
-    if (err == LB_OK)
-        err = cfg_get_str(d, r, "identity_key", "", &c->identity_key, em);
-    if (err == LB_OK && c->identity_key[0] != '\0' && c->identity_key[0] != '/')
-        err = cfg_fail(d, cfg_map_get(r, "identity_key"), em, "'%s' must be an absolute path",
-                       c->identity_key);
-    if (err == LB_OK && c->state_dir[0] != '/')
-        err = cfg_fail(d, cfg_map_get(r, "state_dir"), em, "'%s' must be an absolute path",
-                       c->state_dir);
     if (err == LB_OK)
         err = cfg_get_str(d, r, "cgroup", "auto", &mode, em);
     if (err == LB_OK && strcmp(mode, "auto") != 0 && strcmp(mode, "off") != 0)

@@ -118,23 +118,7 @@ static lb_err check_token_keys(const cfg_doc *doc, const cfg_node *root, const s
 /* state_dir and identity_key: where the report-signing key lives (as the agent's). */
 static lb_err load_identity(const cfg_doc *d, const cfg_node *r, slave_config *c, lb_errmsg *em)
 {
-    char def[512];
-    const char *tmp = getenv("TMPDIR");
-    if (geteuid() == 0)
-        snprintf(def, sizeof def, "/var/lib/lbcp/slave-%s", c->id);
-    else
-        snprintf(def, sizeof def, "%s/lbcp-slave-%d-%s",
-                 tmp != NULL && tmp[0] == '/' ? tmp : "/tmp", (int)geteuid(), c->id);
-    lb_err err = cfg_get_str(d, r, "state_dir", def, &c->state_dir, em);
-    if (err == LB_OK)
-        err = cfg_get_str(d, r, "identity_key", "", &c->identity_key, em);
-    if (err == LB_OK && c->identity_key[0] != '\0' && c->identity_key[0] != '/')
-        err = cfg_fail(d, cfg_map_get(r, "identity_key"), em, "'%s' must be an absolute path",
-                       c->identity_key);
-    if (err == LB_OK && c->state_dir[0] != '/')
-        err = cfg_fail(d, cfg_map_get(r, "state_dir"), em, "'%s' must be an absolute path",
-                       c->state_dir);
-    return err;
+    return cfg_daemon_get_identity(d, r, "slave", c->id, &c->state_dir, &c->identity_key, em);
 }
 
 static lb_err load_all(const cfg_doc *doc, slave_config *cfg, lb_errmsg *em)

@@ -109,43 +109,22 @@ lb_err auth_identity_open(const char *configured, const char *default_path,
     return err != LB_OK ? err : auth_identity_load(default_path, true, sk, pk, em);
 }
 
-lb_err auth_report_sign(Lb__ServerLoad *l, const unsigned char sk[AUTH_SK_BYTES],
-                        unsigned char sig_buf[AUTH_SIG_BYTES])
+/* A message packed with its signature (and, for ServerLoad, MACs) empty:
+ * into buf when it fits in cap, else a malloc'd buffer the caller frees;
+ * NULL on allocation failure. */
+typedef unsigned char *(*pack_unsigned_fn)(const void *msg, unsigned char *buf, size_t cap,
+                                           size_t *len);
+
+static unsigned char *server_pack_unsigned(const void *msg, unsigned char *buf, size_t cap,
+                                           size_t *len)
 {
-    unsigned char stack[1024];
-    size_t len = 0;
-    unsigned char *buf = auth_report_pack_unsigned(l, stack, sizeof stack, &len);
-    if (buf == NULL)
-        return LB_ENOMEM;
-    crypto_sign_detached(sig_buf, NULL, buf, len, sk);
-    if (buf != stack)
-        free(buf);
-    l->sig.data = sig_buf;
-    l->sig.len = AUTH_SIG_BYTES;
-    return LB_OK;
+    return auth_report_pack_unsigned(msg, buf, cap, len);
 }
 
-bool auth_report_verify(const Lb__ServerLoad *l, const unsigned char *pk, size_t pk_len)
-{
-    if (pk_len != AUTH_PK_BYTES || l->sig.len != AUTH_SIG_BYTES)
-        return false;
-    unsigned char stack[1024];
-    size_t len = 0;
-    unsigned char *buf = auth_report_pack_unsigned(l, stack, sizeof stack, &len);
-    if (buf == NULL)
-        return false;
-    bool ok = crypto_sign_verify_detached(l->sig.data, buf, len, pk) == 0;
-    if (buf != stack)
-        free(buf);
-    return ok;
-}
-
-/* A SlaveLoad packed with sig empty: into buf when it fits in cap, else a
- * malloc'd buffer the caller frees; NULL on allocation failure. */
-static unsigned char *slave_pack_unsigned(const Lb__SlaveLoad *l, unsigned char *buf, size_t cap,
+static unsigned char *slave_pack_unsigned(const void *msg, unsigned char *buf, size_t cap,
                                           size_t *len)
 {
-    Lb__SlaveLoad tmp = *l;
+    Lb__SlaveLoad tmp = *(const Lb__SlaveLoad *)msg;
     tmp.sig.data = NULL;
     tmp.sig.len = 0;
     *len = lb__slave_load__get_packed_size(&tmp);
@@ -155,33 +134,58 @@ static unsigned char *slave_pack_unsigned(const Lb__SlaveLoad *l, unsigned char 
     return out;
 }
 
-lb_err auth_slave_load_sign(Lb__SlaveLoad *l, const unsigned char sk[AUTH_SK_BYTES],
-                            unsigned char sig_buf[AUTH_SIG_BYTES])
+/* Signs what pack makes of msg into sig_buf and points sig at it. */
+static lb_err sign_with(pack_unsigned_fn pack, const void *msg, ProtobufCBinaryData *sig,
+                        const unsigned char sk[AUTH_SK_BYTES],
+                        unsigned char sig_buf[AUTH_SIG_BYTES])
 {
-    unsigned char stack[512];
+    unsigned char stack[1024];
     size_t len = 0;
-    unsigned char *buf = slave_pack_unsigned(l, stack, sizeof stack, &len);
+    unsigned char *buf = pack(msg, stack, sizeof stack, &len);
     if (buf == NULL)
         return LB_ENOMEM;
     crypto_sign_detached(sig_buf, NULL, buf, len, sk);
     if (buf != stack)
         free(buf);
-    l->sig.data = sig_buf;
-    l->sig.len = AUTH_SIG_BYTES;
+    sig->data = sig_buf;
+    sig->len = AUTH_SIG_BYTES;
     return LB_OK;
+}
+
+static bool verify_with(pack_unsigned_fn pack, const void *msg, const ProtobufCBinaryData *sig,
+                        const unsigned char *pk, size_t pk_len)
+{
+    if (pk_len != AUTH_PK_BYTES || sig->len != AUTH_SIG_BYTES)
+        return false;
+    unsigned char stack[1024];
+    size_t len = 0;
+    unsigned char *buf = pack(msg, stack, sizeof stack, &len);
+    if (buf == NULL)
+        return false;
+    bool ok = crypto_sign_verify_detached(sig->data, buf, len, pk) == 0;
+    if (buf != stack)
+        free(buf);
+    return ok;
+}
+
+lb_err auth_report_sign(Lb__ServerLoad *l, const unsigned char sk[AUTH_SK_BYTES],
+                        unsigned char sig_buf[AUTH_SIG_BYTES])
+{
+    return sign_with(server_pack_unsigned, l, &l->sig, sk, sig_buf);
+}
+
+bool auth_report_verify(const Lb__ServerLoad *l, const unsigned char *pk, size_t pk_len)
+{
+    return verify_with(server_pack_unsigned, l, &l->sig, pk, pk_len);
+}
+
+lb_err auth_slave_load_sign(Lb__SlaveLoad *l, const unsigned char sk[AUTH_SK_BYTES],
+                            unsigned char sig_buf[AUTH_SIG_BYTES])
+{
+    return sign_with(slave_pack_unsigned, l, &l->sig, sk, sig_buf);
 }
 
 bool auth_slave_load_verify(const Lb__SlaveLoad *l, const unsigned char *pk, size_t pk_len)
 {
-    if (pk_len != AUTH_PK_BYTES || l->sig.len != AUTH_SIG_BYTES)
-        return false;
-    unsigned char stack[512];
-    size_t len = 0;
-    unsigned char *buf = slave_pack_unsigned(l, stack, sizeof stack, &len);
-    if (buf == NULL)
-        return false;
-    bool ok = crypto_sign_verify_detached(l->sig.data, buf, len, pk) == 0;
-    if (buf != stack)
-        free(buf);
-    return ok;
+    return verify_with(slave_pack_unsigned, l, &l->sig, pk, pk_len);
 }

@@ -12,7 +12,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static bool check_only;
 
@@ -144,6 +146,28 @@ int cfg_daemon_load(const char *name, const char *path,
         return -1;
     }
     return 0;
+}
+
+lb_err cfg_daemon_get_identity(const cfg_doc *d, const cfg_node *r, const char *role,
+                               const char *id, char **state_dir, char **identity_key, lb_errmsg *em)
+{
+    char def[512];
+    const char *tmp = getenv("TMPDIR");
+    if (geteuid() == 0)
+        snprintf(def, sizeof def, "/var/lib/lbcp/%s-%s", role, id);
+    else
+        snprintf(def, sizeof def, "%s/lbcp-%s-%d-%s", tmp != NULL && tmp[0] == '/' ? tmp : "/tmp",
+                 role, (int)geteuid(), id);
+    lb_err err = cfg_get_str(d, r, "state_dir", def, state_dir, em);
+    if (err == LB_OK)
+        err = cfg_get_str(d, r, "identity_key", "", identity_key, em);
+    if (err == LB_OK && (*identity_key)[0] != '\0' && (*identity_key)[0] != '/')
+        err = cfg_fail(d, cfg_map_get(r, "identity_key"), em, "'%s' must be an absolute path",
+                       *identity_key);
+    if (err == LB_OK && (*state_dir)[0] != '/')
+        err = cfg_fail(d, cfg_map_get(r, "state_dir"), em, "'%s' must be an absolute path",
+                       *state_dir);
+    return err;
 }
 
 lb_err cfg_daemon_get_level(const cfg_doc *doc, const cfg_node *root, char **out, lb_errmsg *em)

@@ -44,9 +44,17 @@ int cfg_daemon_load(const char *name, const char *path,
  * or 2 after printing which value is not debug, info, warn or error. */
 int cfg_daemon_log_level(const char *name, const char *flag, const char *configured);
 
+struct cfg_doc;
+struct cfg_node;
+/* state_dir and identity_key (both absolute; identity_key may be ""): where a
+ * daemon keeps its state and its report-signing key. state_dir defaults to
+ * /var/lib/lbcp/ROLE-ID for root, else $TMPDIR/lbcp-ROLE-UID-ID. */
+lb_err cfg_daemon_get_identity(const struct cfg_doc *doc, const struct cfg_node *root,
+                               const char *role, const char *id, char **state_dir,
+                               char **identity_key, lb_errmsg *em);
+
 /* Reads the config's `log_level` (default "info") into *out (caller frees),
  * failing with "file:line: log_level: ..." when it is not a level. */
-struct cfg_node;
 lb_err cfg_daemon_get_level(const struct cfg_doc *doc, const struct cfg_node *root, char **out,
                             lb_errmsg *em);
 

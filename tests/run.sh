@@ -11,6 +11,24 @@ build="${LBCP_TEST_BUILD:-$root/build-asan}"
 cmake -S . -B "$build" -DLBCP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build "$build" -j"$(nproc)"
 
+# Agents run as root here and start apps as `nobody` (default_user), so every
+# directory above the build's bin/ must be searchable by others: a checkout
+# under a 0700 directory (mktemp -d) fails ~30 tests with "exec: Permission
+# denied". Say so now, with the fix, instead of after minutes of failures.
+if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1 &&
+    ! runuser -u nobody -- test -x "$build/bin/lb-echo"; then
+    blocked=""
+    d="$build/bin"
+    while [ "$d" != "/" ]; do
+        runuser -u nobody -- test -x "$d" || blocked="$d"
+        d="$(dirname "$d")"
+    done
+    echo "tests/run.sh: user nobody (the agents' default app user) cannot reach $build/bin/lb-echo;" >&2
+    echo "  not searchable by others: ${blocked:-$build/bin/lb-echo}" >&2
+    echo "  fix: chmod o+x on that directory (and its parents), or check out elsewhere" >&2
+    exit 2
+fi
+
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 cd "$build"

@@ -361,9 +361,21 @@ typedef struct agent_res {
 
 void agent_res_read(agent_res *r);
 lb_err report_open(agent *a, lb_errmsg *em);
-/* Publishes one ServerLoad now. Safe from any thread. */
+/* Sends one ServerLoad now: as one datagram per master when every master is
+ * known with a pair key and a UDP endpoint, else on the PUB socket. Safe from
+ * any thread. */
 void report_send(agent *a);
 void report_close(agent *a);
+
+/* ---- report datagrams (report_udp.c) ---- */
+
+struct wire_udp_addr;
+/* Sends buf (one encoded envelope) to each of the n addresses, non-blocking;
+ * a failure is counted (agent_report_datagram_errors_total), not fatal.
+ * report_lock held. */
+void report_udp_send(agent *a, const void *buf, size_t len, const struct wire_udp_addr *to,
+                     size_t n);
+void report_udp_close(agent *a);
 
 /* ---- masters' report keys (report_keys.c) ---- */
 
@@ -374,8 +386,12 @@ void report_keys_start(agent *a);
 /* Before the etcd client goes. */
 void report_keys_stop(void);
 /* Copies the pair keys of the masters known now into out (AUTH_MAC_MAX
- * entries); returns how many. Thread-safe. */
-size_t report_keys_get(struct auth_mac_to *out);
+ * entries); returns how many. When each of the n_report endpoints in report
+ * is a known master's report_endpoint and that master has a datagram
+ * endpoint, their addresses go into udp (AUTH_MAC_MAX entries) and *n_udp is
+ * n_report; else *n_udp is 0. Thread-safe. */
+size_t report_keys_get(struct auth_mac_to *out, char *const *report, size_t n_report,
+                       struct wire_udp_addr *udp, size_t *n_udp);
 
 /* ---- registration (register.c) ---- */
 

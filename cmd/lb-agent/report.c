@@ -1,6 +1,12 @@
 /*
  * Load reports: one Envelope{server_load} published on a PUB socket that dials
- * every master's report endpoint, so leader and standbys all stay current.
+ * every master's report endpoint, so leader and standbys all stay current;
+ * or, once every master of our report endpoints is known with a pair key and
+ * a report datagram endpoint (report_keys.c), the same bytes as one UDP
+ * datagram per master (report_udp.c) and not on PUB: a master admits
+ * datagrams by MAC only, so they go only when each master gets a MAC it can
+ * check. The PUB socket stays
+ * dialed for the fallback (a new master, a report over WIRE_UDP_MAX).
  * Sent every report_interval by the main loop, and at once after a launch or
  * a process exit so the master's view is never a full period behind.
  *
@@ -16,6 +22,7 @@
 #include "obs/metrics.h"
 #include "wire/wire.h"
 #include "wire/wire_tls.h"
+#include "wire/wire_udp.h"
 
 #include <nng/protocol/pubsub0/pub.h>
 #include <stdio.h>
@@ -99,6 +106,21 @@ lb_err report_open(agent *a, lb_errmsg *em)
     return LB_OK;
 }
 
+/* The report as one datagram to each master; false when it is over
+ * WIRE_UDP_MAX (counted): the caller publishes it on nng instead. */
+static bool report_datagram(agent *a, const Lb__Envelope *env, const wire_udp_addr *udp, size_t n)
+{
+    size_t len = lb__envelope__get_packed_size(env);
+    if (len > WIRE_UDP_MAX) {
+        obs_count("agent_reports_oversized_datagram_total");
+        return false;
+    }
+    uint8_t buf[WIRE_UDP_MAX];
+    lb__envelope__pack(env, buf);
+    report_udp_send(a, buf, len, udp, n);
+    return true;
+}
+
 void report_send(agent *a)
 {
     if (!a->pub_open)
@@ -142,8 +164,10 @@ void report_send(agent *a)
     /* MACs for the masters whose key we know (cheap for them to check); the
      * signature too while some report endpoint's master is not among them */
     auth_mac_to to[AUTH_MAC_MAX];
+    wire_udp_addr udp[AUTH_MAC_MAX];
+    size_t n_udp = 0;
     auth_mac_set macs;
-    size_t n_to = report_keys_get(to);
+    size_t n_to = report_keys_get(to, cfg->report, cfg->n_report, udp, &n_udp);
     auth_report_mac(&sl, to, n_to, &macs);
     unsigned char sig[AUTH_SIG_BYTES];
     if (n_to < cfg->n_report)
@@ -152,9 +176,11 @@ void report_send(agent *a)
     env.request_id = sl.seq;
     env.body_case = LB__ENVELOPE__BODY_SERVER_LOAD;
     env.server_load = &sl;
-    nng_msg *m = NULL;
-    if (wire_encode(&env, &m) == LB_OK && nng_sendmsg(a->pub, m, NNG_FLAG_NONBLOCK) != 0)
-        nng_msg_free(m);
+    if (!(n_udp > 0 && report_datagram(a, &env, udp, n_udp))) {
+        nng_msg *m = NULL;
+        if (wire_encode(&env, &m) == LB_OK && nng_sendmsg(a->pub, m, NNG_FLAG_NONBLOCK) != 0)
+            nng_msg_free(m);
+    }
     pthread_mutex_unlock(&a->report_lock);
     obs_count("agent_reports_total");
     free(exited);
@@ -166,6 +192,7 @@ void report_send(agent *a)
 
 void report_close(agent *a)
 {
+    report_udp_close(a);
     if (a->pub_open) {
         nng_close(a->pub);
         a->pub_open = false;

@@ -6,6 +6,11 @@
  * instead of verifying the Ed25519 signature (~50 us); it still signs while
  * it knows fewer keys than it has report endpoints (a master just started, an
  * older master, etcd unreachable since start), so those masters can check it.
+ * The same record names the master's report datagram endpoint
+ * (report_udp_endpoint, resolved here once) beside its nng report_endpoint:
+ * report_send uses UDP when each of this agent's report endpoints is the
+ * report_endpoint of a master known here with a datagram endpoint (an agent
+ * reports to the masters its config names, never to others it sees in etcd).
  *
  * Threads: the watch callbacks write the table, report_send reads a copy;
  * mk_lock guards it.
@@ -15,6 +20,7 @@
 #include "auth/report_mac.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
+#include "wire/wire_udp.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -23,6 +29,9 @@
 typedef struct mkey {
     char key[256]; /* etcd key of the masters/<id> record */
     auth_mac_to t;
+    wire_udp_addr udp; /* valid when has_udp */
+    bool has_udp;
+    char report[256]; /* its nng report_endpoint, matched against ours */
 } mkey;
 
 static pthread_mutex_t mk_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -56,6 +65,15 @@ static void mk_apply(agent *a, const char *key, const unsigned char *value, size
         if (auth_mac_key_agent(e->t.key, a->id_sk, a->id_pk, mi->report_kx_key.data) == LB_OK) {
             snprintf(e->key, sizeof e->key, "%s", key);
             memcpy(e->t.to, mi->report_kx_key.data, AUTH_MAC_TO_BYTES);
+            e->has_udp = false;
+            snprintf(e->report, sizeof e->report, "%s", mi->report_endpoint);
+            lb_errmsg um = {{0}};
+            if (mi->report_udp_endpoint[0] != '\0') {
+                e->has_udp = wire_udp_resolve(mi->report_udp_endpoint, &e->udp, &um) == LB_OK;
+                if (!e->has_udp) /* the etcd user of masters wrote it: say so */
+                    LOG_WARN(AGENT_COMP, "master report datagram endpoint unusable: nng only",
+                             "master=%s err=\"%s\"", mi->id, um.text);
+            }
             n_mk++;
             LOG_DEBUG(AGENT_COMP, "report key of a master", "master=%s", mi->id);
         } else {
@@ -103,12 +121,30 @@ void report_keys_stop(void)
     etcd_watch_stop(&mk_watch);
 }
 
-size_t report_keys_get(auth_mac_to *out)
+/* mk_lock held. The datagram address of the master reached at report. */
+static const wire_udp_addr *udp_of(const char *report)
+{
+    for (size_t i = 0; i < n_mk; i++)
+        if (strcmp(mk[i].report, report) == 0)
+            return mk[i].has_udp ? &mk[i].udp : NULL;
+    return NULL;
+}
+
+size_t report_keys_get(auth_mac_to *out, char *const *report, size_t n_report, wire_udp_addr *udp,
+                       size_t *n_udp)
 {
     pthread_mutex_lock(&mk_lock);
     size_t n = n_mk;
     for (size_t i = 0; i < n; i++)
         out[i] = mk[i].t;
+    *n_udp = n_report <= AUTH_MAC_MAX ? n_report : 0;
+    for (size_t i = 0; i < *n_udp; i++) {
+        const wire_udp_addr *u = udp_of(report[i]);
+        if (u == NULL)
+            *n_udp = 0; /* one master without: all over nng, as before */
+        else
+            udp[i] = *u;
+    }
     pthread_mutex_unlock(&mk_lock);
     return n;
 }

@@ -7,6 +7,12 @@
  *   advertise: tls+tcp://master-1:7101   # RPC endpoint others dial (in etcd); default: listen
  *   report_advertise: tls+tcp://master-1:7102  # report endpoint others dial; default:
  *                                    # report_listen
+ *   report_udp_listen: udp://127.0.0.1:7102  # agents' load reports as datagrams, MAC-only
+ *                                    # admission; default: report_listen's host and port
+ *                                    # (UDP); "": off (every report over nng TLS)
+ *   report_udp_advertise: udp://master-1:7102  # in masters/<id>; default: report_advertise's
+ *                                    # host and port when report_udp_listen is defaulted,
+ *                                    # else report_udp_listen
  *   operator_listen: tls+tcp://127.0.0.1:7103  # operator RPC (lbctl release ...); default:
  *                                    # off; needs tls.operator_peer_ca (the operator CA)
  *   operator_advertise: tls+tcp://master-1:7103  # in masters/<id>; default: operator_listen
@@ -55,6 +61,7 @@
 #include "config/etcd_cfg.h"
 #include "wire/wire.h"
 #include "wire/wire_tls.h"
+#include "wire/wire_udp.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +97,8 @@ static const char *const master_keys[] = {"id",
                                           CFG_ETCD_SECURITY_KEYS,
                                           "advertise",
                                           "report_advertise",
+                                          "report_udp_listen",
+                                          "report_udp_advertise",
                                           "operator_listen",
                                           "operator_advertise",
                                           "eject_consecutive_failures",
@@ -211,6 +220,43 @@ int master_spares_for(const master_config *cfg, const char *app)
     return count_for(cfg->spares, cfg->n_spares, app);
 }
 
+/* report_udp_listen and report_udp_advertise: defaults derived from the nng
+ * report endpoints (UDP on the same host and port), checked as udp://H:P. */
+static lb_err load_udp(const cfg_doc *doc, const cfg_node *root, master_config *cfg, lb_errmsg *em)
+{
+    char twin[512];
+    const cfg_node *n = root != NULL ? cfg_map_get(root, "report_udp_listen") : NULL;
+    cfg->report_udp_explicit = n != NULL;
+    wire_udp_twin(cfg->report_listen, twin, sizeof twin);
+    lb_err err = cfg_get_str(doc, root, "report_udp_listen", twin, &cfg->report_udp_listen, em);
+    if (err != LB_OK)
+        return err;
+    if (!cfg->report_udp_explicit)
+        wire_udp_twin(cfg->report_advertise, twin, sizeof twin);
+    else
+        snprintf(twin, sizeof twin, "%s", cfg->report_udp_listen);
+    if (cfg->report_udp_listen[0] == '\0')
+        twin[0] = '\0'; /* off: nothing to advertise */
+    if ((err = cfg_get_str(doc, root, "report_udp_advertise", twin, &cfg->report_udp_advertise,
+                           em)) != LB_OK)
+        return err;
+    static const char *const keys[] = {"report_udp_listen", "report_udp_advertise"};
+    const char *vals[] = {cfg->report_udp_listen, cfg->report_udp_advertise};
+    for (size_t i = 0; i < 2; i++) {
+        const cfg_node *k = root != NULL ? cfg_map_get(root, keys[i]) : NULL;
+        if (k == NULL || vals[i][0] == '\0')
+            continue;
+        wire_udp_addr a;
+        lb_errmsg rm = {{0}};
+        /* the advertised name may only resolve where agents run: shape only */
+        if (strncmp(vals[i], "udp://", 6) != 0 ||
+            (i == 0 && wire_udp_resolve(vals[i], &a, &rm) != LB_OK))
+            return lb_fail(em, LB_ECONFIG, "%s:%d: %s: %s", cfg_file(doc), cfg_line(k), keys[i],
+                           rm.text[0] ? rm.text : "must be udp://HOST:PORT or \"\"");
+    }
+    return LB_OK;
+}
+
 static lb_err load_all(const cfg_doc *doc, master_config *cfg, lb_errmsg *em)
 {
     const cfg_node *root = cfg_root(doc);
@@ -230,6 +276,7 @@ static lb_err load_all(const cfg_doc *doc, master_config *cfg, lb_errmsg *em)
         (err = cfg_get_str(doc, root, "advertise", cfg->listen, &cfg->advertise, em)) ||
         (err = cfg_get_str(doc, root, "report_advertise", cfg->report_listen,
                            &cfg->report_advertise, em)) ||
+        (err = load_udp(doc, root, cfg, em)) ||
         (err = cfg_get_str(doc, root, "operator_listen", "", &cfg->operator_listen, em)) ||
         (err = cfg_get_str(doc, root, "operator_advertise", cfg->operator_listen,
                            &cfg->operator_advertise, em)) ||
@@ -314,6 +361,8 @@ void master_config_free(master_config *cfg)
     free(cfg->report_listen);
     free(cfg->advertise);
     free(cfg->report_advertise);
+    free(cfg->report_udp_listen);
+    free(cfg->report_udp_advertise);
     free(cfg->operator_listen);
     free(cfg->operator_advertise);
     free(cfg->etcd);

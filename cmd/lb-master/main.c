@@ -73,7 +73,7 @@ int main(int argc, char **argv)
     m.sel.rng = (uint64_t)lb_wall_ms() ^ ((uint64_t)getpid() << 32);
     master_agents_init(&m);
     int rc = 1;
-    if (master_etcd_start(&m) != 0)
+    if (master_reports_udp_open(&m) != 0 || master_etcd_start(&m) != 0)
         goto out;
     if (master_leader_start(&m) != 0)
         goto out_etcd;
@@ -99,6 +99,7 @@ out_leader:
 out_etcd:
     master_etcd_stop(&m);
 out:
+    master_reports_udp_stop(&m); /* when opened but not started */
     master_agents_free(&m);
     reg_free(&m.view);
     events_free(&m.events);

@@ -31,13 +31,16 @@ typedef struct master_spare_cfg {
 } master_spare_cfg;
 
 typedef struct master_config {
-    char *path;               /* config file, for messages */
-    char *id;                 /* master id (default: hostname) */
-    char *listen;             /* RPC endpoint for slaves and lbctl */
-    char *report_listen;      /* SUB endpoint for load reports */
-    char *advertise;          /* RPC endpoint registered in etcd (default: listen) */
-    char *report_advertise;   /* report endpoint registered in etcd (default: report_listen) */
-    char *operator_listen;    /* operator RPC endpoint (trusts tls.operator_peer_ca); "": off */
+    char *path;                 /* config file, for messages */
+    char *id;                   /* master id (default: hostname) */
+    char *listen;               /* RPC endpoint for slaves and lbctl */
+    char *report_listen;        /* SUB endpoint for load reports */
+    char *advertise;            /* RPC endpoint registered in etcd (default: listen) */
+    char *report_advertise;     /* report endpoint registered in etcd (default: report_listen) */
+    char *report_udp_listen;    /* "udp://H:P" of agents' datagram reports; "": off */
+    char *report_udp_advertise; /* the same registered in etcd (MasterInfo.report_udp_endpoint) */
+    bool report_udp_explicit;   /* report_udp_listen was set: failing to bind it is fatal */
+    char *operator_listen;      /* operator RPC endpoint (trusts tls.operator_peer_ca); "": off */
     char *operator_advertise; /* operator endpoint registered in etcd (default: operator_listen) */
     char *etcd;               /* comma-separated URLs */
     etcd_security etcd_sec;   /* etcd_tls, etcd_user, etcd_password_file */
@@ -91,6 +94,10 @@ typedef struct master {
     nng_socket rpc;        /* listen and operator_listen: one REP socket, two listeners */
     int operator_listener; /* nng id of operator_listen's listener; -1: off (rpc_auth.c) */
     nng_socket sub;
+    int udp_fd;           /* report_udp_listen's socket; -1: off (reports_udp.c) */
+    pthread_t udp_thread; /* receives it */
+    bool udp_running;     /* udp_thread was started */
+    atomic_bool udp_stop; /* asks udp_thread to return */
     struct rpc_ctx **ctxs;
     size_t n_ctxs;
 
@@ -200,13 +207,22 @@ void master_ops_stop(master *m);
 /* ui.c: the dashboard (/ui and its JSON endpoints) on the ops server */
 int master_ui_start(master *m);
 
-/* reports.c */
-int master_reports_start(master *m);
-void master_reports_stop(master *m);
+/* reports.c (nng) and reports_udp.c (datagrams) */
+/* Binds report_udp_listen before registration, so masters/<id> advertises
+ * report_udp_endpoint only when it is bound (a defaulted one that cannot be
+ * bound is turned off with a warning; a configured one is fatal: -1). */
+int master_reports_udp_open(master *m);
+int master_reports_start(master *m);     /* and the UDP thread */
+void master_reports_stop(master *m);     /* both; closes the UDP socket */
+void master_reports_udp_stop(master *m); /* the UDP part alone; idempotent */
 /* report_auth.c: true when a ServerLoad may be applied (MACed with the pair
- * key of, or signed by, its server's registered key; fresh; not replayed);
- * reports thread only. */
-bool master_report_admit(master *m, const Lb__ServerLoad *l);
+ * key of, or signed by, its server's registered key; fresh; not replayed).
+ * mac_only (UDP): only a valid MAC for us admits it, an unknown or keyless
+ * server is refused; from names the sender for the log. Reports threads. */
+bool master_report_admit(master *m, const Lb__ServerLoad *l, bool mac_only, const char *from);
+/* Counts a refusal (master_reports_refused_total{reason}) and logs it at most
+ * once a minute in all, for datagrams no server can be held to. Any thread. */
+void master_report_refuse(const char *reason, const char *from, const char *detail);
 /* The same for a slave's SlaveLoad against its slaves/<id> key. */
 bool master_slave_report_admit(master *m, const Lb__SlaveLoad *l);
 void master_report_auth_free(void);

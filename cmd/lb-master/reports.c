@@ -1,9 +1,10 @@
 /*
  * Load reports: agents and slaves PUB to every master's SUB socket, so
  * standbys stay as warm as the leader. One thread receives and applies them,
- * in batches (below).
+ * in batches (below). Agents that know every master's UDP endpoint and pair
+ * key send datagrams instead (reports_udp.c), taken through the same batch.
  */
-#include "master.h"
+#include "reports.h"
 
 #include "common/util.h"
 #include "obs/log.h"
@@ -12,6 +13,7 @@
 #include "wire/wire_tls.h"
 
 #include <nng/protocol/pubsub0/sub.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 /* Reports are taken in batches: after a batch the thread sleeps REPORT_BATCH_MS
@@ -21,15 +23,23 @@
  * per batch; a report waits at most REPORT_BATCH_MS longer, against a report
  * period of a second. */
 #define REPORT_BATCH_MS 5
-#define REPORT_BATCH_MAX 512
 
-typedef struct report_batch {
-    Lb__ServerLoad *loads[REPORT_BATCH_MAX]; /* detached from their envelopes: owned */
-    size_t n;
-    obs_counter *c_server, *c_slave, *c_bad, *c_unknown;
-} report_batch;
+report_batch *report_batch_new(const char *transport, bool mac_only)
+{
+    report_batch *b = lb_xcalloc(1, sizeof *b);
+    char name[96];
+    b->mac_only = mac_only;
+    b->from = transport;
+    b->c_server = obs_counter_get("master_load_reports_total{from=\"agent\"}");
+    b->c_slave = obs_counter_get("master_load_reports_total{from=\"slave\"}");
+    b->c_bad = obs_counter_get("master_load_reports_errors_total");
+    b->c_unknown = obs_counter_get("master_load_reports_unknown_server_total");
+    snprintf(name, sizeof name, "master_agent_reports_total{transport=\"%s\"}", transport);
+    b->c_transport = obs_counter_get(name);
+    return b;
+}
 
-static void batch_flush(master *m, report_batch *b)
+void report_batch_flush(master *m, report_batch *b)
 {
     if (b->n == 0)
         return;
@@ -38,7 +48,29 @@ static void batch_flush(master *m, report_batch *b)
     b->n = 0;
 }
 
-/* Decodes and admits one message; a ServerLoad admitted joins the batch. */
+void report_batch_take(master *m, report_batch *b, Lb__Envelope *env)
+{
+    obs_inc(b->c_server);
+    obs_inc(b->c_transport);
+    /* refused reports are counted and logged by master_report_admit */
+    if (!master_report_admit(m, env->server_load, b->mac_only, b->from))
+        return;
+    /* protobuf-c allocates each sub-message on its own: the view takes this
+     * one as it is, no copy */
+    b->loads[b->n++] = env->server_load;
+    env->server_load = NULL;
+    env->body_case = LB__ENVELOPE__BODY__NOT_SET;
+    if (b->n == REPORT_BATCH_MAX)
+        report_batch_flush(m, b);
+}
+
+void report_batch_free(master *m, report_batch *b)
+{
+    report_batch_flush(m, b);
+    free(b);
+}
+
+/* Decodes and admits one message from the SUB socket. */
 static void report_take(master *m, report_batch *b, nng_msg *msg)
 {
     Lb__Envelope *env = NULL;
@@ -47,17 +79,7 @@ static void report_take(master *m, report_batch *b, nng_msg *msg)
         obs_inc(b->c_bad);
         LOG_WARN("master", "bad load report", "err=\"%s\"", em.text);
     } else if (env->body_case == LB__ENVELOPE__BODY_SERVER_LOAD) {
-        obs_inc(b->c_server);
-        /* refused reports are counted and logged by master_report_admit */
-        if (master_report_admit(m, env->server_load)) {
-            /* protobuf-c allocates each sub-message on its own: the view takes
-             * this one as it is, no copy */
-            b->loads[b->n++] = env->server_load;
-            env->server_load = NULL;
-            env->body_case = LB__ENVELOPE__BODY__NOT_SET;
-            if (b->n == REPORT_BATCH_MAX)
-                batch_flush(m, b);
-        }
+        report_batch_take(m, b, env);
     } else if (env->body_case == LB__ENVELOPE__BODY_SLAVE_LOAD) {
         obs_inc(b->c_slave);
         if (master_slave_report_admit(m, env->slave_load))
@@ -74,11 +96,7 @@ static void report_take(master *m, report_batch *b, nng_msg *msg)
 static void *reports_main(void *arg)
 {
     master *m = arg;
-    report_batch *b = lb_xcalloc(1, sizeof *b);
-    b->c_server = obs_counter_get("master_load_reports_total{from=\"agent\"}");
-    b->c_slave = obs_counter_get("master_load_reports_total{from=\"slave\"}");
-    b->c_bad = obs_counter_get("master_load_reports_errors_total");
-    b->c_unknown = obs_counter_get("master_load_reports_unknown_server_total");
+    report_batch *b = report_batch_new("nng", false);
     while (!atomic_load(&m->stopping)) {
         nng_msg *msg = NULL;
         int rv = nng_recvmsg(m->sub, &msg, 0); /* blocks (500 ms) when idle */
@@ -89,11 +107,10 @@ static void *reports_main(void *arg)
         report_take(m, b, msg);
         while (nng_recvmsg(m->sub, &msg, NNG_FLAG_NONBLOCK) == 0)
             report_take(m, b, msg);
-        batch_flush(m, b);
+        report_batch_flush(m, b);
         lb_sleep_ms(REPORT_BATCH_MS);
     }
-    batch_flush(m, b);
-    free(b);
+    report_batch_free(m, b);
     return NULL;
 }
 
@@ -123,11 +140,12 @@ int master_reports_start(master *m)
     }
     if (pthread_create(&m->reporter, NULL, reports_main, m) != 0)
         return -1;
-    return 0;
+    return master_reports_udp_start(m);
 }
 
 void master_reports_stop(master *m)
 {
+    master_reports_udp_stop(m);
     nng_close(m->sub);
     pthread_join(m->reporter, NULL);
     master_report_auth_free();

@@ -68,6 +68,7 @@ static lb_err on_granted(void *arg, int64_t lease)
     mi.report_kx_key.data = m->kx_pk;
     mi.report_kx_key.len = sizeof m->kx_pk;
     mi.operator_endpoint = m->cfg.operator_advertise;
+    mi.report_udp_endpoint = m->cfg.report_udp_advertise; /* "" when not bound */
     size_t len = lb__master_info__get_packed_size(&mi);
     uint8_t *buf = lb_xcalloc(1, len);
     lb__master_info__pack(&mi, buf);

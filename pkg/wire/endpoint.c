@@ -5,6 +5,7 @@
  * instead of nng dialing whichever address it resolves first.
  */
 #include "wire/wire.h"
+#include "wire/wire_udp.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -24,24 +25,14 @@ static char *ep_dup(const char *s)
     return d;
 }
 
-/* Splits "tcp://HOST:PORT" (HOST may be "[v6]"); false for anything else. */
+/* Splits "tcp://HOST:PORT"; false for anything else and for a literal "[v6]"
+ * host (nothing to resolve). */
 static bool ep_split(const char *ep, char *host, size_t hcap, char *port, size_t pcap)
 {
     static const char pre[] = "tcp://";
-    if (strncmp(ep, pre, sizeof(pre) - 1) != 0)
+    if (strncmp(ep, pre, sizeof(pre) - 1) != 0 || ep[sizeof(pre) - 1] == '[')
         return false;
-    const char *h = ep + sizeof(pre) - 1, *colon = strrchr(h, ':');
-    if (colon == NULL || colon == h || colon[1] == '\0' || strchr(colon + 1, '/') != NULL)
-        return false;
-    size_t hl = (size_t)(colon - h);
-    if (h[0] == '[') /* a literal v6 address: nothing to resolve */
-        return false;
-    if (hl >= hcap || strlen(colon + 1) >= pcap)
-        return false;
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    snprintf(port, pcap, "%s", colon + 1);
-    return true;
+    return wire_hostport_split(ep + sizeof(pre) - 1, host, hcap, port, pcap);
 }
 
 static bool ep_is_literal(const char *host)

@@ -53,14 +53,19 @@ lb_err wire_encode(const Lb__Envelope *env, nng_msg **out)
 lb_err wire_decode(const nng_msg *msg, size_t max_bytes, Lb__Envelope **out, lb_errmsg *em)
 {
     nng_msg *m = (nng_msg *)msg;
-    size_t len = nng_msg_len(m);
+    return wire_decode_buf(nng_msg_body(m), nng_msg_len(m), max_bytes, out, em);
+}
+
+lb_err wire_decode_buf(const void *buf, size_t len, size_t max_bytes, Lb__Envelope **out,
+                       lb_errmsg *em)
+{
     *out = NULL;
     if (len > max_bytes) {
         obs_count("wire_errors_total{kind=\"oversized\"}");
         return lb_fail(em, LB_ETOOBIG, "message of %zu bytes is over the limit of %zu", len,
                        max_bytes);
     }
-    Lb__Envelope *env = lb__envelope__unpack(NULL, len, nng_msg_body(m));
+    Lb__Envelope *env = lb__envelope__unpack(NULL, len, buf);
     if (env == NULL) {
         obs_count("wire_errors_total{kind=\"decode\"}");
         return lb_fail(em, LB_EPROTO, "message of %zu bytes is not a valid Envelope", len);

@@ -35,6 +35,10 @@ lb_err wire_encode(const Lb__Envelope *env, nng_msg **out);
  * or has an unsupported version or no body; em says which. */
 lb_err wire_decode(const nng_msg *msg, size_t max_bytes, Lb__Envelope **out, lb_errmsg *em);
 
+/* The same from len bytes at buf (a datagram): not consumed. */
+lb_err wire_decode_buf(const void *buf, size_t len, size_t max_bytes, Lb__Envelope **out,
+                       lb_errmsg *em);
+
 /* Frees an envelope from wire_decode or wire_call and sets *env to NULL. */
 void wire_free(Lb__Envelope **env);
 

@@ -6,6 +6,9 @@
 #include <cmocka.h>
 
 #include "wire/wire.h"
+#include "wire/wire_udp.h"
+
+#include <netinet/in.h>
 
 #include <string.h>
 
@@ -71,12 +74,70 @@ static void test_limits_and_garbage(void **state)
     wire_free(&env);
 }
 
+/* report_udp_listen's default and agents' endpoints: the UDP twin of the nng
+ * report endpoint; names, v4 and [v6] resolve; other shapes are refused. */
+static void test_udp_endpoints(void **state)
+{
+    (void)state;
+    char out[128];
+    assert_true(wire_udp_twin("tls+tcp://127.0.0.1:7102", out, sizeof out));
+    assert_string_equal(out, "udp://127.0.0.1:7102");
+    assert_true(wire_udp_twin("tcp://[::1]:7102", out, sizeof out));
+    assert_string_equal(out, "udp://[::1]:7102");
+    assert_false(wire_udp_twin("ipc:///tmp/x", out, sizeof out));
+    assert_string_equal(out, "");
+    assert_false(wire_udp_twin("tcp://nohost", out, sizeof out));
+    assert_false(wire_udp_twin("tcp://127.0.0.1:7102", out, 8)); /* does not fit */
+
+    wire_udp_addr a;
+    lb_errmsg em = {{0}};
+    assert_int_equal(wire_udp_resolve("udp://127.0.0.1:7102", &a, &em), LB_OK);
+    assert_int_equal(a.sa.ss_family, AF_INET);
+    assert_int_equal(ntohs(((struct sockaddr_in *)&a.sa)->sin_port), 7102);
+    assert_int_equal(wire_udp_resolve("udp://[::1]:9", &a, &em), LB_OK);
+    assert_int_equal(a.sa.ss_family, AF_INET6);
+    assert_int_equal(wire_udp_resolve("tcp://127.0.0.1:7102", &a, &em), LB_EINVAL);
+    assert_int_equal(wire_udp_resolve("udp://127.0.0.1:0", &a, &em), LB_EINVAL);
+    assert_int_equal(wire_udp_resolve("udp://127.0.0.1:99999", &a, &em), LB_EINVAL);
+    assert_int_equal(wire_udp_resolve("udp://127.0.0.1:", &a, &em), LB_EINVAL);
+    assert_int_equal(wire_udp_resolve("udp://[::1:7", &a, &em), LB_EINVAL);
+    assert_non_null(strstr(em.text, "udp://HOST:PORT"));
+}
+
+/* A datagram decodes like an nng message: same limits, same errors. */
+static void test_decode_buf(void **state)
+{
+    (void)state;
+    static const unsigned char garbage[] = {0xff, 0xff, 0xff, 0xff};
+    Lb__Envelope *env = NULL;
+    lb_errmsg em = {{0}};
+    assert_int_equal(wire_decode_buf(garbage, sizeof garbage, WIRE_DEFAULT_MAX, &env, &em),
+                     LB_EPROTO);
+    assert_null(env);
+    Lb__ServerLoad sl = LB__SERVER_LOAD__INIT;
+    sl.server_id = "s1";
+    sl.seq = 7;
+    Lb__Envelope e = LB__ENVELOPE__INIT;
+    e.version = WIRE_VERSION;
+    e.body_case = LB__ENVELOPE__BODY_SERVER_LOAD;
+    e.server_load = &sl;
+    unsigned char buf[256];
+    size_t n = lb__envelope__pack(&e, buf);
+    assert_int_equal(wire_decode_buf(buf, n, n - 1, &env, &em), LB_ETOOBIG);
+    assert_int_equal(wire_decode_buf(buf, n, WIRE_DEFAULT_MAX, &env, &em), LB_OK);
+    assert_string_equal(env->server_load->server_id, "s1");
+    assert_int_equal(env->server_load->seq, 7);
+    wire_free(&env);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_field_zero_refused),
         cmocka_unit_test(test_roundtrip_with_unknown_field),
         cmocka_unit_test(test_limits_and_garbage),
+        cmocka_unit_test(test_udp_endpoints),
+        cmocka_unit_test(test_decode_buf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
 
   python3 tests/bench/etcd_economy.py p6 [--servers 1000] [--window 20]
   python3 tests/bench/etcd_economy.py p9 [--servers 10000] [--sessions 100000] [--window 60] [--baseline]
+                                         [--nng]
 
 Both start a throwaway etcd and real daemons on loopback (tests/integration/
 harness.py) with lb-loadgen's fake servers, from LBCP_BIN (default
@@ -212,6 +213,12 @@ def p6(args):
           f"{bb['load_puts_per_server_s']:10.4f}")
     print(f"{'etcd CPU at steady load (cores)':34} {eb['etcd_cpu']:10.3f} {bb['etcd_cpu']:10.3f}")
     ratio = bb["puts_per_server_s"] / max(eb["puts_per_server_s"], 1e-9)
+    if args.nng:
+        o = res["nng-no-conns"]
+        print(f"  reports over UDP vs nng (no-conns): master CPU {v['master_cpu']:.3f} vs "
+              f"{o['master_cpu']:.3f} of a core ({v['master_cpu'] / max(o['master_cpu'], 1e-9):.2f}x), "
+              f"{v['us_per_report']:.1f} vs {o['us_per_report']:.1f} us per report, RSS "
+              f"{v['master_rss']:.1f} vs {o['master_rss']:.1f} MiB")
     print(f"RESULT servers={args.servers} new_puts={en['puts']:.2f} new_split={en['split']} "
           f"sticky_puts={es['puts']:.2f} bg_puts_per_server_s={eb['puts_per_server_s']:.4f} "
           f"baseline_bg_puts_per_server_s={bb['puts_per_server_s']:.4f} "
@@ -226,7 +233,7 @@ def auth_counts(c):
             for by in ("mac", "signature", "none")}
 
 
-def p9_mode(economy, servers, sessions, window, report_stale, conns=True):
+def p9_mode(economy, servers, sessions, window, report_stale, conns=True, nng=False):
     """conns: the servers name one shared agent endpoint (lb-loadgen
     --shared-agent), so the leader holds a TLS connection per server as it does
     for real agents; without, they name none (--no-endpoint): the same view and
@@ -237,7 +244,7 @@ def p9_mode(economy, servers, sessions, window, report_stale, conns=True):
         m = c.start_master(etcd_economy=economy, http_listen=f"127.0.0.1:{port}",
                            report_stale=report_stale)
         lg = loadgen(c, servers, window + 600, "--shared-agent" if conns else "--no-endpoint",
-                     "--sessions", str(sessions))
+                     "--sessions", str(sessions), *(["--report-nng"] if nng else []))
         mp, ep = m.pid, c.etcd.proc.pid
         t_start = time.monotonic()
 
@@ -288,16 +295,19 @@ def p9_mode(economy, servers, sessions, window, report_stale, conns=True):
 
 
 def p9(args):
-    print(f"P9: one master, {args.servers} fake servers reporting every 1 s (MACed, over "
-          f"16 connections), {args.sessions} sessions, window {args.window} s, "
+    print(f"P9: one master, {args.servers} fake servers reporting every 1 s (MACed; as UDP "
+          f"datagrams, nng-* columns over 16 nng TLS connections), {args.sessions} sessions, "
+          f"window {args.window} s, "
           f"report_stale {args.report_stale}, load average {os.getloadavg()[0]:.1f}", flush=True)
-    modes = [("economy", True, True), ("no-conns", True, False)]
+    modes = [("economy", True, True, False), ("no-conns", True, False, False)]
+    if args.nng:  # the same with the reports on nng PUB/SUB (TLS): the old transport
+        modes.append(("nng-no-conns", True, False, True))
     if args.baseline:
-        modes.append(("baseline", False, True))
-    res = {name: p9_mode(eco, args.servers, args.sessions, args.window, args.report_stale, cn)
-           for name, eco, cn in modes}
+        modes.append(("baseline", False, True, False))
+    res = {name: p9_mode(eco, args.servers, args.sessions, args.window, args.report_stale, cn, ng)
+           for name, eco, cn, ng in modes}
     print()
-    cols = [n for n, _, _ in modes]
+    cols = [n for n, _, _, _ in modes]
     print(f"{'':42}" + "".join(f"{n:>12}" for n in cols))
 
     def row(label, key, fmt):
@@ -333,7 +343,11 @@ def p9(args):
           f"reports_received_per_s={e['reports_per_s']:.0f} master_rss_mib={e['master_rss']:.1f} "
           f"view_rss_mib={v['master_rss']:.1f} conn_kib={conn_kib:.1f} "
           f"etcd_cpu={e['etcd_cpu']:.3f} etcd_db_growth_mib_24h={e['db_growth_h'] * 24 / 2**20:.1f} "
-          f"etcd_revs_per_s={e['revs_per_s']:.2f}"
+          f"etcd_revs_per_s={e['revs_per_s']:.2f} no_conns_master_cpu={v['master_cpu']:.3f} "
+          f"no_conns_us_per_report={v['us_per_report']:.1f}"
+          + (f" nng_no_conns_master_cpu={res['nng-no-conns']['master_cpu']:.3f} "
+             f"nng_no_conns_us_per_report={res['nng-no-conns']['us_per_report']:.1f}"
+             if args.nng else "")
           + (f" baseline_etcd_cpu={res['baseline']['etcd_cpu']:.3f} "
              f"baseline_db_growth_mib_24h={res['baseline']['db_growth_h'] * 24 / 2**20:.1f}"
              if args.baseline else ""))
@@ -352,6 +366,8 @@ def main():
     a9.add_argument("--sessions", type=int, default=100000)
     a9.add_argument("--window", type=float, default=60)
     a9.add_argument("--baseline", action="store_true")
+    a9.add_argument("--nng", action="store_true",
+                    help="add a no-conns run with the reports on nng (lb-loadgen --report-nng)")
     a9.add_argument("--report-stale", default="5s")
     args = ap.parse_args()
     (p6 if args.cmd == "p6" else p9)(args)

@@ -8,6 +8,9 @@
  * masters/<id> record's report_kx_key), with FILE's pair key for it;
  * --no-sig leaves the signature out. TLS from LBCP_TLS_CA, LBCP_TLS_CERT,
  * LBCP_TLS_KEY (wire_tls.h). Exit 0 when sent (PUB cannot tell if applied).
+ * ADDR udp://HOST:PORT sends each copy as one datagram instead (a master's
+ * report_udp_listen); --dump FILE also writes the encoded envelope there
+ * (to replay or mangle it); --at-ms N sets at_ms (a stale report).
  *
  * lb-sendreport ADDR --slave ID --key FILE --seq N --load L [--count K]
  *               [--unsigned] [--garbage-sig]: the same for a SlaveLoad of slave
@@ -19,6 +22,7 @@
 #include "common/util.h"
 #include "wire/wire.h"
 #include "wire/wire_tls.h"
+#include "wire/wire_udp.h"
 
 #include <nng/protocol/pubsub0/pub.h>
 #include <sodium.h>
@@ -26,7 +30,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 static atomic_int pipes;
 
@@ -62,7 +68,8 @@ int main(int argc, char **argv)
     const char *addr = argc > 1 ? argv[1] : NULL, *server = NULL, *slave = NULL, *key = NULL;
     unsigned long long seq = 1, sessions = 0, count = 1, load = 0;
     bool sign = true, sig = true, garbage = false;
-    const char *mac_for = NULL;
+    const char *mac_for = NULL, *dump = NULL;
+    long long at_ms = 0;
     for (int i = 2; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : "";
         if (strcmp(argv[i], "--server") == 0)
@@ -87,6 +94,10 @@ int main(int argc, char **argv)
             load = strtoull(v, NULL, 10), i++;
         else if (strcmp(argv[i], "--garbage-sig") == 0)
             sign = false, garbage = true;
+        else if (strcmp(argv[i], "--dump") == 0)
+            dump = v, i++;
+        else if (strcmp(argv[i], "--at-ms") == 0)
+            at_ms = strtoll(v, NULL, 10), i++;
     }
     if (addr == NULL || (server == NULL) == (slave == NULL) || (sign && key == NULL)) {
         fprintf(stderr, "usage: lb-sendreport ADDR --server ID|--slave ID --key FILE --seq N "
@@ -100,20 +111,28 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", em.text);
         return 1;
     }
+    bool udp = strncmp(addr, "udp://", 6) == 0;
+    wire_udp_addr ua;
+    int ufd = -1;
+    if (udp && (wire_udp_resolve(addr, &ua, &em) != LB_OK ||
+                (ufd = socket(ua.sa.ss_family, SOCK_DGRAM, 0)) < 0)) {
+        fprintf(stderr, "lb-sendreport: %s\n", em.text);
+        return 1;
+    }
     wire_tls *tls = NULL;
-    nng_socket s;
-    if (wire_tls_env_default(&tls, &em) != LB_OK || nng_pub0_open(&s) != 0 ||
-        nng_pipe_notify(s, NNG_PIPE_EV_ADD_POST, on_pipe, NULL) != 0 ||
-        nng_pipe_notify(s, NNG_PIPE_EV_REM_POST, on_pipe, NULL) != 0 ||
-        wire_dial(s, addr, WIRE_ROLE_MASTER, NULL, &em) != LB_OK) {
+    nng_socket s = NNG_SOCKET_INITIALIZER;
+    if (!udp && (wire_tls_env_default(&tls, &em) != LB_OK || nng_pub0_open(&s) != 0 ||
+                 nng_pipe_notify(s, NNG_PIPE_EV_ADD_POST, on_pipe, NULL) != 0 ||
+                 nng_pipe_notify(s, NNG_PIPE_EV_REM_POST, on_pipe, NULL) != 0 ||
+                 wire_dial(s, addr, WIRE_ROLE_MASTER, NULL, &em) != LB_OK)) {
         fprintf(stderr, "%s\n", em.text);
         return 1;
     }
     /* PUB drops what it sends before the pipe is up: wait for it (10 s) */
     struct timespec tick = {0, 10 * 1000 * 1000}, ts = {1, 0};
-    for (int i = 0; i < 1000 && atomic_load(&pipes) <= 0; i++)
+    for (int i = 0; !udp && i < 1000 && atomic_load(&pipes) <= 0; i++)
         nanosleep(&tick, NULL);
-    if (atomic_load(&pipes) <= 0) {
+    if (!udp && atomic_load(&pipes) <= 0) {
         fprintf(stderr, "lb-sendreport: not connected to %s\n", addr);
         return 1;
     }
@@ -122,7 +141,7 @@ int main(int argc, char **argv)
     sl.server_id = (char *)server;
     sl.sessions = (uint32_t)sessions;
     sl.seq = seq;
-    sl.at_ms = lb_wall_ms();
+    sl.at_ms = at_ms != 0 ? at_ms : lb_wall_ms();
     auth_mac_to to;
     auth_mac_set macs;
     if (sign && mac_for != NULL) {
@@ -148,12 +167,36 @@ int main(int argc, char **argv)
         slave_envelope(&env, &vl, slave, seq, load, sk, sign ? 1 : garbage ? 2 : 0, sig_buf);
     for (unsigned long long i = 0; i < count; i++) {
         nng_msg *m = NULL;
-        if (wire_encode(&env, &m) != LB_OK || nng_sendmsg(s, m, 0) != 0) {
+        if (wire_encode(&env, &m) != LB_OK) {
+            fprintf(stderr, "encode failed\n");
+            return 1;
+        }
+        if (dump != NULL && i == 0) {
+            FILE *f = fopen(dump, "wb");
+            if (f == NULL || fwrite(nng_msg_body(m), 1, nng_msg_len(m), f) != nng_msg_len(m) ||
+                fclose(f) != 0) {
+                fprintf(stderr, "lb-sendreport: --dump %s: cannot write\n", dump);
+                return 1;
+            }
+        }
+        if (udp) {
+            ssize_t w =
+                sendto(ufd, nng_msg_body(m), nng_msg_len(m), 0, (struct sockaddr *)&ua.sa, ua.len);
+            nng_msg_free(m);
+            if (w < 0) {
+                perror("lb-sendreport: sendto");
+                return 1;
+            }
+        } else if (nng_sendmsg(s, m, 0) != 0) {
             fprintf(stderr, "send failed\n");
             return 1;
         }
         struct timespec gap = {0, 200 * 1000 * 1000};
         nanosleep(&gap, NULL);
+    }
+    if (udp) {
+        close(ufd);
+        return 0;
     }
     nanosleep(&ts, NULL); /* nng_close may drop what is still queued */
     nng_close(s);

@@ -21,8 +21,11 @@
  * key, published in its record as an agent's is, and MACs its reports for
  * every master whose report key (masters/<id>) it has seen, signing them
  * only while some master has none (auth/report_mac.h) — so a master pays what
- * it pays for real agents. Reports go out on --report-conns PUB sockets
- * (servers spread over them), as real agents each have their own connection.
+ * it pays for real agents. Reports go out as one UDP datagram per master when
+ * every master seen advertises a report datagram endpoint (as real agents do,
+ * cmd/lb-agent/report_udp.c), else (or with --report-nng) on --report-conns
+ * PUB sockets (servers spread over them), as real agents each have their own
+ * connection.
  *
  * Clients: M threads asking a slave for new and sticky sessions at a rate.
  * Sessions: K records preloaded straight into etcd (as a leader writes them).
@@ -42,6 +45,7 @@
 #include "etcd/etcd.h"
 #include "wire/wire.h"
 #include "wire/wire_tls.h"
+#include "wire/wire_udp.h"
 
 #include <nng/nng.h>
 #include <pthread.h>
@@ -79,6 +83,7 @@ typedef struct lg {
     double client_rate, new_ratio, jitter;
     int capacity, preload;
     bool agents, shared_agent, quiet, no_auth, no_endpoint;
+    bool report_nng; /* --report-nng: never UDP (the P9 comparison) */
     int report_conns;
     char tag[16]; /* unique per run: names its preloaded records */
 
@@ -89,7 +94,11 @@ typedef struct lg {
     nng_socket pub[LG_MAX_CONNS], agent_rep;
     unsigned char kx[LG_MAX_KX][AUTH_KX_BYTES]; /* masters' report keys seen (reporter thread) */
     unsigned n_kx;
-    bool sign;          /* a master without a report key was seen: sign too (reporter thread) */
+    bool sign; /* a master without a report key was seen: sign too (reporter thread) */
+    wire_udp_addr udp[LG_MAX_KX]; /* masters' report datagram endpoints (reporter thread) */
+    char udp_url[LG_MAX_KX][128];
+    unsigned n_udp;
+    int udp_fd[2];      /* AF_INET, AF_INET6; -1 until used (reporter thread) */
     void *listener_map; /* hmap listener id -> lg_server* */
     lg_server *shared;  /* --shared-agent: where every launch is counted */
     pthread_t reporter, agent, *client_threads;
@@ -99,11 +108,12 @@ typedef struct lg {
     atomic_ullong reports, launches, reused, stops, agent_errors;
     atomic_ullong requests, serve, redirect, reject, errors, new_req, sticky_req;
     atomic_ullong released;
+    atomic_ullong udp_sent, udp_errors; /* report datagrams */
 } lg;
 
 /* lg_servers.c: registration (keeper callback), masters' report endpoints,
  * the reporter thread and preloaded sessions. */
-int lg_servers_start(lg *g);
+int lg_servers_start(lg *g); /* udp_fd must be -1 before */
 void lg_servers_stop(lg *g);
 int lg_preload(lg *g);
 void lg_preload_clean(lg *g);

@@ -5,7 +5,7 @@
  *              [--agents | --shared-agent] [--clients M --slave ADDR [--client-rate R] [--new-ratio
  * F]]
  *              [--sessions K] [--duration 30s] [--report URL]... [--report-conns C]
- *              [--no-auth] [--no-endpoint] [--quiet]
+ *              [--no-auth] [--no-endpoint] [--report-nng] [--quiet]
  *
  * Prints "lb-loadgen: ready ..." on stdout once the servers are registered
  * (scripts wait for it), then one RESULT line when the run ends.
@@ -53,6 +53,7 @@ static void usage(void)
             "  --duration D          run this long, then clean up and exit (30s)\n"
             "  --report-conns C      report connections, servers spread over them (16, max %d)\n"
             "  --no-auth             servers without identity keys, reports without MAC\n"
+            "  --report-nng          reports on nng PUB even to masters that take datagrams\n"
             "  --quiet               no progress lines\n",
             LG_MAX_SERVERS, LG_MAX_CLIENTS, LG_MAX_CONNS);
 }
@@ -72,7 +73,7 @@ static int parse(lg *g, int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool flag = strcmp(a, "--agents") == 0 || strcmp(a, "--quiet") == 0 ||
                     strcmp(a, "--shared-agent") == 0 || strcmp(a, "--no-auth") == 0 ||
-                    strcmp(a, "--no-endpoint") == 0;
+                    strcmp(a, "--no-endpoint") == 0 || strcmp(a, "--report-nng") == 0;
         if (!flag && v == NULL) {
             usage();
             return -1;
@@ -130,6 +131,8 @@ static int parse(lg *g, int argc, char **argv)
             g->no_auth = true;
         else if (strcmp(a, "--no-endpoint") == 0)
             g->no_endpoint = true;
+        else if (strcmp(a, "--report-nng") == 0)
+            g->report_nng = true;
         else if (strcmp(a, "--report-conns") == 0)
             g->report_conns = atoi(v);
         else {
@@ -179,10 +182,12 @@ static void result(lg *g, int64_t ran_ms)
 #define L(x) (unsigned long long)atomic_load(&g->x)
     printf("RESULT servers=%d seconds=%.1f reports=%llu reports_per_s=%.0f requests=%llu "
            "new=%llu sticky=%llu serve=%llu redirect=%llu reject=%llu errors=%llu "
-           "launches=%llu reused=%llu stops=%llu released=%llu preloaded=%d agent_errors=%llu\n",
+           "launches=%llu reused=%llu stops=%llu released=%llu preloaded=%d agent_errors=%llu "
+           "udp_sent=%llu udp_errors=%llu\n",
            g->servers, secs, L(reports), secs > 0 ? (double)L(reports) / secs : 0.0, L(requests),
            L(new_req), L(sticky_req), L(serve), L(redirect), L(reject), L(errors), L(launches),
-           L(reused), L(stops), L(released), g->preload, L(agent_errors));
+           L(reused), L(stops), L(released), g->preload, L(agent_errors), L(udp_sent),
+           L(udp_errors));
 #undef L
     fflush(stdout);
 }
@@ -197,6 +202,7 @@ int main(int argc, char **argv)
         return 2;
     }
     g.prefix = "/lb/";
+    g.udp_fd[0] = g.udp_fd[1] = -1;
     g.id_prefix = "lg-s";
     g.zone = "zone-a";
     g.region = "region-1";

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define LG_TXN_OPS 128
 #define LG_LEASE_TTL_S 10
@@ -111,6 +113,53 @@ static void dial_all(lg *g, const char *endpoint)
         wire_dial(g->pub[c], endpoint, WIRE_ROLE_MASTER, NULL, NULL);
 }
 
+/* Takes a master's report datagram endpoint, once per endpoint. */
+static void lg_udp_master(lg *g, const Lb__MasterInfo *mi)
+{
+    if (mi->report_udp_endpoint[0] == '\0' || g->n_udp == LG_MAX_KX)
+        return;
+    for (unsigned k = 0; k < g->n_udp; k++)
+        if (strcmp(g->udp_url[k], mi->report_udp_endpoint) == 0)
+            return;
+    lb_errmsg em = {{0}};
+    if (wire_udp_resolve(mi->report_udp_endpoint, &g->udp[g->n_udp], &em) != LB_OK) {
+        fprintf(stderr, "lb-loadgen: master %s: %s\n", mi->id, em.text);
+        return;
+    }
+    snprintf(g->udp_url[g->n_udp++], sizeof g->udp_url[0], "%s", mi->report_udp_endpoint);
+    if (!g->quiet)
+        fprintf(stderr, "lb-loadgen: report datagrams to master %s at %s%s\n", mi->id,
+                mi->report_udp_endpoint, g->report_nng ? " (not used: --report-nng)" : "");
+}
+
+/* As an agent: datagrams when every master with a report key has an endpoint
+ * and gets a MAC (datagrams are admitted by MAC only). */
+static bool use_udp(const lg *g)
+{
+    return !g->report_nng && !g->no_auth && !g->sign && g->n_kx > 0 && g->n_udp >= g->n_kx;
+}
+
+/* One datagram per master; false when the report is over WIRE_UDP_MAX. */
+static bool send_udp(lg *g, const Lb__Envelope *env)
+{
+    uint8_t buf[WIRE_UDP_MAX];
+    size_t len = lb__envelope__get_packed_size(env);
+    if (len > sizeof buf)
+        return false;
+    lb__envelope__pack(env, buf);
+    for (unsigned k = 0; k < g->n_udp; k++) {
+        int f = g->udp[k].sa.ss_family == AF_INET6;
+        if (g->udp_fd[f] < 0)
+            g->udp_fd[f] = socket(f ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+        if (g->udp_fd[f] >= 0 && sendto(g->udp_fd[f], buf, len, MSG_DONTWAIT,
+                                        (struct sockaddr *)&g->udp[k].sa, g->udp[k].len) >= 0)
+            atomic_fetch_add(&g->udp_sent, 1);
+        else
+            atomic_fetch_add(&g->udp_errors, 1);
+    }
+    return true;
+}
+
 /* Dials every master's report endpoint not dialed yet (from etcd's masters/),
  * and takes their report keys. */
 static void dial_masters(lg *g, hmap *dialed)
@@ -131,6 +180,7 @@ static void dial_masters(lg *g, hmap *dialed)
         if (mi == NULL)
             continue;
         lg_auth_master(g, mi);
+        lg_udp_master(g, mi);
         if (mi->report_endpoint[0] != '\0' && hmap_get(dialed, mi->report_endpoint) == NULL) {
             dial_all(g, mi->report_endpoint);
             hmap_put(dialed, mi->report_endpoint, (void *)1);
@@ -172,7 +222,7 @@ static void send_report(lg *g, int i, uint64_t *rng)
     env.body_case = LB__ENVELOPE__BODY_SERVER_LOAD;
     env.server_load = &sl;
     nng_msg *m = NULL;
-    if (wire_encode(&env, &m) == LB_OK &&
+    if (!(use_udp(g) && send_udp(g, &env)) && wire_encode(&env, &m) == LB_OK &&
         nng_sendmsg(g->pub[i % g->report_conns], m, NNG_FLAG_NONBLOCK) != 0)
         nng_msg_free(m);
     atomic_fetch_add(&g->reports, 1);
@@ -241,6 +291,9 @@ void lg_servers_stop(lg *g)
     etcd_keeper_stop(&g->keeper); /* revokes: every server key goes at once */
     for (int c = 0; c < g->report_conns; c++)
         nng_close(g->pub[c]);
+    for (int f = 0; f < 2; f++)
+        if (g->udp_fd[f] >= 0)
+            close(g->udp_fd[f]);
 }
 
 static void session_ids(const lg *g, int k, char *sid, size_t scap, char *client, size_t ccap)

@@ -4,7 +4,6 @@
  */
 #include "events.h"
 
-#include "common/hmap.h"
 #include "common/util.h"
 
 #include <pthread.h>
@@ -24,20 +23,12 @@ struct master_events {
     pthread_mutex_t lock;
     ev ring[EVENTS_MAX];
     uint64_t last; /* seq of the newest event; 0: none */
-    /* session id -> its record: one block "id\0server\0client\0app\0" that
-     * also holds the map's (borrowed) key, ~90 bytes a session with the map's
-     * slots where an id copy and a detail string took ~120 (12 MiB at 100,000
-     * sessions). The leader puts a session in the view before etcd's event
-     * comes back, so starts and ends are told from this set, not from the
-     * view. Watch thread only. */
-    hmap *sessions;
 };
 
 master_events *events_new(void)
 {
     master_events *e = lb_xcalloc(1, sizeof *e);
     pthread_mutex_init(&e->lock, NULL);
-    e->sessions = hmap_new_borrowed();
     return e;
 }
 
@@ -46,7 +37,6 @@ void events_free(master_events **e)
     if (e == NULL || *e == NULL)
         return;
     pthread_mutex_destroy(&(*e)->lock);
-    hmap_free(&(*e)->sessions, free);
     free(*e);
     *e = NULL;
 }
@@ -83,73 +73,43 @@ static void note_override(master_events *e, const char *id, const Lb__Override *
         lb__override__free_unpacked(now, NULL);
 }
 
-/* The block for session id from its record (fields "" when undecodable). */
-static char *session_rec(const char *id, const etcd_kv *kv)
+/* The event detail of a session record (fields empty when undecodable). */
+static void session_detail(const unsigned char *val, size_t len, char *out, size_t cap)
 {
-    Lb__Session *s = lb__session__unpack(NULL, kv->value_len, kv->value);
-    const char *f[4] = {id, "", "", ""};
-    if (s != NULL) {
-        f[1] = s->server_id != NULL ? s->server_id : "";
-        f[2] = s->client_id != NULL ? s->client_id : "";
-        f[3] = s->app != NULL ? s->app : "";
-    }
-    size_t len[4], n = 0;
-    for (int i = 0; i < 4; i++)
-        n += (len[i] = strlen(f[i])) + 1;
-    char *b = lb_xcalloc(1, n), *cur = b;
-    for (int i = 0; i < 4; i++) {
-        memcpy(cur, f[i], len[i]);
-        cur += len[i] + 1;
-    }
+    Lb__Session *s = lb__session__unpack(NULL, len, val);
+    snprintf(out, cap, "server=%s client=%s app=%s",
+             s != NULL && s->server_id != NULL ? s->server_id : "",
+             s != NULL && s->client_id != NULL ? s->client_id : "",
+             s != NULL && s->app != NULL ? s->app : "");
     if (s != NULL)
         lb__session__free_unpacked(s, NULL);
-    return b;
 }
 
-/* The event detail of a session block. */
-static void session_detail(const char *rec, char *out, size_t cap)
-{
-    const char *server = rec + strlen(rec) + 1;
-    const char *client = server + strlen(server) + 1;
-    const char *app = client + strlen(client) + 1;
-    snprintf(out, cap, "server=%s client=%s app=%s", server, client, app);
-}
-
-static void note_session(master_events *e, const char *id, const etcd_kv *kv, bool del)
+/* A session starts when its key is created (etcd version 1: renewals and
+ * re-puts count up from there) and ends when it is deleted; the end's detail
+ * comes from the deleted value etcd sends with the event (prev_kv). Nothing is
+ * kept per session: the leader puts and deletes sessions in its view before
+ * etcd's events come back, so the view cannot tell either. */
+static void note_session(master_events *e, const char *id, const etcd_event *ev)
 {
     char d[256];
-    if (del) {
-        char *rec = hmap_del(e->sessions, id);
-        if (rec != NULL) {
-            session_detail(rec, d, sizeof d);
-            emit(e, "session-end", id, d);
-        }
-        free(rec); /* the key went with it */
-    } else if (hmap_get(e->sessions, id) == NULL) {
-        char *rec = session_rec(id, kv);
-        session_detail(rec, d, sizeof d);
+    if (ev->type == ETCD_EV_DELETE) {
+        if (ev->prev.key != NULL)
+            session_detail(ev->prev.value, ev->prev.value_len, d, sizeof d);
+        else /* etcd sent no previous value (compacted): the end without its detail */
+            snprintf(d, sizeof d, "server= client= app=");
+        emit(e, "session-end", id, d);
+    } else if (ev->kv.version == 1) {
+        session_detail(ev->kv.value, ev->kv.value_len, d, sizeof d);
         emit(e, "session-start", id, d);
-        hmap_put(e->sessions, rec, rec);
-    }
-}
-
-void events_reset(master_events *e, const etcd_kvs *snap, const char *prefix)
-{
-    size_t plen = strlen(prefix);
-    hmap_free(&e->sessions, free);
-    e->sessions = hmap_new_borrowed();
-    for (size_t i = 0; i < snap->n; i++) {
-        const char *key = snap->kvs[i].key;
-        if (strncmp(key, prefix, plen) == 0 && strncmp(key + plen, "sessions/", 9) == 0) {
-            char *rec = session_rec(key + plen + 9, &snap->kvs[i]);
-            free(hmap_put(e->sessions, rec, rec)); /* a repeated key: the older goes */
-        }
     }
 }
 
 /* One change; the view lock is held and the view still has the old values. */
-static void note_one(master_events *e, reg *view, const char *key, const etcd_kv *kv, bool del)
+static void note_one(master_events *e, reg *view, const char *key, const etcd_event *ev)
 {
+    const etcd_kv *kv = &ev->kv;
+    bool del = ev->type == ETCD_EV_DELETE;
     const char *slash = strchr(key, '/');
     const char *id = slash != NULL ? slash + 1 : key;
     size_t klen = slash != NULL ? (size_t)(slash - key) : strlen(key);
@@ -170,7 +130,7 @@ static void note_one(master_events *e, reg *view, const char *key, const etcd_kv
         reg_server *s = reg_server_locked(view, id);
         note_override(e, id, s != NULL ? s->override : NULL, kv, del);
     } else if (klen == 8 && strncmp(key, "sessions", 8) == 0) {
-        note_session(e, id, kv, del);
+        note_session(e, id, ev);
     } else if (klen == 6 && strncmp(key, "groups", 6) == 0 && !del) {
         Lb__GroupInfo *g = lb__group_info__unpack(NULL, kv->value_len, kv->value);
         snprintf(d, sizeof d, "rank=%d", g ? g->rank : 0);
@@ -192,7 +152,7 @@ void events_note(master_events *e, reg *view, const etcd_event *evs, size_t n)
         const char *key = evs[i].kv.key;
         if (strncmp(key, reg_prefix(view), plen) != 0)
             continue;
-        note_one(e, view, key + plen, &evs[i].kv, evs[i].type == ETCD_EV_DELETE);
+        note_one(e, view, key + plen, &evs[i]);
     }
     reg_unlock(view);
 }

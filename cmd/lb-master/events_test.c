@@ -1,6 +1,7 @@
 /* Unit tests of the dashboard's event ring (events.c): the events `lbctl watch`
- * names from etcd changes compared with the view, session starts told once even
- * though the leader's view has the session first, and the ring's bound. */
+ * names from etcd changes compared with the view, session starts told once
+ * (from the key's etcd version, not from the view, which the leader fills
+ * first), ends named from the deleted value etcd sends, and the ring's bound. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -69,23 +70,39 @@ static void test_watch_events(void **state)
     s.app = "echo";
     etcd_event evs[3] = {ev_put("/lb/servers/a1", &si.base), ev_put("/lb/overrides/a1", &ov.base),
                          ev_put("/lb/sessions/s1", &s.base)};
+    evs[2].kv.version = 1; /* created */
+    /* the leader's view has the session before etcd's event comes back */
+    reg_lock(view);
+    reg_session_put_locked(view, reg_session_dup(&s));
+    reg_unlock(view);
     for (int i = 0; i < 3; i++) { /* as the watch does: note, then the view applies */
         events_note(e, view, &evs[i], 1);
         reg_apply(view, &evs[i], 1);
     }
-    events_note(e, view, &evs[2], 1); /* a renewal: no second start */
+    evs[2].kv.version = 2; /* a renewal: no second start */
+    events_note(e, view, &evs[2], 1);
+    /* the leader deleted it from its view first: the detail comes from prev */
+    reg_lock(view);
+    reg_session_del_locked(view, "s1");
+    reg_unlock(view);
     etcd_event del = {.type = ETCD_EV_DELETE};
     del.kv.key = "/lb/sessions/s1";
+    del.prev = evs[2].kv;
     events_note(e, view, &del, 1);
-    events_note(e, view, &del, 1); /* deleted twice: one end */
+    /* a delete etcd sent no previous value for (compacted): an end, no detail */
+    etcd_event bare = {.type = ETCD_EV_DELETE};
+    bare.kv.key = "/lb/sessions/s2";
+    events_note(e, view, &bare, 1);
     char out[1024];
     double last;
     dump(e, 0, out, sizeof out, &last);
     assert_string_equal(out, "server-up a1 |drain a1 |session-start s1 server=a1 client=c1 "
-                             "app=echo|session-end s1 server=a1 client=c1 app=echo");
-    assert_int_equal((int)last, 4);
+                             "app=echo|session-end s1 server=a1 client=c1 app=echo"
+                             "|session-end s2 server= client= app=");
+    assert_int_equal((int)last, 5);
     dump(e, 3, out, sizeof out, &last);
-    assert_string_equal(out, "session-end s1 server=a1 client=c1 app=echo");
+    assert_string_equal(out, "session-end s1 server=a1 client=c1 app=echo"
+                             "|session-end s2 server= client= app=");
     for (int i = 0; i < 3; i++)
         ev_free(&evs[i]);
     events_free(&e);

@@ -14,6 +14,7 @@
 #include "obs/log.h"
 #include "wire/wire_tls.h"
 
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,8 @@ static int reload(void *arg)
     return master_reload(c->m, c->flag_level);
 }
 
+#define MASTER_MALLOC_ARENAS 2
+
 int main(int argc, char **argv)
 {
     /* First of all: nng starts its threads at the first TLS or socket call, and a
@@ -38,6 +41,14 @@ int main(int argc, char **argv)
      * busy reloading — and dies of it. Every thread inherits this mask. */
     sigset_t set;
     cfg_daemon_signals(&set);
+    /* glibc gives each thread that allocates an arena of its own (up to 8 per
+     * core). The view's records are allocated and freed by the watch, report and
+     * RPC threads; at 10,000 servers and 100,000 sessions the free pages left
+     * resident across those arenas were ~7 MiB of the master's RSS (README P9).
+     * Two arenas keep that down without making every thread share one lock; an
+     * operator's MALLOC_ARENA_MAX still wins. Before any thread starts. */
+    if (getenv("MALLOC_ARENA_MAX") == NULL)
+        mallopt(M_ARENA_MAX, MASTER_MALLOC_ARENAS);
     const char *path = NULL, *level = NULL;
     int status = cfg_daemon_args("lb-master", argc, argv, false, &path, &level);
     if (status != 0)

@@ -31,8 +31,6 @@
 static void on_reset(void *arg, const etcd_kvs *snap)
 {
     master *m = arg;
-    if (m->events != NULL)
-        events_reset(m->events, snap, m->cfg.prefix);
     reg_reset(m->view, snap);
     atomic_store(&m->trim_due, true);
 }
@@ -512,8 +510,12 @@ int master_etcd_start(master *m)
         LOG_ERROR("master", "etcd client", "err=\"%s\"", em.text);
         return -1;
     }
-    etcd_watch_cb cb = {
-        .on_reset = on_reset, .on_events = on_events, .on_status = on_status, .arg = m};
+    /* prev_kv: the dashboard's events name what a deleted session was */
+    etcd_watch_cb cb = {.on_reset = on_reset,
+                        .on_events = on_events,
+                        .on_status = on_status,
+                        .arg = m,
+                        .prev_kv = true};
     if (etcd_watch_start(m->etcd, m->cfg.prefix, &cb, &m->watch, &em) != LB_OK) {
         LOG_ERROR("master", "etcd watch", "err=\"%s\"", em.text);
         return -1;

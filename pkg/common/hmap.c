@@ -6,18 +6,37 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A slot's key is NULL (never used), TOMB (deleted), or an owned string. */
+/* A slot's key is NULL (never used), TOMB (deleted), or an owned string. In a
+ * keyed map (hmap_new_keyed) there is no key array: the slot's value is NULL,
+ * TOMB, or a value whose key key_of gives. */
 static char hmap_tomb_;
 #define TOMB (&hmap_tomb_)
 
 struct hmap {
-    char **keys;
+    char **keys; /* NULL in a keyed map */
     void **vals;
     size_t cap; /* power of two */
     size_t len;
-    size_t used; /* live + tombstones */
-    bool borrow; /* keys are the caller's, never copied or freed */
+    size_t used;                            /* live + tombstones */
+    bool borrow;                            /* keys are the caller's, never copied or freed */
+    const char *(*key_of)(const void *val); /* keyed map: the key inside a value */
 };
+
+/* Slot i's key: NULL (never used), TOMB, or the key. */
+static const char *slot_key(const hmap *m, size_t i)
+{
+    if (m->keys != NULL)
+        return m->keys[i];
+    void *v = m->vals[i];
+    return v == NULL || v == (void *)TOMB ? v : m->key_of(v);
+}
+
+static void slot_set(hmap *m, size_t i, char *key, void *val)
+{
+    if (m->keys != NULL)
+        m->keys[i] = key;
+    m->vals[i] = m->keys == NULL && key == TOMB ? (void *)TOMB : val;
+}
 
 static uint64_t hmap_hash(const char *s)
 {
@@ -45,13 +64,23 @@ hmap *hmap_new_borrowed(void)
     return m;
 }
 
+hmap *hmap_new_keyed(const char *(*key_of)(const void *val))
+{
+    hmap *m = hmap_new_borrowed();
+    free(m->keys);
+    m->keys = NULL;
+    m->key_of = key_of;
+    return m;
+}
+
 void hmap_free(hmap **mp, void (*free_val)(void *))
 {
     if (mp == NULL || *mp == NULL)
         return;
     hmap *m = *mp;
     for (size_t i = 0; i < m->cap; i++) {
-        if (m->keys[i] != NULL && m->keys[i] != TOMB) {
+        const char *k = slot_key(m, i);
+        if (k != NULL && k != TOMB) {
             if (!m->borrow)
                 free(m->keys[i]);
             if (free_val != NULL)
@@ -69,7 +98,7 @@ static size_t hmap_find(const hmap *m, const char *key, bool *found)
 {
     size_t mask = m->cap - 1, i = hmap_hash(key) & mask, first_tomb = SIZE_MAX;
     for (;;) {
-        char *k = m->keys[i];
+        const char *k = slot_key(m, i);
         if (k == NULL) {
             *found = false;
             return first_tomb != SIZE_MAX ? first_tomb : i;
@@ -87,24 +116,22 @@ static size_t hmap_find(const hmap *m, const char *key, bool *found)
 
 static void hmap_grow(hmap *m)
 {
-    size_t old_cap = m->cap;
-    char **old_keys = m->keys;
-    void **old_vals = m->vals;
+    hmap old = *m;
     if (m->len * 2 >= m->cap)
         m->cap *= 2;
-    m->keys = lb_xcalloc(m->cap, sizeof *m->keys);
+    m->keys = old.keys != NULL ? lb_xcalloc(m->cap, sizeof *m->keys) : NULL;
     m->vals = lb_xcalloc(m->cap, sizeof *m->vals);
     m->used = m->len;
-    for (size_t i = 0; i < old_cap; i++) {
-        if (old_keys[i] != NULL && old_keys[i] != TOMB) {
+    for (size_t i = 0; i < old.cap; i++) {
+        const char *k = slot_key(&old, i);
+        if (k != NULL && k != TOMB) {
             bool found;
-            size_t j = hmap_find(m, old_keys[i], &found);
-            m->keys[j] = old_keys[i];
-            m->vals[j] = old_vals[i];
+            size_t j = hmap_find(m, k, &found);
+            slot_set(m, j, (char *)k, old.vals[i]);
         }
     }
-    free(old_keys);
-    free(old_vals);
+    free(old.keys);
+    free(old.vals);
 }
 
 void *hmap_get(const hmap *m, const char *key)
@@ -122,15 +149,12 @@ void *hmap_put(hmap *m, const char *key, void *val)
     size_t i = hmap_find(m, key, &found);
     if (found) {
         void *old = m->vals[i];
-        m->vals[i] = val;
-        if (m->borrow)
-            m->keys[i] = (char *)key;
+        slot_set(m, i, m->borrow ? (char *)key : m->keys[i], val);
         return old;
     }
-    if (m->keys[i] == NULL)
+    if (slot_key(m, i) == NULL)
         m->used++;
-    m->keys[i] = m->borrow ? (char *)key : lb_strdup(key);
-    m->vals[i] = val;
+    slot_set(m, i, m->borrow ? (char *)key : lb_strdup(key), val);
     m->len++;
     return NULL;
 }
@@ -144,8 +168,7 @@ void *hmap_del(hmap *m, const char *key)
     void *old = m->vals[i];
     if (!m->borrow)
         free(m->keys[i]);
-    m->keys[i] = TOMB;
-    m->vals[i] = NULL;
+    slot_set(m, i, TOMB, NULL);
     m->len--;
     return old;
 }
@@ -158,8 +181,9 @@ size_t hmap_len(const hmap *m)
 bool hmap_next(const hmap *m, size_t *i, const char **key, void **val)
 {
     for (; *i < m->cap; (*i)++) {
-        if (m->keys[*i] != NULL && m->keys[*i] != TOMB) {
-            *key = m->keys[*i];
+        const char *k = slot_key(m, *i);
+        if (k != NULL && k != TOMB) {
+            *key = k;
             *val = m->vals[*i];
             (*i)++;
             return true;

@@ -1,7 +1,7 @@
 /*
  * A string-keyed hash map (open addressing, linear probing, tombstones).
- * The map copies keys (hmap_new_borrowed: borrows them); values are opaque
- * pointers the caller owns.
+ * The map copies keys (hmap_new_borrowed: borrows them; hmap_new_keyed: reads
+ * them from the values); values are opaque pointers the caller owns.
  * Thread-safety: none; callers serialise access.
  */
 #ifndef LB_COMMON_HMAP_H
@@ -19,6 +19,11 @@ hmap *hmap_new(void);
  * a replaced record's key is never referenced again. Saves a malloc per entry
  * (32 bytes at 100,000 sessions: 3 MiB). */
 hmap *hmap_new_borrowed(void);
+/* A map whose keys live inside its values: key_of(val) gives val's key, which
+ * must stay unchanged while val is in the map, and hmap_put's key must be
+ * key_of(val). Values must not be NULL. It keeps no key pointer at all: a
+ * slot is 8 bytes, not 16 (2 MiB a map at 100,000 entries, README P9). */
+hmap *hmap_new_keyed(const char *(*key_of)(const void *val));
 /* Frees the map and its keys; free_val (may be NULL) is called on each value. */
 void hmap_free(hmap **m, void (*free_val)(void *));
 

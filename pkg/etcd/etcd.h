@@ -176,6 +176,10 @@ typedef enum etcd_event_type { ETCD_EV_PUT, ETCD_EV_DELETE } etcd_event_type;
 typedef struct etcd_event {
     etcd_event_type type;
     etcd_kv kv; /* DELETE: key and mod_revision only */
+    /* With etcd_watch_cb.prev_kv: the key as it was before this event (for a
+     * DELETE, what was deleted). key NULL when etcd sent none (a new key, or
+     * that revision is compacted). */
+    etcd_kv prev;
 } etcd_event;
 
 typedef struct etcd_watch_cb {
@@ -183,6 +187,10 @@ typedef struct etcd_watch_cb {
     void (*on_events)(void *arg, const etcd_event *evs, size_t n, int64_t revision);
     void (*on_status)(void *arg, bool connected, lb_err err, const char *msg);
     void *arg;
+    /* Ask etcd for each event's previous kv (etcd_event.prev): lets a watcher
+     * tell what a DELETE removed without keeping a copy of every value. It
+     * roughly doubles the stream's bytes for PUTs of existing keys. */
+    bool prev_kv;
 } etcd_watch_cb;
 
 typedef struct etcd_watch etcd_watch;

@@ -91,8 +91,12 @@ static void on_events(etcd_watch *w, const cJSON *events)
         }
         ev->type = cJSON_IsString(type) && strcmp(type->valuestring, "DELETE") == 0 ? ETCD_EV_DELETE
                                                                                     : ETCD_EV_PUT;
-        if (ev->kv.mod_revision <= w->rev) { /* already delivered */
+        const cJSON *prev = cJSON_GetObjectItemCaseSensitive(it, "prev_kv");
+        if (w->cb.prev_kv && prev != NULL && etcd_kv_parse(prev, &ev->prev, NULL) != LB_OK)
+            memset(&ev->prev, 0, sizeof ev->prev); /* a bad prev only loses what it would tell */
+        if (ev->kv.mod_revision <= w->rev) {       /* already delivered */
             etcd_kv_clear(&ev->kv);
+            etcd_kv_clear(&ev->prev);
             continue;
         }
         if (ev->kv.mod_revision > rev)
@@ -103,8 +107,10 @@ static void on_events(etcd_watch *w, const cJSON *events)
         w->cb.on_events(w->cb.arg, evs, n, rev);
     w->rev = rev;
 out:
-    for (size_t i = 0; i < max; i++)
+    for (size_t i = 0; i < max; i++) {
         etcd_kv_clear(&evs[i].kv);
+        etcd_kv_clear(&evs[i].prev);
+    }
     free(evs);
 }
 
@@ -221,6 +227,8 @@ static char *request_body(const etcd_watch *w)
     etcd_jadd_range(cr, w->prefix, true);
     etcd_jadd_i64(cr, "start_revision", w->rev + 1);
     etcd_jadd_bool(cr, "progress_notify", true);
+    if (w->cb.prev_kv)
+        etcd_jadd_bool(cr, "prev_kv", true);
     char *body = cJSON_PrintUnformatted(req);
     cJSON_Delete(req);
     if (body == NULL)

@@ -69,8 +69,8 @@ reg *reg_new(const char *prefix, int64_t report_stale_ms)
     r->masters = hmap_new();
     r->groups = hmap_new();
     r->overrides = hmap_new();
-    r->sessions = hmap_new_borrowed();
-    r->affinity = hmap_new_borrowed();
+    r->sessions = hmap_new_keyed(reg_session_id_key);
+    r->affinity = hmap_new_keyed(reg_session_aff_key);
     r->dirty = true;
     return r;
 }

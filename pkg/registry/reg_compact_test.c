@@ -219,6 +219,55 @@ static void test_hmap_borrowed(void **state)
     hmap_free(&m, NULL);
 }
 
+static const char *rec_key(const void *v)
+{
+    return (const char *)v + 1; /* a record: one tag byte, then its key */
+}
+
+/* A keyed map reads keys from its values: lookups, replaces, deletes and
+ * iteration through grows and tombstones find exactly the live records. */
+static void test_hmap_keyed(void **state)
+{
+    (void)state;
+    hmap *m = hmap_new_keyed(rec_key);
+    enum { N = 3000 };
+    char *recs[N];
+    for (int i = 0; i < N; i++) {
+        recs[i] = malloc(16);
+        snprintf(recs[i], 16, "Ak%d", i);
+        assert_null(hmap_put(m, recs[i] + 1, recs[i]));
+    }
+    for (int i = 0; i < N; i += 2) /* tombstones in every run */
+        assert_ptr_equal(hmap_del(m, recs[i] + 1), recs[i]);
+    assert_null(hmap_del(m, "k0"));
+    char *repl = strdup("Bk1");
+    assert_ptr_equal(hmap_put(m, repl + 1, repl), recs[1]);
+    free(recs[1]);
+    recs[1] = repl;
+    for (int i = 0; i < N; i += 2) { /* put back over the tombstones, then grow */
+        snprintf(recs[i], 16, "Ck%d", i);
+        assert_null(hmap_put(m, recs[i] + 1, recs[i]));
+    }
+    assert_int_equal(hmap_len(m), N);
+    for (int i = 0; i < N; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%d", i);
+        assert_ptr_equal(hmap_get(m, k), recs[i]);
+    }
+    assert_null(hmap_get(m, "k3000"));
+    size_t it = 0, seen = 0;
+    const char *key;
+    void *v;
+    while (hmap_next(m, &it, &key, &v)) {
+        assert_ptr_equal(key, (char *)v + 1);
+        seen++;
+    }
+    assert_int_equal(seen, N);
+    assert_ptr_equal(hmap_get(m, "k1"), repl);
+    assert_int_equal(((char *)hmap_get(m, "k1"))[0], 'B');
+    hmap_free(&m, free); /* frees every record once (ASan) */
+}
+
 static Lb__Session *session(const char *sid, const char *client, const char *app, const char *srv)
 {
     Lb__ProcessId p = LB__PROCESS_ID__INIT;
@@ -282,6 +331,7 @@ int main(void)
         cmocka_unit_test(test_unpack_compact_hostile),
         cmocka_unit_test(test_load_compact),
         cmocka_unit_test(test_hmap_borrowed),
+        cmocka_unit_test(test_hmap_keyed),
         cmocka_unit_test(test_session_maps_borrow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,10 +7,11 @@
  * View sessions are therefore freed with free(), never free_unpacked.
  *
  * The block also holds the session's affinity name ("client/app"), first
- * after the structs, and the maps borrow their keys from it: sessions are
- * keyed by the block's session_id, affinity by that name, and an affinity
- * entry's value is the session itself, not a copy of its id. So a session is
- * one allocation plus a slot in each map (README P9). */
+ * after the structs, and the maps read their keys from it (hmap_new_keyed,
+ * reg_session_id_key / reg_session_aff_key): sessions are keyed by the block's
+ * session_id, affinity by that name, and an affinity entry's value is the
+ * session itself, not a copy of its id. So a session is one allocation plus an
+ * 8-byte slot in each map (README P9). */
 #include "registry/reg_internal.h"
 
 #include "common/util.h"
@@ -43,6 +44,16 @@ static size_t head_size(bool has_process)
 static const char *aff_name(const Lb__Session *s)
 {
     return (const char *)s + head_size(s->process != NULL);
+}
+
+const char *reg_session_id_key(const void *s)
+{
+    return ((const Lb__Session *)s)->session_id;
+}
+
+const char *reg_session_aff_key(const void *s)
+{
+    return aff_name(s);
 }
 
 Lb__Session *reg_session_compact(const Lb__Session *s)

@@ -71,6 +71,10 @@ static void on_events(void *arg, const etcd_event *evs, size_t n, int64_t revisi
         snprintf(e->key, sizeof e->key, "%s", evs[i].kv.key);
         snprintf(e->value, sizeof e->value, "%s", (const char *)evs[i].kv.value);
         e->mod_revision = evs[i].kv.mod_revision;
+        e->version = evs[i].kv.version;
+        e->has_prev = evs[i].prev.key != NULL;
+        snprintf(e->prev_value, sizeof e->prev_value, "%s",
+                 e->has_prev ? (const char *)evs[i].prev.value : "");
         r->bad_revs += e->mod_revision > revision; /* no cmocka asserts off the main thread */
     }
     pthread_mutex_unlock(&r->mu);

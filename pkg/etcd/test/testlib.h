@@ -29,6 +29,9 @@ typedef struct rec_ev {
     char key[128];
     char value[128];
     int64_t mod_revision;
+    int64_t version;
+    bool has_prev; /* etcd sent the key's previous kv (etcd_watch_cb.prev_kv) */
+    char prev_value[128];
 } rec_ev;
 
 typedef struct rec {

@@ -44,6 +44,44 @@ static void test_watch_events(void **state)
     pthread_mutex_destroy(&r.mu);
 }
 
+/* prev_kv: a DELETE carries what it deleted and a PUT the value it replaced;
+ * a new key has none, and its version is 1. Without the option, no prev. */
+static void test_watch_prev_kv(void **state)
+{
+    (void)state;
+    lb_errmsg em = {{0}};
+    rec r, plain;
+    rec_init(&r);
+    rec_init(&plain);
+    etcd_watch_cb cb = rec_cb(&r), pcb = rec_cb(&plain);
+    cb.prev_kv = true;
+    etcd_watch *w = NULL, *pw = NULL;
+    assert_int_equal(etcd_watch_start(cli, "/t/wp/", &cb, &w, &em), LB_OK);
+    assert_int_equal(etcd_watch_start(cli, "/t/wp/", &pcb, &pw, &em), LB_OK);
+    assert_true(rec_wait(&r, 0, 1, 5000));
+    assert_true(rec_wait(&plain, 0, 1, 5000));
+    put_str("/t/wp/k", "one", 0);
+    put_str("/t/wp/k", "two", 0);
+    assert_int_equal(etcd_delete(cli, "/t/wp/k", false, NULL, &em), LB_OK);
+    assert_true(rec_wait(&r, 3, 1, 5000));
+    assert_true(rec_wait(&plain, 3, 1, 5000));
+    etcd_watch_stop(&w);
+    etcd_watch_stop(&pw);
+    assert_int_equal(r.n_ev, 3);
+    assert_false(r.ev[0].has_prev);
+    assert_int_equal(r.ev[0].version, 1);
+    assert_true(r.ev[1].has_prev);
+    assert_string_equal(r.ev[1].prev_value, "one");
+    assert_int_equal(r.ev[1].version, 2);
+    assert_int_equal(r.ev[2].type, ETCD_EV_DELETE);
+    assert_true(r.ev[2].has_prev);
+    assert_string_equal(r.ev[2].prev_value, "two");
+    for (size_t i = 0; i < plain.n_ev; i++)
+        assert_false(plain.ev[i].has_prev);
+    pthread_mutex_destroy(&r.mu);
+    pthread_mutex_destroy(&plain.mu);
+}
+
 /* A hung etcd (SIGSTOP) sends nothing: the idle check drops the stream. */
 static void test_watch_idle(void **state)
 {
@@ -243,11 +281,9 @@ static void test_keeper_etcd_hung(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_watch_events),
-        cmocka_unit_test(test_watch_idle),
-        cmocka_unit_test(test_watch_across_restart),
-        cmocka_unit_test(test_watch_compacted),
-        cmocka_unit_test(test_keeper),
+        cmocka_unit_test(test_watch_events),     cmocka_unit_test(test_watch_prev_kv),
+        cmocka_unit_test(test_watch_idle),       cmocka_unit_test(test_watch_across_restart),
+        cmocka_unit_test(test_watch_compacted),  cmocka_unit_test(test_keeper),
         cmocka_unit_test(test_keeper_etcd_hung),
     };
     return etcd_test_run("etcd_watch", tests, sizeof tests / sizeof tests[0]);

@@ -213,12 +213,6 @@ def p6(args):
           f"{bb['load_puts_per_server_s']:10.4f}")
     print(f"{'etcd CPU at steady load (cores)':34} {eb['etcd_cpu']:10.3f} {bb['etcd_cpu']:10.3f}")
     ratio = bb["puts_per_server_s"] / max(eb["puts_per_server_s"], 1e-9)
-    if args.nng:
-        o = res["nng-no-conns"]
-        print(f"  reports over UDP vs nng (no-conns): master CPU {v['master_cpu']:.3f} vs "
-              f"{o['master_cpu']:.3f} of a core ({v['master_cpu'] / max(o['master_cpu'], 1e-9):.2f}x), "
-              f"{v['us_per_report']:.1f} vs {o['us_per_report']:.1f} us per report, RSS "
-              f"{v['master_rss']:.1f} vs {o['master_rss']:.1f} MiB")
     print(f"RESULT servers={args.servers} new_puts={en['puts']:.2f} new_split={en['split']} "
           f"sticky_puts={es['puts']:.2f} bg_puts_per_server_s={eb['puts_per_server_s']:.4f} "
           f"baseline_bg_puts_per_server_s={bb['puts_per_server_s']:.4f} "
@@ -308,10 +302,10 @@ def p9(args):
            for name, eco, cn, ng in modes}
     print()
     cols = [n for n, _, _, _ in modes]
-    print(f"{'':42}" + "".join(f"{n:>12}" for n in cols))
+    print(f"{'':42}" + "".join(f"{n:>13}" for n in cols))
 
     def row(label, key, fmt):
-        print(f"{label:42}" + "".join(f"{fmt.format(res[n][key]):>12}" for n in cols))
+        print(f"{label:42}" + "".join(f"{fmt.format(res[n][key]):>13}" for n in cols))
     row("reports sent / s (lb-loadgen, whole run)", "sent_per_s", "{}")
     row("reports received / s (master)", "reports_per_s", "{:.0f}")
     row("  of them checked by MAC", "mac_share", "{:.3f}")
@@ -338,6 +332,12 @@ def p9(args):
     print(f"  memory: view (no agent connection) {v['master_rss']:.1f} MiB; agent connections "
           f"+{e['master_rss'] - v['master_rss']:.1f} MiB for {args.servers}, "
           f"{conn_kib:.1f} KiB each (TLS)")
+    if args.nng:
+        o = res["nng-no-conns"]
+        print(f"  reports over UDP vs nng (no-conns): master CPU {v['master_cpu']:.3f} vs "
+              f"{o['master_cpu']:.3f} of a core ({v['master_cpu'] / max(o['master_cpu'], 1e-9):.2f}x), "
+              f"{v['us_per_report']:.1f} vs {o['us_per_report']:.1f} us per report, RSS "
+              f"{v['master_rss']:.1f} vs {o['master_rss']:.1f} MiB")
     print(f"RESULT servers={args.servers} sessions={args.sessions} window_s={args.window} "
           f"master_cpu={e['master_cpu']:.3f} master_us_per_report={e['us_per_report']:.1f} "
           f"reports_received_per_s={e['reports_per_s']:.0f} master_rss_mib={e['master_rss']:.1f} "

@@ -1,5 +1,6 @@
 """Bad configs: each daemon exits non-zero naming file:line and the key."""
 import os
+import socket
 import subprocess
 import tempfile
 import unittest
@@ -48,6 +49,30 @@ class ConfigErrors(unittest.TestCase):
                 self.assertNotEqual(r.returncode, 0)
                 self.assertIn(f"{path}:2:", r.stderr)
                 self.assertIn("frobnicate", r.stderr)
+
+    def test_report_udp_keys(self):
+        """report_udp_listen / report_udp_advertise must be udp://HOST:PORT or "";
+        a configured report_udp_listen that cannot be bound stops the master."""
+        for text, line, key in (("id: m\nreport_udp_listen: tcp://127.0.0.1:7102\n", 2,
+                                 "report_udp_listen"),
+                                ("id: m\nreport_udp_listen: udp://127.0.0.1:0\n", 2,
+                                 "report_udp_listen"),
+                                ("id: m\nreport_udp_advertise: master-1:7102\n", 2,
+                                 "report_udp_advertise")):
+            with self.subTest(text=text):
+                r, path = self.run_daemon("lb-master", text)
+                self.assertNotEqual(r.returncode, 0)
+                self.assertIn(f"{path}:{line}: {key}", r.stderr)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+            busy.bind(("127.0.0.1", 0))
+            port = busy.getsockname()[1]
+            r, _ = self.run_daemon("lb-master", (
+                "id: m\nlisten: tcp://127.0.0.1:1\nreport_listen: tcp://127.0.0.1:2\n"
+                f"report_udp_listen: udp://127.0.0.1:{port}\netcd: http://127.0.0.1:1\n"
+                "tls: {insecure: true}\n"))
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("report_udp_listen", r.stderr)
+        self.assertIn("in use", r.stderr)
 
 
 if __name__ == "__main__":

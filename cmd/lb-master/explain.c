@@ -74,8 +74,9 @@ nng_msg *master_explain(master *m, const Lb__Envelope *req)
     sel_snapshot *snap = reg_snapshot_locked(m->view);
     size_t n = sel_snapshot_n_servers(snap);
     sel_verdict *v = lb_xcalloc(n, sizeof *v);
+    reg_session_buf cb;
     const Lb__Session *cur =
-        sr->request != NULL ? plan_current_session(m->view, sr->request) : NULL;
+        sr->request != NULL ? plan_current_session(m->view, sr->request, &cb) : NULL;
     lb_err err = LB_EINVAL;
     if (sr->request != NULL && sr->request->app != NULL && sr->request->client_id != NULL) {
         plan_fill_request(sr, cur, &q);

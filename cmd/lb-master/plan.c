@@ -121,15 +121,16 @@ static void prefer_ready(master *m, const sel_snapshot *snap, sel_result *res, c
 }
 
 /* The client's live session for this app (or a redirected preselection). */
-const Lb__Session *plan_current_session(reg *view, const Lb__ClientRequest *cr)
+const Lb__Session *plan_current_session(reg *view, const Lb__ClientRequest *cr,
+                                        reg_session_buf *buf)
 {
     const Lb__Session *s = NULL;
     if (cr->preselected != NULL && cr->preselected->session_id != NULL &&
         cr->preselected->session_id[0] != '\0')
-        s = reg_session_locked(view, cr->preselected->session_id);
+        s = reg_session_locked(view, cr->preselected->session_id, buf);
     if (s == NULL) {
         const char *sid = reg_affinity_locked(view, cr->client_id, cr->app);
-        s = sid != NULL ? reg_session_locked(view, sid) : NULL;
+        s = sid != NULL ? reg_session_locked(view, sid, buf) : NULL;
     }
     if (s != NULL && (strcmp(s->client_id, cr->client_id) != 0 || strcmp(s->app, cr->app) != 0))
         s = NULL; /* a preselection must belong to this client and app */
@@ -242,7 +243,8 @@ void plan_make(master *m, const Lb__SelectionRequest *sr, plan *p)
     sel_request q;
     reg_lock(m->view);
     sel_snapshot *snap = reg_snapshot_locked(m->view);
-    const Lb__Session *cur = plan_current_session(m->view, cr);
+    reg_session_buf cb;
+    const Lb__Session *cur = plan_current_session(m->view, cr, &cb);
     plan_fill_request(sr, cur, &q);
     pthread_mutex_lock(&m->sel_lock);
     lb_err err = sel_choose(snap, &m->cfg.policy, &q, &m->sel, &res, NULL);
@@ -307,7 +309,8 @@ bool plan_superseded(master *m, const Lb__SelectionRequest *sr, const plan *p,
     reg_lock(m->view);
     const char *sid = reg_affinity_locked(m->view, cr->client_id, cr->app);
     if (sid != NULL && strcmp(sid, p->session_id) != 0) {
-        const Lb__Session *s = reg_session_locked(m->view, sid);
+        reg_session_buf sb;
+        const Lb__Session *s = reg_session_locked(m->view, sid, &sb);
         newer = s != NULL && s->created_ms >= since_wall_ms;
     }
     reg_unlock(m->view);
@@ -365,7 +368,8 @@ void plan_commit(master *m, const Lb__SelectionRequest *sr, plan *p, size_t i,
         reg_pending_launched_locked(m->view, p->cand[i].server, launch_seq);
         p->pending_on = -1;
     }
-    const Lb__Session *old = reg_session_locked(m->view, p->session_id);
+    reg_session_buf ob, pb;
+    const Lb__Session *old = reg_session_locked(m->view, p->session_id, &ob);
     /* a new session: its affinity record goes with it (etcd_economy off: the
      * old behaviour, every time) */
     bool fresh = old == NULL || !m->cfg.etcd_economy;
@@ -387,7 +391,7 @@ void plan_commit(master *m, const Lb__SelectionRequest *sr, plan *p, size_t i,
     char stop_sid[80] = "", stop_server[128] = "", stop_ep[256] = "";
     bool joined = false;
     if (prev != NULL && strcmp(prev, p->session_id) != 0) {
-        const Lb__Session *ps = reg_session_locked(m->view, prev);
+        const Lb__Session *ps = reg_session_locked(m->view, prev, &pb);
         reg_server *srv = ps != NULL ? reg_server_locked(m->view, ps->server_id) : NULL;
         if (srv != NULL && master_per_session(srv, ps->app)) {
             snprintf(stop_sid, sizeof stop_sid, "%s", prev);

@@ -66,9 +66,10 @@ void plan_free(plan *p);
  * p must be zeroed or hold an earlier plan (whose allocations it frees). */
 void plan_make(master *m, const Lb__SelectionRequest *sr, plan *p);
 
-/* The client's live session for the request's app (or its preselection), or
- * NULL. View lock held. */
-const Lb__Session *plan_current_session(reg *view, const Lb__ClientRequest *cr);
+/* The client's live session for the request's app (or its preselection),
+ * decoded into buf (reg_session_locked), or NULL. View lock held. */
+const Lb__Session *plan_current_session(reg *view, const Lb__ClientRequest *cr,
+                                        reg_session_buf *buf);
 /* Fills the policy's request from a SelectionRequest (pointers borrow sr/cur). */
 void plan_fill_request(const Lb__SelectionRequest *sr, const Lb__Session *cur, sel_request *q);
 

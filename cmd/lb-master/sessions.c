@@ -44,8 +44,9 @@ nng_msg *master_release(master *m, const Lb__Envelope *req)
     Lb__SessionReply rep = LB__SESSION_REPLY__INIT;
     char text[256] = "", key[512], server[128] = "", endpoint[256] = "";
     bool stop = false;
+    reg_session_buf sb;
     reg_lock(m->view);
-    const Lb__Session *s = rr->session_id ? reg_session_locked(m->view, rr->session_id) : NULL;
+    const Lb__Session *s = rr->session_id ? reg_session_locked(m->view, rr->session_id, &sb) : NULL;
     if (s == NULL) {
         snprintf(text, sizeof text, "no such session '%s'", rr->session_id ? rr->session_id : "");
     } else if (rr->client_id != NULL && rr->client_id[0] != '\0' &&
@@ -84,7 +85,8 @@ nng_msg *master_renew(master *m, const Lb__Envelope *req)
     int64_t expires = lb_wall_ms() + m->cfg.session_ttl_ms, earliest = expires;
     reg_lock(m->view);
     for (size_t i = 0; i < rr->n_session_ids; i++) {
-        const Lb__Session *cur = reg_session_locked(m->view, rr->session_ids[i]);
+        reg_session_buf cb;
+        const Lb__Session *cur = reg_session_locked(m->view, rr->session_ids[i], &cb);
         if (cur == NULL ||
             (rr->client_id && rr->client_id[0] && strcmp(rr->client_id, cur->client_id) != 0)) {
             unknown[rep.n_unknown++] = rr->session_ids[i];

@@ -292,7 +292,8 @@ static void reap_sessions(master *m)
     reg_lock(m->view);
     reg_sessions_foreach_locked(m->view, collect_expired, &e);
     for (size_t i = 0; i < e.n; i++) {
-        const Lb__Session *s = reg_session_locked(m->view, e.sids[i]);
+        reg_session_buf sb;
+        const Lb__Session *s = reg_session_locked(m->view, e.sids[i], &sb);
         reg_server *srv = reg_server_locked(m->view, s->server_id);
         if (srv != NULL && master_per_session(srv, s->app)) { /* as a release does */
             e.stop_server[i] = lb_strdup(s->server_id);

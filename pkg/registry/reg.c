@@ -52,7 +52,7 @@ static void free_override(void *p)
 
 static void free_session(void *p)
 {
-    free(p); /* the view's sessions are compact (reg_sessions.c) */
+    free(p); /* a session record: one block (reg_sessions.c) */
 }
 
 reg *reg_new(const char *prefix, int64_t report_stale_ms)
@@ -214,10 +214,10 @@ static void put_record(reg *r, const char *kind, const char *id, const etcd_kv *
         Lb__Session *in = lb__session__unpack(NULL, kv->value_len, kv->value);
         if (in == NULL)
             goto bad;
-        const Lb__Session *cur = hmap_get(r->sessions, id);
+        const reg_vsession *cur = hmap_get(r->sessions, id);
         /* Our own writes echo back through the watch, possibly after a newer
          * in-memory update: only a renewal (later expiry) replaces what we have. */
-        if (cur != NULL && cur->expires_ms > in->expires_ms) {
+        if (cur != NULL && reg_session_expires(cur) > in->expires_ms) {
             lb__session__free_unpacked(in, NULL);
             return;
         }

@@ -143,8 +143,20 @@ reg_slave *reg_slave_locked(reg *r, const char *id);
 size_t reg_n_servers_locked(const reg *r);
 size_t reg_n_slaves_locked(const reg *r);
 
-/* Sessions (owned by the registry once put). */
-const Lb__Session *reg_session_locked(reg *r, const char *sid);
+/* Sessions (owned by the registry once put). The view keeps each as a compact
+ * record (reg_vsession, reg_sessions.c) and hands it out decoded into a
+ * caller's reg_session_buf: the Session and its ProcessId are the buffer's,
+ * their strings point into the view's record. The result is valid while the
+ * view lock is held and that session is neither replaced nor deleted; copy
+ * what must outlive that (reg_session_dup). Never free it, never put it back. */
+typedef struct reg_session_buf {
+    Lb__Session s;
+    Lb__ProcessId p;
+} reg_session_buf;
+typedef struct reg_vsession reg_vsession;
+
+/* Session sid decoded into buf, or NULL when the view has none. */
+const Lb__Session *reg_session_locked(reg *r, const char *sid, reg_session_buf *buf);
 
 /* ---- processes alive in the master's view (reg_live.c) ----------------------------
  * A sticky repeat is answered from the session table, without asking the agent,
@@ -163,15 +175,18 @@ void reg_live_forget_locked(reg *r, const char *id, int32_t pid);
 /* Session id of the client's affinity for app, or NULL. */
 const char *reg_affinity_locked(reg *r, const char *client, const char *app);
 /* Takes ownership of s (allocated with protobuf-c's default allocator, e.g.
- * reg_session_dup), which it frees after keeping a compact copy; replaces any
+ * reg_session_dup), which it frees after keeping a record of it; replaces any
  * session of the same id and points the client/app affinity at it. */
 void reg_session_put_locked(reg *r, Lb__Session *s);
-/* s as one allocation (free() frees it; unknown fields dropped): how the view
- * keeps sessions. Exposed for its test. */
-Lb__Session *reg_session_compact(const Lb__Session *s);
+/* s as the view keeps it: one block (free() frees it), NULL strings kept as
+ * "", unknown fields dropped; and a record decoded into buf (as
+ * reg_session_locked does). Pure; exposed for their test. */
+reg_vsession *reg_session_record(const Lb__Session *s);
+const Lb__Session *reg_session_decode(const reg_vsession *v, reg_session_buf *buf);
 void reg_session_del_locked(reg *r, const char *sid);
 size_t reg_n_sessions_locked(const reg *r);
-/* Calls fn for every session (lock held). */
+/* Calls fn for every session (lock held), decoded into a buffer that is
+ * reused: fn must copy what it keeps. */
 void reg_sessions_foreach_locked(reg *r, void (*fn)(const Lb__Session *s, void *arg), void *arg);
 
 /* Unpacks a record of type d into one allocation: free() frees it all (never

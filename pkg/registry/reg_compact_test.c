@@ -303,7 +303,8 @@ static void test_session_maps_borrow(void **state)
     assert_string_equal(reg_affinity_locked(r, "c2", "echo"), "s2");
     reg_session_del_locked(r, "s1");
     assert_string_equal(reg_affinity_locked(r, "c2", "echo"), "s2");
-    const Lb__Session *s2 = reg_session_locked(r, "s2");
+    reg_session_buf sb;
+    const Lb__Session *s2 = reg_session_locked(r, "s2", &sb);
     assert_string_equal(s2->process->server_id, "other");
     assert_string_equal(s2->server_id, "other");
     reg_session_del_locked(r, "s2");
@@ -314,7 +315,7 @@ static void test_session_maps_borrow(void **state)
     longc[1999] = '\0';
     reg_session_put_locked(r, session("s3", longc, "echo", "srv"));
     assert_string_equal(reg_affinity_locked(r, longc, "echo"), "s3");
-    assert_string_equal(reg_session_locked(r, "s3")->client_id, longc);
+    assert_string_equal(reg_session_locked(r, "s3", &sb)->client_id, longc);
     /* empty strings */
     reg_session_put_locked(r, session("s4", "", "", ""));
     assert_string_equal(reg_affinity_locked(r, "", ""), "s4");

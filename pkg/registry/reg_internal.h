@@ -20,8 +20,8 @@ struct reg {
     hmap *masters;   /* id -> Lb__MasterInfo */
     hmap *groups;    /* name -> Lb__GroupInfo */
     hmap *overrides; /* server id -> Lb__Override (also linked from reg_server) */
-    hmap *sessions;  /* sid -> Lb__Session (compact; keyed: the key is read from it) */
-    hmap *affinity;  /* "client/app" -> Lb__Session of sessions (borrowed; keyed) */
+    hmap *sessions;  /* sid -> reg_vsession (keyed: the key is read from it) */
+    hmap *affinity;  /* "client/app" -> reg_vsession of sessions (borrowed; keyed) */
     char leader[128];
 
     /* selection snapshot and the label array it borrows (it copies the
@@ -40,8 +40,10 @@ void reg_unlock_settled(reg *r);
 void reg_live_clear(reg_server *s);
 void reg_live_on_load(reg_server *s, const Lb__ServerLoad *prev, const Lb__ServerLoad *l);
 void reg_affinity_name(char *out, size_t cap, const char *client, const char *app);
-/* reg_sessions.c: the keys of a view session (hmap_new_keyed's key_of). */
-const char *reg_session_id_key(const void *s);
-const char *reg_session_aff_key(const void *s);
+/* reg_sessions.c: the keys of a session record (hmap_new_keyed's key_of), and
+ * its expiry. */
+const char *reg_session_id_key(const void *v);
+const char *reg_session_aff_key(const void *v);
+int64_t reg_session_expires(const reg_vsession *v);
 
 #endif

@@ -1,17 +1,19 @@
 /* Sessions and the client affinity derived from them.
  *
- * The view holds each session compact: one allocation with the Session, its
- * ProcessId and their strings, instead of protobuf-c's nine (a struct and a
- * string each, 16 bytes of malloc overhead and rounding apiece): at 100,000
- * sessions that is ~20 MiB less (README P9). Unknown fields are not kept.
- * View sessions are therefore freed with free(), never free_unpacked.
+ * The view keeps each session as one small record of its own (reg_vsession):
+ * the fixed fields, then its strings back to back. protobuf-c's structs cost
+ * ~140 bytes of headers and pointers a session (Session + ProcessId), more
+ * than the strings themselves; the record has a 33-byte header, ~110 bytes a
+ * session in all where the compact Session block took ~240 (12 MiB less at
+ * 100,000 sessions, README P9). Callers read a session decoded into a
+ * reg_session_buf whose strings point into the record. Unknown fields are not
+ * kept.
  *
- * The block also holds the session's affinity name ("client/app"), first
- * after the structs, and the maps read their keys from it (hmap_new_keyed,
- * reg_session_id_key / reg_session_aff_key): sessions are keyed by the block's
- * session_id, affinity by that name, and an affinity entry's value is the
- * session itself, not a copy of its id. So a session is one allocation plus an
- * 8-byte slot in each map (README P9). */
+ * The record's first string is the session's affinity name ("client/app"),
+ * its second the session id, and the maps read their keys from it
+ * (hmap_new_keyed): sessions by id, affinity by that name, an affinity entry's
+ * value being the session record itself. So a session is one allocation plus
+ * an 8-byte slot in each map. */
 #include "registry/reg_internal.h"
 
 #include "common/util.h"
@@ -19,123 +21,153 @@
 #include <stdlib.h>
 #include <string.h>
 
-static size_t str_size(const char *p)
+enum {
+    VS_PROCESS = 1,   /* has a ProcessId */
+    VS_OWN_PSRV = 2,  /* the process's server_id differs from the session's: stored */
+    VS_N_STR_MAX = 8, /* aff, sid, client, app, server, slave, host, process server */
+};
+
+struct reg_vsession {
+    int64_t created_ms, expires_ms, started_at;
+    int32_t pid;
+    uint32_t port;
+    uint8_t flags;
+    char str[]; /* NUL-terminated, in the order of VS_N_STR_MAX's comment */
+};
+
+static const char *or_empty(const char *p)
 {
-    return p != NULL ? strlen(p) + 1 : 0;
+    return p != NULL ? p : "";
 }
 
-static char *str_put(char **cur, const char *src)
-{
-    if (src == NULL)
-        return NULL;
-    size_t n = strlen(src) + 1;
-    char *out = *cur;
-    memcpy(out, src, n);
-    *cur += n;
-    return out;
-}
-
-static size_t head_size(bool has_process)
-{
-    return sizeof(Lb__Session) + (has_process ? sizeof(Lb__ProcessId) : 0);
-}
-
-/* The affinity name stored in view session s (reg_session_compact). */
-static const char *aff_name(const Lb__Session *s)
-{
-    return (const char *)s + head_size(s->process != NULL);
-}
-
-const char *reg_session_id_key(const void *s)
-{
-    return ((const Lb__Session *)s)->session_id;
-}
-
-const char *reg_session_aff_key(const void *s)
-{
-    return aff_name(s);
-}
-
-Lb__Session *reg_session_compact(const Lb__Session *s)
+reg_vsession *reg_session_record(const Lb__Session *s)
 {
     const Lb__ProcessId *p = s->process;
     char name[512];
-    reg_affinity_name(name, sizeof name, s->client_id != NULL ? s->client_id : "",
-                      s->app != NULL ? s->app : "");
-    /* the process's server is the session's: stored once when they agree */
-    bool same_srv = p != NULL && p->server_id != NULL && s->server_id != NULL &&
-                    strcmp(p->server_id, s->server_id) == 0;
-    size_t head = head_size(p != NULL);
-    size_t n = head + strlen(name) + 1 + str_size(s->session_id) + str_size(s->client_id) +
-               str_size(s->app) + str_size(s->server_id) + str_size(s->slave_id);
-    if (p != NULL)
-        n += str_size(p->host) + (same_srv ? 0 : str_size(p->server_id));
-    unsigned char *b = lb_xcalloc(1, n);
-    Lb__Session *c = (Lb__Session *)b;
-    *c = *s;
-    c->base.n_unknown_fields = 0;
-    c->base.unknown_fields = NULL;
-    char *cur = (char *)b + head;
-    str_put(&cur, name);
-    c->session_id = str_put(&cur, s->session_id);
-    c->client_id = str_put(&cur, s->client_id);
-    c->app = str_put(&cur, s->app);
-    c->server_id = str_put(&cur, s->server_id);
-    c->slave_id = str_put(&cur, s->slave_id);
+    reg_affinity_name(name, sizeof name, or_empty(s->client_id), or_empty(s->app));
+    const char *strs[VS_N_STR_MAX] = {name,
+                                      or_empty(s->session_id),
+                                      or_empty(s->client_id),
+                                      or_empty(s->app),
+                                      or_empty(s->server_id),
+                                      or_empty(s->slave_id)};
+    size_t n_str = 6;
+    uint8_t flags = 0;
     if (p != NULL) {
-        Lb__ProcessId *cp = (Lb__ProcessId *)(b + sizeof(Lb__Session));
-        *cp = *p;
-        cp->base.n_unknown_fields = 0;
-        cp->base.unknown_fields = NULL;
-        cp->host = str_put(&cur, p->host);
-        cp->server_id = same_srv ? c->server_id : str_put(&cur, p->server_id);
-        c->process = cp;
+        flags |= VS_PROCESS;
+        strs[n_str++] = or_empty(p->host);
+        /* the process's server is the session's: stored once when they agree */
+        if (strcmp(or_empty(p->server_id), strs[4]) != 0) {
+            flags |= VS_OWN_PSRV;
+            strs[n_str++] = or_empty(p->server_id);
+        }
     }
-    return c;
+    size_t len[VS_N_STR_MAX], total = sizeof(reg_vsession);
+    for (size_t i = 0; i < n_str; i++)
+        total += (len[i] = strlen(strs[i])) + 1;
+    reg_vsession *v = lb_xcalloc(1, total);
+    v->created_ms = s->created_ms;
+    v->expires_ms = s->expires_ms;
+    v->flags = flags;
+    if (p != NULL) {
+        v->pid = p->pid;
+        v->port = p->port;
+        v->started_at = p->started_at;
+    }
+    char *cur = v->str;
+    for (size_t i = 0; i < n_str; i++) {
+        memcpy(cur, strs[i], len[i] + 1);
+        cur += len[i] + 1;
+    }
+    return v;
 }
 
-const Lb__Session *reg_session_locked(reg *r, const char *sid)
+static const char *next_str(const char *p)
 {
-    return hmap_get(r->sessions, sid);
+    return p + strlen(p) + 1;
+}
+
+const Lb__Session *reg_session_decode(const reg_vsession *v, reg_session_buf *buf)
+{
+    Lb__Session *s = &buf->s;
+    lb__session__init(s);
+    const char *cur = next_str(v->str); /* past the affinity name */
+    s->session_id = (char *)cur;
+    s->client_id = (char *)(cur = next_str(cur));
+    s->app = (char *)(cur = next_str(cur));
+    s->server_id = (char *)(cur = next_str(cur));
+    s->slave_id = (char *)(cur = next_str(cur));
+    s->created_ms = v->created_ms;
+    s->expires_ms = v->expires_ms;
+    if (v->flags & VS_PROCESS) {
+        Lb__ProcessId *p = &buf->p;
+        lb__process_id__init(p);
+        p->host = (char *)(cur = next_str(cur));
+        p->server_id = v->flags & VS_OWN_PSRV ? (char *)next_str(cur) : s->server_id;
+        p->pid = v->pid;
+        p->port = v->port;
+        p->started_at = v->started_at;
+        s->process = p;
+    }
+    return s;
+}
+
+const char *reg_session_id_key(const void *v)
+{
+    return next_str(((const reg_vsession *)v)->str);
+}
+
+const char *reg_session_aff_key(const void *v)
+{
+    return ((const reg_vsession *)v)->str;
+}
+
+int64_t reg_session_expires(const reg_vsession *v)
+{
+    return v->expires_ms;
+}
+
+const Lb__Session *reg_session_locked(reg *r, const char *sid, reg_session_buf *buf)
+{
+    const reg_vsession *v = hmap_get(r->sessions, sid);
+    return v != NULL ? reg_session_decode(v, buf) : NULL;
 }
 
 const char *reg_affinity_locked(reg *r, const char *client, const char *app)
 {
     char name[512];
     reg_affinity_name(name, sizeof name, client, app);
-    const Lb__Session *s = hmap_get(r->affinity, name);
-    return s != NULL ? s->session_id : NULL;
+    const reg_vsession *v = hmap_get(r->affinity, name);
+    return v != NULL ? reg_session_id_key(v) : NULL;
 }
 
-/* Drops the affinity entry of view session s when it is s's (before s goes). */
-static void affinity_drop(reg *r, const Lb__Session *s)
+/* Drops the affinity entry of record v when it is v's (before v goes). */
+static void affinity_drop(reg *r, const reg_vsession *v)
 {
-    if (hmap_get(r->affinity, aff_name(s)) == s)
-        hmap_del(r->affinity, aff_name(s));
+    const char *name = reg_session_aff_key(v);
+    if (hmap_get(r->affinity, name) == v)
+        hmap_del(r->affinity, name);
 }
 
 void reg_session_put_locked(reg *r, Lb__Session *in)
 {
-    Lb__Session *s = in;
-    if (hmap_get(r->sessions, in->session_id) != in) { /* not the view's own already */
-        s = reg_session_compact(in);
-        lb__session__free_unpacked(in, NULL);
-    }
-    Lb__Session *old = hmap_put(r->sessions, s->session_id, s);
-    if (old != NULL && old != s) {
-        affinity_drop(r, old); /* its key lives in old's block */
+    reg_vsession *v = reg_session_record(in);
+    lb__session__free_unpacked(in, NULL);
+    reg_vsession *old = hmap_put(r->sessions, reg_session_id_key(v), v);
+    if (old != NULL) {
+        affinity_drop(r, old); /* its key lives in old's record */
         free(old);
     }
-    hmap_put(r->affinity, aff_name(s), s);
+    hmap_put(r->affinity, reg_session_aff_key(v), v);
 }
 
 void reg_session_del_locked(reg *r, const char *sid)
 {
-    Lb__Session *s = hmap_del(r->sessions, sid);
-    if (s == NULL)
+    reg_vsession *v = hmap_del(r->sessions, sid);
+    if (v == NULL)
         return;
-    affinity_drop(r, s);
-    free(s); /* compact: one block, the maps' keys with it */
+    affinity_drop(r, v);
+    free(v); /* one block, the maps' keys with it */
 }
 
 size_t reg_n_sessions_locked(const reg *r)
@@ -148,8 +180,9 @@ void reg_sessions_foreach_locked(reg *r, void (*fn)(const Lb__Session *s, void *
     size_t it = 0;
     const char *id;
     void *v;
+    reg_session_buf buf;
     while (hmap_next(r->sessions, &it, &id, &v))
-        fn(v, arg);
+        fn(reg_session_decode(v, &buf), arg);
 }
 
 Lb__Session *reg_session_dup(const Lb__Session *s)

@@ -124,10 +124,27 @@ static void test_reset_builds_snapshot(void **state)
     assert_null(r);
 }
 
-/* The view's compact session packs to the same bytes as the one it was made
- * from; a Session or ProcessId with a new field must update the compact copy
- * (else the copy would point into freed memory): the counts guard that. */
-static void test_session_compact(void **state)
+/* The view's session record decodes to a Session that packs to the same bytes
+ * as the one it was made from; a Session or ProcessId with a new field must
+ * be added to the record (else it would be lost): the counts guard that. */
+static void assert_record_round_trip(const Lb__Session *in)
+{
+    uint8_t *a = malloc(lb__session__get_packed_size(in) + 1);
+    size_t la = lb__session__pack(in, a);
+    reg_vsession *v = reg_session_record(in);
+    reg_session_buf buf;
+    const Lb__Session *c = reg_session_decode(v, &buf);
+    assert_ptr_not_equal(c->client_id, in->client_id);
+    uint8_t *b = malloc(lb__session__get_packed_size(c) + 1);
+    size_t lc = lb__session__pack(c, b);
+    assert_int_equal(la, lc);
+    assert_memory_equal(a, b, la);
+    free(v); /* one block: ASan reports anything else left */
+    free(a);
+    free(b);
+}
+
+static void test_session_record(void **state)
 {
     (void)state;
     assert_int_equal(lb__session__descriptor.n_fields, 8);
@@ -147,36 +164,68 @@ static void test_session_compact(void **state)
     in.slave_id = "slave-a";
     in.created_ms = 5;
     in.expires_ms = 6;
-    uint8_t a[512], b[512];
-    size_t la = lb__session__pack(&in, a);
-    Lb__Session *c = reg_session_compact(&in);
-    assert_ptr_not_equal(c->client_id, in.client_id);
-    size_t lc = lb__session__pack(c, b);
-    assert_int_equal(la, lc);
-    assert_memory_equal(a, b, la);
-    free(c);
+    assert_record_round_trip(&in);
+    p.server_id = "s-other"; /* a process on another server than the session's */
+    assert_record_round_trip(&in);
+    p.pid = -7; /* hostile numbers are kept as they are */
+    p.port = UINT32_MAX;
+    p.started_at = INT64_MIN;
+    in.expires_ms = INT64_MAX;
+    assert_record_round_trip(&in);
+    /* long strings (past the 512-byte affinity name) and empty ones */
+    char *longs = malloc(70000);
+    memset(longs, 'x', 69999);
+    longs[69999] = '\0';
+    in.client_id = longs;
+    p.host = longs;
+    in.app = "";
+    in.slave_id = "";
+    assert_record_round_trip(&in);
+    /* NULL strings are kept as "" (proto3: the same message) */
+    in.client_id = NULL;
+    in.slave_id = NULL;
+    p.host = NULL;
+    p.server_id = NULL;
+    assert_record_round_trip(&in);
+    reg_vsession *v = reg_session_record(&in);
+    reg_session_buf buf;
+    const Lb__Session *c = reg_session_decode(v, &buf);
+    assert_string_equal(c->client_id, "");
+    assert_string_equal(c->process->host, "");
+    assert_string_equal(c->process->server_id, "");
+    free(v);
     in.process = NULL; /* no process yet */
-    c = reg_session_compact(&in);
+    in.client_id = longs;
+    assert_record_round_trip(&in);
+    v = reg_session_record(&in);
+    c = reg_session_decode(v, &buf);
     assert_null(c->process);
-    assert_string_equal(c->slave_id, "slave-a");
-    free(c);
+    assert_string_equal(c->client_id, longs);
+    assert_string_equal(c->session_id, "sid-1");
+    free(v);
+    free(longs);
 
-    /* the view takes, replaces, re-puts its own and deletes them (ASan: no leak,
-     * no double free) */
-    reg *r = fixture();
+    /* the view takes, replaces and deletes them (ASan: no leak, no double free) */
+    in.client_id = "client-1";
+    in.app = "echo";
     in.process = &p;
+    p.host = "10.0.0.7";
+    reg *r = fixture();
     reg_lock(r);
     reg_session_put_locked(r, reg_session_dup(&in));
     in.expires_ms = 7;
     reg_session_put_locked(r, reg_session_dup(&in));
-    const Lb__Session *v = reg_session_locked(r, "sid-1");
-    assert_int_equal(v->expires_ms, 7);
-    assert_string_equal(v->process->host, "10.0.0.7");
-    reg_session_put_locked(r, (Lb__Session *)v);
-    assert_ptr_equal(reg_session_locked(r, "sid-1"), v);
+    const Lb__Session *got = reg_session_locked(r, "sid-1", &buf);
+    assert_int_equal(got->expires_ms, 7);
+    assert_string_equal(got->process->host, "10.0.0.7");
+    assert_int_equal(got->process->pid, -7);
+    Lb__Session *renewed = reg_session_dup(got); /* as a renewal does */
+    renewed->expires_ms = 8;
+    reg_session_put_locked(r, renewed);
+    assert_int_equal(reg_session_locked(r, "sid-1", &buf)->expires_ms, 8);
     assert_string_equal(reg_affinity_locked(r, "client-1", "echo"), "sid-1");
     reg_session_del_locked(r, "sid-1");
-    assert_null(reg_session_locked(r, "sid-1"));
+    assert_null(reg_session_locked(r, "sid-1", &buf));
     reg_session_put_locked(r, reg_session_dup(&in)); /* freed with the view */
     reg_unlock(r);
     reg_free(&r);
@@ -267,7 +316,8 @@ static void test_sessions_and_affinity(void **state)
     reg_lock(r);
     assert_string_equal(reg_affinity_locked(r, "alice", "echo"), "sid1");
     assert_null(reg_affinity_locked(r, "alice", "other"));
-    assert_string_equal(reg_session_locked(r, "sid1")->server_id, "s2");
+    reg_session_buf sb;
+    assert_string_equal(reg_session_locked(r, "sid1", &sb)->server_id, "s2");
     reg_unlock(r);
 
     /* an older copy echoed back by the watch does not replace a renewal */
@@ -282,7 +332,7 @@ static void test_sessions_and_affinity(void **state)
     etcd_event ev = {.type = ETCD_EV_PUT, .kv = b.kv[0]};
     reg_apply(r, &ev, 1);
     reg_lock(r);
-    assert_string_equal(reg_session_locked(r, "sid1")->server_id, "s2");
+    assert_string_equal(reg_session_locked(r, "sid1", &sb)->server_id, "s2");
     reg_unlock(r);
     kvbuf_free(&b);
 
@@ -290,7 +340,7 @@ static void test_sessions_and_affinity(void **state)
     etcd_event del = {.type = ETCD_EV_DELETE, .kv = {.key = "/lb/sessions/sid1"}};
     reg_apply(r, &del, 1);
     reg_lock(r);
-    assert_null(reg_session_locked(r, "sid1"));
+    assert_null(reg_session_locked(r, "sid1", &sb));
     assert_null(reg_affinity_locked(r, "alice", "echo"));
     assert_int_equal(reg_n_sessions_locked(r), 0);
     reg_unlock(r);
@@ -512,7 +562,7 @@ int main(void)
         cmocka_unit_test(test_reset_builds_snapshot),
         cmocka_unit_test(test_load_and_pending),
         cmocka_unit_test(test_load_batch),
-        cmocka_unit_test(test_session_compact),
+        cmocka_unit_test(test_session_record),
         cmocka_unit_test(test_sessions_and_affinity),
         cmocka_unit_test(test_events_add_remove_servers_and_overrides),
         cmocka_unit_test(test_bad_records_are_skipped),

@@ -84,7 +84,8 @@ static void select_once(reg *r)
     reg_lock(r);
     sel_snapshot *snap = reg_snapshot_locked(r);
     const char *sid = reg_affinity_locked(r, "alice", "echo");
-    const Lb__Session *s = sid != NULL ? reg_session_locked(r, sid) : NULL;
+    reg_session_buf sb;
+    const Lb__Session *s = sid != NULL ? reg_session_locked(r, sid, &sb) : NULL;
     req.affinity_server = s != NULL ? s->server_id : NULL;
     size_t n = sel_snapshot_n_servers(snap);
     sel_verdict *verdicts = calloc(n > 0 ? n : 1, sizeof *verdicts);

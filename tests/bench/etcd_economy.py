@@ -3,7 +3,7 @@
 
   python3 tests/bench/etcd_economy.py p6 [--servers 1000] [--window 20]
   python3 tests/bench/etcd_economy.py p9 [--servers 10000] [--sessions 100000] [--window 60] [--baseline]
-                                         [--nng]
+                                         [--nng] [--perf]
 
 Both start a throwaway etcd and real daemons on loopback (tests/integration/
 harness.py) with lb-loadgen's fake servers, from LBCP_BIN (default
@@ -227,7 +227,34 @@ def auth_counts(c):
             for by in ("mac", "signature", "none")}
 
 
-def p9_mode(economy, servers, sessions, window, report_stale, conns=True, nng=False):
+PERF_EVENTS = "task-clock,context-switches,raw_syscalls:sys_enter"
+
+
+def perf_stat_start(pid, window):
+    """perf stat on the master for the window (root; CSV on stderr), or None."""
+    try:
+        return subprocess.Popen(["perf", "stat", "-x", ",", "-e", PERF_EVENTS, "-p", str(pid),
+                                 "--", "sleep", str(window)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+    except OSError:
+        return None
+
+
+def perf_stat_read(proc):
+    """{event: count} from perf stat -x , (missing events absent)."""
+    if proc is None:
+        return {}
+    _, err = proc.communicate(timeout=120)
+    out = {}
+    for line in err.splitlines():
+        f = line.split(",")
+        if len(f) > 2 and f[0].replace(".", "", 1).isdigit():
+            out[f[2]] = float(f[0])
+    return out
+
+
+def p9_mode(economy, servers, sessions, window, report_stale, conns=True, nng=False,
+            perf=False):
     """conns: the servers name one shared agent endpoint (lb-loadgen
     --shared-agent), so the leader holds a TLS connection per server as it does
     for real agents; without, they name none (--no-endpoint): the same view and
@@ -262,8 +289,10 @@ def p9_mode(economy, servers, sessions, window, report_stale, conns=True, nng=Fa
         rev0, db0, _ = etcd_status(c)
         a0 = auth_counts(c)
         m0, e0, rp0, t0 = cpu_s(mp), cpu_s(ep), reports(c), time.monotonic()
+        ps = perf_stat_start(mp, window) if perf else None
         time.sleep(window)
         m1, e1, rp1, t1 = cpu_s(mp), cpu_s(ep), reports(c), time.monotonic()
+        pst = perf_stat_read(ps)
         a1 = auth_counts(c)
         rev1, db1, inuse1 = etcd_status(c)
         el = t1 - t0
@@ -276,7 +305,10 @@ def p9_mode(economy, servers, sessions, window, report_stale, conns=True, nng=Fa
                "sig_per_s": (a1["signature"] - a0["signature"]) / el,
                "settle_s": settle_s,
                "db0": db0, "db1": db1, "db_growth_h": (db1 - db0) / el * 3600,
-               "inuse1": inuse1}
+               "inuse1": inuse1,
+               "cs_per_report": pst.get("context-switches", float("nan")) / max(1, rp1 - rp0),
+               "sys_per_report": pst.get("raw_syscalls:sys_enter", float("nan"))
+               / max(1, rp1 - rp0)}
         lg.terminate()
         try:
             rest, _ = lg.communicate(timeout=120)
@@ -298,7 +330,8 @@ def p9(args):
         modes.append(("nng-no-conns", True, False, True))
     if args.baseline:
         modes.append(("baseline", False, True, False))
-    res = {name: p9_mode(eco, args.servers, args.sessions, args.window, args.report_stale, cn, ng)
+    res = {name: p9_mode(eco, args.servers, args.sessions, args.window, args.report_stale, cn, ng,
+                         args.perf)
            for name, eco, cn, ng in modes}
     print()
     cols = [n for n, _, _, _ in modes]
@@ -312,6 +345,9 @@ def p9(args):
     row("  checked by signature / s", "sig_per_s", "{:.1f}")
     row("master CPU (share of one core)", "master_cpu", "{:.3f}")
     row("master CPU per report received (us)", "us_per_report", "{:.1f}")
+    if args.perf:
+        row("master context switches per report", "cs_per_report", "{:.3f}")
+        row("master syscalls per report", "sys_per_report", "{:.3f}")
     row("master RSS (MiB)", "master_rss", "{:.1f}")
     row("master peak RSS (MiB)", "master_hwm", "{:.1f}")
     row("master open fds", "master_fds", "{}")
@@ -366,6 +402,8 @@ def main():
     a9.add_argument("--sessions", type=int, default=100000)
     a9.add_argument("--window", type=float, default=60)
     a9.add_argument("--baseline", action="store_true")
+    a9.add_argument("--perf", action="store_true",
+                    help="perf stat the master in the window: context switches, syscalls per report")
     a9.add_argument("--nng", action="store_true",
                     help="add a no-conns run with the reports on nng (lb-loadgen --report-nng)")
     a9.add_argument("--report-stale", default="5s")

@@ -21,8 +21,8 @@
 #include <stdint.h>
 
 #define MASTER_MAX_SPARES 4
-#define MASTER_MAX_STOCK 64   /* stock: {app: N} per server (stock.h) */
-#define MASTER_STOCK_CAP 1024 /* stock entries held in total */
+#define MASTER_MAX_STOCK 512  /* stock: {app: N} per server (stock.h) */
+#define MASTER_STOCK_CAP 8192 /* stock entries held in total */
 
 /* spares: {app: K} (hot spares, spares.h); stock: {app: N} (stock.h). */
 typedef struct master_spare_cfg {
@@ -51,7 +51,7 @@ typedef struct master_config {
     int64_t etcd_timeout_ms;
     int64_t report_stale_ms;   /* a server silent for this long counts as down */
     reg_eject_cfg eject;       /* outlier ejection after launch failures */
-    int64_t write_interval_ms; /* batching window of etcd writes */
+    int64_t write_interval_ms; /* extra batching window of etcd writes (0: group commit only) */
     int64_t contexts;          /* RPC requests in flight */
     uint64_t max_message;
     sel_policy policy;

@@ -29,7 +29,6 @@
 #include <stdint.h>
 
 #define STOCK_ID_MAX 128
-#define STOCK_MAX_PER_APP 64
 /* Launches in flight at one server at once: a burst that empties a deep stock
  * is refilled in parallel, yet one agent never sees more than this many stock
  * hand-outs queued beside its clients' launches. */

@@ -310,9 +310,12 @@ static const char *unfit_locked(master *m, const stock_item *e, bool lead, int64
 /* Drops stock that is unfit (stock_run.c's header); returns how many held. */
 static size_t check_all(master *m, bool lead)
 {
-    stock_item *v = lb_xcalloc(MASTER_STOCK_CAP, sizeof *v);
-    const char **why = lb_xcalloc(MASTER_STOCK_CAP, sizeof *why);
-    size_t n = stock_list(m->stock, v, MASTER_STOCK_CAP);
+    /* sized to what is held now (a deep stock is thousands of entries; the
+     * table may grow meanwhile: stock_list copies at most cap) */
+    size_t cap = stock_count(m->stock, NULL) + 1;
+    stock_item *v = lb_xcalloc(cap, sizeof *v);
+    const char **why = lb_xcalloc(cap, sizeof *why);
+    size_t n = stock_list(m->stock, v, cap);
     int64_t lease = atomic_load(&m->leader_lease);
     if (n > 0) {
         reg_lock(m->view);

@@ -125,6 +125,66 @@ static void bounds_and_bad_input(void **state)
     stock_table_free(t);
 }
 
+/* The indexes (session id -> slot, counts per server and app) stay true while
+ * entries move: 3 servers x 2 apps interleaved, drops and takes from the
+ * middle, then every remaining entry found by id and the counts recomputed
+ * from the list. */
+static void counts_stay_true_as_entries_move(void **state)
+{
+    (void)state;
+    const char *srv[] = {"srv-a", "srv-b", "srv-c"}, *app[] = {"echo", "web"};
+    stock_table *t = stock_table_new(64);
+    char sid[48];
+    for (int i = 0; i < 48; i++) {
+        snprintf(sid, sizeof sid, "s%d", i);
+        stock_item it = item(sid, srv[i % 3], app[(i / 3) % 2], 7);
+        assert_int_equal(stock_begin(t, &it, 100), LB_OK);
+        if (i % 7 != 0) /* some stay launching */
+            fill(t, sid, 100 + i);
+        else if (i >= 21) /* at most STOCK_INFLIGHT_PER_SERVER launching per server */
+            assert_true(stock_drop(t, sid, NULL));
+    }
+    assert_true(stock_drop(t, "s10", NULL));
+    assert_true(stock_drop(t, "s1", NULL));
+    assert_false(stock_drop(t, "s1", NULL));
+    stock_item got;
+    for (int k = 0; k < 5; k++)
+        assert_true(stock_take(t, "srv-b", "web", 7, &got));
+    assert_string_not_equal(got.session_id, "s10");
+    stock_item list[64];
+    size_t n = stock_list(t, list, 64);
+    for (size_t i = 0; i < n; i++) { /* each found by id: drop then begin again */
+        stock_item e = list[i], out;
+        assert_true(stock_drop(t, e.session_id, &out));
+        assert_string_equal(out.server_id, e.server_id);
+        assert_int_equal(stock_begin(t, &e, 100), LB_OK);
+        if (e.ready)
+            fill(t, e.session_id, e.pid);
+    }
+    for (int s = 0; s < 3; s++)
+        for (int a = 0; a < 2; a++) {
+            size_t held = 0, ready = 0, launching = 0;
+            n = stock_list(t, list, 64);
+            for (size_t i = 0; i < n; i++) {
+                bool here = strcmp(list[i].server_id, srv[s]) == 0;
+                launching += here && !list[i].ready;
+                if (here && strcmp(list[i].app, app[a]) == 0) {
+                    held++;
+                    ready += list[i].ready;
+                }
+            }
+            bool l = false;
+            assert_int_equal(stock_count_at(t, srv[s], app[a], &l), held);
+            assert_int_equal(l, launching > 0);
+            assert_int_equal(stock_has_ready(t, srv[s], app[a]), ready > 0);
+        }
+    while (stock_take(t, "srv-b", "web", 7, &got))
+        ;
+    assert_false(stock_has_ready(t, "srv-b", "web"));
+    assert_int_equal(stock_count_at(t, "srv-b", "web", NULL), 0);
+    stock_table_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -132,6 +192,7 @@ int main(void)
         cmocka_unit_test(take_ready_of_current_lease_once),
         cmocka_unit_test(fill_after_drop_is_refused),
         cmocka_unit_test(bounds_and_bad_input),
+        cmocka_unit_test(counts_stay_true_as_entries_move),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

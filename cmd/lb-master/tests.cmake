@@ -11,10 +11,11 @@ lb_unit_test(master_spares_test
 target_include_directories(master_spares_test PRIVATE ${CMAKE_SOURCE_DIR}/cmd/lb-master ${CMAKE_SOURCE_DIR}/include)
 
 # The leader's stock (stock.c) as pure code: one launch per server, N per
-# app, take once and only in the current leader term, bounds.
+# app, take once and only in the current leader term, bounds, indexes kept
+# true as entries move.
 lb_unit_test(master_stock_test
   SOURCES ${CMAKE_SOURCE_DIR}/cmd/lb-master/stock_test.c ${CMAKE_SOURCE_DIR}/cmd/lb-master/stock.c
-  LIBS Threads::Threads)
+  LIBS lbcommon Threads::Threads)
 target_include_directories(master_stock_test PRIVATE ${CMAKE_SOURCE_DIR}/cmd/lb-master ${CMAKE_SOURCE_DIR}/include)
 
 # The role check (rpc_role.c): the listener a message came in on (real nng

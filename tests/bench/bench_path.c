@@ -3,21 +3,26 @@
  * the same run over the same transport.
  *
  *   lb-bench-path --slave ADDR --master ADDR --slave-id ID [--location ZONE]
- *                 [--app echo] [--pool-app pecho] [--n 400] [--fresh 40]
- *                 [--secs 2] [--pool-wait-ms 3000] [--burst 0] [--rounds 1]
+ *                 [--app echo] [--pool-app pecho] [--n 500] [--fresh 600]
+ *                 [--secs 2] [--p2-new 512] [--rounds 5] [--stock-full 0]
+ *                 [--stock-wait-ms 60000]
  *                 [--only p3|p2]
  *
  * P3 (latency, one request at a time): end to end client -> slave -> master ->
- * answer, p50 and p99, divided by one nng round trip (a StatsRequest the slave
- * answers itself) measured just before: sticky repeats (--n) and new sessions
- * of a pooled app (--fresh, a pause after each so the pool refills; not timed).
+ * answer, p50 and p99, divided by one nng round trip (the in-process echo on
+ * plain TCP, else a StatsRequest the slave answers itself): --n sticky repeats
+ * between two --n echo series, and --fresh new sessions of the pooled app back
+ * to back (no pause: every hop warm, as for the echo), interleaved in chunks of
+ * 100 with --fresh echoes so machine noise hits both; the bench first waits
+ * until the leader's stock is full (--stock-full ready processes).
  * P2 (throughput at the master, concurrency 1, 16, 64): SelectionRequests
- * straight to the master per second divided by StatsRequest round trips per
- * second to the same master socket (an nng echo through the same daemon) at the
- * same concurrency: sticky (one client per thread, --secs each) and new
- * sessions of the pooled app (bounded: --fresh per level, then released so
- * the pool refills for the next level; --rounds bursts per level, the median
- * rate taken, against echo bursts of the same shape).
+ * straight to the master per second divided by echo round trips per second at
+ * the same concurrency: sticky for --secs against --secs of echo; new sessions
+ * of the pooled app in --rounds runs of --p2-new calls, each run after the
+ * stock is full again and paired with an echo run of the same number of calls
+ * at the same concurrency (the order alternating per round), the ratio taken
+ * over the totals (calls / seconds of each kind). New sessions are released
+ * after each round (the stock refills for the next one).
  * Bounded in count and time; prints one line per figure and RESULT lines.
  */
 #include "common/util.h"
@@ -38,14 +43,19 @@
 typedef enum op { OP_STATS, OP_CLIENT, OP_SELECT, OP_ECHO } op;
 
 #define MAX_ROUNDS 9
+#define P3_CHUNK 100 /* P3 alternates echoes and new sessions in chunks of this many */
 
 typedef struct cfg {
     const char *slave, *master, *slave_id, *location, *app, *pool_app;
-    int n, fresh, secs, pool_wait_ms;
-    int burst;        /* P3: new sessions back to back after a refill pause (0: none) */
-    int rounds;       /* P2: new-session bursts per level (median taken), 1..MAX_ROUNDS */
-    const char *only; /* "p3" or "p2": that part alone */
-    char echo[64];    /* the in-process echo, "" with TLS */
+    int n;             /* P3: sticky repeats and each echo series */
+    int fresh;         /* P3: new sessions back to back (and as many echoes) */
+    int secs;          /* P2: seconds of sticky and of steady echo per level */
+    int p2_new;        /* P2: new sessions per round (and echoes of the same shape) */
+    int rounds;        /* P2: rounds per level, 1..MAX_ROUNDS */
+    int stock_wait_ms; /* the longest wait for the stock to be full */
+    int stock_full;    /* ready stock processes when full (all servers); 0: what a run takes */
+    const char *only;  /* "p3" or "p2": that part alone */
+    char echo[64];     /* the in-process echo, "" with TLS */
 } cfg;
 
 static double now_us(void)
@@ -103,8 +113,8 @@ static bool call(const cfg *c, nng_socket s, op kind, const char *app, const cha
     return ok;
 }
 
-/* A new session taken by P2, released (by its client: the master's listen
- * refuses a release that names no client) before the next level. */
+/* A new session taken by the bench, released (by its client: the master's
+ * listen refuses a release that names no client) before the next round. */
 typedef struct held_sid {
     char sid[80];
     char client[80];
@@ -124,6 +134,12 @@ static void release(nng_socket s, const held_sid *h)
     wire_free(&rep);
 }
 
+static void release_all(nng_socket ms, held_sid *sids, int n)
+{
+    for (int i = 0; i < n; i++)
+        release(ms, &sids[i]);
+}
+
 static int cmp(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -134,14 +150,6 @@ typedef struct lat {
     double p50, p99;
 } lat;
 
-static double median(double *v, int n)
-{
-    double w[MAX_ROUNDS];
-    memcpy(w, v, (size_t)n * sizeof *w);
-    qsort(w, (size_t)n, sizeof *w, cmp);
-    return w[n / 2];
-}
-
 static lat pct(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof *v, cmp);
@@ -149,45 +157,88 @@ static lat pct(double *v, int n)
     return l;
 }
 
-/* P3: n sequential calls of one kind on one socket. */
-static lat p3_series(const cfg *c, nng_socket s, op kind, const char *app, bool fresh, bool pause,
-                     int n, int *errors)
+/* Counters of the daemon behind s (one StatsRequest): the value of each of
+ * names[0..n) goes to out (0 when absent); false on error. */
+static bool stats_of(nng_socket s, const char *const *names, uint64_t *out, size_t n)
 {
-    double *v = lb_xcalloc((size_t)n, sizeof *v);
-    char client[64], sid[80];
-    for (int i = 0; i < n; i++) {
-        snprintf(client, sizeof client, fresh ? "p3-fresh-%d-%d" : "p3-sticky-%d", (int)getpid(),
-                 i);
-        double t0 = now_us();
-        *errors += !call(c, s, kind, app, client, sid, sizeof sid);
-        v[i] = now_us() - t0;
-        if (fresh || pause) /* untimed: the pool refills before the next new client */
-            usleep((useconds_t)c->pool_wait_ms * 1000 / (unsigned)(c->fresh > 0 ? c->fresh : 1) +
-                   20000);
-    }
-    lat l = pct(v, n);
-    free(v);
-    return l;
+    Lb__Envelope env = LB__ENVELOPE__INIT, *rep = NULL;
+    Lb__StatsRequest st = LB__STATS_REQUEST__INIT;
+    env.version = WIRE_VERSION;
+    env.request_id = wire_next_id();
+    env.body_case = LB__ENVELOPE__BODY_STATS_REQUEST;
+    env.stats_request = &st;
+    memset(out, 0, n * sizeof *out);
+    bool ok = wire_call(s, &env, 5000, WIRE_TRANSPORT_MAX, &rep, NULL) == LB_OK &&
+              rep->body_case == LB__ENVELOPE__BODY_STATS_REPLY;
+    for (size_t i = 0; ok && i < rep->stats_reply->n_stats; i++)
+        for (size_t k = 0; k < n; k++)
+            if (strcmp(rep->stats_reply->stats[i]->name, names[k]) == 0)
+                out[k] = rep->stats_reply->stats[i]->value;
+    wire_free(&rep);
+    return ok;
 }
 
-/* P3 of a burst: k new sessions of the pooled app back to back, after an
- * untimed pause so the leader's stock and the pools refill: what first-time
- * clients arriving together see while the stock (stock: {app: N} per server)
- * holds. Not paused between calls, so every hop is warm, as for the echo. */
-static lat p3_burst(const cfg *c, nng_socket s, int k, int *errors)
+static const char *const stock_names[] = {"master_stock_launches_total{result=\"ok\"}",
+                                          "master_stock_hits_total",
+                                          "master_stock_dropped_total{why=\"dead\"}",
+                                          "master_stock_dropped_total{why=\"out_of_selection\"}",
+                                          "master_stock_dropped_total{why=\"not_leading\"}",
+                                          "master_stock_misses_total"};
+
+/* Ready stock at the master: launched ok, less taken and dropped (counters
+ * only: StatsRequest carries no gauges). misses (when not NULL): the misses. */
+static long stock_ready(nng_socket ms, uint64_t *misses)
 {
-    usleep((useconds_t)c->pool_wait_ms * 1000);
-    double *v = lb_xcalloc((size_t)k, sizeof *v);
-    char client[64], sid[80];
-    for (int i = 0; i < k; i++) {
-        snprintf(client, sizeof client, "p3-burst-%d-%d", (int)getpid(), i);
-        double t0 = now_us();
-        *errors += !call(c, s, OP_CLIENT, c->pool_app, client, sid, sizeof sid);
-        v[i] = now_us() - t0;
+    uint64_t v[6];
+    if (!stats_of(ms, stock_names, v, 6))
+        return -1;
+    if (misses != NULL)
+        *misses = v[5];
+    return (long)v[0] - (long)v[1] - (long)v[2] - (long)v[3] - (long)v[4];
+}
+
+/* Waits (bounded by c->stock_wait_ms) until the stock is full (--stock-full,
+ * else until it holds want ready processes), or stops growing for 3 s (it
+ * holds less than asked: the figure then counts misses). A run takes less
+ * than a full stock, so each server's share covers the policy's split.
+ * Returns what it holds. Untimed. */
+static long stock_wait(const cfg *c, nng_socket ms, long want)
+{
+    if (c->stock_full > 0)
+        want = c->stock_full;
+    double end = now_us() + c->stock_wait_ms * 1e3, grew = now_us();
+    long have = stock_ready(ms, NULL), last = have;
+    while (have < want && now_us() < end && now_us() - grew < 3e6) {
+        usleep(100000);
+        have = stock_ready(ms, NULL);
+        if (have > last) {
+            last = have;
+            grew = now_us();
+        }
     }
-    lat l = pct(v, k);
-    free(v);
-    return l;
+    usleep(200000); /* the last launches' refills and reports settle */
+    return have;
+}
+
+/* P3: n sequential calls of one kind on one socket; latencies go to v. New
+ * sessions (fresh) are kept in sids for release. */
+static void p3_series(const cfg *c, nng_socket s, op kind, const char *app, bool fresh, int n,
+                      double *v, held_sid *sids, int *n_sids, int *errors)
+{
+    char client[64], sid[80];
+    for (int i = 0; i < n; i++) {
+        snprintf(client, sizeof client, fresh ? "p3-fresh-%d-%d-%d" : "p3-sticky-%d", (int)getpid(),
+                 fresh ? *n_sids : i, i);
+        double t0 = now_us();
+        bool ok = call(c, s, kind, app, client, sid, sizeof sid);
+        v[i] = now_us() - t0;
+        *errors += !ok;
+        if (ok && fresh) {
+            snprintf(sids[*n_sids].sid, sizeof sids[*n_sids].sid, "%s", sid);
+            snprintf(sids[*n_sids].client, sizeof sids[*n_sids].client, "%s", client);
+            (*n_sids)++;
+        }
+    }
 }
 
 typedef struct p2 {
@@ -197,7 +248,7 @@ typedef struct p2 {
     const char *app;
     bool fresh;    /* new sessions: their ids kept for release */
     bool budgeted; /* a fixed number of calls (budget), not secs of them */
-    int id;
+    int round;
     atomic_int *budget; /* budgeted: calls left */
     atomic_long done;
     held_sid *sids;
@@ -227,8 +278,8 @@ static void *p2_worker(void *arg)
     for (int i = 0; dialed; i++) {
         if (r->budgeted ? atomic_fetch_sub(r->budget, 1) <= 0 : now_us() >= until)
             break;
-        snprintf(client, sizeof client, r->fresh ? "p2-fresh-%d-%d-%d" : "p2-sticky-%d-%d",
-                 (int)getpid(), t->id, i);
+        snprintf(client, sizeof client, r->fresh ? "p2-fresh-%d-%d-%d-%d" : "p2-sticky-%d-%d",
+                 (int)getpid(), t->id, r->round, i);
         if (call(r->c, s, r->kind, r->app, client, sid, sizeof sid)) {
             atomic_fetch_add(&r->done, 1);
             if (r->fresh) {
@@ -243,39 +294,21 @@ static void *p2_worker(void *arg)
     return NULL;
 }
 
-/* A counter of the daemon behind s (StatsRequest), 0 when absent or on error. */
-static uint64_t stat_of(nng_socket s, const char *name)
+/* One run at concurrency conc: secs of calls, or (budget > 0) budget calls
+ * in all spread over conc threads woken together. The calls answered go to
+ * *done and the seconds the run took to *secs. */
+static void p2_run(const cfg *c, op kind, const char *app, int budget, int round, int conc,
+                   held_sid *sids, atomic_int *n_sids, double *done, double *secs)
 {
-    Lb__Envelope env = LB__ENVELOPE__INIT, *rep = NULL;
-    Lb__StatsRequest st = LB__STATS_REQUEST__INIT;
-    env.version = WIRE_VERSION;
-    env.request_id = wire_next_id();
-    env.body_case = LB__ENVELOPE__BODY_STATS_REQUEST;
-    env.stats_request = &st;
-    uint64_t v = 0;
-    if (wire_call(s, &env, 5000, WIRE_TRANSPORT_MAX, &rep, NULL) == LB_OK &&
-        rep->body_case == LB__ENVELOPE__BODY_STATS_REPLY)
-        for (size_t i = 0; i < rep->stats_reply->n_stats; i++)
-            if (strcmp(rep->stats_reply->stats[i]->name, name) == 0)
-                v = rep->stats_reply->stats[i]->value;
-    wire_free(&rep);
-    return v;
-}
-
-/* Calls per second at concurrency conc: for secs, or (budgeted) c->fresh
- * calls in all, the shape of the new-session run (one burst of c->fresh calls
- * spread over conc threads woken together). */
-static double p2_rate_shaped(const cfg *c, op kind, const char *app, bool fresh, bool budgeted,
-                             int conc, held_sid *sids, atomic_int *n_sids)
-{
-    atomic_int budget = c->fresh;
+    atomic_int left = budget;
     p2 r = {.c = c,
             .addr = kind == OP_ECHO ? c->echo : c->master,
             .kind = kind,
             .app = app,
-            .fresh = fresh,
-            .budgeted = budgeted,
-            .budget = &budget,
+            .fresh = sids != NULL,
+            .budgeted = budget > 0,
+            .round = round,
+            .budget = &left,
             .sids = sids,
             .n_sids = n_sids};
     atomic_init(&r.done, 0);
@@ -291,15 +324,16 @@ static double p2_rate_shaped(const cfg *c, op kind, const char *app, bool fresh,
     for (int i = 0; i < conc; i++)
         pthread_join(th[i], NULL);
     pthread_barrier_destroy(&r.go);
-    return (double)atomic_load(&r.done) / ((now_us() - t0) / 1e6);
+    *secs = (now_us() - t0) / 1e6;
+    *done = (double)atomic_load(&r.done);
 }
 
-static double p2_rate(const cfg *c, op kind, const char *app, bool fresh, int conc, held_sid *sids,
-                      atomic_int *n_sids)
+static double p2_rate(const cfg *c, op kind, const char *app, int conc)
 {
-    return p2_rate_shaped(c, kind, app, fresh, fresh, conc, sids, n_sids);
+    double done, secs;
+    p2_run(c, kind, app, 0, 0, conc, NULL, NULL, &done, &secs);
+    return done / secs;
 }
-
 /* ---- an nng echo on the same transport (plain TCP): the round trip baseline
  * without any daemon work; 64 REP contexts answer in nng's callbacks, as the
  * master's do ---- */
@@ -360,14 +394,20 @@ static void echo_stop(void)
         nng_aio_free(echo_ctxs[i].aio);
 }
 
+static const char *transport(const char *url)
+{
+    return wire_url_tls(url) ? "tls" : "tcp";
+}
+
 static void run_p3(const cfg *c)
 {
-    nng_socket s;
-    if (wire_req_dial(c->slave, &s, NULL) != LB_OK) {
-        fprintf(stderr, "cannot dial %s\n", c->slave);
+    nng_socket s, ms;
+    if (wire_req_dial(c->slave, &s, NULL) != LB_OK ||
+        wire_req_dial(c->master, &ms, NULL) != LB_OK) {
+        fprintf(stderr, "cannot dial %s or %s\n", c->slave, c->master);
         exit(1);
     }
-    int errors = 0;
+    int errors = 0, n_sids = 0;
     call(c, s, OP_CLIENT, c->app, "p3-warm", NULL, 0); /* connections up */
     /* the baseline: the in-process echo on plain TCP, else the slave's own
      * StatsRequest answer (heavier than an echo: every counter) */
@@ -380,97 +420,133 @@ static void run_p3(const cfg *c)
     const char *bname =
         bk == OP_ECHO ? "nng echo round trip (in-process)" : "nng round trip (slave stats)";
     call(c, bs, bk, c->app, "p3-warm", NULL, 0);
-    lat base = p3_series(c, bs, bk, c->app, false, false, c->n, &errors);
-    lat sticky = p3_series(c, s, OP_CLIENT, c->app, false, false, c->n, &errors);
-    lat base2 = p3_series(c, bs, bk, c->app, false, false, c->n, &errors);
-    lat pbase = p3_series(c, bs, bk, c->app, false, true, c->fresh, &errors);
-    lat psticky = p3_series(c, s, OP_CLIENT, c->app, false, true, c->fresh, &errors);
+    int n = c->n, k = c->fresh;
+    double *v = lb_xcalloc((size_t)(3 * n + 2 * k), sizeof *v);
+    double *eb = v, *st = v + n, *eb2 = v + 2 * n, *ef = v + 3 * n, *nf = v + 3 * n + k;
+    held_sid *sids = lb_xcalloc((size_t)k, sizeof *sids);
+    p3_series(c, bs, bk, c->app, false, n, eb, NULL, NULL, &errors);
+    p3_series(c, s, OP_CLIENT, c->app, false, n, st, NULL, NULL, &errors);
+    p3_series(c, bs, bk, c->app, false, n, eb2, NULL, NULL, &errors);
+    /* new sessions back to back, in chunks alternating with as many echoes,
+     * once the stock holds them all (untimed wait) */
+    long held = stock_wait(c, ms, k);
+    uint64_t h0[6], h1[6];
+    stats_of(ms, stock_names, h0, 6);
+    for (int i = 0; i < k; i += P3_CHUNK) {
+        int m = k - i < P3_CHUNK ? k - i : P3_CHUNK;
+        p3_series(c, bs, bk, c->app, false, m, ef + i, NULL, NULL, &errors);
+        p3_series(c, s, OP_CLIENT, c->pool_app, true, m, nf + i, sids, &n_sids, &errors);
+    }
+    stats_of(ms, stock_names, h1, 6);
     if (bk == OP_ECHO)
         nng_close(bs);
-    lat fresh = p3_series(c, s, OP_CLIENT, c->pool_app, true, false, c->fresh, &errors);
-    lat burst = {0, 0};
-    if (c->burst > 0)
-        burst = p3_burst(c, s, c->burst, &errors);
+    release_all(ms, sids, n_sids);
+    lat sticky = pct(st, n), fresh = pct(nf, k), efl = pct(ef, k);
+    memcpy(st, eb2, (size_t)n * sizeof *v); /* sticky's are read: both echo series in a row */
+    lat base = pct(eb, 2 * n);              /* both echo series around the sticky one */
     nng_close(s);
-    double b50 = (base.p50 + base2.p50) / 2, b99 = (base.p99 + base2.p99) / 2;
+    nng_close(ms);
     printf("P3 latency (us), one at a time over %s, client -> slave -> master -> answer\n",
-           wire_url_tls(c->slave) ? "tls+tcp" : "tcp");
-    printf("  %-34s p50 %8.0f  p99 %8.0f\n", bname, b50, b99);
-    printf("  %-34s p50 %8.0f  p99 %8.0f   ratio p50 %.2f  p99 %.2f\n", "sticky repeat", sticky.p50,
-           sticky.p99, sticky.p50 / b50, sticky.p99 / b99);
-    printf("  %-34s p50 %8.0f  p99 %8.0f   ratio p50 %.2f  p99 %.2f\n", "new session (pool)",
-           fresh.p50, fresh.p99, fresh.p50 / b50, fresh.p99 / b99);
-    printf("  %-34s p50 %8.0f  p99 %8.0f\n", "echo, paused like new sessions", pbase.p50,
-           pbase.p99);
-    printf("  %-34s p50 %8.0f  p99 %8.0f\n", "sticky, paused like new sessions", psticky.p50,
-           psticky.p99);
-    if (c->burst > 0) {
-        char name[64];
-        snprintf(name, sizeof name, "new session, %d back to back", c->burst);
-        printf("  %-34s p50 %8.0f  p99 %8.0f   ratio p50 %.2f  p99 %.2f\n", name, burst.p50,
-               burst.p99, burst.p50 / b50, burst.p99 / b99);
-        printf("RESULT P3 %s burst_p50_ratio=%.2f (goal <= 4) burst_p99_ratio=%.2f\n",
-               wire_url_tls(c->slave) ? "tls" : "tcp", burst.p50 / b50, burst.p99 / b99);
-    }
+           transport(c->slave));
+    printf("  %-38s p50 %8.0f  p99 %8.0f\n", bname, base.p50, base.p99);
+    printf("  %-38s p50 %8.0f  p99 %8.0f   ratio p50 %.2f  p99 %.2f\n", "sticky repeat", sticky.p50,
+           sticky.p99, sticky.p50 / base.p50, sticky.p99 / base.p99);
+    printf("  %-38s p50 %8.0f  p99 %8.0f\n", "echo, interleaved with new sessions", efl.p50,
+           efl.p99);
+    char name[80];
+    snprintf(name, sizeof name, "new session, %d back to back", k);
+    printf("  %-38s p50 %8.0f  p99 %8.0f   ratio p50 %.2f  p99 %.2f (stock held %ld: %llu hits, "
+           "%llu misses)\n",
+           name, fresh.p50, fresh.p99, fresh.p50 / efl.p50, fresh.p99 / efl.p99, held,
+           (unsigned long long)(h1[1] - h0[1]), (unsigned long long)(h1[5] - h0[5]));
     printf("RESULT P3 %s sticky_p50_ratio=%.2f (goal <= 3) pool_p50_ratio=%.2f (goal <= 4) "
-           "sticky_p99_ratio=%.2f pool_p99_ratio=%.2f errors=%d\n",
-           wire_url_tls(c->slave) ? "tls" : "tcp", sticky.p50 / b50, fresh.p50 / b50,
-           sticky.p99 / b99, fresh.p99 / b99, errors);
+           "sticky_p99_ratio=%.2f pool_p99_ratio=%.2f new_sessions=%d stock_hits=%llu "
+           "stock_misses=%llu errors=%d\n",
+           transport(c->slave), sticky.p50 / base.p50, fresh.p50 / efl.p50, sticky.p99 / base.p99,
+           fresh.p99 / efl.p99, k, (unsigned long long)(h1[1] - h0[1]),
+           (unsigned long long)(h1[5] - h0[5]), errors);
+    free(sids);
+    free(v);
+}
+
+/* P2's new sessions at one level: --rounds rounds, each an echo run then a
+ * new-session run of --p2-new calls at concurrency conc once the stock is
+ * full; the echo goes first so no refill of the round before runs beside it,
+ * and the new sessions start from a full stock as the echo from an idle
+ * machine. Sums of calls and seconds per kind go to the out parameters. */
+static void p2_new_level(const cfg *c, nng_socket ms, op bk, int conc, double *new_done,
+                         double *new_secs, double *echo_done, double *echo_secs, double *ratio,
+                         uint64_t *hits, uint64_t *misses, long *held_min)
+{
+    held_sid *sids = lb_xcalloc((size_t)c->p2_new, sizeof *sids);
+    *new_done = *new_secs = *echo_done = *echo_secs = 0;
+    *hits = *misses = 0;
+    *held_min = -1;
+    for (int r = 0; r < c->rounds; r++) {
+        long held = stock_wait(c, ms, c->p2_new);
+        if (*held_min < 0 || held < *held_min)
+            *held_min = held;
+        double ed, es, nd, ns;
+        p2_run(c, bk, c->app, c->p2_new, r, conc, NULL, NULL, &ed, &es);
+        uint64_t h0[6], h1[6];
+        stats_of(ms, stock_names, h0, 6);
+        atomic_int n_sids = 0;
+        double t_new = now_us();
+        p2_run(c, OP_SELECT, c->pool_app, c->p2_new, r, conc, sids, &n_sids, &nd, &ns);
+        if (getenv("LBCP_BENCH_MARKS") != NULL) /* CLOCK_MONOTONIC seconds, for perf -k mono */
+            fprintf(stderr, "MARK new c=%d %.6f %.6f\n", conc, t_new / 1e6, now_us() / 1e6);
+        stats_of(ms, stock_names, h1, 6);
+        *hits += h1[1] - h0[1];
+        *misses += h1[5] - h0[5];
+        release_all(ms, sids, atomic_load(&n_sids)); /* the stock refills */
+        ratio[r] = (nd / ns) / (ed / es);
+        *new_done += nd;
+        *new_secs += ns;
+        *echo_done += ed;
+        *echo_secs += es;
+    }
+    free(sids);
 }
 
 static void run_p2(const cfg *c)
 {
     static const int levels[] = {1, 16, 64};
-    held_sid *sids = lb_xcalloc((size_t)c->fresh + 64, sizeof *sids);
     nng_socket ms;
     if (wire_req_dial(c->master, &ms, NULL) != LB_OK) {
         fprintf(stderr, "cannot dial %s\n", c->master);
         exit(1);
     }
     printf("P2 master throughput (calls/s) over %s, straight to the master; echo: %s\n",
-           wire_url_tls(c->master) ? "tls+tcp" : "tcp",
+           transport(c->master),
            c->echo[0] != '\0' ? "in-process nng echo" : "the master's StatsRequest answer");
     for (size_t k = 0; k < sizeof levels / sizeof levels[0]; k++) {
         int conc = levels[k];
         op bk = c->echo[0] != '\0' ? OP_ECHO : OP_STATS; /* see run_p3 */
-        double echo = p2_rate(c, bk, c->app, false, conc, NULL, NULL);
-        double sticky = p2_rate(c, OP_SELECT, c->app, false, conc, NULL, NULL);
-        /* the new-session run is one burst of --fresh calls (the pool bounds it),
-         * not secs of steady calls: its baseline is an echo burst of that shape.
-         * A burst lasts ~10 ms, so one stall on 2 shared cores halves it: each
-         * level runs --rounds bursts of both (the pool and stock refilled in
-         * between) and takes the median rate of each. */
-        double fr[MAX_ROUNDS], ebr[MAX_ROUNDS];
-        uint64_t hits = 0, misses = 0;
-        for (int r = 0; r < c->rounds; r++) {
-            atomic_int n_sids = 0;
-            uint64_t h0 = stat_of(ms, "master_stock_hits_total");
-            uint64_t m0 = stat_of(ms, "master_stock_misses_total");
-            fr[r] = p2_rate(c, OP_SELECT, c->pool_app, true, conc, sids, &n_sids);
-            hits += stat_of(ms, "master_stock_hits_total") - h0;
-            misses += stat_of(ms, "master_stock_misses_total") - m0;
-            ebr[r] = p2_rate_shaped(c, bk, c->app, false, true, conc, NULL, NULL);
-            for (int i = 0; i < atomic_load(&n_sids); i++) /* the pool refills */
-                release(ms, &sids[i]);
-            usleep((useconds_t)c->pool_wait_ms * 1000);
-        }
-        double fresh = median(fr, c->rounds), eb = median(ebr, c->rounds);
-        double echo2 = p2_rate(c, bk, c->app, false, conc, NULL, NULL);
+        double echo = p2_rate(c, bk, c->app, conc);
+        double sticky = p2_rate(c, OP_SELECT, c->app, conc);
+        double echo2 = p2_rate(c, bk, c->app, conc);
         double e = (echo + echo2) / 2;
-        printf("  concurrency %2d: echo %8.0f  sticky %8.0f (%.2f)  new from pool %8.0f (%.2f; "
-               "echo burst of %d %8.0f: %.2f; medians of %d rounds:",
-               conc, e, sticky, sticky / e, fresh, fresh / e, c->fresh, eb, fresh / eb, c->rounds);
+        double nd, ns, ed, es, ratio[MAX_ROUNDS];
+        uint64_t hits, misses;
+        long held;
+        p2_new_level(c, ms, bk, conc, &nd, &ns, &ed, &es, ratio, &hits, &misses, &held);
+        double fresh = nd / ns, eb = ed / es;
+        printf("  concurrency %2d: echo %8.0f  sticky %8.0f (%.2f)  new from pool %8.0f over echo "
+               "%8.0f of the same %d x %d calls: %.2f (over the %d s echo %.2f; rounds:",
+               conc, e, sticky, sticky / e, fresh, eb, c->rounds, c->p2_new, fresh / eb, c->secs,
+               fresh / e);
         for (int r = 0; r < c->rounds; r++)
-            printf(" %.2f", fr[r] / ebr[r]);
-        printf(")\n");
-        printf("RESULT P2 %s c=%d sticky_ratio=%.2f (goal >= 0.6) pool_ratio=%.2f (goal >= 0.4, "
-               "over an echo burst of the same shape) pool_over_steady_echo=%.2f stock_hits=%llu "
+            printf(" %.2f", ratio[r]);
+        printf("; stock held >= %ld, %llu hits, %llu misses)\n", held, (unsigned long long)hits,
+               (unsigned long long)misses);
+        printf("RESULT P2 %s c=%d sticky_ratio=%.2f (goal >= 0.6) pool_ratio=%.2f (goal >= 0.4) "
+               "pool_over_steady_echo=%.2f new_sessions=%.0f seconds=%.3f stock_hits=%llu "
                "stock_misses=%llu\n",
-               wire_url_tls(c->master) ? "tls" : "tcp", conc, sticky / e, fresh / eb, fresh / e,
+               transport(c->master), conc, sticky / e, fresh / eb, fresh / e, nd, ns,
                (unsigned long long)hits, (unsigned long long)misses);
+        fflush(stdout);
     }
     nng_close(ms);
-    free(sids);
 }
 
 int main(int argc, char **argv)
@@ -478,11 +554,12 @@ int main(int argc, char **argv)
     cfg c = {.location = "",
              .app = "echo",
              .pool_app = "pecho",
-             .n = 400,
-             .fresh = 40,
+             .n = 500,
+             .fresh = 600,
              .secs = 2,
-             .pool_wait_ms = 3000,
-             .rounds = 1};
+             .p2_new = 512,
+             .rounds = 5,
+             .stock_wait_ms = 60000};
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         if (strcmp(k, "--slave") == 0)
@@ -503,21 +580,25 @@ int main(int argc, char **argv)
             c.fresh = atoi(v);
         else if (strcmp(k, "--secs") == 0)
             c.secs = atoi(v);
-        else if (strcmp(k, "--pool-wait-ms") == 0)
-            c.pool_wait_ms = atoi(v);
-        else if (strcmp(k, "--burst") == 0)
-            c.burst = atoi(v);
+        else if (strcmp(k, "--p2-new") == 0)
+            c.p2_new = atoi(v);
         else if (strcmp(k, "--rounds") == 0)
             c.rounds = atoi(v);
+        else if (strcmp(k, "--stock-full") == 0)
+            c.stock_full = atoi(v);
+        else if (strcmp(k, "--stock-wait-ms") == 0)
+            c.stock_wait_ms = atoi(v);
         else if (strcmp(k, "--only") == 0)
             c.only = v;
     }
     if (c.slave == NULL || c.master == NULL || c.slave_id == NULL || c.n <= 0 || c.fresh <= 0 ||
-        c.secs <= 0 || c.secs > 30 || c.n > 100000 || c.fresh > 10000 || c.burst < 0 ||
-        c.burst > 1000 || c.rounds < 1 || c.rounds > MAX_ROUNDS) {
+        c.secs <= 0 || c.secs > 30 || c.n > 100000 || c.fresh > 10000 || c.p2_new <= 0 ||
+        c.p2_new > 10000 || c.rounds < 1 || c.rounds > MAX_ROUNDS || c.stock_wait_ms < 0 ||
+        c.stock_wait_ms > 600000 || c.stock_full < 0) {
         fprintf(stderr, "usage: lb-bench-path --slave ADDR --master ADDR --slave-id ID "
                         "[--location Z] [--app A] [--pool-app A] [--n N] [--fresh N] [--secs S] "
-                        "[--pool-wait-ms MS] [--burst N] [--rounds R] [--only p3|p2]\n");
+                        "[--p2-new N] [--rounds R] [--stock-full N] [--stock-wait-ms MS] "
+                        "[--only p3|p2]\n");
         return 2;
     }
     /* TLS from LBCP_TLS_CA/CERT/KEY (an operator certificate may call slaves

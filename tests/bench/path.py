@@ -1,21 +1,26 @@
 #!/usr/bin/env python3
 """P3 and P2 (issue 10): starts a throwaway cluster (etcd, master, slave, two
-agents with a per-session app `echo` and a pooled app `pecho`, 32 ready per
-agent, and the master's stock of pecho, 32 per agent: LBCP_BENCH_STOCK=N) from a
-build dir and runs lb-bench-path against it. Bounded; stops by itself.
-LBCP_BENCH_STOCK=0 runs without the stock (every new session of pecho a pool
-hand-out at its agent), the comparison line. With the stock, P3 also times 2 x N
-new sessions back to back (--burst: as many as the two agents' stock holds)
-after a refill pause. P2's new-session figure per level is the median of 3
-bursts (--rounds 3), each over an echo burst of the same shape.
+agents with a per-session app `echo` and a pooled app `pecho`, 64 ready per
+agent, and the master's stock of pecho, 512 per agent: LBCP_BENCH_STOCK=N) from
+a build dir and runs lb-bench-path against it. Bounded; stops by itself.
+
+P3: 500 sticky repeats between two series of 500 echoes; then 600 new sessions
+of pecho back to back (stock hits), interleaved in chunks of 100 with 600 echoes.
+P2 per concurrency level (1, 16, 64): 2 s of sticky against 2 s of echo; new
+sessions in 2 rounds of 768 calls, each after the stock is full again and right
+after an echo run of the same 768 calls at the same concurrency; the ratio over
+the totals. LBCP_BENCH_ARGS adds or overrides lb-bench-path options;
+LBCP_BENCH_MASTER (JSON) adds master config keys.
 
     tests/bench/path.py [BUILD_DIR] [tcp|tls|both] [p3|p2]   (default: build-bench, a
     Release build, both transports one after the other, P3 and P2)
 
 After the run it prints where pool hits' time went: the master's
 master_pool_path and the agents' agent_path counters (sums of microseconds per
-stage, see cmd/lb-master/rpc.c and cmd/lb-agent/rpc.c), as means per hit.
+stage, see cmd/lb-master/rpc.c and cmd/lb-agent/rpc.c), as means per hit, and
+the stock's counters.
 """
+import json
 import os
 import subprocess
 import sys
@@ -37,41 +42,37 @@ def stages(c, name, addr, prefix, count):
     print(f"{name} {count}={n} mean us per stage {per}", flush=True)
 os.environ["LBCP_BIN"] = os.path.join(build, "bin")
 sys.path.insert(0, os.path.join(root, "tests", "integration"))
-from harness import Cluster  # noqa: E402
+from harness import Cluster, free_port  # noqa: E402
 
 echo = os.path.join(build, "bin", "lb-echo")
 apps = {"echo": {"argv": [echo, "--port", "{port}", "--session", "{session}"],
                  "ready_timeout": "5s"},
         "pecho": {"argv": [echo, "--port", "{port}", "--session", "pooled"], "ready_timeout": "5s",
-                  "pool": {"min_ready": 32, "max_ready": 32}}}
+                  "pool": {"min_ready": 64, "max_ready": 64}}}
 
 
-stock = int(os.environ.get("LBCP_BENCH_STOCK", "32"))
+stock = int(os.environ.get("LBCP_BENCH_STOCK", "512"))
 
 
 def run(tls):
     c = Cluster(tls=tls)
     rc = 1
     try:
-        c.start_master(log_level="warn", **({"stock": {"pecho": stock}} if stock else {}))
+        extra = json.loads(os.environ.get("LBCP_BENCH_MASTER", "{}"))  # {"write_interval": "50ms"}
+        c.start_master(log_level="warn", **({"stock": {"pecho": stock}} if stock else {}), **extra)
         sa = c.start_slave("slave-a", "zone-a", log_level="warn")
-        for name in ("agent-a1", "agent-a2"):
-            c.start_agent(name, "zone-a", capacity=1000, log_level="warn", apps=apps)
+        lo = 20000 + (free_port() % 18000)  # 1,500 ports each: pool, stock and sessions
+        for i, name in enumerate(("agent-a1", "agent-a2")):
+            c.start_agent(name, "zone-a", capacity=2000, log_level="warn", apps=apps,
+                          ports={"min": lo + 1500 * i, "max": lo + 1500 * i + 1499})
         c.wait_master_sees(2)
-        time.sleep(3.0)  # the pools fill
-        if stock:  # and the master's stock from them (bounded wait)
-            t_end = time.monotonic() + 30
-            while time.monotonic() < t_end:
-                st = (c.stats(c.master_rpc) or {"counters": {}})["counters"]
-                if st.get('master_stock_launches_total{result="ok"}', 0) >= 2 * stock:
-                    break
-                time.sleep(0.5)
+        time.sleep(3.0)  # the pools fill; lb-bench-path waits for the stock itself
         r = subprocess.run([*os.environ.get("LBCP_BENCH_WRAP", "").split(),
                             os.path.join(build, "bin", "lb-bench-path"), "--slave", sa.endpoint,
                             "--master", c.master_rpc, "--slave-id", "slave-a",
-                            "--location", "zone-a", "--fresh", "64", "--n", "400", "--secs", "2",
-                            "--pool-wait-ms", "3000", "--rounds", "3",
-                            *(["--burst", str(2 * stock)] if stock else []), *only], timeout=600, env=c.env)
+                            "--location", "zone-a", "--stock-full", str(2 * stock),
+                            *os.environ.get("LBCP_BENCH_ARGS", "").split(), *only],
+                           timeout=900, env=c.env)
         rc = r.returncode
         stages(c, "master", c.master_rpc, "master_pool_path_microseconds_total",
                "master_pool_path_launches_total")

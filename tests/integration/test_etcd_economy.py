@@ -149,6 +149,10 @@ class Compaction(ClusterTest):
         c.wait_master_sees(1)
         c.request(sa, "echo", "bob", "zone-a")
         rev0 = etcd_counts(c.etcd)[0]
+        # rev0 becomes history only once something is written after it (the
+        # writer's group commit may have landed bob's session before rev0 was read)
+        c.request(sa, "echo", "dave", "zone-a")
+        wait_for(lambda: etcd_counts(c.etcd)[0] > rev0, 10, 0.1, "a write after rev0")
 
         def compacted():
             try:

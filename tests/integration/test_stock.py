@@ -171,12 +171,12 @@ class Stock(ClusterTest):
         self.assertEqual(again["pid"], out["pid"], "sticky on the new leader")
 
     def test_bad_stock_config_names_file_line_key(self):
-        path = self.c.write_config("bad-master", "tls: {insecure: true}\nstock:\n  pstock: 65\n")
+        path = self.c.write_config("bad-master", "tls: {insecure: true}\nstock:\n  pstock: 513\n")
         r = subprocess.run([os.path.join(BIN, "lb-master"), "--check-config", path],
                            capture_output=True, text=True, timeout=30)
         self.assertNotEqual(r.returncode, 0)
         self.assertRegex(r.stderr + r.stdout,
-                         r"bad-master.yaml:3: stock\.pstock: expected a stock count 0-64")
+                         r"bad-master.yaml:3: stock\.pstock: expected a stock count 0-512")
 
 
 if __name__ == "__main__":

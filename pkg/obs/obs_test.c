@@ -1,4 +1,5 @@
-/* pkg/obs: histograms, exposition grouping, collectors, dropped series, log escaping. */
+/* pkg/obs: histograms, exposition grouping, collectors, lock-free counter lookup, dropped
+ * series, log escaping. */
 #include "obs/hist.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
@@ -11,11 +12,59 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+/* Counters looked up from many threads at once (the lookup takes no lock):
+ * every thread gets the same counter for a name, no name is listed twice,
+ * and no increment is lost. */
+#define RACE_THREADS 8
+#define RACE_NAMES 40
+#define RACE_ROUNDS 200
+
+static void *race_worker(void *arg)
+{
+    (void)arg;
+    char name[64];
+    for (int r = 0; r < RACE_ROUNDS; r++)
+        for (int i = 0; i < RACE_NAMES; i++) {
+            snprintf(name, sizeof name, "race_total{n=\"%d\"}", i);
+            obs_count(name);
+        }
+    return NULL;
+}
+
+static void count_race(const char *name, uint64_t value, void *arg)
+{
+    int *seen = arg;
+    int i;
+    if (sscanf(name, "race_total{n=\"%d\"}", &i) == 1 && i >= 0 && i < RACE_NAMES) {
+        seen[i]++;
+        assert_int_equal(value, (uint64_t)RACE_THREADS * RACE_ROUNDS);
+    }
+}
+
+static void test_counters_found_without_a_lock(void **state)
+{
+    (void)state;
+    pthread_t th[RACE_THREADS];
+    for (int t = 0; t < RACE_THREADS; t++)
+        assert_int_equal(pthread_create(&th[t], NULL, race_worker, NULL), 0);
+    for (int t = 0; t < RACE_THREADS; t++)
+        pthread_join(th[t], NULL);
+    int seen[RACE_NAMES] = {0};
+    obs_counter_foreach(count_race, seen);
+    for (int i = 0; i < RACE_NAMES; i++)
+        assert_int_equal(seen[i], 1);
+    assert_ptr_equal(obs_counter_get("race_total{n=\"3\"}"),
+                     obs_counter_get("race_total{n=\"3\"}"));
+    assert_ptr_not_equal(obs_counter_get("race_total{n=\"3\"}"),
+                         obs_counter_get("race_total{n=\"4\"}"));
+}
 
 static void test_histogram_buckets(void **state)
 {
@@ -216,6 +265,7 @@ int main(void)
         cmocka_unit_test(test_log_values_escaped),
         cmocka_unit_test(test_log_long_line_cut_and_closed),
         cmocka_unit_test(test_microseconds_exposed_in_seconds),
+        cmocka_unit_test(test_counters_found_without_a_lock),
         cmocka_unit_test(test_full_tables_drop_and_count),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

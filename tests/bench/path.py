@@ -22,15 +22,37 @@ the stock's counters.
 """
 import json
 import os
+import re
 import subprocess
 import sys
 import time
+import urllib.request
 
 root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "build-bench"))
 modes = {"tcp": [False], "tls": [True], "both": [False, True]}[
     sys.argv[2] if len(sys.argv) > 2 else "both"]
 only = ["--only", sys.argv[3]] if len(sys.argv) > 3 else []
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process so far (0 when gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
+
+
+def cpu_all(c):
+    """CPU seconds so far of etcd and every daemon, and etcd's txn count."""
+    out = {"etcd": cpu_seconds(c.etcd.proc.pid)}
+    out.update({name: cpu_seconds(d.proc.pid) for name, d in c.daemons.items()})
+    with urllib.request.urlopen(c.etcd.url + "/metrics", timeout=5) as r:
+        m = re.search(r"^etcd_mvcc_txn_total (\S+)$", r.read().decode(), re.M)
+    out["etcd txns"] = int(float(m.group(1))) if m else 0
+    return out
 
 
 def stages(c, name, addr, prefix, count):
@@ -67,6 +89,7 @@ def run(tls):
                           ports={"min": lo + 1500 * i, "max": lo + 1500 * i + 1499})
         c.wait_master_sees(2)
         time.sleep(3.0)  # the pools fill; lb-bench-path waits for the stock itself
+        cpu0 = cpu_all(c)
         r = subprocess.run([*os.environ.get("LBCP_BENCH_WRAP", "").split(),
                             os.path.join(build, "bin", "lb-bench-path"), "--slave", sa.endpoint,
                             "--master", c.master_rpc, "--slave-id", "slave-a",
@@ -74,6 +97,8 @@ def run(tls):
                             *os.environ.get("LBCP_BENCH_ARGS", "").split(), *only],
                            timeout=900, env=c.env)
         rc = r.returncode
+        cpu1 = cpu_all(c)  # where the run's CPU went (the stock refills included)
+        print("CPU seconds during the run", {k: round(cpu1[k] - cpu0[k], 2) for k in cpu1}, flush=True)
         stages(c, "master", c.master_rpc, "master_pool_path_microseconds_total",
                "master_pool_path_launches_total")
         for name in ("agent-a1", "agent-a2"):

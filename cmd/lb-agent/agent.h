@@ -12,7 +12,7 @@
  *   spawn.c    the spawner thread: fork, sandbox (cgroup, user, limits,
  *              parent-death signal, descriptors, environment), exec
  *   launch.c   LaunchRequest: reuse, port choice, spawn, readiness
- *   report.c   ServerLoad on the PUB socket, host resources
+ *   report.c   ServerLoad by datagram (report_udp.c) or nng (report_pub.c), host resources
  *   register.c ServerInfo in etcd under the keeper's lease
  *   rpc.c      REP socket, worker threads, request dispatch
  *   lifecycle.c signals: the main loop, reload (SIGHUP), drain (SIGTERM), shutdown
@@ -83,6 +83,8 @@ typedef struct agent_config {
     etcd_security etcd_sec; /* etcd_tls, etcd_user, etcd_password_file */
     char *prefix;
     int64_t lease_ttl_ms, report_interval_ms;
+    int64_t
+        report_nng_idle_ms; /* datagram-only time before the nng report socket closes; 0: never */
     uint32_t port_min, port_max;
     char **label_keys, **label_values;
     size_t n_labels;
@@ -214,8 +216,9 @@ typedef struct agent {
     atomic_bool rpc_quit;
     size_t n_workers;
 
-    nng_socket pub; /* load reports */
-    bool pub_open;
+    nng_socket pub;              /* load reports over nng, dialed while needed (report_pub.c) */
+    bool pub_open;               /* pub is open and dialed; report_lock */
+    atomic_bool report_on;       /* from report_open to report_close */
     pthread_mutex_t report_lock; /* orders reports (seq) */
     uint64_t report_seq;         /* starts at wall ms * 1000: grows across restarts */
     unsigned char id_sk[64];     /* identity key (auth/report_sig.h): signs reports */
@@ -376,6 +379,18 @@ struct wire_udp_addr;
 void report_udp_send(agent *a, const void *buf, size_t len, const struct wire_udp_addr *to,
                      size_t n);
 void report_udp_close(agent *a);
+
+/* ---- the nng report socket (report_pub.c); all with report_lock held ---- */
+/* Opens and dials pub to every report endpoint unless it is open; em says
+ * which endpoint is bad. */
+lb_err report_pub_dial(agent *a, lb_errmsg *em);
+/* Sends m (consumed) on pub, dialing it first if needed; just after a dial it
+ * waits (bounded) for the connections so m is not dropped. */
+void report_pub_send(agent *a, nng_msg *m);
+/* After a datagram-only report: closes pub once report_nng_idle_ms passed
+ * without an nng report. */
+void report_pub_idle(agent *a);
+void report_pub_close(agent *a);
 
 /* ---- masters' report keys (report_keys.c) ---- */
 

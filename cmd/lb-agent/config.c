@@ -18,6 +18,8 @@
  *   prefix: /lb/                      etcd key prefix ('/' appended if missing)
  *   lease_ttl: 5s                     registration lease (2s to 1h)
  *   report_interval: 1s               load report period (50ms to 1h)
+ *   report_nng_idle: 30s              the nng report connections close after this long
+ *                                     of datagram-only reports (100ms to 1h; 0: never)
  *   ports: {min: 20000, max: 20999}   ports given to launched processes
  *   labels: {gpu: "true"}             string -> string, advertised in etcd
  *   arch: x86_64, os: Linux           advertised resources (default: uname's machine
@@ -84,6 +86,7 @@ static const char *const top_keys[] = {"id",
                                        "prefix",
                                        "lease_ttl",
                                        "report_interval",
+                                       "report_nng_idle",
                                        "ports",
                                        "labels",
                                        "max_message",
@@ -219,6 +222,8 @@ static lb_err config_numbers(const cfg_doc *d, const cfg_node *r, agent_config *
             LB_OK ||
         (err = cfg_get_duration_ms(d, r, "shutdown_grace", 30000, &c->shutdown_grace_ms, em)) !=
             LB_OK ||
+        (err = cfg_get_duration_ms(d, r, "report_nng_idle", 30000, &c->report_nng_idle_ms, em)) !=
+            LB_OK ||
         (err = cfg_get_size(d, r, "max_message", 256 * 1024, &c->max_message, em)) != LB_OK ||
         (err = cfg_check_keys(d, ports, port_keys, em)) != LB_OK ||
         (err = cfg_get_int(d, ports, "min", 1, 65535, 20000, &pmin, em)) != LB_OK ||
@@ -238,6 +243,11 @@ static lb_err config_numbers(const cfg_doc *d, const cfg_node *r, agent_config *
     if (c->report_interval_ms < 50 || c->report_interval_ms > 3600000)
         return cfg_fail(d, cfg_map_get(r, "report_interval"), em,
                         "%lld ms is out of range [50ms, 1h]", (long long)c->report_interval_ms);
+    if (c->report_nng_idle_ms != 0 &&
+        (c->report_nng_idle_ms < 100 || c->report_nng_idle_ms > 3600000))
+        return cfg_fail(d, cfg_map_get(r, "report_nng_idle"), em,
+                        "%lld ms is out of range [100ms, 1h] (or 0: never close)",
+                        (long long)c->report_nng_idle_ms);
     if (c->max_message < 1024 || c->max_message > 4u * 1024 * 1024)
         return cfg_fail(d, cfg_map_get(r, "max_message"), em,
                         "%llu bytes is out of range [1KiB, 4MiB]",

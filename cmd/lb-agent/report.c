@@ -5,8 +5,9 @@
  * a report datagram endpoint (report_keys.c), the same bytes as one UDP
  * datagram per master (report_udp.c) and not on PUB: a master admits
  * datagrams by MAC only, so they go only when each master gets a MAC it can
- * check. The PUB socket stays
- * dialed for the fallback (a new master, a report over WIRE_UDP_MAX).
+ * check. The PUB socket is dialed only while reports need it (report_pub.c:
+ * a master not known on UDP, a report over WIRE_UDP_MAX) and closed after
+ * report_nng_idle of datagrams only.
  * Sent every report_interval by the main loop, and at once after a launch or
  * a process exit so the master's view is never a full period behind.
  *
@@ -24,7 +25,6 @@
 #include "wire/wire_tls.h"
 #include "wire/wire_udp.h"
 
-#include <nng/protocol/pubsub0/pub.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,20 +90,10 @@ lb_err report_open(agent *a, lb_errmsg *em)
     lb_err ierr = report_identity(a, em);
     if (ierr != LB_OK)
         return ierr;
-    int rv = nng_pub0_open(&a->pub);
-    if (rv != 0)
-        return lb_fail(em, wire_from_nng(rv), "pub socket: %s", nng_strerror(rv));
-    a->pub_open = true;
-    nng_socket_set_ms(a->pub, NNG_OPT_RECONNMINT, 50);
-    nng_socket_set_ms(a->pub, NNG_OPT_RECONNMAXT, 1000);
-    for (size_t i = 0; i < a->cfg->n_report; i++) {
-        /* Non-blocking: a master that is down now is dialed again and again. */
-        lb_errmsg dm = {{0}};
-        if (wire_dial(a->pub, a->cfg->report[i], WIRE_ROLE_MASTER, NULL, &dm) != LB_OK)
-            return lb_fail(em, LB_EINVAL, "%s: report endpoint '%s': %s", a->cfg->file,
-                           a->cfg->report[i], dm.text);
-    }
-    return LB_OK;
+    /* dialed now so a bad endpoint fails the start; closed when unused */
+    lb_err err = report_pub_dial(a, em);
+    atomic_store(&a->report_on, err == LB_OK);
+    return err;
 }
 
 /* The report as one datagram to each master; false when it is over
@@ -123,7 +113,7 @@ static bool report_datagram(agent *a, const Lb__Envelope *env, const wire_udp_ad
 
 void report_send(agent *a)
 {
-    if (!a->pub_open)
+    if (!atomic_load(&a->report_on))
         return;
     agent_config *cfg = a->cfg; /* one config for the whole report */
     uint32_t *per_app = lb_xcalloc(cfg->n_apps + 1, sizeof *per_app);
@@ -176,10 +166,12 @@ void report_send(agent *a)
     env.request_id = sl.seq;
     env.body_case = LB__ENVELOPE__BODY_SERVER_LOAD;
     env.server_load = &sl;
-    if (!(n_udp > 0 && report_datagram(a, &env, udp, n_udp))) {
+    if (n_udp > 0 && report_datagram(a, &env, udp, n_udp)) {
+        report_pub_idle(a);
+    } else {
         nng_msg *m = NULL;
-        if (wire_encode(&env, &m) == LB_OK && nng_sendmsg(a->pub, m, NNG_FLAG_NONBLOCK) != 0)
-            nng_msg_free(m);
+        if (wire_encode(&env, &m) == LB_OK)
+            report_pub_send(a, m);
     }
     pthread_mutex_unlock(&a->report_lock);
     obs_count("agent_reports_total");
@@ -192,9 +184,9 @@ void report_send(agent *a)
 
 void report_close(agent *a)
 {
+    pthread_mutex_lock(&a->report_lock);
+    atomic_store(&a->report_on, false);
     report_udp_close(a);
-    if (a->pub_open) {
-        nng_close(a->pub);
-        a->pub_open = false;
-    }
+    report_pub_close(a);
+    pthread_mutex_unlock(&a->report_lock);
 }

@@ -6,7 +6,10 @@ on nng. Over UDP a report is admitted only by a valid MAC for this master:
 forged, wrong-master, signature-only, unknown-server, stale, replayed,
 malformed, truncated and oversized datagrams are refused, counted by reason and
 change nothing, and a flood of garbage does not stop real reports.
-report_udp_listen: "" keeps every report on nng TLS."""
+report_udp_listen: "" keeps every report on nng TLS. An agent dials its nng
+report connections only while a report needs them and closes them after
+report_nng_idle of datagram-only reports: a master keeps no idle TLS
+connection per agent."""
 import base64
 import json
 import os
@@ -50,6 +53,15 @@ class ReportUdp(ClusterTest):
     def udp_url(self):
         return "udp://" + self.c.master_report.split("://", 1)[1]
 
+    @staticmethod
+    def conns(report_url):
+        """Established TCP connections agents hold to the report port of
+        report_url (ss -p names the process: a slave's do not count)."""
+        port = report_url.rsplit(":", 1)[1]
+        out = subprocess.run(["ss", "-Htnp", "state", "established", f"( dport = :{port} )"],
+                             check=True, capture_output=True, text=True).stdout
+        return len([l for l in out.splitlines() if '"lb-agent"' in l])
+
     def test_agents_report_over_udp_not_nng(self):
         c = self.c
         c.start_master()
@@ -76,13 +88,71 @@ class ReportUdp(ClusterTest):
             self.assertEqual(self.server(s)["status"], "UP")
         self.assertEqual(self.refused("no_mac") + self.refused("bad_mac"), 0)
 
+    def test_udp_agents_keep_no_nng_connection(self):
+        c = self.c
+        c.start_master()
+        agents = [c.start_agent(f"agent-a{i}", "zone-a", report_nng_idle="1s") for i in (1, 2)]
+        wait_for(lambda: self.via("udp") >= 10, 15, what="reports over UDP")
+        # the connections dialed at start are closed after 1 s of datagrams only
+        wait_for(lambda: self.conns(c.master_report) == 0, 10, 0.1,
+                 what="no agent connection left on the report port")
+        for a in agents:
+            ac = c.stats(a.endpoint)["counters"]
+            self.assertEqual(ac.get("agent_report_nng_closes_total", 0), 1)
+        # and they stay closed while reports (a launch's among them) go by UDP
+        slave = c.start_slave("slave-a", "zone-a", report=[])
+        c.wait_master_sees(2)
+        n0, u0 = self.via("nng"), self.via("udp")
+        _, out, _ = c.request(slave, "echo", "client-lazy-1", location="zone-a")
+        wait_for(lambda: self.server(out["server"])["sessions"] == 1, 10,
+                 what="the launch reported")
+        time.sleep(1.5)
+        self.assertEqual(self.conns(c.master_report), 0)
+        self.assertEqual(self.via("nng"), n0)
+        self.assertGreaterEqual(self.via("udp") - u0, 10)
+        for a in agents:
+            self.assertEqual(c.stats(a.endpoint)["counters"].get(
+                "agent_report_nng_dials_total", 0), 1)  # the one at start
+
+    def test_agent_moves_from_nng_to_udp(self):
+        """The agent starts before any master: with master-2 not yet known on
+        UDP every report goes over nng (and its connection to master-1 stays,
+        idle time or not); once master-2 is up too, reports move to UDP and the
+        nng connections close."""
+        c = self.c
+        m1_report, m2_report = c.url(), c.url()
+        c.master_report = m1_report
+        a = c.start_agent("agent-a1", "zone-a", report=[m1_report, m2_report],
+                          report_nng_idle="1s")
+        c.start_master("master-1", report_listen=m1_report)
+        wait_for(lambda: self.via("nng") >= 5, 15, what="reports over nng to master-1")
+        self.assertEqual(self.conns(m1_report), 1)
+        time.sleep(1.5)  # past report_nng_idle: still needed, still dialed
+        self.assertEqual(self.conns(m1_report), 1)
+        self.assertEqual(self.via("udp"), 0)
+        m1_rpc = c.master_rpc
+        c.start_master("master-2", report_listen=m2_report)
+        c.master_rpc, c.master_report = m1_rpc, m1_report
+        wait_for(lambda: self.via("udp") >= 5, 15, what="reports over UDP to master-1")
+        wait_for(lambda: self.conns(m1_report) + self.conns(m2_report) == 0, 10, 0.1,
+                 what="the agent's nng connections closed")
+        n0, u0 = self.via("nng"), self.via("udp")
+        time.sleep(1.0)
+        self.assertEqual(self.via("nng"), n0)
+        self.assertGreaterEqual(self.via("udp") - u0, 3)
+        ac = c.stats(a.endpoint)["counters"]
+        self.assertEqual(ac.get("agent_report_nng_closes_total", 0), 1)
+        self.assertEqual(self.server("agent-a1")["status"], "UP")
+
     def test_udp_off_reports_over_nng(self):
         c = self.c
         c.start_master(report_udp_listen="")
-        c.start_agent("agent-a1", "zone-a")
+        c.start_agent("agent-a1", "zone-a", report_nng_idle="1s")
         self.assertNotIn(MASTER_UDP_EP, self.master_record())
         wait_for(lambda: self.via("nng") >= 10, 15, what="reports over nng")
         self.assertEqual(self.via("udp"), 0)
+        # needed by every report, the connection stays past report_nng_idle
+        self.assertEqual(self.conns(c.master_report), 1)
         self.assertEqual(self.server("agent-a1")["status"], "UP")
         # nothing listens on the datagram port: a datagram sent there is not taken
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:

@@ -50,6 +50,15 @@ class ConfigErrors(unittest.TestCase):
                 self.assertIn(f"{path}:2:", r.stderr)
                 self.assertIn("frobnicate", r.stderr)
 
+    def test_report_nng_idle_range(self):
+        """report_nng_idle: 0 (never close) or 100ms..1h; else file:line:key."""
+        for value in ("50ms", "2h", "-1s"):
+            with self.subTest(value=value):
+                r, path = self.run_daemon("lb-agent", f"id: a\nzone: a\nreport_nng_idle: {value}\n")
+                self.assertNotEqual(r.returncode, 0)
+                self.assertIn(f"{path}:3:", r.stderr)
+                self.assertIn("report_nng_idle", r.stderr)
+
     def test_report_udp_keys(self):
         """report_udp_listen / report_udp_advertise must be udp://HOST:PORT or "";
         a configured report_udp_listen that cannot be bound stops the master."""

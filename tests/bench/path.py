@@ -7,9 +7,11 @@ a build dir and runs lb-bench-path against it. Bounded; stops by itself.
 P3: 500 sticky repeats between two series of 500 echoes; then 600 new sessions
 of pecho back to back (stock hits), interleaved in chunks of 100 with 600 echoes.
 P2 per concurrency level (1, 16, 64): 2 s of sticky against 2 s of echo; new
-sessions in 2 rounds of 768 calls, each after the stock is full again and right
-after an echo run of the same 768 calls at the same concurrency; the ratio over
-the totals. LBCP_BENCH_ARGS adds or overrides lb-bench-path options;
+sessions in 5 rounds of 512 calls (half the stock, so either agent's share
+covers the policy's split), each after the stock is full again and right after
+an echo run of the same 512 calls at the same concurrency; the ratio over the
+totals. LBCP_BENCH_MARKS=1 has lb-bench-path print each new-session run's
+CLOCK_MONOTONIC window (for perf record -k mono). LBCP_BENCH_ARGS adds or overrides lb-bench-path options;
 LBCP_BENCH_MASTER (JSON) adds master config keys.
 
     tests/bench/path.py [BUILD_DIR] [tcp|tls|both] [p3|p2]   (default: build-bench, a

@@ -25,6 +25,7 @@
 #include "etcd/etcd.h"
 #include "lb.pb-c.h"
 #include "lb/err.h"
+#include "wire/sid_digest.h"
 
 #include <limits.h>
 #include <nng/nng.h>
@@ -259,10 +260,12 @@ lb_err procs_stop_session(agent *a, const char *session);
 /* Stops every per-session process handed out more than grace_ms ago whose
  * session is not in keep (the master's live sessions); returns how many. */
 size_t procs_sync_sessions(agent *a, char *const *keep, size_t n_keep, int64_t grace_ms);
-/* Fills sessions (running processes), per-app counts (cfg.n_apps entries) and
- * moves the exited pids into *exited (caller frees). */
+/* Fills sessions (running processes), per-app counts (cfg.n_apps entries),
+ * the digest of the sessions of per-session processes (what a session sync
+ * looks at: wire/sid_digest.h) and moves the exited pids into *exited
+ * (caller frees). */
 void procs_snapshot(agent *a, const agent_config *cfg, uint32_t *sessions, uint32_t *per_app,
-                    uint32_t *ready, int32_t **exited, size_t *n_exited);
+                    uint32_t *ready, int32_t **exited, size_t *n_exited, wire_sid_digest *dg);
 /* After a reload to nc: points every entry at nc's app of the same name and
  * stops (SIGTERM) the processes of apps nc no longer offers; how many. p->lock held. */
 size_t procs_rebind_locked(agent *a, const agent_config *nc);

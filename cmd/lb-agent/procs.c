@@ -246,10 +246,11 @@ static ssize_t procs_app_index(const agent_config *cfg, const agent_proc *e)
 }
 
 void procs_snapshot(agent *a, const agent_config *cfg, uint32_t *sessions, uint32_t *per_app,
-                    uint32_t *ready, int32_t **exited, size_t *n_exited)
+                    uint32_t *ready, int32_t **exited, size_t *n_exited, wire_sid_digest *dg)
 {
     agent_procs *p = &a->procs;
     *sessions = 0;
+    *dg = (wire_sid_digest){0};
     memset(per_app, 0, cfg->n_apps * sizeof *per_app);
     memset(ready, 0, cfg->n_apps * sizeof *ready);
     pthread_mutex_lock(&p->lock);
@@ -265,6 +266,8 @@ void procs_snapshot(agent *a, const agent_config *cfg, uint32_t *sessions, uint3
         (*sessions)++;
         if (i >= 0)
             per_app[i]++;
+        if (e->app->per_session) /* what a session sync would look at */
+            wire_sid_digest_add(dg, e->session);
     }
     *n_exited = p->n_exited;
     *exited = NULL;

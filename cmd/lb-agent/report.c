@@ -21,6 +21,7 @@
 #include "common/util.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
+#include "wire/sid_digest.h"
 #include "wire/wire.h"
 #include "wire/wire_tls.h"
 #include "wire/wire_udp.h"
@@ -130,7 +131,8 @@ void report_send(agent *a)
     /* Under the report lock, so seq order is send order and no exited pid is
      * lost between the snapshot and the send. */
     pthread_mutex_lock(&a->report_lock);
-    procs_snapshot(a, cfg, &sessions, per_app, ready, &exited, &n_exited);
+    wire_sid_digest dg;
+    procs_snapshot(a, cfg, &sessions, per_app, ready, &exited, &n_exited, &dg);
     for (size_t i = 0; i < cfg->n_apps; i++) {
         lb__app_load__init(&apps[i]);
         apps[i].app = cfg->apps[i].name;
@@ -151,6 +153,9 @@ void report_send(agent *a)
     sl.seq = ++a->report_seq;
     sl.at_ms = lb_wall_ms();
     sl.launches = atomic_load(&a->launches);
+    sl.sid_digest_set = true;
+    sl.sid_digest = dg.x;
+    sl.sid_digest_n = dg.n;
     /* MACs for the masters whose key we know (cheap for them to check); the
      * signature too while some report endpoint's master is not among them */
     auth_mac_to to[AUTH_MAC_MAX];

@@ -120,6 +120,37 @@ class Drain(ClusterTest):
         wait_for(lambda: not pid_alive(s["pid"]), 15, 0.1, "the orphaned session's process to stop")
         self.assertTrue(pid_alive(keep["pid"]))
 
+    def syncs(self):
+        m = self.c.stats(self.c.master_rpc)["counters"]
+        agents = sum(self.c.stats(self.c.daemons[a].endpoint)["counters"].get("agent_syncs_total", 0)
+                     for a in ("agent-a1", "agent-a2"))
+        return (m.get('master_agent_syncs_total{result="sent"}', 0),
+                m.get('master_agent_syncs_total{result="in_step"}', 0), agents)
+
+    def test_session_sync_is_sent_only_to_agents_out_of_step(self):
+        """The leader's periodic session list goes only to an agent whose last
+        report's session digest differs from the leader's list for it: with
+        every session in step nothing is sent; a session ended behind the
+        agent's back puts it out of step, it gets the list and stops the
+        process, and is back in step."""
+        c = self.c
+        outs = [c.request(self.sa, "echo", f"steady-{i}", location="zone-a")[1] for i in range(4)]
+        # in step: a sync round (every 5 s) finds both agents' digests equal to its lists
+        wait_for(lambda: self.syncs()[1] >= 2, 15, 0.2, "a sync round with both agents in step")
+        sent0, step0, agents0 = self.syncs()
+        time.sleep(5.5)  # at least one more round
+        sent1, step1, agents1 = self.syncs()
+        self.assertGreaterEqual(step1 - step0, 2, "the next round found them in step")
+        self.assertEqual((sent1, agents1), (sent0, agents0), "a list sent to an agent in step")
+        # out of step: the session's key deleted behind everyone's back
+        gone = outs[0]
+        key = f"{c.prefix}sessions/{gone['session']}".encode()
+        c.etcd.call("kv/deleterange", {"key": base64.b64encode(key).decode()})
+        wait_for(lambda: not pid_alive(gone["pid"]), 20, 0.1, "the ended session's process to stop")
+        self.assertGreater(self.syncs()[0], sent1, "the out-of-step agent was sent the list")
+        for o in outs[1:]:
+            self.assertTrue(pid_alive(o["pid"]), "a live session's process was stopped")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -161,11 +161,12 @@ class Stock(ClusterTest):
         # master-2 stocks its own (from the pool, which refills); its sync has
         # the agent stop master-1's stock: if that one lived on there would be 4
         wait_for(lambda: self.stock_ok(rpc2) >= 1, 15, 0.1, "master-2's own stock")
-        syncs = self.counter(self.agent.endpoint, "agent_syncs_total")
-        wait_for(lambda: self.counter(self.agent.endpoint, "agent_syncs_total") >= syncs + 2,
-                 15, 0.1, "two syncs by master-2, the second past the agent's grace")
-        wait_for(lambda: len(self.app_pids()) == 3, 5, 0.05,
+        # (the agent holds master-1's stock, so its session digest differs
+        # from master-2's list and it is sent the list: sync rounds every 5 s,
+        # the agent's grace 3 s)
+        wait_for(lambda: len(self.app_pids()) == 3, 20, 0.1,
                  "the session's process, master-2's stock and the pool only")
+        self.assertGreater(self.counter(self.agent.endpoint, "agent_syncs_total"), 0)
         self.assertTrue(pid_alive(out["pid"]), "the session keeps its process")
         _, again, _ = c.request(self.sa, "pstock", "client-f", location="zone-a")
         self.assertEqual(again["pid"], out["pid"], "sticky on the new leader")

@@ -172,7 +172,7 @@ def p6_mode(economy, servers, window, n_new, n_sticky):
         b = w.snap()
         kinds = ["sessions", "affinity"]
         # one txn: each new session's record and its affinity share a revision
-        # (several sessions may share a txn: the master batches for 50 ms)
+        # (several sessions may share a txn: group commit, what queues while one is in flight)
         with w.lock:
             split = sum(1 for i, sid in enumerate(sids)
                         if w.key_rev.get(f"{c.prefix}sessions/{sid}") is None

@@ -384,8 +384,10 @@ void report_udp_send(agent *a, const void *buf, size_t len, const struct wire_ud
 void report_udp_close(agent *a);
 
 /* ---- the nng report socket (report_pub.c); all with report_lock held ---- */
-/* Opens and dials pub to every report endpoint unless it is open; em says
- * which endpoint is bad. */
+/* What dialing the report endpoints would refuse, without dialing them; em
+ * names the endpoint. */
+lb_err report_pub_check(agent *a, lb_errmsg *em);
+/* Opens and dials pub to every report endpoint unless it is open. */
 lb_err report_pub_dial(agent *a, lb_errmsg *em);
 /* Sends m (consumed) on pub, dialing it first if needed; just after a dial it
  * waits (bounded) for the connections so m is not dropped. */
@@ -399,7 +401,11 @@ void report_pub_close(agent *a);
 
 struct auth_mac_to;
 /* Watches masters/ for their key-exchange keys (after register_start: it uses
- * a->etcd); a watch that cannot start leaves reports signed only. */
+ * a->etcd); a watch that cannot start leaves reports signed only. Returns
+ * once the first snapshot is in (at once when etcd does not answer), at most
+ * after REPORT_KEYS_WAIT_MS, so the first reports go by datagram without
+ * dialing nng when the masters are known. */
+#define REPORT_KEYS_WAIT_MS 1000
 void report_keys_start(agent *a);
 /* Before the etcd client goes. */
 void report_keys_stop(void);

@@ -91,8 +91,8 @@ lb_err report_open(agent *a, lb_errmsg *em)
     lb_err ierr = report_identity(a, em);
     if (ierr != LB_OK)
         return ierr;
-    /* dialed now so a bad endpoint fails the start; closed when unused */
-    lb_err err = report_pub_dial(a, em);
+    /* checked now so a bad endpoint fails the start; dialed when a report needs it */
+    lb_err err = report_pub_check(a, em);
     atomic_store(&a->report_on, err == LB_OK);
     return err;
 }

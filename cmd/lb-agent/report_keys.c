@@ -25,6 +25,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct mkey {
     char key[256]; /* etcd key of the masters/<id> record */
@@ -38,6 +39,9 @@ static pthread_mutex_t mk_lock = PTHREAD_MUTEX_INITIALIZER;
 static mkey mk[AUTH_MAC_MAX];
 static size_t n_mk;
 static etcd_watch *mk_watch;
+static pthread_cond_t mk_cv; /* mk_loaded set */
+static bool mk_loaded;       /* the first snapshot is in (mk_lock) */
+static bool mk_unreachable;  /* etcd did not answer: no snapshot soon (mk_lock) */
 
 /* mk_lock held. */
 static void mk_remove(const char *key)
@@ -90,6 +94,8 @@ static void mk_on_reset(void *arg, const etcd_kvs *snap)
     n_mk = 0;
     for (size_t i = 0; i < snap->n; i++)
         mk_apply(arg, snap->kvs[i].key, snap->kvs[i].value, snap->kvs[i].value_len);
+    mk_loaded = true;
+    pthread_cond_broadcast(&mk_cv);
     pthread_mutex_unlock(&mk_lock);
 }
 
@@ -103,17 +109,51 @@ static void mk_on_events(void *arg, const etcd_event *evs, size_t n, int64_t rev
     pthread_mutex_unlock(&mk_lock);
 }
 
+/* etcd unreachable: report_keys_start waits no longer for a snapshot. */
+static void mk_on_status(void *arg, bool connected, lb_err err, const char *msg)
+{
+    (void)arg, (void)err, (void)msg;
+    if (connected)
+        return;
+    pthread_mutex_lock(&mk_lock);
+    mk_unreachable = true;
+    pthread_cond_broadcast(&mk_cv);
+    pthread_mutex_unlock(&mk_lock);
+}
+
 void report_keys_start(agent *a)
 {
     if (a->etcd == NULL)
         return;
     char prefix[256];
     snprintf(prefix, sizeof prefix, "%smasters/", a->cfg->prefix);
-    etcd_watch_cb cb = {.on_reset = mk_on_reset, .on_events = mk_on_events, .arg = a};
+    etcd_watch_cb cb = {
+        .on_reset = mk_on_reset, .on_events = mk_on_events, .on_status = mk_on_status, .arg = a};
     lb_errmsg em = {{0}};
-    if (etcd_watch_start(a->etcd, prefix, &cb, &mk_watch, &em) != LB_OK)
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&mk_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (etcd_watch_start(a->etcd, prefix, &cb, &mk_watch, &em) != LB_OK) {
         LOG_WARN(AGENT_COMP, "masters' report keys not watched: reports are signed only",
                  "error=\"%s\"", em.text);
+        return;
+    }
+    /* the snapshot comes from the watch thread; etcd answered the range just
+     * now, so it is a moment away unless etcd went at once */
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += REPORT_KEYS_WAIT_MS / 1000;
+    until.tv_nsec += (REPORT_KEYS_WAIT_MS % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&mk_lock);
+    while (!mk_loaded && !mk_unreachable && pthread_cond_timedwait(&mk_cv, &mk_lock, &until) == 0)
+        ;
+    pthread_mutex_unlock(&mk_lock);
 }
 
 void report_keys_stop(void)

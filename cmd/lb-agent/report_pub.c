@@ -8,8 +8,10 @@
  * for report_nng_idle (default 30 s: long enough that a master restarting or
  * a burst of oversized reports does not redial and pay a TLS handshake each
  * time, short enough that a fleet moving to UDP frees masters' memory within
- * half a minute). It is also dialed once at start, so a bad report endpoint
- * or TLS setting fails the start as before; unused, it closes like any other.
+ * half a minute). At start the endpoints are only checked (a bad one or a
+ * bad TLS setting fails the start as before), not dialed: agent_start waits
+ * a moment for the masters' records (report_keys_start), so an agent whose
+ * masters are all known on UDP never connects to them.
  *
  * nng PUB drops what it sends while no pipe is up, so a report sent within
  * PUB_WAIT_MS of a dial first waits (bounded) for a pipe to every report
@@ -66,6 +68,23 @@ static void pub_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
         pthread_cond_broadcast(&pub_cv);
     }
     pthread_mutex_unlock(&pub_mu);
+}
+
+lb_err report_pub_check(agent *a, lb_errmsg *em)
+{
+    nng_socket s;
+    int rv = nng_pub0_open(&s);
+    if (rv != 0)
+        return lb_fail(em, wire_from_nng(rv), "pub socket: %s", nng_strerror(rv));
+    lb_err err = LB_OK;
+    for (size_t i = 0; err == LB_OK && i < a->cfg->n_report; i++) {
+        lb_errmsg dm = {{0}};
+        if (wire_dial_check(s, a->cfg->report[i], WIRE_ROLE_MASTER, NULL, &dm) != LB_OK)
+            err = lb_fail(em, LB_EINVAL, "%s: report endpoint '%s': %s", a->cfg->file,
+                          a->cfg->report[i], dm.text);
+    }
+    nng_close(s);
+    return err;
 }
 
 void report_pub_close(agent *a)
@@ -137,6 +156,10 @@ static void pub_wait_pipes(size_t want)
 void report_pub_send(agent *a, nng_msg *m)
 {
     lb_errmsg em = {{0}};
+    if (a->cfg->n_report == 0) { /* no master to report to: no socket either */
+        nng_msg_free(m);
+        return;
+    }
     if (report_pub_dial(a, &em) != LB_OK) {
         /* checked at start; only a failing nng_pub0_open gets here */
         LOG_WARN(AGENT_COMP, "report not sent: nng report socket", "error=\"%s\"", em.text);

@@ -222,7 +222,10 @@ static lb_err check_url(const char *what, const char *url, const wire_tls *t, lb
     return LB_OK;
 }
 
-lb_err wire_dial(nng_socket s, const char *url, wire_role peer, const wire_tls *tls, lb_errmsg *em)
+/* A dialer for url on s, started (non-blocking) when start, else closed again
+ * once made: what wire_dial and wire_dial_check share. */
+static lb_err dial_make(nng_socket s, const char *url, wire_role peer, const wire_tls *tls,
+                        bool start, lb_errmsg *em)
 {
     const wire_tls *t = tls != NULL ? tls : tls_default;
     lb_err err = check_url("dial", url, t, em);
@@ -232,11 +235,24 @@ lb_err wire_dial(nng_socket s, const char *url, wire_role peer, const wire_tls *
     int rv = nng_dialer_create(&d, s, url);
     if (rv == 0 && wire_url_tls(url))
         rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, t->client[peer]);
-    if (rv == 0)
+    if (rv == 0 && start)
         rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
+    else if (rv == 0)
+        nng_dialer_close(d);
     if (rv != 0)
         return lb_fail(em, wire_from_nng(rv), "dial %s: %s", url, nng_strerror(rv));
     return LB_OK;
+}
+
+lb_err wire_dial(nng_socket s, const char *url, wire_role peer, const wire_tls *tls, lb_errmsg *em)
+{
+    return dial_make(s, url, peer, tls, true, em);
+}
+
+lb_err wire_dial_check(nng_socket s, const char *url, wire_role peer, const wire_tls *tls,
+                       lb_errmsg *em)
+{
+    return dial_make(s, url, peer, tls, false, em);
 }
 
 lb_err wire_listen(nng_socket s, const char *url, const char *peer_ca, const wire_tls *tls,

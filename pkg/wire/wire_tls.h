@@ -77,6 +77,10 @@ lb_err wire_tls_env_default(wire_tls **out, lb_errmsg *em);
 /* Adds a non-blocking, reconnecting dialer for url to s; the server must be of
  * role `peer`. tls NULL: the default. */
 lb_err wire_dial(nng_socket s, const char *url, wire_role peer, const wire_tls *tls, lb_errmsg *em);
+/* What wire_dial would refuse (url, TLS policy), without dialing: the dialer
+ * is made on s and closed again. For a daemon that dials only later. */
+lb_err wire_dial_check(nng_socket s, const char *url, wire_role peer, const wire_tls *tls,
+                       lb_errmsg *em);
 /* Adds a started listener for url to s; peer_ca (NULL: the wire_tls's) names
  * the CAs whose certificates may connect. *out may be NULL. */
 lb_err wire_listen(nng_socket s, const char *url, const char *peer_ca, const wire_tls *tls,

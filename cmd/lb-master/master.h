@@ -245,7 +245,9 @@ void master_rpc_stop(master *m);
 void master_agents_init(master *m);
 void master_agents_free(master *m);
 /* Opens a context on the REQ socket of server id's agent (dialing it on first
- * use). false when the agent's endpoint is unknown or the socket fails. */
+ * use: the leader's session sync rounds make that within 5 s of a server
+ * appearing, so every agent's death shows as its connection closing). false
+ * when the agent's endpoint is unknown or the socket fails. */
 bool master_agent_ctx(master *m, const char *server_id, const char *endpoint, nng_ctx *out);
 /* Asks server id's agent to stop a session's process; does not wait. */
 void master_agent_stop(master *m, const char *server_id, const char *endpoint,

@@ -479,9 +479,15 @@ static void sync_agents(master *m)
     for (size_t i = 0; i < a.n; i++) {
         struct sync_server *ss = &a.srv[i];
         if (ss->agents_set && ss->agents.x == ss->ours.x && ss->agents.n == ss->ours.n &&
-            !ss->too_many)
+            !ss->too_many) {
             skipped++;
-        else if (!ss->too_many) { /* a partial list would stop live sessions */
+            /* nothing to say, but the leader stays connected to every agent:
+             * that connection closing is how an idle agent's death is seen
+             * at once (launch.c), not report_stale later */
+            nng_ctx ctx;
+            if (master_agent_ctx(m, ss->id, ss->endpoint, &ctx))
+                nng_ctx_close(ctx);
+        } else if (!ss->too_many) { /* a partial list would stop live sessions */
             master_agent_sync(m, ss->id, ss->endpoint, ss->sids, ss->n);
             sent++;
         }

@@ -287,18 +287,32 @@ def p9_mode(economy, servers, sessions, window, report_stale, conns=True, nng=Fa
         if conns:
             # A TCP connection per server is not a TLS session per server: the
             # 10,000 handshakes (mbedTLS bignum code, both ends on these 2
-            # cores) go on for a while after the fds are there and would be
-            # counted as the master's steady cost (the one fake agent process
-            # answers them all, slowly, beside everything else). Wait until
-            # the master's CPU per 5 s slice falls below 0.2 of a core (twice
-            # what it takes without the connections), at most 600 s; the
-            # window below measures on its own either way.
-            def share_5s():
-                c0, t0 = cpu_s(mp), time.monotonic()
+            # cores; the one fake agent process answers them all) go on for a
+            # minute or more after the fds are there, and would be counted as
+            # the master's steady cost. They run on nng's task threads, which
+            # have nothing else to do here (reports come as datagrams, idle
+            # connections carry nothing): wait until those threads use under
+            # 1 % of a core over two 5 s slices in a row, at most 600 s.
+            def nng_task_share_5s():
+                def task_cpu():
+                    total = 0.0
+                    for t in os.listdir(f"/proc/{mp}/task"):
+                        try:
+                            with open(f"/proc/{mp}/task/{t}/stat") as f:
+                                st = f.read()
+                        except OSError:
+                            continue
+                        if st[st.index("(") + 1:st.rindex(")")] == "nng:task":
+                            parts = st.rsplit(")", 1)[1].split()
+                            total += (int(parts[11]) + int(parts[12])) / CLK
+                    return total
+                c0, t0 = task_cpu(), time.monotonic()
                 time.sleep(5)
-                return (cpu_s(mp) - c0) / (time.monotonic() - t0)
+                return (task_cpu() - c0) / (time.monotonic() - t0)
+            quiet = 0
             for _ in range(120):
-                if share_5s() < 0.2:
+                quiet = quiet + 1 if nng_task_share_5s() < 0.01 else 0
+                if quiet == 2:
                     break
         settle_s = time.monotonic() - t_start
         time.sleep(5)  # past the first sync/compaction chores

@@ -61,6 +61,14 @@ void master_agents_free(master *m)
     pthread_mutex_destroy(&m->agents_lock);
 }
 
+bool master_agent_connected(master *m, const char *server_id)
+{
+    pthread_mutex_lock(&m->agents_lock);
+    bool known = hmap_get(m->agents, server_id) != NULL;
+    pthread_mutex_unlock(&m->agents_lock);
+    return known;
+}
+
 bool master_agent_ctx(master *m, const char *server_id, const char *endpoint, nng_ctx *out)
 {
     bool ok = false;

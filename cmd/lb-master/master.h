@@ -249,6 +249,9 @@ void master_agents_free(master *m);
  * appearing, so every agent's death shows as its connection closing). false
  * when the agent's endpoint is unknown or the socket fails. */
 bool master_agent_ctx(master *m, const char *server_id, const char *endpoint, nng_ctx *out);
+/* True when server id's agent has a socket already (dialed, connected or
+ * redialing): the session sync paces the new ones. Any thread. */
+bool master_agent_connected(master *m, const char *server_id);
 /* Asks server id's agent to stop a session's process; does not wait. */
 void master_agent_stop(master *m, const char *server_id, const char *endpoint,
                        const char *session_id);

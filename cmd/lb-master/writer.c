@@ -349,8 +349,9 @@ static void write_loads(master *m)
 
 /* ---- session sync: agents stop processes of sessions the leader ended ---- */
 
-#define SYNC_EVERY_CHORES 5    /* seconds */
-#define SYNC_MAX_SESSIONS 2000 /* per server: one message stays well under max_message */
+#define SYNC_EVERY_CHORES 5      /* seconds */
+#define SYNC_MAX_SESSIONS 2000   /* per server: one message stays well under max_message */
+#define SYNC_DIALS_PER_ROUND 500 /* new agent connections a round opens: 10,000 in 100 s */
 
 struct sync_server {
     char *id, *endpoint;
@@ -475,11 +476,20 @@ static void sync_agents(master *m)
     reg_unlock(m->view);
     spare_foreach(m->spares, collect_spare, &a);
     stock_foreach(m->stock, collect_stock, &a);
-    size_t sent = 0, skipped = 0;
+    size_t sent = 0, skipped = 0, dials = 0, deferred = 0;
     for (size_t i = 0; i < a.n; i++) {
         struct sync_server *ss = &a.srv[i];
-        if (ss->agents_set && ss->agents.x == ss->ours.x && ss->agents.n == ss->ours.n &&
-            !ss->too_many) {
+        /* A new leader of 10,000 agents would dial them all in one round: the
+         * client side of every TLS handshake is this process's CPU, and
+         * handshakes queued behind thousands of others time out and are
+         * dialed again, a storm that feeds itself. New connections are paced
+         * (a launch still dials at once); the rest wait for later rounds,
+         * their agents' deaths meanwhile seen through report_stale. */
+        bool fresh = !master_agent_connected(m, ss->id);
+        if (fresh && dials == SYNC_DIALS_PER_ROUND) {
+            deferred++;
+        } else if (ss->agents_set && ss->agents.x == ss->ours.x && ss->agents.n == ss->ours.n &&
+                   !ss->too_many) {
             skipped++;
             /* nothing to say, but the leader stays connected to every agent:
              * that connection closing is how an idle agent's death is seen
@@ -487,12 +497,15 @@ static void sync_agents(master *m)
             nng_ctx ctx;
             if (master_agent_ctx(m, ss->id, ss->endpoint, &ctx))
                 nng_ctx_close(ctx);
+            dials += fresh;
         } else if (!ss->too_many) { /* a partial list would stop live sessions */
             master_agent_sync(m, ss->id, ss->endpoint, ss->sids, ss->n);
             sent++;
+            dials += fresh;
         }
         sync_server_free(ss);
     }
+    obs_add(obs_counter_get("master_agent_syncs_total{result=\"deferred\"}"), deferred);
     obs_add(obs_counter_get("master_agent_syncs_total{result=\"sent\"}"), sent);
     obs_add(obs_counter_get("master_agent_syncs_total{result=\"in_step\"}"), skipped);
     free(a.srv);

@@ -423,13 +423,10 @@ static void sync_server_init(struct sync_server *ss, const reg_server *s)
     ss->id = lb_strdup(s->info->id);
     ss->endpoint = lb_strdup(s->info->agent_endpoint);
     const Lb__ServerInfo *si = s->info;
+    ss->shared = si->n_app_infos ? lb_xcalloc(si->n_app_infos, sizeof *ss->shared) : NULL;
     for (size_t i = 0; i < si->n_app_infos; i++)
         if (!si->app_infos[i]->per_session)
-            ss->n_shared++;
-    ss->shared = ss->n_shared ? lb_xcalloc(ss->n_shared, sizeof *ss->shared) : NULL;
-    for (size_t i = 0, k = 0; i < si->n_app_infos; i++)
-        if (!si->app_infos[i]->per_session)
-            ss->shared[k++] = lb_strdup(si->app_infos[i]->name);
+            ss->shared[ss->n_shared++] = lb_strdup(si->app_infos[i]->name);
     if (s->load != NULL && s->load->sid_digest_set) {
         ss->agents_set = true;
         ss->agents = (wire_sid_digest){.x = s->load->sid_digest, .n = s->load->sid_digest_n};

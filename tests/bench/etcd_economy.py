@@ -48,6 +48,22 @@ def cpu_s(pid):
     return (int(parts[11]) + int(parts[12])) / CLK  # utime + stime
 
 
+def threads_cpu(pid):
+    """{thread id: (thread name, CPU seconds)} of a process, from
+    /proc/PID/task/*/stat (nng names its threads nng:task, nng:poll:epoll...;
+    lbcp's keep the binary's name). Threads gone meanwhile are left out."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        parts = st.rsplit(")", 1)[1].split()
+        out[tid] = (st[st.index("(") + 1:st.rindex(")")], (int(parts[11]) + int(parts[12])) / CLK)
+    return out
+
+
 def rss_mib(pid, field="VmRSS"):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -295,17 +311,7 @@ def p9_mode(economy, servers, sessions, window, report_stale, conns=True, nng=Fa
             # 1 % of a core over two 5 s slices in a row, at most 600 s.
             def nng_task_share_5s():
                 def task_cpu():
-                    total = 0.0
-                    for t in os.listdir(f"/proc/{mp}/task"):
-                        try:
-                            with open(f"/proc/{mp}/task/{t}/stat") as f:
-                                st = f.read()
-                        except OSError:
-                            continue
-                        if st[st.index("(") + 1:st.rindex(")")] == "nng:task":
-                            parts = st.rsplit(")", 1)[1].split()
-                            total += (int(parts[11]) + int(parts[12])) / CLK
-                    return total
+                    return sum(cpu for name, cpu in threads_cpu(mp).values() if name == "nng:task")
                 c0, t0 = task_cpu(), time.monotonic()
                 time.sleep(5)
                 return (task_cpu() - c0) / (time.monotonic() - t0)

@@ -11,22 +11,11 @@ master's own work.
 """
 import argparse
 import os
+import sys
 import time
 
-CLK = os.sysconf("SC_CLK_TCK")
-
-
-def by_thread(pid):
-    out = {}
-    for t in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{t}/stat") as f:
-                st = f.read()
-        except OSError:
-            continue
-        parts = st.rsplit(")", 1)[1].split()
-        out[t] = (st[st.index("(") + 1:st.rindex(")")], (int(parts[11]) + int(parts[12])) / CLK)
-    return out
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from etcd_economy import threads_cpu  # noqa: E402
 
 
 def main():
@@ -36,9 +25,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     a = ap.parse_args()
     for r in range(a.rounds):
-        before, t0 = by_thread(a.pid), time.monotonic()
+        before, t0 = threads_cpu(a.pid), time.monotonic()
         time.sleep(a.slice)
-        after, el = by_thread(a.pid), time.monotonic() - t0
+        after, el = threads_cpu(a.pid), time.monotonic() - t0
         names = {}
         for t, (name, cpu) in after.items():
             if t in before:

@@ -63,20 +63,6 @@ def show(pid, tag):
     sys.stdout.flush()
 
 
-def threads(pid):
-    out = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                st = f.read()
-        except OSError:
-            continue
-        parts = st.rsplit(")", 1)[1].split()
-        out[tid] = (st[st.index("(") + 1:st.rindex(")")],
-                    (int(parts[11]) + int(parts[12])) / ee.CLK)
-    return out
-
-
 def main():
     servers = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
     sessions = int(sys.argv[2]) if len(sys.argv) > 2 else 100000
@@ -103,10 +89,10 @@ def main():
             time.sleep(5)
             return (ee.reports(c) - r0) / (time.monotonic() - t0) >= 0.95 * servers
         wait_for(steady, 300, 0, "reports steady at 95 % of the servers' rate")
-        th0, r0, c0, t0 = threads(mp), ee.reports(c), ee.cpu_s(mp), time.monotonic()
+        th0, r0, c0, t0 = ee.threads_cpu(mp), ee.reports(c), ee.cpu_s(mp), time.monotonic()
         time.sleep(window)
         el = time.monotonic() - t0
-        th1, r1, c1 = threads(mp), ee.reports(c), ee.cpu_s(mp)
+        th1, r1, c1 = ee.threads_cpu(mp), ee.reports(c), ee.cpu_s(mp)
         show(mp, f"after {window:.0f} s of steady reports")
         top = sorted(((th1[t][1] - th0[t][1]) / el, t, th1[t][0]) for t in th1 if t in th0)
         print(f"master CPU {(c1 - c0) / el:.3f} of a core at {(r1 - r0) / el:.0f} reports/s; "

@@ -152,7 +152,8 @@ typedef struct agent_procs {
     uint16_t reserved_port;
     pid_t orphan_pid[AGENT_ORPHANS];
     int orphan_status[AGENT_ORPHANS];
-    size_t n_orphans; /* ring: the oldest is overwritten */
+    size_t n_orphans;     /* ring: the oldest is overwritten */
+    atomic_bool reap_due; /* the main loop took a SIGCHLD: the next reap walks */
 } agent_procs;
 
 /* ---- containment (contain.c) and the spawner (spawn.c) ---- */
@@ -237,9 +238,15 @@ typedef struct agent {
 void procs_init(agent_procs *p, uint32_t first_port);
 void procs_destroy(agent_procs *p);
 /* Reaps every exited child; returns how many running (not starting) processes
- * went, which the caller reports. procs_reap_locked needs p->lock held. */
+ * went, which the caller reports. procs_reap_locked needs p->lock held. Both
+ * skip the waitpid walk (it visits every child in the kernel) unless a child
+ * may have exited since the last reap: SIGCHLD is pending (it is blocked in
+ * every thread until the main loop takes it) or the main loop took it and
+ * called procs_reap_mark. */
 size_t procs_reap(agent *a);
 size_t procs_reap_locked(agent *a);
+/* The main loop took a SIGCHLD (or reaps anyway): the next reap walks. Any thread. */
+void procs_reap_mark(agent *a);
 /* The live process of session (NULL if none); p->lock held. */
 agent_proc *procs_find_session_locked(agent_procs *p, const char *session);
 /* The live shared process of app (per_session false); p->lock held. */
@@ -310,6 +317,10 @@ int spawn_app(agent *a, const agent_app *app, char *const *argv, char *const *en
 /* Inodes of the TCP sockets (IPv4 and IPv6) listening on port into ino (at
  * most cap); returns how many. Thread-safe, no lock. */
 size_t listeners_on_port(uint16_t port, unsigned long *ino, size_t cap);
+#define LISTENERS_BITMAP_BYTES (65536 / 8)
+/* Sets bit p (bits[p / 8] & (1 << p % 8)) for every port p some TCP socket
+ * (IPv4 or IPv6) listens on, and clears the rest. Thread-safe, no lock. */
+void listeners_ports(uint8_t bits[LISTENERS_BITMAP_BYTES]);
 
 /* ---- launch (launch.c) ---- */
 

@@ -139,7 +139,8 @@ void agent_run(agent *a, const sigset_t *set, const char *level_flag)
     for (;;) {
         int64_t now = lb_mono_ms();
         if (now >= next) {
-            procs_reap(a); /* belt and braces: a coalesced SIGCHLD is not missed */
+            procs_reap_mark(a); /* belt and braces: a coalesced SIGCHLD is not missed */
+            procs_reap(a);
             contain_tick(a);
             report_send(a);
             next = now + a->cfg->report_interval_ms;
@@ -178,8 +179,11 @@ void agent_run(agent *a, const sigset_t *set, const char *level_flag)
         }
         if (sig == SIGHUP)
             life_reload(a, level_flag);
-        if (sig == SIGCHLD && procs_reap(a) > 0)
-            report_send(a);
+        if (sig == SIGCHLD) {
+            procs_reap_mark(a); /* taken: no longer pending, but not reaped yet */
+            if (procs_reap(a) > 0)
+                report_send(a);
+        }
     }
 }
 

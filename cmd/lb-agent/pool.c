@@ -311,8 +311,8 @@ static size_t pool_wait(agent *a, agent_proc **started, size_t n, int64_t *retry
 }
 
 /* Checks that each ready pool process not probed for POOL_PROBE_MS still has
- * a listener on its port (a sock_diag dump, without p->lock: no connection
- * the app would have to accept), and replaces one that has none after a
+ * a listener on its port (one sock_diag dump for all of them, without
+ * p->lock: no connection the app would have to accept), and replaces one that has none after a
  * connect confirms it: a hand-out checks only that its process is not exiting
  * (launch_not_dying_locked), so its connect (~100 us of a hit, issue 10) is
  * done here, off the request path. Returns how many were replaced. */
@@ -335,9 +335,11 @@ static size_t pool_probe(agent *a)
         }
     }
     pthread_mutex_unlock(&a->procs.lock);
-    for (size_t i = 0; i < n; i++) {
-        unsigned long ino[4];
-        due[i].ok = listeners_on_port(due[i].port, ino, 4) > 0;
+    if (n > 0) {
+        static uint8_t bits[LISTENERS_BITMAP_BYTES]; /* the pool thread's own */
+        listeners_ports(bits);
+        for (size_t i = 0; i < n; i++)
+            due[i].ok = (bits[due[i].port >> 3] >> (due[i].port & 7)) & 1;
     }
     pthread_mutex_lock(&a->procs.lock);
     for (size_t i = 0; i < n; i++) {

@@ -139,8 +139,29 @@ static size_t procs_on_reaped(agent *a, pid_t pid, int status)
     return 1;
 }
 
+void procs_reap_mark(agent *a)
+{
+    atomic_store(&a->procs.reap_due, true);
+}
+
+/* Whether a child may have exited since the last reap. waitpid(-1) walks
+ * every child in the kernel: with a deep pool and stock (~600 children) the
+ * reaps of every hand-out and readiness poll were a tenth of an agent's CPU
+ * while hand-outs flowed (perf, README P2). A child that exits raises
+ * SIGCHLD, pending until the main loop takes it; from then until its reap,
+ * reap_due says so. */
+static bool reap_due(agent *a)
+{
+    if (atomic_exchange(&a->procs.reap_due, false))
+        return true;
+    sigset_t pending;
+    return sigpending(&pending) != 0 || sigismember(&pending, SIGCHLD) != 0;
+}
+
 size_t procs_reap_locked(agent *a)
 {
+    if (!reap_due(a))
+        return 0;
     size_t gone = 0, reaped = 0;
     for (;;) {
         int status = 0;

@@ -10,3 +10,9 @@ foreach(_t agent_test agent_life_test agent_pool_test)
   add_dependencies(${_t} lb-agent lb-echo)
   set_tests_properties(${_t} PROPERTIES ENVIRONMENT "LBCP_BIN=${CMAKE_BINARY_DIR}/bin")
 endforeach()
+
+# Which sockets listen on a port (listeners.c, sock_diag) against the kernel.
+lb_unit_test(agent_listeners_test
+  SOURCES ${CMAKE_SOURCE_DIR}/cmd/lb-agent/listeners_test.c ${CMAKE_SOURCE_DIR}/cmd/lb-agent/listeners.c
+  LIBS lbwire lbconfig lbcommon)
+target_include_directories(agent_listeners_test PRIVATE ${CMAKE_SOURCE_DIR}/cmd/lb-agent)

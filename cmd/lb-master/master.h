@@ -176,15 +176,18 @@ int master_etcd_start(master *m);
 void master_etcd_stop(master *m);
 /* Queues a put (value copied) or a delete (value NULL). Never blocks on etcd. */
 void master_queue_write(master *m, const char *key, const void *value, size_t len);
-/* Queues a session (and with affinity, its client's affinity record) as one
- * unit that is never split across txns; with joined, the op queued just
- * before (the delete of the client's previous session) belongs to the same
- * unit. A renewal leaves affinity out: it already names the session. */
+/* Queues a session (and with affinity, its client's affinity record: only
+ * etcd_economy off writes one) as one unit that is never split across txns;
+ * with joined, the op queued just before (the delete of the client's
+ * previous session) belongs to the same unit. */
 void master_queue_session(master *m, const Lb__Session *s, bool joined, bool affinity);
+/* Queues the deletion of session s's record (and of its affinity record,
+ * which only etcd_economy off writes). View lock held, as for every queuer. */
+void master_queue_session_delete(master *m, const Lb__Session *s);
 
 /* upkeep.c (writer thread): etcd alarms on every master; on the leader,
  * history compaction (compact_retention), the db size against etcd_quota and
- * the removal of load/ records an older version wrote. */
+ * the removal of load/ and affinity/ records an older version wrote. */
 void master_upkeep(master *m, bool lead);
 void master_upkeep_free(master *m);
 /* Why the master is not healthy because of etcd's own state (NOSPACE), or

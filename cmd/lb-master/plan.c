@@ -370,9 +370,11 @@ void plan_commit(master *m, const Lb__SelectionRequest *sr, plan *p, size_t i,
     }
     reg_session_buf ob, pb;
     const Lb__Session *old = reg_session_locked(m->view, p->session_id, &ob);
-    /* a new session: its affinity record goes with it (etcd_economy off: the
-     * old behaviour, every time) */
-    bool fresh = old == NULL || !m->cfg.etcd_economy;
+    /* No affinity record: a session carries its client and app, and the view
+     * derives the client's affinity from it, so a new session is one put and
+     * one watch event, not two. etcd_economy off (the P6 baseline) writes
+     * affinity/<client>/<app> every time, as before. */
+    bool affinity_record = !m->cfg.etcd_economy;
     if (old != NULL)
         s.created_ms = old->created_ms;
     /* A sticky repeat that only moves the expiry, by a quarter of the ttl or
@@ -407,7 +409,7 @@ void plan_commit(master *m, const Lb__SelectionRequest *sr, plan *p, size_t i,
     reg_session_put_locked(m->view, reg_session_dup(&s));
     /* under the view lock, as every queuer is, so nothing comes between the
      * delete and the session it is joined to */
-    master_queue_session(m, &s, joined, fresh);
+    master_queue_session(m, &s, joined, affinity_record);
     reg_unlock(m->view);
     if (stop_sid[0] != '\0') {
         LOG_INFO("master", "client moved: stopping its old process",

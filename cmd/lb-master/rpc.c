@@ -63,32 +63,46 @@ static struct {
     obs_hist *lat_serve, *lat_redirect, *lat_reject, *launch_ok_s, *launch_fail_s;
 } rpc_c;
 
-/* The class of an answer's reason, a bounded label set for
- * master_selection_reasons_total. */
-static const char *rpc_reason_class(const Lb__SelectionInstruction *in)
+/* The classes of an answer's reason, a bounded label set for
+ * master_selection_reasons_total (counters resolved once, in master_rpc_start). */
+typedef enum rpc_reason {
+    RR_NO_APP,
+    RR_LAUNCH_FAILED,
+    RR_BAD_REQUEST,
+    RR_NO_SERVER,
+    RR_OTHER,
+    RR_MOVED,
+    RR_CONFIRMED,
+    RR_STICKY,
+    RR_NEW,
+    RR_N
+} rpc_reason;
+static const char *const rpc_reason_names[RR_N] = {"no_app",    "launch_failed", "bad_request",
+                                                   "no_server", "other",         "moved",
+                                                   "confirmed", "sticky",        "new"};
+static obs_counter *rpc_reason_counters[RR_N];
+
+static rpc_reason rpc_reason_class(const Lb__SelectionInstruction *in)
 {
     if (in->action == LB__ACTION__REJECT) {
         const char *r = in->reason != NULL ? in->reason : "";
         if (strncmp(r, "unknown app", 11) == 0)
-            return "no_app";
+            return RR_NO_APP;
         if (strstr(r, "launch failed") != NULL)
-            return "launch_failed";
+            return RR_LAUNCH_FAILED;
         if (strncmp(r, "bad request", 11) == 0)
-            return "bad_request";
+            return RR_BAD_REQUEST;
         if (strstr(r, "no eligible") != NULL || strstr(r, "no server") != NULL)
-            return "no_server";
-        return "other";
+            return RR_NO_SERVER;
+        return RR_OTHER;
     }
-    return in->moved ? "moved" : in->confirmed ? "confirmed" : in->affinity ? "sticky" : "new";
+    return in->moved ? RR_MOVED : in->confirmed ? RR_CONFIRMED : in->affinity ? RR_STICKY : RR_NEW;
 }
 
 /* Counts and times one selection answer. */
 static void rpc_observe(rpc_ctx *c, const Lb__SelectionInstruction *in)
 {
-    char name[96];
-    snprintf(name, sizeof name, "master_selection_reasons_total{reason=\"%s\"}",
-             rpc_reason_class(in));
-    obs_count(name);
+    obs_inc(rpc_reason_counters[rpc_reason_class(in)]);
     obs_observe_since(in->action == LB__ACTION__REJECT     ? rpc_c.lat_reject
                       : in->action == LB__ACTION__REDIRECT ? rpc_c.lat_redirect
                                                            : rpc_c.lat_serve,
@@ -716,6 +730,12 @@ int master_rpc_start(master *m)
     obs_describe("master_pool_path_launches_total", "New sessions answered from a pool hit.");
     obs_describe("master_pool_path_seconds_total",
                  "Time of pool-hit new sessions by stage (plan, agent, commit, send).");
+    for (size_t i = 0; i < RR_N; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "master_selection_reasons_total{reason=\"%s\"}",
+                 rpc_reason_names[i]);
+        rpc_reason_counters[i] = obs_counter_get(name);
+    }
     rpc_c.path_n = obs_counter_get("master_pool_path_launches_total");
     rpc_c.path_plan = obs_counter_get("master_pool_path_microseconds_total{stage=\"plan\"}");
     rpc_c.path_agent = obs_counter_get("master_pool_path_microseconds_total{stage=\"agent\"}");

@@ -42,7 +42,7 @@ nng_msg *master_release(master *m, const Lb__Envelope *req)
 {
     const Lb__ReleaseRequest *rr = req->release_request;
     Lb__SessionReply rep = LB__SESSION_REPLY__INIT;
-    char text[256] = "", key[512], server[128] = "", endpoint[256] = "";
+    char text[256] = "", server[128] = "", endpoint[256] = "";
     bool stop = false;
     reg_session_buf sb;
     reg_lock(m->view);
@@ -59,10 +59,7 @@ nng_msg *master_release(master *m, const Lb__Envelope *req)
             snprintf(server, sizeof server, "%s", s->server_id);
             snprintf(endpoint, sizeof endpoint, "%s", srv->info->agent_endpoint);
         }
-        reg_affinity_key(m->view, key, sizeof key, s->client_id, s->app);
-        master_queue_write(m, key, NULL, 0);
-        reg_key(m->view, key, sizeof key, "sessions", s->session_id);
-        master_queue_write(m, key, NULL, 0);
+        master_queue_session_delete(m, s);
         LOG_INFO("master", "session released", "session=%s client=%s server=%s", s->session_id,
                  s->client_id, s->server_id);
         reg_session_del_locked(m->view, rr->session_id);

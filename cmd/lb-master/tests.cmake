@@ -24,3 +24,9 @@ lb_unit_test(master_rpc_role_test
   SOURCES ${CMAKE_SOURCE_DIR}/cmd/lb-master/rpc_role_test.c ${CMAKE_SOURCE_DIR}/cmd/lb-master/rpc_role.c
   LIBS lbwire lbconfig lbregistry lbselect lbetcd lbobs lbcommon)
 target_include_directories(master_rpc_role_test PRIVATE ${CMAKE_SOURCE_DIR}/cmd/lb-master)
+
+# The writer's batches (batch.c): the last op per key wins in a txn.
+lb_unit_test(master_batch_test
+  SOURCES ${CMAKE_SOURCE_DIR}/cmd/lb-master/batch_test.c ${CMAKE_SOURCE_DIR}/cmd/lb-master/batch.c
+  LIBS lbcommon)
+target_include_directories(master_batch_test PRIVATE ${CMAKE_SOURCE_DIR}/cmd/lb-master)

@@ -8,7 +8,10 @@
  *   compact_retention, so etcd's history stays bounded without relying on the
  *   operator's --auto-compaction flags (the shipped configs set them too);
  * - the leader watches the db size against etcd_quota and warns past 80 %;
- * - a new leader deletes load/ records an older version wrote every second.
+ * - a new leader deletes load/ records an older version wrote every second,
+ *   and affinity/ records an older version wrote with each session (the view
+ *   derives a client's affinity from its sessions, which carry client and
+ *   app; nothing reads those records).
  */
 #include "master.h"
 #include "spares.h"
@@ -37,7 +40,7 @@ struct master_upkeep {
     rev_sample ring[UPKEEP_SAMPLES]; /* oldest overwritten first */
     size_t next, n;
     int64_t compacted; /* highest revision compacted by us */
-    bool quota_warned, load_cleaned, alarm_failing;
+    bool quota_warned, legacy_cleaned, alarm_failing;
 };
 
 static void check_alarms(master *m, struct master_upkeep *u)
@@ -118,18 +121,26 @@ static void sample(master *m, struct master_upkeep *u, int64_t now)
         compact(m, u, now);
 }
 
-static void clean_load(master *m, struct master_upkeep *u)
+/* Deletes every record under prefix/kind/ (once; true when
+ * done). Plain deletes, not fenced: nothing reads these records. */
+static bool clean_kind(master *m, const char *kind, const char *why)
 {
     char key[512];
-    reg_key(m->view, key, sizeof key, "load", "");
+    reg_key(m->view, key, sizeof key, kind, "");
     int64_t deleted = 0;
     lb_errmsg em = {{0}};
     if (etcd_delete(m->etcd, key, true, &deleted, &em) != LB_OK)
-        return;
-    u->load_cleaned = true;
+        return false;
     if (deleted > 0)
-        LOG_INFO("master", "removed load records (load is no longer stored in etcd)", "count=%lld",
-                 (long long)deleted);
+        LOG_INFO("master", "removed records an older version wrote",
+                 "kind=%s count=%lld why=\"%s\"", kind, (long long)deleted, why);
+    return true;
+}
+
+static void clean_legacy(master *m, struct master_upkeep *u)
+{
+    u->legacy_cleaned = clean_kind(m, "load", "load is no longer stored in etcd") &&
+                        clean_kind(m, "affinity", "affinity is derived from the sessions");
 }
 
 /* Hot spares not claimed within spare_ttl: the agent stops them (its pool
@@ -162,8 +173,8 @@ void master_upkeep(master *m, bool lead)
     }
     if (!lead)
         return;
-    if (m->cfg.etcd_economy && !u->load_cleaned)
-        clean_load(m, u);
+    if (m->cfg.etcd_economy && !u->legacy_cleaned)
+        clean_legacy(m, u);
     if (now >= u->next_sample) {
         /* ~30 samples per retention window, between 1 s and 10 s apart */
         int64_t every = m->cfg.compact_retention_ms / 30;

@@ -1,12 +1,13 @@
 /*
  * The master's etcd side: the watch that feeds the view, the lease that keeps
  * masters/<id> (and the leader key) alive, leader election, and one writer
- * thread that batches sessions, affinity and load into txns of at most 128
+ * thread that batches sessions (and, economy off, affinity and load) into txns of at most 128
  * ops (group commit: what queues while a txn is in flight goes in the next)
  * and runs the periodic chores. Nothing here runs on the request path.
  */
 #include "master.h"
 
+#include "batch.h"
 #include "events.h"
 #include "sessions.h"
 #include "spares.h"
@@ -24,7 +25,7 @@
 #include <string.h>
 #include <time.h>
 
-#define TXN_MAX_OPS 128
+#define TXN_MAX_OPS BATCH_MAX_OPS
 #define WRITE_BACKOFF_MAX_MS 2000
 #define WQ_MAX 200000 /* writes kept while etcd is down; beyond, the oldest are dropped */
 
@@ -143,6 +144,17 @@ void master_queue_session(master *m, const Lb__Session *s, bool joined, bool aff
     }
 }
 
+void master_queue_session_delete(master *m, const Lb__Session *s)
+{
+    char key[512];
+    if (!m->cfg.etcd_economy) {
+        reg_affinity_key(m->view, key, sizeof key, s->client_id, s->app);
+        master_queue_write(m, key, NULL, 0);
+    }
+    reg_key(m->view, key, sizeof key, "sessions", s->session_id);
+    master_queue_write(m, key, NULL, 0);
+}
+
 static void free_ops(write_op *op)
 {
     while (op != NULL) {
@@ -158,12 +170,14 @@ static void free_ops(write_op *op)
 static lb_err flush_batch(master *m, write_op **batch, size_t n)
 {
     etcd_op ops[TXN_MAX_OPS];
+    const char *keys[TXN_MAX_OPS];
+    bool superseded[TXN_MAX_OPS];
+    for (size_t i = 0; i < n; i++)
+        keys[i] = batch[i]->key;
+    batch_superseded(keys, n, superseded);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        bool later = false;
-        for (size_t j = i + 1; j < n && !later; j++)
-            later = strcmp(batch[i]->key, batch[j]->key) == 0;
-        if (later)
+        if (superseded[i])
             continue;
         ops[k++] = (etcd_op){.type = batch[i]->value != NULL ? ETCD_OP_PUT : ETCD_OP_DELETE,
                              .key = batch[i]->key,
@@ -290,7 +304,6 @@ static void reap_sessions(master *m)
     e.sids = lb_xcalloc(e.cap, sizeof *e.sids);
     e.stop_server = lb_xcalloc(e.cap, sizeof *e.stop_server);
     e.stop_endpoint = lb_xcalloc(e.cap, sizeof *e.stop_endpoint);
-    char key[512];
     reg_lock(m->view);
     reg_sessions_foreach_locked(m->view, collect_expired, &e);
     for (size_t i = 0; i < e.n; i++) {
@@ -301,10 +314,7 @@ static void reap_sessions(master *m)
             e.stop_server[i] = lb_strdup(s->server_id);
             e.stop_endpoint[i] = lb_strdup(srv->info->agent_endpoint);
         }
-        reg_affinity_key(m->view, key, sizeof key, s->client_id, s->app);
-        master_queue_write(m, key, NULL, 0);
-        reg_key(m->view, key, sizeof key, "sessions", e.sids[i]);
-        master_queue_write(m, key, NULL, 0);
+        master_queue_session_delete(m, s);
         reg_session_del_locked(m->view, e.sids[i]);
     }
     reg_unlock(m->view);

@@ -140,6 +140,7 @@ static void print_final(const ctl_opts *o, const Lb__SelectionInstruction *in, c
             cJSON_AddNumberToObject(j, "port", p ? p->port : 0);
             cJSON_AddStringToObject(j, "session", in->session_id);
             cJSON_AddBoolToObject(j, "confirmed", in->confirmed);
+            cJSON_AddBoolToObject(j, "affinity", in->affinity);
             cJSON_AddBoolToObject(j, "moved", in->moved);
             cJSON_AddStringToObject(j, "reason", in->reason);
             cJSON_AddItemToObject(j, "alternates", alternates_json(in));

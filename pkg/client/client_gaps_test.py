@@ -142,8 +142,6 @@ class Keepalive(ReplTest):
         r.p.wait()
         wait_for(lambda: key not in self.sessions(), self.TTL + 4, 0.2,
                  "expired session reaped from etcd")
-        wait_for(lambda: "/lb/affinity/abandoner/echo" not in self.c.etcd.keys("/lb/affinity/"),
-                 3, what="affinity gone")
         wait_for(lambda: not pid_alive(first["pid"]), 10, what="expired session's process stopped")
 
     def test_lbctl_request_session_is_reaped(self):

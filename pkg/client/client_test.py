@@ -216,8 +216,6 @@ class ClientLibrary(ReplTest):
         self.assertTrue(r("close")["ok"])
         wait_for(lambda: key not in self.c.etcd.keys("/lb/sessions/"), 5,
                  what="session gone from etcd")
-        wait_for(lambda: "/lb/affinity/releaser/echo" not in self.c.etcd.keys("/lb/affinity/"),
-                 5, what="affinity gone")
         wait_for(lambda: not pid_alive(first["pid"]), 10, what="process stopped")
 
 

@@ -38,7 +38,7 @@ static void slot_set(hmap *m, size_t i, char *key, void *val)
     m->vals[i] = m->keys == NULL && key == TOMB ? (void *)TOMB : val;
 }
 
-static uint64_t hmap_hash(const char *s)
+uint64_t hmap_hash(const char *s)
 {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
     for (; *s; s++) {

@@ -9,9 +9,12 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct hmap hmap;
 
+/* The maps' string hash (FNV-1a, 64 bits), for callers' own small tables. */
+uint64_t hmap_hash(const char *s);
 hmap *hmap_new(void);
 /* A map that borrows its keys instead of copying them: each key must stay
  * valid, unchanged, while its entry is in the map (e.g. a string inside the

@@ -158,7 +158,12 @@ void reg_session_put_locked(reg *r, Lb__Session *in)
         affinity_drop(r, old); /* its key lives in old's record */
         free(old);
     }
-    hmap_put(r->affinity, reg_session_aff_key(v), v);
+    /* Two live sessions of one client and app (a moved client's old session
+     * is deleted in the same txn as its new one, so only briefly, or after a
+     * load in key order): the affinity names the newer one. */
+    const reg_vsession *cur = hmap_get(r->affinity, reg_session_aff_key(v));
+    if (cur == NULL || cur->created_ms <= v->created_ms)
+        hmap_put(r->affinity, reg_session_aff_key(v), v);
 }
 
 void reg_session_del_locked(reg *r, const char *sid)

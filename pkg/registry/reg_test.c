@@ -347,6 +347,40 @@ static void test_sessions_and_affinity(void **state)
     reg_free(&r);
 }
 
+/* No affinity record in etcd: the view derives it from the sessions, and
+ * of two live sessions of one client and app it names the newer, whatever
+ * order they arrive in (a load applies them in key order). */
+static void test_affinity_names_the_newer_session(void **state)
+{
+    (void)state;
+    reg *r = reg_new("/lb/", 5000);
+    Lb__Session a = LB__SESSION__INIT, b = LB__SESSION__INIT;
+    a.session_id = "zzz-old";
+    b.session_id = "aaa-new";
+    a.client_id = b.client_id = "carol";
+    a.app = b.app = "echo";
+    a.server_id = "s1";
+    b.server_id = "s2";
+    a.created_ms = 1000;
+    b.created_ms = 2000;
+    a.expires_ms = b.expires_ms = 1u << 30;
+    reg_session_buf sb;
+    for (int order = 0; order < 2; order++) {
+        reg_lock(r);
+        reg_session_put_locked(r, reg_session_dup(order == 0 ? &a : &b));
+        reg_session_put_locked(r, reg_session_dup(order == 0 ? &b : &a));
+        assert_string_equal(reg_affinity_locked(r, "carol", "echo"), "aaa-new");
+        assert_string_equal(reg_session_locked(r, "zzz-old", &sb)->server_id, "s1");
+        /* the older one goes: the affinity stays on the newer */
+        reg_session_del_locked(r, "zzz-old");
+        assert_string_equal(reg_affinity_locked(r, "carol", "echo"), "aaa-new");
+        reg_session_del_locked(r, "aaa-new");
+        assert_null(reg_affinity_locked(r, "carol", "echo"));
+        reg_unlock(r);
+    }
+    reg_free(&r);
+}
+
 static void test_events_add_remove_servers_and_overrides(void **state)
 {
     (void)state;
@@ -564,6 +598,7 @@ int main(void)
         cmocka_unit_test(test_load_batch),
         cmocka_unit_test(test_session_record),
         cmocka_unit_test(test_sessions_and_affinity),
+        cmocka_unit_test(test_affinity_names_the_newer_session),
         cmocka_unit_test(test_events_add_remove_servers_and_overrides),
         cmocka_unit_test(test_bad_records_are_skipped),
         cmocka_unit_test(test_ejection_backoff_cap_and_conn),

@@ -2,10 +2,10 @@
  * P9's view alone, in seconds instead of the minutes of etcd_economy.py p9: a
  * registry loaded with N servers and M sessions shaped as lb-loadgen writes
  * them (ServerInfo with one app, resources and a report key; Session with its
- * ProcessId and affinity), one MACed ServerLoad applied per server, and the
- * selection snapshot built. Prints the heap in use (mallinfo2) and RSS before
- * and after, and the bytes per server and per session.
- *   lb-bench-view [servers] [sessions]     (defaults 10000 100000)
+ * ProcessId: no affinity record, the view derives it), one MACed ServerLoad applied per server, and
+ * the selection snapshot built. Prints the heap in use (mallinfo2) and RSS before and after, and
+ * the bytes per server and per session. lb-bench-view [servers] [sessions]     (defaults 10000
+ * 100000)
  */
 #include "registry/reg_internal.h" /* the snapshot apart: reg_snapshot_drop */
 
@@ -81,7 +81,7 @@ static size_t server_record(int i, unsigned char **out)
     return len;
 }
 
-static void session_records(int k, int servers, etcd_kv *skv, etcd_kv *akv)
+static void session_record(int k, int servers, etcd_kv *skv)
 {
     char sid[64], client[64], srv[32], key[256];
     snprintf(sid, sizeof sid, "lg%xp%d", 0xbeef, k);
@@ -105,13 +105,6 @@ static void session_records(int k, int servers, etcd_kv *skv, etcd_kv *akv)
     lb__session__pack(&se, v);
     snprintf(key, sizeof key, "/lb/sessions/%s", sid);
     kv_set(skv, key, v, len);
-    Lb__Affinity a = LB__AFFINITY__INIT;
-    a.session_id = sid;
-    len = lb__affinity__get_packed_size(&a);
-    v = lb_xcalloc(1, len + 1);
-    lb__affinity__pack(&a, v);
-    snprintf(key, sizeof key, "/lb/affinity/%s/echo", client);
-    kv_set(akv, key, v, len);
 }
 
 /* A report as an agent sends it: one app, one MAC for the one master. */
@@ -156,7 +149,7 @@ int main(int argc, char **argv)
     int sessions = argc > 2 ? atoi(argv[2]) : 100000;
     if (servers <= 0 || sessions < 0)
         return 2;
-    etcd_kvs kvs = {.n = (size_t)servers + 2 * (size_t)sessions};
+    etcd_kvs kvs = {.n = (size_t)servers + (size_t)sessions};
     kvs.kvs = lb_xcalloc(kvs.n, sizeof *kvs.kvs);
     for (int i = 0; i < servers; i++) {
         char key[64];
@@ -166,7 +159,7 @@ int main(int argc, char **argv)
         kv_set(&kvs.kvs[i], key, v, len);
     }
     for (int k = 0; k < sessions; k++)
-        session_records(k, servers, &kvs.kvs[servers + 2 * k], &kvs.kvs[servers + 2 * k + 1]);
+        session_record(k, servers, &kvs.kvs[servers + k]);
 
     malloc_trim(0);
     size_t h0 = heap_used();

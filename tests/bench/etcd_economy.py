@@ -187,13 +187,15 @@ def p6_mode(economy, servers, window, n_new, n_sticky):
         time.sleep(0.5)
         b = w.snap()
         kinds = ["sessions", "affinity"]
-        # one txn: each new session's record and its affinity share a revision
-        # (several sessions may share a txn: group commit, what queues while one is in flight)
+        # one txn: a new session's record and (baseline only: economy writes
+        # none) its affinity record share a revision (several sessions may
+        # share a txn: group commit, what queues while one is in flight)
         with w.lock:
-            split = sum(1 for i, sid in enumerate(sids)
-                        if w.key_rev.get(f"{c.prefix}sessions/{sid}") is None
-                        or w.key_rev.get(f"{c.prefix}sessions/{sid}")
-                        != w.key_rev.get(f"{c.prefix}affinity/p6-client-{i}/echo"))
+            def split_one(i, sid):
+                rev = w.key_rev.get(f"{c.prefix}sessions/{sid}")
+                aff = w.key_rev.get(f"{c.prefix}affinity/p6-client-{i}/echo", rev)
+                return rev is None or aff != rev
+            split = sum(1 for i, sid in enumerate(sids) if split_one(i, sid))
         new = {"puts": delta(a, b, kinds) / n_new, "txns": txns(a, b, kinds) / n_new,
                "split": split}
         a = w.snap()

@@ -73,12 +73,20 @@ class RequestPath(ClusterTest):
         self.assertNotEqual(a["pid"], b["pid"])
         self.assertNotEqual(a["session"], b["session"])
 
-    def test_session_and_affinity_recorded_in_etcd(self):
+    def test_a_new_session_is_one_etcd_record(self):
+        # the session carries client and app; the client's affinity is derived
+        # from it (no affinity/ record: one put and one watch event a session)
+        etcd = self.c.etcd
+        before = set(etcd.keys("/lb/sessions/")) | set(etcd.keys("/lb/affinity/"))
         _, out, _ = self.c.request(self.sa, "echo", "rec-1", location="zone-a")
         key = f"/lb/sessions/{out['session']}"
-        wait_for(lambda: key in self.c.etcd.keys("/lb/sessions/"), 5, what="session in etcd")
-        wait_for(lambda: "/lb/affinity/rec-1/echo" in self.c.etcd.keys("/lb/affinity/"), 5,
-                 what="affinity in etcd")
+        wait_for(lambda: key in etcd.keys("/lb/sessions/"), 5, what="session in etcd")
+        time.sleep(0.3)  # anything written with it has landed too
+        after = set(etcd.keys("/lb/sessions/")) | set(etcd.keys("/lb/affinity/"))
+        self.assertEqual(after - before, {key})
+        _, again, _ = self.c.request(self.sa, "echo", "rec-1", location="zone-a")
+        self.assertEqual((again["session"], again["pid"]), (out["session"], out["pid"]))
+        self.assertTrue(again["affinity"], again)
 
     def test_unknown_app_is_rejected_with_a_reason_naming_it(self):
         rc, out, err = self.c.request(self.sa, "nosuchapp", "client-x", expect_ok=False)

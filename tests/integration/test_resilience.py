@@ -68,6 +68,12 @@ class Resilience(ClusterTest):
         self.assertEqual(r.returncode, 1)
         self.assertIn("standby", r.stderr)
         self.assertIn("master-1", r.stderr)
+        # an older version wrote affinity/ records beside the sessions: a new
+        # leader removes them (the affinity comes from the sessions)
+        legacy = b"/lb/affinity/legacy-client/echo"
+        c.etcd.call("kv/put", {"key": base64.b64encode(legacy).decode(),
+                               "value": base64.b64encode(b"\x0a\x03sid").decode()})
+        self.assertEqual(c.etcd.keys("/lb/affinity/"), [legacy.decode()])
         m1.stop(signal.SIGKILL)
         def served():
             rc, out, _ = c.request(sa, "echo", "fo-1", location="zone-a", expect_ok=False)
@@ -79,6 +85,7 @@ class Resilience(ClusterTest):
         self.assertTrue(pid_alive(new["pid"]))
         leader = c.etcd.call("kv/range", {"key": base64.b64encode(b"/lb/leader").decode()})
         self.assertEqual(base64.b64decode(leader["kvs"][0]["value"]), b"master-2")
+        wait_for(lambda: c.etcd.keys("/lb/affinity/") == [], 5, what="legacy affinity removed")
 
     def test_no_master_gives_a_clear_error(self):
         c = self.c

@@ -306,7 +306,8 @@ static void session_ids(const lg *g, int k, char *sid, size_t scap, char *client
     snprintf(client, ccap, "lg-%s-p%d", g->tag, k);
 }
 
-/* K sessions with their affinity records, 64 per txn, spread over the servers. */
+/* K sessions (records as the leader writes them: no affinity record), 64 per
+ * txn, spread over the servers. */
 int lg_preload(lg *g)
 {
     int64_t now = lb_wall_ms();
@@ -315,7 +316,7 @@ int lg_preload(lg *g)
         char keys[LG_TXN_OPS][256];
         uint8_t vals[LG_TXN_OPS][256];
         size_t n = 0;
-        for (; n + 1 < LG_TXN_OPS && k < g->preload; k++) {
+        for (; n < LG_TXN_OPS && k < g->preload; k++) {
             char sid[64], client[64];
             session_ids(g, k, sid, sizeof sid, client, sizeof client);
             lg_server *s = &g->srv[k % g->servers];
@@ -339,14 +340,6 @@ int lg_preload(lg *g)
                                .key = keys[n],
                                .value = vals[n],
                                .value_len = lb__session__pack(&se, vals[n])};
-            n++;
-            Lb__Affinity a = LB__AFFINITY__INIT;
-            a.session_id = sid;
-            snprintf(keys[n], sizeof keys[n], "%saffinity/%s/%s", g->prefix, client, g->app);
-            ops[n] = (etcd_op){.type = ETCD_OP_PUT,
-                               .key = keys[n],
-                               .value = vals[n],
-                               .value_len = lb__affinity__pack(&a, vals[n])};
             n++;
             atomic_fetch_add(&s->sessions, 1);
         }
@@ -373,9 +366,6 @@ void lg_preload_clean(lg *g)
         return;
     }
     snprintf(key, sizeof key, "%ssessions/lg%sp", g->prefix, g->tag);
-    if (etcd_delete(slow, key, true, NULL, &em) != LB_OK)
-        fprintf(stderr, "lb-loadgen: cleaning %s: %s\n", key, em.text);
-    snprintf(key, sizeof key, "%saffinity/lg-%s-p", g->prefix, g->tag);
     if (etcd_delete(slow, key, true, NULL, &em) != LB_OK)
         fprintf(stderr, "lb-loadgen: cleaning %s: %s\n", key, em.text);
     etcd_close(&slow);

@@ -35,6 +35,14 @@ static void on_reset(void *arg, const etcd_kvs *snap)
 {
     master *m = arg;
     reg_reset(m->view, snap);
+    if (!master_leading(m)) {
+        size_t n = reg_drop_sessions_absent(m->view, snap);
+        if (n > 0) {
+            obs_add(obs_counter_get("master_view_sessions_dropped_total"), n);
+            LOG_INFO("master", "view reloaded: dropped sessions etcd no longer holds", "count=%zu",
+                     n);
+        }
+    }
     atomic_store(&m->trim_due, true);
 }
 

@@ -85,6 +85,12 @@ void reg_unlock(reg *r);
 
 /* Feeding from etcd (etcd_watch_cb callbacks map onto these). */
 void reg_reset(reg *r, const etcd_kvs *snapshot);
+/* Drops the sessions the snapshot (of the whole prefix) does not hold, and
+ * returns how many. reg_reset keeps every session it does not replace: a
+ * leader's view holds sessions whose writes are still queued. A standby's
+ * view must not keep sessions deleted while its watch was away (a reload
+ * after a compaction), or it would lead with them. Takes the lock. */
+size_t reg_drop_sessions_absent(reg *r, const etcd_kvs *snapshot);
 void reg_apply(reg *r, const etcd_event *evs, size_t n);
 
 /* The report key (ServerInfo.report_key) server id registered, copied into pk

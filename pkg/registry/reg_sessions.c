@@ -18,6 +18,7 @@
 
 #include "common/util.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -173,6 +174,44 @@ void reg_session_del_locked(reg *r, const char *sid)
         return;
     affinity_drop(r, v);
     free(v); /* one block, the maps' keys with it */
+}
+
+size_t reg_drop_sessions_absent(reg *r, const etcd_kvs *snapshot)
+{
+    char pre[512];
+    int pl = snprintf(pre, sizeof pre, "%ssessions/", r->prefix);
+    if (pl < 0 || (size_t)pl >= sizeof pre)
+        return 0;
+    hmap *in_snap = hmap_new_borrowed(); /* the snapshot's session ids (its own strings) */
+    for (size_t i = 0; i < snapshot->n; i++) {
+        const char *k = snapshot->kvs[i].key;
+        if (k != NULL && strncmp(k, pre, (size_t)pl) == 0)
+            hmap_put(in_snap, k + pl, (void *)1);
+    }
+    reg_lock(r);
+    size_t n = 0, cap = 0, it = 0;
+    char **gone = NULL;
+    const char *id;
+    void *v;
+    while (hmap_next(r->sessions, &it, &id, &v)) {
+        if (hmap_get(in_snap, id) != NULL)
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            gone = realloc(gone, cap * sizeof *gone);
+            if (gone == NULL)
+                abort(); /* as lb_xcalloc does */
+        }
+        gone[n++] = lb_strdup(id);
+    }
+    for (size_t i = 0; i < n; i++) {
+        reg_session_del_locked(r, gone[i]);
+        free(gone[i]);
+    }
+    free(gone);
+    reg_unlock(r);
+    hmap_free(&in_snap, NULL);
+    return n;
 }
 
 size_t reg_n_sessions_locked(const reg *r)

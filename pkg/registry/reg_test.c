@@ -381,6 +381,49 @@ static void test_affinity_names_the_newer_session(void **state)
     reg_free(&r);
 }
 
+/* A standby's reload after a compaction: sessions the snapshot lacks were
+ * deleted while its watch was away and go; the others stay, with their
+ * affinity. reg_reset alone keeps them (a leader's queued sessions). */
+static void test_reload_drops_sessions_etcd_no_longer_holds(void **state)
+{
+    (void)state;
+    reg *r = reg_new("/lb/", 5000);
+    Lb__Session a = LB__SESSION__INIT, b = LB__SESSION__INIT;
+    a.session_id = "kept";
+    b.session_id = "gone";
+    a.client_id = "ann";
+    b.client_id = "bob";
+    a.app = b.app = "echo";
+    a.server_id = b.server_id = "s1";
+    a.expires_ms = b.expires_ms = 1u << 30;
+    kvbuf kb = {.n = 0};
+    add(&kb, "/lb/sessions/kept", &a.base);
+    add(&kb, "/lb/sessions/gone", &b.base);
+    etcd_kvs snap = {.kvs = kb.kv, .n = kb.n};
+    reg_reset(r, &snap);
+    reg_lock(r);
+    assert_int_equal(reg_n_sessions_locked(r), 2);
+    reg_unlock(r);
+    snap.n = 1; /* "gone" was deleted meanwhile */
+    reg_reset(r, &snap);
+    reg_lock(r);
+    assert_int_equal(reg_n_sessions_locked(r), 2); /* reset alone keeps it */
+    reg_unlock(r);
+    assert_int_equal(reg_drop_sessions_absent(r, &snap), 1);
+    reg_session_buf sb;
+    reg_lock(r);
+    assert_null(reg_session_locked(r, "gone", &sb));
+    assert_null(reg_affinity_locked(r, "bob", "echo"));
+    assert_non_null(reg_session_locked(r, "kept", &sb));
+    assert_string_equal(reg_affinity_locked(r, "ann", "echo"), "kept");
+    reg_unlock(r);
+    assert_int_equal(reg_drop_sessions_absent(r, &snap), 0);
+    snap.n = 0;
+    assert_int_equal(reg_drop_sessions_absent(r, &snap), 1);
+    kvbuf_free(&kb);
+    reg_free(&r);
+}
+
 static void test_events_add_remove_servers_and_overrides(void **state)
 {
     (void)state;
@@ -599,6 +642,7 @@ int main(void)
         cmocka_unit_test(test_session_record),
         cmocka_unit_test(test_sessions_and_affinity),
         cmocka_unit_test(test_affinity_names_the_newer_session),
+        cmocka_unit_test(test_reload_drops_sessions_etcd_no_longer_holds),
         cmocka_unit_test(test_events_add_remove_servers_and_overrides),
         cmocka_unit_test(test_bad_records_are_skipped),
         cmocka_unit_test(test_ejection_backoff_cap_and_conn),

@@ -22,6 +22,7 @@ class CutProxy:
         self.target = target_port
         self.flowing = threading.Event()
         self.flowing.set()
+        self.refusing = threading.Event()  # sever(): every connection closed at once
         self.stop = threading.Event()
         self.srv = socket.socket()
         self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -37,6 +38,9 @@ class CutProxy:
             try:
                 a, _ = self.srv.accept()
             except OSError:
+                continue
+            if self.refusing.is_set():
+                a.close()
                 continue
             self.flowing.wait()
             try:
@@ -71,6 +75,18 @@ class CutProxy:
             except OSError:
                 pass
 
+    def sever(self):
+        """Closes every connection and refuses new ones until heal()."""
+        self.refusing.set()
+        for sk in self.socks:
+            try:
+                sk.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def heal(self):
+        self.refusing.clear()
+
     def close(self):
         self.stop.set()
         self.flowing.set()
@@ -88,7 +104,8 @@ def metric(url, name):
 
 
 class Failover(ClusterTest):
-    def two_masters(self, m1_etcd=None, m1_http=None, leader_hold="0s", m1_extra=None):
+    def two_masters(self, m1_etcd=None, m1_http=None, leader_hold="0s", m1_extra=None,
+                    m2_etcd=None, m2_http=None):
         c = self.c
         self.rpc1, rep1 = c.url(), c.url()
         self.rpc2, rep2 = c.url(), c.url()
@@ -100,8 +117,11 @@ class Failover(ClusterTest):
         m1.update(m1_extra or {})
         self.m1 = c.start("master-1", "lb-master", to_yaml(m1))
         wait_for(lambda: self.leader() == "master-1", 10, what="master-1 leads")
-        self.m2 = c.start("master-2", "lb-master", to_yaml(dict(
-            base, id="master-2", listen=self.rpc2, report_listen=rep2, etcd=c.etcd.url)))
+        m2 = dict(base, id="master-2", listen=self.rpc2, report_listen=rep2,
+                  etcd=m2_etcd or c.etcd.url)
+        if m2_http:
+            m2["http_listen"] = m2_http
+        self.m2 = c.start("master-2", "lb-master", to_yaml(m2))
         wait_for(lambda: "/lb/masters/master-2" in c.etcd.keys("/lb/"), 10, what="master-2")
         c.master_rpc, c.master_report = self.rpc1, rep1
         # leader_hold 0 by default here: these tests time the failover itself,
@@ -210,6 +230,46 @@ class Failover(ClusterTest):
         self.assertTrue(pid_alive(again["pid"]))
         wait_for(lambda: c.prefix + "sessions/" + again["session"] in c.etcd.keys(c.prefix), 5,
                  0.1, "master-2 writes the new session")
+
+    def test_standby_reload_drops_sessions_deleted_while_it_was_away(self):
+        # A standby whose watch comes back after a compaction reloads its
+        # view; a session released meanwhile must not survive in it, or the
+        # standby would lead with it (the client sticky to a session etcd no
+        # longer holds, its process stopped).
+        c = self.c
+        proxy = CutProxy(c.etcd.port)
+        self.addCleanup(proxy.close)
+        http2, ops1 = f"127.0.0.1:{free_port()}", c.url()
+        self.two_masters(m2_etcd=f"http://127.0.0.1:{proxy.port}", m2_http=http2,
+                         m1_extra={"operator_listen": ops1})
+        _, out, _ = c.request(self.sa, "echo", "away", location="zone-a")
+        sid = out["session"]
+        held = len(c.etcd.keys(c.prefix + "sessions/"))
+        wait_for(lambda: metric("http://" + http2, "master_sessions") == held, 10, 0.1,
+                 "master-2 sees the session")
+        proxy.sever()  # master-2's watch is away
+        r = c.lbctl("--master", ops1, "release", sid)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        wait_for(lambda: c.prefix + "sessions/" + sid not in c.etcd.keys(c.prefix), 5, 0.05,
+                 "the release lands")
+        # compact past the delete (a write outside the prefix moves the
+        # revision on): master-2's watch cannot resume, it must reload
+        ans = c.etcd.call("kv/put", {"key": base64.b64encode(b"/elsewhere").decode(),
+                                     "value": base64.b64encode(b"x").decode()})
+        c.etcd.call("kv/compaction", {"revision": int(ans["header"]["revision"]),
+                                      "physical": True})
+        self.assertEqual(metric("http://" + http2, "master_sessions"), held,
+                         "master-2 has not seen the release")
+        proxy.heal()  # its watch resumes below the compaction: a reload
+        wait_for(lambda: metric("http://" + http2, "master_sessions") == held - 1, 15, 0.1,
+                 "master-2's reload drops the released session")
+        self.assertGreaterEqual(metric("http://" + http2, "master_view_sessions_dropped_total"), 1)
+        self.m1.stop(signal.SIGKILL)
+        wait_for(lambda: self.leader() == "master-2", 10, 0.1, "master-2 leads")
+        _, again, _ = c.request(self.sa, "echo", "away", location="zone-a")
+        self.assertNotEqual(again["session"], sid)
+        self.assertFalse(again.get("affinity"), again)
+        self.assertTrue(pid_alive(again["pid"]))
 
     def test_leader_cut_from_etcd_steps_down_and_its_writes_never_land(self):
         c = self.c

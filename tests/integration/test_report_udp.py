@@ -5,7 +5,8 @@ key and datagram endpoint send each report as one datagram per master and not
 on nng. Over UDP a report is admitted only by a valid MAC for this master:
 forged, wrong-master, signature-only, unknown-server, stale, replayed,
 malformed, truncated and oversized datagrams are refused, counted by reason and
-change nothing, and a flood of garbage does not stop real reports.
+change nothing, and a flood of garbage does not stop real reports. A report
+too big for one datagram goes on nng, whole.
 report_udp_listen: "" keeps every report on nng TLS. An agent dials its nng
 report connections only while a report needs them and closes them after
 report_nng_idle of datagram-only reports: a master keeps no idle TLS
@@ -61,6 +62,37 @@ class ReportUdp(ClusterTest):
         out = subprocess.run(["ss", "-Htnp", "state", "established", f"( dport = :{port} )"],
                              check=True, capture_output=True, text=True).stdout
         return len([l for l in out.splitlines() if '"lb-agent"' in l])
+
+    def test_a_report_over_one_datagram_goes_on_nng(self):
+        # 40 apps with long names: every report carries an AppLoad per app,
+        # over WIRE_UDP_MAX (1,400 bytes, never fragmented on purpose), so the
+        # agent publishes it on nng instead, and the master gets every one
+        c = self.c
+        c.start_master()
+        echo = [os.path.join(BIN, "lb-echo"), "--port", "{port}", "--session", "{session}"]
+        apps = {f"app-{i:02d}-{'n' * 40}": {"argv": echo, "ready_timeout": "5s"}
+                for i in range(40)}
+        big = c.start_agent("agent-big", "zone-a", apps=apps)
+        c.start_agent("agent-small", "zone-a")
+        wait_for(lambda: self.via("udp") >= 10, 15, what="the small agent's reports over UDP")
+        wait_for(lambda: c.stats(big.endpoint)["counters"].get(
+            "agent_reports_oversized_datagram_total", 0) >= 3, 15, what="oversized reports")
+        ac0 = c.stats(big.endpoint)["counters"]
+        n0 = self.via("nng")
+        time.sleep(1.0)  # 5 reports/s from the big agent
+        ac1 = c.stats(big.endpoint)["counters"]
+        over = (ac1.get("agent_reports_oversized_datagram_total", 0)
+                - ac0.get("agent_reports_oversized_datagram_total", 0))
+        self.assertGreaterEqual(over, 3)
+        # each went on nng and arrived; none was cut into a datagram
+        self.assertGreaterEqual(self.via("nng") - n0, over - 1)
+        self.assertEqual(ac1.get("agent_report_datagrams_total", 0),
+                         ac0.get("agent_report_datagrams_total", 0))
+        self.assertEqual(self.refused("oversized"), 0)
+        # the master has the big agent's load (its per-app ready counts come
+        # from the reports), every app in it
+        wait_for(lambda: len(self.server("agent-big").get("ready", {})) == 40, 5,
+                 what="the big agent's 40 apps in its load")
 
     def test_agents_report_over_udp_not_nng(self):
         c = self.c

@@ -20,6 +20,10 @@ for b in "$bin" "$src/build-asan/bin" "$src/build-dev/bin" "$src/build/bin"; do
     [ -n "$b" ] && [ -x "$b/lbctl" ] && [ -x "$b/lbclient-example" ] && { bin=$(cd "$b" && pwd); break; }
 done
 [ -x "$bin/lbctl" ] || { echo "compose_test.sh: no built lbctl (give BIN_DIR)"; exit 1; }
+# debootstrap builds the base image when no registry answers (tests/deploy/base_image.sh);
+# a fresh machine lacks it, as it lacks the test suite's packages
+. "$src/tests/deps.sh"
+lb_install_deps debootstrap
 project=lbcptest
 compose=(docker-compose -p "$project" -f "$src/deploy/docker-compose.yml")
 t_start=$(date +%s)

@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""etcd's own CPU per session-sized put through the v3 JSON gateway (the way
+the master writes), to tell what a new session costs etcd apart from what it
+costs lbcp (issue 10's P2 at concurrency 16, README "The latest round").
+
+For each case a throwaway etcd (as the tests run it: one member, loopback,
+--unsafe-no-fsync) takes N puts in txns of K ops over one kept-alive HTTP
+connection, with W watchers streaming the prefix (curl, as the master's
+watch does); the figure is etcd's CPU seconds (utime + stime from /proc)
+over the puts, per put, and the ratio against the first case (no watcher,
+K=16) measured in the same run. Bounded: a few seconds per case, every etcd
+stopped at the end. Loopback only.
+
+    tests/bench/etcd_put_cost.py [N]     (default 4000 puts per case)
+"""
+import base64
+import http.client
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from harness import Etcd  # noqa: E402
+
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 4000
+
+
+def b64(v):
+    return base64.b64encode(v if isinstance(v, bytes) else v.encode()).decode()
+
+
+def cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def case(watchers, per_txn, value_len, key_len=32):
+    """etcd CPU microseconds per put."""
+    etcd = Etcd(tempfile.mkdtemp(prefix="lbcp-putcost-"))
+    etcd.start()
+    streams = []
+    try:
+        for _ in range(watchers):
+            body = {"create_request": {"key": b64("/lb/"), "range_end": b64("/lb0")}}
+            streams.append(subprocess.Popen(
+                ["curl", "-sN", "-X", "POST", etcd.url + "/v3/watch", "-d", json.dumps(body)],
+                stdout=subprocess.DEVNULL))
+        time.sleep(1.0)  # the watches are created
+        conn = http.client.HTTPConnection("127.0.0.1", etcd.port, timeout=10)
+        value = b64(os.urandom(value_len))
+        c0 = cpu_s(etcd.proc.pid)
+        k = 0
+        while k < N:
+            ops = [{"request_put": {"key": b64(f"/lb/sessions/{k + i:08x}".ljust(13 + key_len, "a")),
+                                    "value": value}} for i in range(per_txn)]
+            k += per_txn
+            conn.request("POST", "/v3/kv/txn", body=json.dumps({"success": ops}),
+                         headers={"Content-Type": "application/json"})
+            conn.getresponse().read()
+        time.sleep(1.0)  # the watch events are sent
+        return (cpu_s(etcd.proc.pid) - c0) * 1e6 / k
+    finally:
+        for s in streams:
+            s.kill()
+            s.wait()
+        etcd.close()
+
+
+def main():
+    cases = [  # (watchers, ops per txn, value bytes); the first is the baseline
+        (0, 16, 130), (1, 16, 130), (2, 16, 130),
+        (1, 1, 130), (1, 4, 130), (1, 64, 130),
+        (1, 16, 40), (1, 16, 400),
+    ]
+    print(f"etcd CPU per put through the JSON gateway, {N} puts per case")
+    base = None
+    for w, k, v in cases:
+        us = case(w, k, v)
+        base = base or us
+        print(f"  watchers {w}  ops/txn {k:3d}  value {v:4d} B: {us:6.0f} us/put  "
+              f"ratio {us / base:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -85,7 +85,8 @@ def run(tls):
         extra = json.loads(os.environ.get("LBCP_BENCH_MASTER", "{}"))  # {"write_interval": "50ms"}
         c.start_master(log_level="warn", **({"stock": {"pecho": stock}} if stock else {}), **extra)
         sa = c.start_slave("slave-a", "zone-a", log_level="warn")
-        lo = 20000 + (free_port() % 18000)  # 1,500 ports each: pool, stock and sessions
+        # 1,500 ports each (pool, stock and sessions), below the ephemeral range (32768+)
+        lo = 20000 + (free_port() % 11000)
         for i, name in enumerate(("agent-a1", "agent-a2")):
             c.start_agent(name, "zone-a", capacity=2000, log_level="warn", apps=apps,
                           ports={"min": lo + 1500 * i, "max": lo + 1500 * i + 1499})

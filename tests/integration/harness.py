@@ -412,7 +412,10 @@ class Cluster:
         return d
 
     def start_agent(self, name, zone, apps=None, **kw):
-        lo = 20000 + (free_port() % 20000)
+        # app ports below the kernel's ephemeral range (32768-60999): an outgoing
+        # connection of any test may hold an ephemeral port, and an app told to
+        # listen there exits with "Address already in use" (a CI flake)
+        lo = 20000 + (free_port() % 12000)
         apps = apps or {"echo": {"argv": [os.path.join(BIN, "lb-echo"), "--port", "{port}",
                                           "--session", "{session}"],
                                  "ready_timeout": "5s"}}

@@ -11,6 +11,7 @@
 #include "attempt.h"
 #include "explain.h"
 #include "plan.h"
+#include "rpc_reasons.h"
 #include "sessions.h"
 #include "spares.h"
 #include "stock.h"
@@ -63,46 +64,10 @@ static struct {
     obs_hist *lat_serve, *lat_redirect, *lat_reject, *launch_ok_s, *launch_fail_s;
 } rpc_c;
 
-/* The classes of an answer's reason, a bounded label set for
- * master_selection_reasons_total (counters resolved once, in master_rpc_start). */
-typedef enum rpc_reason {
-    RR_NO_APP,
-    RR_LAUNCH_FAILED,
-    RR_BAD_REQUEST,
-    RR_NO_SERVER,
-    RR_OTHER,
-    RR_MOVED,
-    RR_CONFIRMED,
-    RR_STICKY,
-    RR_NEW,
-    RR_N
-} rpc_reason;
-static const char *const rpc_reason_names[RR_N] = {"no_app",    "launch_failed", "bad_request",
-                                                   "no_server", "other",         "moved",
-                                                   "confirmed", "sticky",        "new"};
-static obs_counter *rpc_reason_counters[RR_N];
-
-static rpc_reason rpc_reason_class(const Lb__SelectionInstruction *in)
-{
-    if (in->action == LB__ACTION__REJECT) {
-        const char *r = in->reason != NULL ? in->reason : "";
-        if (strncmp(r, "unknown app", 11) == 0)
-            return RR_NO_APP;
-        if (strstr(r, "launch failed") != NULL)
-            return RR_LAUNCH_FAILED;
-        if (strncmp(r, "bad request", 11) == 0)
-            return RR_BAD_REQUEST;
-        if (strstr(r, "no eligible") != NULL || strstr(r, "no server") != NULL)
-            return RR_NO_SERVER;
-        return RR_OTHER;
-    }
-    return in->moved ? RR_MOVED : in->confirmed ? RR_CONFIRMED : in->affinity ? RR_STICKY : RR_NEW;
-}
-
 /* Counts and times one selection answer. */
 static void rpc_observe(rpc_ctx *c, const Lb__SelectionInstruction *in)
 {
-    obs_inc(rpc_reason_counters[rpc_reason_class(in)]);
+    rpc_reasons_count(in);
     obs_observe_since(in->action == LB__ACTION__REJECT     ? rpc_c.lat_reject
                       : in->action == LB__ACTION__REDIRECT ? rpc_c.lat_redirect
                                                            : rpc_c.lat_serve,
@@ -730,12 +695,7 @@ int master_rpc_start(master *m)
     obs_describe("master_pool_path_launches_total", "New sessions answered from a pool hit.");
     obs_describe("master_pool_path_seconds_total",
                  "Time of pool-hit new sessions by stage (plan, agent, commit, send).");
-    for (size_t i = 0; i < RR_N; i++) {
-        char name[96];
-        snprintf(name, sizeof name, "master_selection_reasons_total{reason=\"%s\"}",
-                 rpc_reason_names[i]);
-        rpc_reason_counters[i] = obs_counter_get(name);
-    }
+    rpc_reasons_init();
     rpc_c.path_n = obs_counter_get("master_pool_path_launches_total");
     rpc_c.path_plan = obs_counter_get("master_pool_path_microseconds_total{stage=\"plan\"}");
     rpc_c.path_agent = obs_counter_get("master_pool_path_microseconds_total{stage=\"agent\"}");

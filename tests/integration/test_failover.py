@@ -69,7 +69,11 @@ class CutProxy:
                 dst.sendall(data)
             except OSError:
                 break
-        for s in (src, dst):
+        self.shut((src, dst))
+
+    @staticmethod
+    def shut(socks):
+        for s in socks:
             try:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -78,11 +82,7 @@ class CutProxy:
     def sever(self):
         """Closes every connection and refuses new ones until heal()."""
         self.refusing.set()
-        for sk in self.socks:
-            try:
-                sk.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        self.shut(self.socks)
 
     def heal(self):
         self.refusing.clear()

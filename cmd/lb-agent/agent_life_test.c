@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -162,6 +163,44 @@ static void test_sandbox_user_limits(void **state)
     assert_has(v, "1073741824           1073741824");
     proc_line(pid, "limits", "Max cpu time", v, sizeof v);
     assert_has(v, "60                   60");
+    /* the child set its ids by raw calls: the agent itself is still root */
+    proc_line(main_agent.pid, "status", "Uid:", v, sizeof v);
+    assert_string_equal(v, "0\t0\t0\t0");
+    proc_line(main_agent.pid, "status", "Groups:", v, sizeof v);
+    assert_string_not_equal(v, "65534 ");
+}
+
+/* A step between clone and exec that fails is named in the launch's error,
+ * and the agent goes on: here the app's binary vanished after the config was
+ * read, so exec fails. */
+static void test_spawn_failure_named(void **state)
+{
+    (void)state;
+    need_etcd();
+    char dir[] = "/tmp/lbcp-vanish-XXXXXX", bin[64], extra[160];
+    assert_non_null(mkdtemp(dir));
+    snprintf(bin, sizeof bin, "%s/app", dir);
+    h_write(bin, "#!/bin/sh\nexit 0\n");
+    assert_int_equal(chmod(bin, 0755), 0);
+    snprintf(extra, sizeof extra, "  vanish:\n    argv: [%s]\n", bin);
+    h_agent a;
+    h_agent_start(&a, "t-vanish", "2s", extra);
+    assert_true(wait_key("t-vanish", true, 10000) >= 0);
+    assert_int_equal(unlink(bin), 0);
+    rmdir(dir);
+    Lb__Envelope *r = h_launch(&a, "vanish", "s-vanish");
+    assert_non_null(r);
+    assert_false(r->launch_reply->ok);
+    assert_has(r->launch_reply->error, "exec: No such file or directory");
+    lb__envelope__free_unpacked(r, NULL);
+    r = h_launch(&a, "echo", "s-after-vanish"); /* the spawner still works */
+    assert_non_null(r);
+    bool ok = r->launch_reply->ok;
+    lb__envelope__free_unpacked(r, NULL);
+    kill(a.pid, SIGTERM);
+    h_agent_wait(&a, 10000);
+    h_agent_close(&a);
+    assert_true(ok);
 }
 
 /* The app gets no descriptor of the agent and exactly its configured
@@ -472,6 +511,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_sandbox_fds_env, test_teardown),
         cmocka_unit_test_teardown(test_sandbox_user_limits, test_teardown),
+        cmocka_unit_test_teardown(test_spawn_failure_named, test_teardown),
         cmocka_unit_test_teardown(test_sigkill_agent, test_teardown),
         cmocka_unit_test_teardown(test_sigkill_agent_no_cgroup, test_teardown),
         cmocka_unit_test_teardown(test_restart_stops_leftovers, test_teardown),

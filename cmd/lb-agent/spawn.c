@@ -1,11 +1,20 @@
 /*
- * The spawner: every app process is forked by one long-lived thread.
+ * The spawner: every app process is started by one long-lived thread.
  *
  * Why a thread of its own: the parent-death signal (PR_SET_PDEATHSIG) fires
  * when the *thread* that forked the child exits, not the process, so children
  * forked by short-lived threads would be killed early. glibc's posix_spawn
- * cannot set it (nor the cgroup, user or limits), so this is fork + exec, and
- * the child does only async-signal-safe calls between them, in this order:
+ * cannot set it (nor the cgroup, user or limits), so the spawner does what
+ * posix_spawn does inside: clone(CLONE_VM | CLONE_VFORK) onto a stack of its
+ * own, the agent's threads blocked from signals meanwhile. The child shares
+ * the agent's memory until exec and the spawner waits for that exec, so no
+ * page table is copied and no page of the agent is left copy-on-write: a
+ * fork() of the agent cost more than the app's own start (the page copy in
+ * the child, then copy-on-write faults and TLB shootdowns in every agent
+ * thread), and pool refills run next to the request path. Between clone and
+ * exec the child does only raw system calls that touch no memory but its own
+ * stack (set*id through syscall(): glibc's wrappers would signal the agent's
+ * threads to change theirs too), in this order:
  * join its cgroup (write "0" to the cgroup.procs the agent opened), own process
  * group, supplementary groups, gid, uid, limits, then the parent-death signal
  * (a uid change clears it, so it must come after), a check that the agent did
@@ -27,14 +36,16 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <linux/close_range.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -76,12 +87,12 @@ static void spawn_child(const struct spawn_job *j, pid_t parent, int fd)
         spawn_child_fail(fd, 0);
     if (setpgid(0, 0) != 0)
         spawn_child_fail(fd, 1);
-    if (app->set_user) {
-        if (setgroups(1, &app->gid) != 0)
+    if (app->set_user) { /* raw calls: this process only (see the top) */
+        if (syscall(SYS_setgroups, 1, &app->gid) != 0)
             spawn_child_fail(fd, 2);
-        if (setgid(app->gid) != 0)
+        if (syscall(SYS_setgid, app->gid) != 0)
             spawn_child_fail(fd, 3);
-        if (setuid(app->uid) != 0)
+        if (syscall(SYS_setuid, app->uid) != 0)
             spawn_child_fail(fd, 4);
     }
     for (size_t i = 0; i < app->n_limits; i++) {
@@ -112,8 +123,25 @@ static void spawn_child(const struct spawn_job *j, pid_t parent, int fd)
     spawn_child_fail(fd, 9);
 }
 
-/* On the spawner thread: forks and waits for exec (or its failure). */
-static void spawn_run(struct spawn_job *j)
+/* The child's stack: one, reused, since CLONE_VFORK holds the spawner until
+ * the child has exec'ed or exited. */
+#define SPAWN_STACK (256 * 1024)
+
+typedef struct spawn_arg {
+    const struct spawn_job *j;
+    pid_t parent;
+    int fd;
+} spawn_arg;
+
+static int spawn_child_main(void *arg)
+{
+    const spawn_arg *sa = arg;
+    spawn_child(sa->j, sa->parent, sa->fd);
+    return 127; /* not reached: spawn_child execs or exits */
+}
+
+/* On the spawner thread: clones, and waits for exec (or its failure). */
+static void spawn_run(struct spawn_job *j, void *stack)
 {
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0) {
@@ -121,15 +149,19 @@ static void spawn_run(struct spawn_job *j)
         j->step = "pipe";
         return;
     }
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(p[0]);
-        spawn_child(j, parent, p[1]);
-    }
+    spawn_arg sa = {.j = j, .parent = getpid(), .fd = p[1]};
+    /* a handler must not run in the child, on the agent's memory, before the
+     * child has set every signal back to its default */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid =
+        clone(spawn_child_main, (char *)stack + SPAWN_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &sa);
+    int clone_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     close(p[1]);
     if (pid < 0) {
-        j->err = errno;
+        j->err = clone_errno;
         j->step = "fork";
         close(p[0]);
         return;
@@ -154,6 +186,8 @@ static void spawn_run(struct spawn_job *j)
 static void *spawn_thread(void *arg)
 {
     agent_contain *c = &((agent *)arg)->contain;
+    void *stack = mmap(NULL, SPAWN_STACK, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     pthread_mutex_lock(&c->sp_lock);
     for (;;) {
         while (!c->sp_stop && (c->job == NULL || c->job->done))
@@ -162,12 +196,19 @@ static void *spawn_thread(void *arg)
             break;
         struct spawn_job *j = c->job;
         pthread_mutex_unlock(&c->sp_lock);
-        spawn_run(j);
+        if (stack == MAP_FAILED) {
+            j->err = ENOMEM;
+            j->step = "spawner stack";
+        } else {
+            spawn_run(j, stack);
+        }
         pthread_mutex_lock(&c->sp_lock);
         j->done = true;
         pthread_cond_broadcast(&c->sp_cond);
     }
     pthread_mutex_unlock(&c->sp_lock);
+    if (stack != MAP_FAILED)
+        munmap(stack, SPAWN_STACK);
     return NULL;
 }
 

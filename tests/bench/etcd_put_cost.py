@@ -38,31 +38,48 @@ def cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def case(watchers, per_txn, value_len, key_len=32):
-    """etcd CPU microseconds per put."""
+def case(watchers, per_txn, value_len, prev_kv=False, delete=False, key_len=32):
+    """etcd CPU microseconds per put (delete: per delete of keys put first,
+    unmeasured). prev_kv: the watchers ask for each event's previous value."""
     etcd = Etcd(tempfile.mkdtemp(prefix="lbcp-putcost-"))
     etcd.start()
     streams = []
     try:
         for _ in range(watchers):
-            body = {"create_request": {"key": b64("/lb/"), "range_end": b64("/lb0")}}
+            body = {"create_request": {"key": b64("/lb/"), "range_end": b64("/lb0"),
+                                       "prev_kv": prev_kv}}
             streams.append(subprocess.Popen(
                 ["curl", "-sN", "-X", "POST", etcd.url + "/v3/watch", "-d", json.dumps(body)],
                 stdout=subprocess.DEVNULL))
         time.sleep(1.0)  # the watches are created
         conn = http.client.HTTPConnection("127.0.0.1", etcd.port, timeout=10)
         value = b64(os.urandom(value_len))
+
+        def key(i):
+            return b64(f"/lb/sessions/{i:08x}".ljust(13 + key_len, "a"))
+
+        def run(make):
+            k = 0
+            while k < N:
+                ops = [make(k + i) for i in range(per_txn)]
+                k += per_txn
+                conn.request("POST", "/v3/kv/txn", body=json.dumps({"success": ops}),
+                             headers={"Content-Type": "application/json"})
+                conn.getresponse().read()
+            time.sleep(1.0)  # the watch events are sent
+            return k
+
+        def put(i):
+            return {"request_put": {"key": key(i), "value": value}}
+
+        def rm(i):
+            return {"request_delete_range": {"key": key(i)}}
+
+        if delete:
+            run(put)
         c0 = cpu_s(etcd.proc.pid)
-        k = 0
-        while k < N:
-            ops = [{"request_put": {"key": b64(f"/lb/sessions/{k + i:08x}".ljust(13 + key_len, "a")),
-                                    "value": value}} for i in range(per_txn)]
-            k += per_txn
-            conn.request("POST", "/v3/kv/txn", body=json.dumps({"success": ops}),
-                         headers={"Content-Type": "application/json"})
-            conn.getresponse().read()
-        time.sleep(1.0)  # the watch events are sent
-        return (cpu_s(etcd.proc.pid) - c0) * 1e6 / k
+        k = run(rm if delete else put)
+        return (cpu_s(etcd.proc.pid) - c0   ) * 1e6 / k
     finally:
         for s in streams:
             s.kill()
@@ -71,17 +88,21 @@ def case(watchers, per_txn, value_len, key_len=32):
 
 
 def main():
-    cases = [  # (watchers, ops per txn, value bytes); the first is the baseline
-        (0, 16, 130), (1, 16, 130), (2, 16, 130),
-        (1, 1, 130), (1, 4, 130), (1, 64, 130),
-        (1, 16, 40), (1, 16, 400),
+    cases = [  # (watchers, ops per txn, value bytes, prev_kv, delete); the first is the baseline
+        (0, 16, 130, False, False), (1, 16, 130, False, False), (2, 16, 130, False, False),
+        (1, 1, 130, False, False), (1, 4, 130, False, False), (1, 64, 130, False, False),
+        (1, 16, 40, False, False), (1, 16, 400, False, False),
+        (1, 16, 130, True, False), (0, 16, 130, False, True), (1, 16, 130, False, True),
+        (1, 16, 130, True, True),
     ]
     print(f"etcd CPU per put through the JSON gateway, {N} puts per case")
     base = None
-    for w, k, v in cases:
-        us = case(w, k, v)
+    for w, k, v, prev, rm in cases:
+        us = case(w, k, v, prev, rm)
         base = base or us
-        print(f"  watchers {w}  ops/txn {k:3d}  value {v:4d} B: {us:6.0f} us/put  "
+        what = "delete" if rm else "put"
+        print(f"  watchers {w}{' prev_kv' if prev else '        '}  ops/txn {k:3d}  value {v:4d} B: "
+              f"{us:6.0f} us/{what:6s}  "
               f"ratio {us / base:.2f}", flush=True)
 
 

@@ -108,6 +108,8 @@ def run(tls):
             stages(c, name, c.daemons[name].endpoint, "agent_path_microseconds_total", "agent_path_hits_total")
         st = (c.stats(c.master_rpc) or {"counters": {}})["counters"]
         print("master stock", {k: v for k, v in sorted(st.items()) if "stock" in k}, flush=True)
+        print("master reports (the agents' load reports taken over the whole run)",
+              {k: v for k, v in sorted(st.items()) if k.startswith("master_reports_")}, flush=True)
         for name in ("agent-a1", "agent-a2"):  # hits and misses: what "new from pool" measured
             st = c.stats(c.daemons[name].endpoint) or {"counters": {}}
             print(name, {k: v for k, v in sorted(st["counters"].items())

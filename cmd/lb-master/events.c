@@ -4,6 +4,7 @@
  */
 #include "events.h"
 
+#include "common/hmap.h"
 #include "common/util.h"
 
 #include <pthread.h>
@@ -23,12 +24,19 @@ struct master_events {
     pthread_mutex_t lock;
     ev ring[EVENTS_MAX];
     uint64_t last; /* seq of the newest event; 0: none */
+    /* the details of sessions this master deleted from its view, until etcd's
+     * DELETE comes back: sid -> detail (owned); the oldest is dropped past
+     * EVENTS_PENDING_MAX, its end then named without a detail */
+    hmap *pending;
+    char *order[EVENTS_PENDING_MAX]; /* sids in the order recorded (owned) */
+    size_t next;                     /* the slot the next one takes */
 };
 
 master_events *events_new(void)
 {
     master_events *e = lb_xcalloc(1, sizeof *e);
     pthread_mutex_init(&e->lock, NULL);
+    e->pending = hmap_new();
     return e;
 }
 
@@ -37,6 +45,9 @@ void events_free(master_events **e)
     if (e == NULL || *e == NULL)
         return;
     pthread_mutex_destroy(&(*e)->lock);
+    hmap_free(&(*e)->pending, free);
+    for (size_t i = 0; i < EVENTS_PENDING_MAX; i++)
+        free((*e)->order[i]);
     free(*e);
     *e = NULL;
 }
@@ -73,34 +84,67 @@ static void note_override(master_events *e, const char *id, const Lb__Override *
         lb__override__free_unpacked(now, NULL);
 }
 
-/* The event detail of a session record (fields empty when undecodable). */
-static void session_detail(const unsigned char *val, size_t len, char *out, size_t cap)
+/* The event detail of a session. */
+static void session_detail(const Lb__Session *s, char *out, size_t cap)
 {
-    Lb__Session *s = lb__session__unpack(NULL, len, val);
     snprintf(out, cap, "server=%s client=%s app=%s",
              s != NULL && s->server_id != NULL ? s->server_id : "",
              s != NULL && s->client_id != NULL ? s->client_id : "",
              s != NULL && s->app != NULL ? s->app : "");
-    if (s != NULL)
-        lb__session__free_unpacked(s, NULL);
+}
+
+void events_session_deleting(master_events *e, const Lb__Session *s)
+{
+    if (e == NULL || s == NULL || s->session_id == NULL)
+        return;
+    char d[256];
+    session_detail(s, d, sizeof d);
+    pthread_mutex_lock(&e->lock);
+    char **slot = &e->order[e->next];
+    e->next = (e->next + 1) % EVENTS_PENDING_MAX;
+    if (*slot != NULL) /* the oldest: its DELETE never came back (or long ago) */
+        free(hmap_del(e->pending, *slot));
+    free(*slot);
+    *slot = lb_strdup(s->session_id);
+    free(hmap_put(e->pending, s->session_id, lb_strdup(d)));
+    pthread_mutex_unlock(&e->lock);
+}
+
+/* The detail events_session_deleting kept for sid, taken out (caller frees);
+ * NULL if none. */
+static char *pending_take(master_events *e, const char *sid)
+{
+    pthread_mutex_lock(&e->lock);
+    char *d = hmap_del(e->pending, sid);
+    pthread_mutex_unlock(&e->lock);
+    return d;
 }
 
 /* A session starts when its key is created (etcd version 1: renewals and
- * re-puts count up from there) and ends when it is deleted; the end's detail
- * comes from the deleted value etcd sends with the event (prev_kv). Nothing is
- * kept per session: the leader puts and deletes sessions in its view before
- * etcd's events come back, so the view cannot tell either. */
-static void note_session(master_events *e, const char *id, const etcd_event *ev)
+ * re-puts count up from there) and ends when it is deleted: one end per
+ * DELETE, named from the view (another writer's delete: the view still has
+ * the session) or from what this master kept when it deleted it (see
+ * events.h). The view lock is held. */
+static void note_session(master_events *e, reg *view, const char *id, const etcd_event *ev)
 {
     char d[256];
     if (ev->type == ETCD_EV_DELETE) {
-        if (ev->prev.key != NULL)
-            session_detail(ev->prev.value, ev->prev.value_len, d, sizeof d);
-        else /* etcd sent no previous value (compacted): the end without its detail */
-            snprintf(d, sizeof d, "server= client= app=");
+        char *kept = pending_take(e, id);
+        reg_session_buf sb;
+        const Lb__Session *s = reg_session_locked(view, id, &sb);
+        if (s != NULL)
+            session_detail(s, d, sizeof d);
+        else if (kept != NULL)
+            snprintf(d, sizeof d, "%s", kept);
+        else /* a session this master never had */
+            session_detail(NULL, d, sizeof d);
+        free(kept);
         emit(e, "session-end", id, d);
     } else if (ev->kv.version == 1) {
-        session_detail(ev->kv.value, ev->kv.value_len, d, sizeof d);
+        Lb__Session *s = lb__session__unpack(NULL, ev->kv.value_len, ev->kv.value);
+        session_detail(s, d, sizeof d);
+        if (s != NULL)
+            lb__session__free_unpacked(s, NULL);
         emit(e, "session-start", id, d);
     }
 }
@@ -130,7 +174,7 @@ static void note_one(master_events *e, reg *view, const char *key, const etcd_ev
         reg_server *s = reg_server_locked(view, id);
         note_override(e, id, s != NULL ? s->override : NULL, kv, del);
     } else if (klen == 8 && strncmp(key, "sessions", 8) == 0) {
-        note_session(e, id, ev);
+        note_session(e, view, id, ev);
     } else if (klen == 6 && strncmp(key, "groups", 6) == 0 && !del) {
         Lb__GroupInfo *g = lb__group_info__unpack(NULL, kv->value_len, kv->value);
         snprintf(d, sizeof d, "rank=%d", g ? g->rank : 0);

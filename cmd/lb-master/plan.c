@@ -1,5 +1,7 @@
 /* Turning a SelectionRequest into a plan with the pure policy (pkg/select). */
 #include "plan.h"
+
+#include "events.h"
 #include "sessions.h"
 #include "stock.h"
 
@@ -403,6 +405,7 @@ void plan_commit(master *m, const Lb__SelectionRequest *sr, plan *p, size_t i,
         char key[512];
         reg_key(m->view, key, sizeof key, "sessions", prev);
         master_queue_write(m, key, NULL, 0);
+        events_session_deleting(m->events, ps);
         reg_session_del_locked(m->view, prev);
         joined = true;
     }

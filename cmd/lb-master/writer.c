@@ -155,6 +155,7 @@ void master_queue_session(master *m, const Lb__Session *s, bool joined, bool aff
 void master_queue_session_delete(master *m, const Lb__Session *s)
 {
     char key[512];
+    events_session_deleting(m->events, s); /* its DELETE will not find it in the view */
     if (!m->cfg.etcd_economy) {
         reg_affinity_key(m->view, key, sizeof key, s->client_id, s->app);
         master_queue_write(m, key, NULL, 0);
@@ -604,12 +605,9 @@ int master_etcd_start(master *m)
         LOG_ERROR("master", "etcd client", "err=\"%s\"", em.text);
         return -1;
     }
-    /* prev_kv: the dashboard's events name what a deleted session was */
-    etcd_watch_cb cb = {.on_reset = on_reset,
-                        .on_events = on_events,
-                        .on_status = on_status,
-                        .arg = m,
-                        .prev_kv = true};
+    /* no prev_kv: a deleted session's detail comes from the view (events.h) */
+    etcd_watch_cb cb = {
+        .on_reset = on_reset, .on_events = on_events, .on_status = on_status, .arg = m};
     if (etcd_watch_start(m->etcd, m->cfg.prefix, &cb, &m->watch, &em) != LB_OK) {
         LOG_ERROR("master", "etcd watch", "err=\"%s\"", em.text);
         return -1;

@@ -99,6 +99,24 @@ class DashboardTest(ClusterTest):
         self.assertTrue(any(e == "session-start" for e, _ in names), names)
         st, _, body = get(self.base + f"/ui/api/events?since={ev['last']}")
         self.assertEqual(json.loads(body)["events"], [])
+        # a session the leader deletes (a release) ends once, named: the leader
+        # tells it where it deletes; the DELETE etcd sends back (no prev_kv)
+        # finds nothing in its view and adds nothing
+        _, ans, _ = self.c.request(self.sa, "echo", "dash-end", location="zone-a")
+        sid = ans["session"]
+        wait_for(lambda: f"/lb/sessions/{sid}" in self.c.etcd.keys("/lb/sessions/"), 10,
+                 what="the session in etcd")
+        self.assertEqual(self.c.lbctl("release", sid).returncode, 0)
+        wait_for(lambda: f"/lb/sessions/{sid}" not in self.c.etcd.keys("/lb/sessions/"), 10,
+                 what="the session gone from etcd")
+        # a later change through the same watch: the DELETE came back before it
+        _, mark, _ = self.c.request(self.sa, "echo", "dash-mark", location="zone-a")
+        wait_for(lambda: any(e["event"] == "session-start" and e["subject"] == mark["session"]
+                             for e in events()["events"]), 10, what="the marker's start")
+        ends = [e for e in events()["events"]
+                if e["event"] == "session-end" and e["subject"] == sid]
+        self.assertEqual([e["detail"] for e in ends],
+                         [f"server={ans['server']} client=dash-end app=echo"])
         st, _, body = get(self.base + "/ui/api/explain?app=echo")
         self.assertEqual((st, json.loads(body)["error"]["code"]), (400, "bad_request"))
         st, _, body = get(self.base + "/ui/api/explain?app=nope&client_id=x")

@@ -184,6 +184,12 @@ void master_queue_session(master *m, const Lb__Session *s, bool joined, bool aff
 /* Queues the deletion of session s's record (and of its affinity record,
  * which only etcd_economy off writes). View lock held, as for every queuer. */
 void master_queue_session_delete(master *m, const Lb__Session *s);
+/* Takes session s (the view's own, from reg_session_locked) out of the view
+ * ahead of etcd's DELETE, as the leader does on a release, an expiry or a
+ * client that moved; the dashboard keeps its detail for that DELETE, which
+ * will not find it in the view (events.h). View lock held; s is invalid
+ * afterwards. */
+void master_session_forget_locked(master *m, const Lb__Session *s);
 
 /* upkeep.c (writer thread): etcd alarms on every master; on the leader,
  * history compaction (compact_retention), the db size against etcd_quota and

@@ -1,7 +1,5 @@
 /* Turning a SelectionRequest into a plan with the pure policy (pkg/select). */
 #include "plan.h"
-
-#include "events.h"
 #include "sessions.h"
 #include "stock.h"
 
@@ -405,8 +403,8 @@ void plan_commit(master *m, const Lb__SelectionRequest *sr, plan *p, size_t i,
         char key[512];
         reg_key(m->view, key, sizeof key, "sessions", prev);
         master_queue_write(m, key, NULL, 0);
-        events_session_deleting(m->events, ps);
-        reg_session_del_locked(m->view, prev);
+        if (ps != NULL)
+            master_session_forget_locked(m, ps);
         joined = true;
     }
     reg_session_put_locked(m->view, reg_session_dup(&s));

@@ -62,7 +62,7 @@ nng_msg *master_release(master *m, const Lb__Envelope *req)
         master_queue_session_delete(m, s);
         LOG_INFO("master", "session released", "session=%s client=%s server=%s", s->session_id,
                  s->client_id, s->server_id);
-        reg_session_del_locked(m->view, rr->session_id);
+        master_session_forget_locked(m, s);
         rep.ok = true;
     }
     reg_unlock(m->view);

@@ -155,13 +155,18 @@ void master_queue_session(master *m, const Lb__Session *s, bool joined, bool aff
 void master_queue_session_delete(master *m, const Lb__Session *s)
 {
     char key[512];
-    events_session_deleting(m->events, s); /* its DELETE will not find it in the view */
     if (!m->cfg.etcd_economy) {
         reg_affinity_key(m->view, key, sizeof key, s->client_id, s->app);
         master_queue_write(m, key, NULL, 0);
     }
     reg_key(m->view, key, sizeof key, "sessions", s->session_id);
     master_queue_write(m, key, NULL, 0);
+}
+
+void master_session_forget_locked(master *m, const Lb__Session *s)
+{
+    events_session_deleting(m->events, s);
+    reg_session_del_locked(m->view, s->session_id);
 }
 
 static void free_ops(write_op *op)
@@ -324,7 +329,7 @@ static void reap_sessions(master *m)
             e.stop_endpoint[i] = lb_strdup(srv->info->agent_endpoint);
         }
         master_queue_session_delete(m, s);
-        reg_session_del_locked(m->view, e.sids[i]);
+        master_session_forget_locked(m, s);
     }
     reg_unlock(m->view);
     if (e.n > 0)

@@ -8,7 +8,9 @@ For each case a throwaway etcd (as the tests run it: one member, loopback,
 connection, with W watchers streaming the prefix (curl, as the master's
 watch does); the figure is etcd's CPU seconds (utime + stime from /proc)
 over the puts, per put, and the ratio against the first case (no watcher,
-K=16) measured in the same run. Bounded: a few seconds per case, every etcd
+K=16) measured in the same run. Later cases ask the watchers for prev_kv
+(each event's previous value, as the master once did) and measure deletes of
+keys put first (unmeasured) instead of puts. Bounded: a few seconds per case, every etcd
 stopped at the end. Loopback only.
 
     tests/bench/etcd_put_cost.py [N]     (default 4000 puts per case)
@@ -79,7 +81,7 @@ def case(watchers, per_txn, value_len, prev_kv=False, delete=False, key_len=32):
             run(put)
         c0 = cpu_s(etcd.proc.pid)
         k = run(rm if delete else put)
-        return (cpu_s(etcd.proc.pid) - c0   ) * 1e6 / k
+        return (cpu_s(etcd.proc.pid) - c0) * 1e6 / k
     finally:
         for s in streams:
             s.kill()

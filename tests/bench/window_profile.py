@@ -61,8 +61,9 @@ def main():
         samples.append((t, pid, comm))
     name = {pid: c.most_common(1)[0][0] for pid, c in by_pid.items()}
     per_pid = collections.Counter(pid for _, pid, _ in samples)
-    agents = {pid for pid, n in per_pid.most_common() if name.get(pid) == "lb-agent"}
-    agents = set(sorted(agents, key=lambda pid: -per_pid[pid])[:2])  # the two daemons
+    # the two agent daemons: the lb-agent processes with the most samples
+    agents = set(sorted((pid for pid in per_pid if name.get(pid) == "lb-agent"),
+                        key=per_pid.get, reverse=True)[:2])
     for conc, ws in sorted(windows().items()):
         procs, threads, total = collections.Counter(), collections.Counter(), 0
         for t, pid, comm in samples:

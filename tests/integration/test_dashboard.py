@@ -100,8 +100,8 @@ class DashboardTest(ClusterTest):
         st, _, body = get(self.base + f"/ui/api/events?since={ev['last']}")
         self.assertEqual(json.loads(body)["events"], [])
         # a session the leader deletes (a release) ends once, named: the leader
-        # tells it where it deletes; the DELETE etcd sends back (no prev_kv)
-        # finds nothing in its view and adds nothing
+        # keeps its detail when it drops it from its view, and the DELETE etcd
+        # sends back (no prev_kv) is named from that
         _, ans, _ = self.c.request(self.sa, "echo", "dash-end", location="zone-a")
         sid = ans["session"]
         wait_for(lambda: f"/lb/sessions/{sid}" in self.c.etcd.keys("/lb/sessions/"), 10,

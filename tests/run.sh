@@ -8,13 +8,23 @@ cd "$root"
 lb_install_deps
 
 build="${LBCP_TEST_BUILD:-$root/build-asan}"
+# Agents run as root here and start apps as `nobody` (default_user), so every
+# directory above the build's bin/ must be searchable by others. A checkout
+# under a 0700 directory (mktemp -d) is not: then the build goes to a
+# directory of its own under /var/tmp (one per checkout path), said here.
+if [ -z "${LBCP_TEST_BUILD:-}" ] && [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1 &&
+    ! runuser -u nobody -- test -x "$root"; then
+    build="/var/tmp/lbcp-build-$(printf '%s' "$root" | sha1sum | cut -c1-12)/build-asan"
+    mkdir -p "$build"
+    chmod 755 "$(dirname "$build")" "$build"
+    echo "tests/run.sh: $root is not searchable by nobody (the agents' app user);" \
+        "building in $build" >&2
+fi
 cmake -S . -B "$build" -DLBCP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build "$build" -j"$(nproc)"
 
-# Agents run as root here and start apps as `nobody` (default_user), so every
-# directory above the build's bin/ must be searchable by others: a checkout
-# under a 0700 directory (mktemp -d) fails ~30 tests with "exec: Permission
-# denied". Say so now, with the fix, instead of after minutes of failures.
+# An LBCP_TEST_BUILD nobody cannot reach fails ~30 tests with "exec:
+# Permission denied": say so now, with the fix, instead of after minutes.
 if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1 &&
     ! runuser -u nobody -- test -x "$build/bin/lb-echo"; then
     blocked=""

@@ -86,6 +86,10 @@ lb_err etcd_get(etcd_client *c, const char *key, etcd_kvs *out, lb_errmsg *em);
 
 /* Every key starting with prefix (all pages). Caller frees with etcd_kvs_free. */
 lb_err etcd_range_prefix(etcd_client *c, const char *prefix, etcd_kvs *out, lb_errmsg *em);
+/* Every key in [key, range_end) (all pages, one revision); range_end NULL is
+ * etcd_range_prefix(key). Caller frees with etcd_kvs_free. */
+lb_err etcd_range_between(etcd_client *c, const char *key, const char *range_end, etcd_kvs *out,
+                          lb_errmsg *em);
 
 /* Deletes key, or every key under it when prefix is true. */
 lb_err etcd_delete(etcd_client *c, const char *key, bool prefix, int64_t *deleted, lb_errmsg *em);
@@ -197,6 +201,21 @@ typedef struct etcd_watch etcd_watch;
 
 lb_err etcd_watch_start(etcd_client *c, const char *prefix, const etcd_watch_cb *cb,
                         etcd_watch **out, lb_errmsg *em);
+/* The same over the keys in [key, range_end) (range_end NULL: under key). */
+lb_err etcd_watch_start_range(etcd_client *c, const char *key, const char *range_end,
+                              const etcd_watch_cb *cb, etcd_watch **out, lb_errmsg *em);
+/*
+ * Turns etcd's NOPUT filter on (tag > 0: from then on only DELETE events are
+ * sent) or off (tag 0; a watch starts with it off). A change ends the current
+ * stream and reloads: a fresh range goes to on_reset, then the stream resumes
+ * after its revision with the new filter, so no change is lost across the
+ * switch. etcd_watch_synced is the tag of the last such reload (0 until one
+ * with the filter on): a writer that keeps its own puts in its view asks for
+ * the filter, and trusts the view once its tag is synced.
+ * Thread-safe; neither blocks.
+ */
+void etcd_watch_set_noput(etcd_watch *w, int64_t tag);
+int64_t etcd_watch_synced(etcd_watch *w);
 /* Stops the stream and joins its thread; no callback runs after it returns. */
 void etcd_watch_stop(etcd_watch **w);
 

@@ -60,12 +60,17 @@ lb_err etcd_get(etcd_client *c, const char *key, etcd_kvs *out, lb_errmsg *em)
     return rc;
 }
 
-/* Every page of the prefix at one revision (the first page's). */
-static lb_err range_pages(etcd_client *c, const char *prefix, etcd_kvs *out, lb_errmsg *em)
+/* Every page of [prefix, range_end) at one revision (the first page's);
+ * range_end NULL: every key under prefix. */
+static lb_err range_pages(etcd_client *c, const char *prefix, const char *range_end, etcd_kvs *out,
+                          lb_errmsg *em)
 {
     lb_err rc = LB_OK;
     size_t elen = 0;
-    unsigned char *end = etcd_prefix_end(prefix, &elen);
+    unsigned char *end = range_end != NULL ? (unsigned char *)lb_strdup(range_end)
+                                           : etcd_prefix_end(prefix, &elen);
+    if (range_end != NULL)
+        elen = strlen(range_end);
     size_t klen = prefix[0] != '\0' ? strlen(prefix) : 1; /* "" -> "\0" */
     char *key = lb_xcalloc(klen + 1, 1);
     memcpy(key, prefix, strlen(prefix));
@@ -103,12 +108,18 @@ out:
 
 lb_err etcd_range_prefix(etcd_client *c, const char *prefix, etcd_kvs *out, lb_errmsg *em)
 {
+    return etcd_range_between(c, prefix, NULL, out, em);
+}
+
+lb_err etcd_range_between(etcd_client *c, const char *key, const char *range_end, etcd_kvs *out,
+                          lb_errmsg *em)
+{
     lb_err rc = LB_OK;
     memset(out, 0, sizeof *out);
     /* a compaction between pages loses the first page's revision: start over */
     for (int attempt = 0; attempt < 3; attempt++) {
         etcd_kvs_free(out);
-        rc = range_pages(c, prefix, out, em);
+        rc = range_pages(c, key, range_end, out, em);
         if (rc != LB_ECOMPACTED)
             break;
     }

@@ -38,13 +38,14 @@ static void deliver_reset(etcd_watch *w, etcd_kvs *snap)
     if (w->cb.on_reset != NULL)
         w->cb.on_reset(w->cb.arg, snap);
     etcd_kvs_free(snap);
+    atomic_store(&w->synced, w->noput);
 }
 
 static lb_err reload(etcd_watch *w)
 {
     lb_errmsg em = {{0}};
     etcd_kvs snap = {0};
-    lb_err rc = etcd_range_prefix(w->c, w->prefix, &snap, &em);
+    lb_err rc = etcd_range_between(w->c, w->prefix, w->range_end, &snap, &em);
     if (rc == LB_OK) {
         obs_count("etcd_watch_reloads_total");
         deliver_reset(w, &snap);
@@ -64,6 +65,11 @@ static void *watch_main(void *arg)
         deliver_reset(w, &w->first);
     }
     while (!etcd_nap_stopped(&w->nap)) {
+        int64_t want = atomic_load(&w->want_noput);
+        if (want != w->noput) { /* the filter changes: a fresh range, then stream with it */
+            w->noput = want;
+            w->need_reload = true;
+        }
         if (w->need_reload) {
             if (reload(w) != LB_OK) {
                 etcd_nap_sleep(&w->nap, backoff);
@@ -75,6 +81,8 @@ static void *watch_main(void *arg)
         etcd_watch_stream(w);
         if (etcd_nap_stopped(&w->nap))
             break;
+        if (atomic_load(&w->want_noput) != w->noput)
+            continue; /* ended for the filter's switch, not a failure */
         if (w->token_rejected) { /* expired token: a new one, then at once again */
             if (etcd_auth_renew(w->c, w->auth_gen))
                 obs_count("etcd_auth_token_renewals_total");
@@ -110,18 +118,21 @@ static void watch_free(etcd_watch *w)
         curl_multi_cleanup(w->multi);
     etcd_nap_destroy(&w->nap);
     free(w->prefix);
+    free(w->range_end);
     free(w);
 }
 
 /* Makes the watch; the thread starts from rev + 1 (after first, if given). */
-static lb_err watch_begin(etcd_client *c, const char *prefix, const etcd_watch_cb *cb, int64_t rev,
-                          etcd_kvs *first, etcd_watch **out, lb_errmsg *em)
+static lb_err watch_begin(etcd_client *c, const char *prefix, const char *range_end,
+                          const etcd_watch_cb *cb, int64_t rev, etcd_kvs *first, etcd_watch **out,
+                          lb_errmsg *em)
 {
     lb_err rc = LB_OK;
     etcd_watch *w = lb_xcalloc(1, sizeof *w);
     etcd_nap_init(&w->nap);
     w->c = c;
     w->prefix = lb_strdup(prefix);
+    w->range_end = range_end != NULL ? lb_strdup(range_end) : NULL;
     w->cb = *cb;
     w->rev = rev;
     w->connected = -1;
@@ -153,6 +164,12 @@ out:
 lb_err etcd_watch_start(etcd_client *c, const char *prefix, const etcd_watch_cb *cb,
                         etcd_watch **out, lb_errmsg *em)
 {
+    return etcd_watch_start_range(c, prefix, NULL, cb, out, em);
+}
+
+lb_err etcd_watch_start_range(etcd_client *c, const char *prefix, const char *range_end,
+                              const etcd_watch_cb *cb, etcd_watch **out, lb_errmsg *em)
+{
     lb_err rc = LB_OK;
     etcd_kvs snap = {0};
     *out = NULL;
@@ -160,16 +177,16 @@ lb_err etcd_watch_start(etcd_client *c, const char *prefix, const etcd_watch_cb 
         rc = lb_fail(em, LB_EINVAL, "etcd_watch_start: client, prefix and callbacks required");
         goto out;
     }
-    rc = etcd_range_prefix(c, prefix, &snap, em);
+    rc = etcd_range_between(c, prefix, range_end, &snap, em);
     if (rc == LB_OK) {
-        rc = watch_begin(c, prefix, cb, snap.revision, &snap, out, em);
+        rc = watch_begin(c, prefix, range_end, cb, snap.revision, &snap, out, em);
     } else if (rc == LB_EUNAVAIL || rc == LB_ETIMEDOUT || rc == LB_EIO || rc == LB_EAUTH) {
         /* etcd is not there yet, or refuses the credentials (fixable in etcd
          * without restarting the daemon): the thread loads the view once it can */
         obs_count("etcd_watch_start_unreachable_total");
         if (cb->on_status != NULL)
             cb->on_status(cb->arg, false, rc, em != NULL ? em->text : "");
-        rc = watch_begin(c, prefix, cb, -1, NULL, out, em);
+        rc = watch_begin(c, prefix, range_end, cb, -1, NULL, out, em);
     }
 out:
     etcd_kvs_free(&snap);
@@ -182,7 +199,19 @@ lb_err etcd_watch_start_at(etcd_client *c, const char *prefix, int64_t start_rev
     *out = NULL;
     if (c == NULL || prefix == NULL || cb == NULL || start_revision < 1)
         return lb_fail(em, LB_EINVAL, "etcd_watch_start_at: bad arguments");
-    return watch_begin(c, prefix, cb, start_revision - 1, NULL, out, em);
+    return watch_begin(c, prefix, NULL, cb, start_revision - 1, NULL, out, em);
+}
+
+void etcd_watch_set_noput(etcd_watch *w, int64_t tag)
+{
+    if (w == NULL || atomic_exchange(&w->want_noput, tag < 0 ? 0 : tag) == tag)
+        return;
+    curl_multi_wakeup(w->multi); /* the stream ends; the thread reloads with the filter */
+}
+
+int64_t etcd_watch_synced(etcd_watch *w)
+{
+    return w != NULL ? atomic_load(&w->synced) : 0;
 }
 
 void etcd_watch_stop(etcd_watch **wp)

@@ -5,6 +5,8 @@
 #include "etcd/internal.h"
 #include "etcd/nap.h"
 
+#include <stdatomic.h>
+
 /* Why a stream ended, as its line parser saw it. */
 typedef enum watch_end {
     WATCH_END_NONE,   /* the connection dropped or timed out */
@@ -14,8 +16,12 @@ typedef enum watch_end {
 
 struct etcd_watch {
     etcd_client *c;
-    char *prefix;
+    char *prefix;    /* the range's first key (or prefix), also named in logs */
+    char *range_end; /* NULL: every key under prefix */
     etcd_watch_cb cb;
+    _Atomic int64_t want_noput; /* etcd_watch_set_noput's tag (0: filter off) */
+    int64_t noput;              /* the tag this watch streams with (thread's) */
+    _Atomic int64_t synced;     /* the tag of the last reload delivered */
     int64_t rev;      /* last revision delivered; a stream starts at rev + 1 */
     bool need_reload; /* range + on_reset before the next stream */
     etcd_kvs first;   /* etcd_watch_start's snapshot, handed to on_reset on the thread */

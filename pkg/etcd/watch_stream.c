@@ -224,7 +224,17 @@ static char *request_body(const etcd_watch *w)
 {
     cJSON *req = etcd_jobj();
     cJSON *cr = etcd_jchild(req, "create_request");
-    etcd_jadd_range(cr, w->prefix, true);
+    if (w->range_end != NULL) {
+        etcd_jadd_b64(cr, "key", w->prefix, strlen(w->prefix));
+        etcd_jadd_b64(cr, "range_end", w->range_end, strlen(w->range_end));
+    } else {
+        etcd_jadd_range(cr, w->prefix, true);
+    }
+    if (w->noput > 0) {
+        cJSON *f = cJSON_AddArrayToObject(cr, "filters");
+        if (f == NULL || !cJSON_AddItemToArray(f, cJSON_CreateString("NOPUT")))
+            abort();
+    }
     etcd_jadd_i64(cr, "start_revision", w->rev + 1);
     etcd_jadd_bool(cr, "progress_notify", true);
     if (w->cb.prev_kv)
@@ -242,7 +252,7 @@ static CURLcode run_transfer(etcd_watch *w, CURL *h)
     CURLcode cc = CURLE_ABORTED_BY_CALLBACK;
     int running = 1;
     curl_multi_add_handle(w->multi, h);
-    while (running && !etcd_nap_stopped(&w->nap)) {
+    while (running && !etcd_nap_stopped(&w->nap) && atomic_load(&w->want_noput) == w->noput) {
         if (curl_multi_perform(w->multi, &running) != CURLM_OK || running == 0)
             break;
         if (curl_multi_poll(w->multi, NULL, 0, 1000, NULL) != CURLM_OK)
@@ -296,7 +306,8 @@ void etcd_watch_stream(etcd_watch *w)
         end_with(w, WATCH_END_NONE, cc == CURLE_OPERATION_TIMEDOUT ? LB_ETIMEDOUT : LB_EUNAVAIL,
                  "etcd watch %s: %s", url, why);
     }
-    if (w->end != WATCH_END_RELOAD && !etcd_nap_stopped(&w->nap))
+    if (w->end != WATCH_END_RELOAD && !etcd_nap_stopped(&w->nap) &&
+        atomic_load(&w->want_noput) == w->noput)
         etcd_count_error("watch");
 out:
     curl_easy_cleanup(h);

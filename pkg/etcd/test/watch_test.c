@@ -278,13 +278,77 @@ static void test_keeper_etcd_hung(void **state)
     pthread_mutex_destroy(&g.mu);
 }
 
+/* A watch of [key, range_end) sees only those keys; etcd_watch_set_noput
+ * turns etcd's NOPUT filter on (a reload, then DELETEs only, synced names the
+ * tag) and off again (another reload, which brings what the filter hid). */
+static void test_watch_range_noput(void **state)
+{
+    (void)state;
+    lb_errmsg em = {{0}};
+    rec r;
+    rec_init(&r);
+    etcd_watch_cb cb = rec_cb(&r);
+    etcd_watch *w = NULL;
+    put_str("/t/wn/a1", "a", 0);
+    put_str("/t/wn/b1", "b", 0);
+    put_str("/t/wn/c1", "c", 0);
+    assert_int_equal(etcd_watch_start_range(cli, "/t/wn/b", "/t/wn/c", &cb, &w, &em), LB_OK);
+    assert_true(rec_wait(&r, 0, 1, 5000));
+    assert_int_equal(r.snap_n, 1);
+    assert_string_equal(r.snap_keys[0], "/t/wn/b1");
+    assert_int_equal(etcd_watch_synced(w), 0);
+
+    put_str("/t/wn/a2", "x", 0); /* outside the range, both sides */
+    put_str("/t/wn/c2", "x", 0);
+    put_str("/t/wn/b2", "b", 0);
+    assert_true(rec_wait(&r, 1, 1, 5000));
+    assert_string_equal(r.ev[0].key, "/t/wn/b2");
+
+    etcd_watch_set_noput(w, 7);
+    assert_true(rec_wait(&r, 1, 2, 5000)); /* the switch reloads */
+    for (int i = 0; i < 50 && etcd_watch_synced(w) != 7; i++)
+        lb_sleep_ms(20);
+    assert_int_equal(etcd_watch_synced(w), 7);
+    assert_int_equal(r.snap_n, 2);
+    lb_sleep_ms(300); /* the filtered stream is created */
+    put_str("/t/wn/b3", "hidden", 0);
+    put_str("/t/wn/b1", "hidden too", 0);
+    assert_int_equal(etcd_delete(cli, "/t/wn/b2", false, NULL, &em), LB_OK);
+    assert_true(rec_wait(&r, 2, 2, 5000));
+    lb_sleep_ms(200);
+    pthread_mutex_lock(&r.mu);
+    assert_int_equal(r.n_ev, 2);
+    assert_int_equal(r.ev[1].type, ETCD_EV_DELETE);
+    assert_string_equal(r.ev[1].key, "/t/wn/b2");
+    pthread_mutex_unlock(&r.mu);
+
+    etcd_watch_set_noput(w, 0);
+    assert_true(rec_wait(&r, 2, 3, 5000)); /* the reload has the puts the filter hid */
+    for (int i = 0; i < 50 && etcd_watch_synced(w) != 0; i++)
+        lb_sleep_ms(20);
+    assert_int_equal(etcd_watch_synced(w), 0);
+    pthread_mutex_lock(&r.mu);
+    assert_int_equal(r.snap_n, 2);
+    assert_string_equal(r.snap_keys[0], "/t/wn/b1");
+    assert_string_equal(r.snap_keys[1], "/t/wn/b3");
+    pthread_mutex_unlock(&r.mu);
+    put_str("/t/wn/b4", "seen", 0);
+    assert_true(rec_wait(&r, 3, 3, 5000));
+    etcd_watch_stop(&w);
+    assert_int_equal(r.n_ev, 3);
+    assert_string_equal(r.ev[2].key, "/t/wn/b4");
+    assert_int_equal(r.bad_revs, 0);
+    assert_int_equal(r.downs, 0);
+    pthread_mutex_destroy(&r.mu);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_watch_events),     cmocka_unit_test(test_watch_prev_kv),
         cmocka_unit_test(test_watch_idle),       cmocka_unit_test(test_watch_across_restart),
         cmocka_unit_test(test_watch_compacted),  cmocka_unit_test(test_keeper),
-        cmocka_unit_test(test_keeper_etcd_hung),
+        cmocka_unit_test(test_keeper_etcd_hung), cmocka_unit_test(test_watch_range_noput),
     };
     return etcd_test_run("etcd_watch", tests, sizeof tests / sizeof tests[0]);
 }

@@ -110,6 +110,15 @@ void events_session_deleting(master_events *e, const Lb__Session *s)
     pthread_mutex_unlock(&e->lock);
 }
 
+void events_session_started(master_events *e, const Lb__Session *s)
+{
+    if (e == NULL || s == NULL || s->session_id == NULL)
+        return;
+    char d[256];
+    session_detail(s, d, sizeof d);
+    emit(e, "session-start", s->session_id, d);
+}
+
 /* The detail events_session_deleting kept for sid, taken out (caller frees);
  * NULL if none. */
 static char *pending_take(master_events *e, const char *sid)

@@ -4,7 +4,9 @@
  * slave and master up/down, group rank set), derived from the master's own
  * etcd watch and kept in a ring of the last EVENTS_MAX, numbered from 1.
  *
- * A session's start is told from etcd (its key's version 1), its end from
+ * A session's start is told from etcd (its key's version 1) on a standby,
+ * and by the leader when it writes one (events_session_started: the leader's
+ * watch leaves out its own session puts, writer.c); its end from
  * etcd's DELETE, named from the view (another writer's delete: the note runs
  * before the view applies it, so the view still has the session) or, for the
  * master's own deletes, which take the session out of its view first, from
@@ -41,6 +43,8 @@ void events_note(master_events *e, reg *view, const etcd_event *evs, size_t n);
  * (the leader, holding the view lock) is deleting s from the view and from
  * etcd. e may be NULL. */
 void events_session_deleting(master_events *e, const Lb__Session *s);
+/* The leader is writing new session s (view lock held). e may be NULL. */
+void events_session_started(master_events *e, const Lb__Session *s);
 /* Adds {"events":[{"seq","ts_ms","event","subject","detail"}...],"last":N} with
  * the events numbered above since (oldest first, at most EVENTS_MAX). */
 void events_json(master_events *e, uint64_t since, cJSON *out);

@@ -7,6 +7,9 @@
  * never a moment with two masters answering as leader. Its queued writes are
  * fenced too (writer.c: every txn compares the leader key's value and lease).
  *
+ * A master that won leads once its sessions/ watch has switched to leaving
+ * out its own puts, with a reload (writer.c): a few ms after the election.
+ *
  * One thread checks every 100 ms: it logs a step-down once, and it runs the
  * election the moment the view sees the leader key vacant (a SIGTERMed leader
  * revokes its lease, so a standby takes over at once).
@@ -45,7 +48,9 @@ void master_try_lead(master *m, int64_t lease)
     }
     if (won) {
         atomic_store(&m->leader_lease, lease);
+        atomic_fetch_add(&m->lead_term, 1);
         atomic_store(&m->is_leader, true);
+        master_writer_wake(m); /* it switches the session watch (writer.c) */
         obs_count("master_elections_won_total");
         LOG_INFO("master", "became leader", "id=%s lease=%llx", m->cfg.id,
                  (unsigned long long)lease);
@@ -73,7 +78,9 @@ static void try_resume(master *m, int64_t lease)
     if (etcd_txn(m->etcd, cmps, 2, &get, 1, NULL, 0, &ours, NULL, &em) != LB_OK || !ours)
         return;
     atomic_store(&m->leader_lease, lease);
+    atomic_fetch_add(&m->lead_term, 1);
     atomic_store(&m->is_leader, true);
+    master_writer_wake(m);
     LOG_INFO("master", "leading again", "id=%s lease=%llx", m->cfg.id, (unsigned long long)lease);
 }
 
@@ -101,6 +108,10 @@ bool master_leading(master *m)
 {
     if (!atomic_load(&m->is_leader))
         return false;
+    /* its own session puts are filtered from its watch only once a reload
+     * made after the election has its view complete (writer.c) */
+    if (!master_view_synced(m, atomic_load(&m->lead_term)))
+        return false;
     char why[256];
     leader_block(m, why, sizeof why);
     return why[0] == '\0';
@@ -117,6 +128,7 @@ static void *leader_main(void *arg)
             /* leader_lease stays: writes queued while leading still land if
              * the key turns out to be ours on that lease, and fail otherwise */
             if (why[0] != '\0' && atomic_exchange(&m->is_leader, false)) {
+                master_writer_wake(m);
                 obs_count("master_stepdowns_total");
                 LOG_WARN("master", "stepped down as leader", "id=%s why=\"%s\"", m->cfg.id, why);
             }

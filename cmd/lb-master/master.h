@@ -87,7 +87,12 @@ typedef struct write_op {
 typedef struct master {
     master_config cfg;
     etcd_client *etcd;
-    etcd_watch *watch;
+    /* The view's feed: three watches that split the prefix around sessions/,
+     * so that the leader can have etcd keep its own session puts to itself
+     * (writer.c); watch_s is the sessions/ one. */
+    etcd_watch *watch_lo, *watch_s, *watch_hi;
+    int watch_up; /* writer.c's on_status: bit per watch that is connected (watch_lock) */
+    pthread_mutex_t watch_lock;
     etcd_keeper *keeper;
     reg *view;
 
@@ -118,6 +123,8 @@ typedef struct master {
     atomic_bool etcd_ok;
     atomic_bool is_leader;     /* won the leader key and not stepped down (leader.c) */
     atomic_llong leader_lease; /* the lease the leader key was won with; 0: none */
+    atomic_llong lead_term;    /* counts the times is_leader was set: the NOPUT switch's tag */
+    int64_t noput_asked;       /* writer thread only: the tag last given to watch_s */
     pthread_t leader_thread;
     bool writes_failing;           /* writer thread only: etcd refuses the batched writes */
     bool writes_fenced;            /* writer thread only: the leader compare fails (logged once) */
@@ -190,6 +197,12 @@ void master_queue_session_delete(master *m, const Lb__Session *s);
  * will not find it in the view (events.h). View lock held; s is invalid
  * afterwards. */
 void master_session_forget_locked(master *m, const Lb__Session *s);
+/* Wakes the writer thread (leadership changed: it switches the watch). */
+void master_writer_wake(master *m);
+/* Whether the sessions/ watch's last reload was made for leadership term
+ * (lead_term): the view then holds every session put before it, and the
+ * watch leaves out this master's own puts. Any thread. */
+bool master_view_synced(master *m, int64_t term);
 
 /* upkeep.c (writer thread): etcd alarms on every master; on the leader,
  * history compaction (compact_retention), the db size against etcd_quota and

@@ -1,5 +1,6 @@
 /* Turning a SelectionRequest into a plan with the pure policy (pkg/select). */
 #include "plan.h"
+#include "events.h"
 #include "sessions.h"
 #include "stock.h"
 
@@ -407,6 +408,8 @@ void plan_commit(master *m, const Lb__SelectionRequest *sr, plan *p, size_t i,
             master_session_forget_locked(m, ps);
         joined = true;
     }
+    if (old == NULL) /* the leader's watch does not bring its own puts back */
+        events_session_started(m->events, &s);
     reg_session_put_locked(m->view, reg_session_dup(&s));
     /* under the view lock, as every queuer is, so nothing comes between the
      * delete and the session it is joined to */

@@ -31,11 +31,34 @@
 
 /* ---- watch feed ------------------------------------------------------------------ */
 
+/* The prefix is watched as three ranges: [prefix, sessions/), sessions/ and
+ * [sessions0, prefix end). While this master leads, the sessions/ watch runs
+ * with etcd's NOPUT filter: only the leader puts sessions (its txns are
+ * fenced), it puts each in its view before queuing it, and an echo of every
+ * put was etcd's largest cost per new session (it encodes each event for the
+ * gateway) and the master's (it parses and applies it under the view lock).
+ * Deletes still come (lbctl, an expiry by an older leader). The switch is
+ * made by the writer thread with an empty write queue (switch_noput), and
+ * reloads sessions/ (etcd_watch_set_noput), so nothing written before it is
+ * missed; master_leading waits for that reload (leader.c). */
+enum { WATCH_LO = 1, WATCH_S = 2, WATCH_HI = 4, WATCH_ALL = 7 };
+
+typedef struct watch_feed {
+    master *m;
+    int bit;
+    char lo[512], hi[512]; /* the range's keys */
+} watch_feed;
+
+static watch_feed feeds[3]; /* one master per process */
+
 static void on_reset(void *arg, const etcd_kvs *snap)
 {
-    master *m = arg;
-    reg_reset(m->view, snap);
-    if (!master_leading(m)) {
+    watch_feed *f = arg;
+    master *m = f->m;
+    reg_reset_range(m->view, snap, f->lo, f->hi);
+    if (f->bit == WATCH_S && !master_leading(m)) {
+        /* a leader keeps the sessions whose writes are queued; a standby (or
+         * a leader still switching) must not keep deleted ones */
         size_t n = reg_drop_sessions_absent(m->view, snap);
         if (n > 0) {
             obs_add(obs_counter_get("master_view_sessions_dropped_total"), n);
@@ -49,20 +72,99 @@ static void on_reset(void *arg, const etcd_kvs *snap)
 static void on_events(void *arg, const etcd_event *evs, size_t n, int64_t revision)
 {
     (void)revision;
-    master *m = arg;
+    watch_feed *f = arg;
+    master *m = f->m;
+    if (f->bit == WATCH_S) { /* what the filter saves: none while leading (test_failover.py) */
+        size_t puts = 0;
+        for (size_t i = 0; i < n; i++)
+            puts += evs[i].type == ETCD_EV_PUT;
+        if (puts > 0)
+            obs_add(obs_counter_get("master_watch_session_puts_total"), puts);
+    }
     if (m->events != NULL) /* before the view applies them: events compare old and new */
         events_note(m->events, m->view, evs, n);
     reg_apply(m->view, evs, n);
 }
 
+/* Connected while all three streams are. */
 static void on_status(void *arg, bool connected, lb_err err, const char *msg)
 {
-    master *m = arg;
+    watch_feed *f = arg;
+    master *m = f->m;
     (void)err;
     (void)msg; /* pkg/etcd logs a loss with its cause: one line is enough */
-    bool was = atomic_exchange(&m->etcd_ok, connected);
-    if (was != connected && connected)
+    pthread_mutex_lock(&m->watch_lock);
+    m->watch_up = connected ? m->watch_up | f->bit : m->watch_up & ~f->bit;
+    bool all = m->watch_up == WATCH_ALL;
+    pthread_mutex_unlock(&m->watch_lock);
+    bool was = atomic_exchange(&m->etcd_ok, all);
+    if (was != all && all)
         LOG_INFO("master", "etcd watch connected", "etcd=%s", m->cfg.etcd);
+}
+
+/* Writer thread: the sessions/ watch filters this master's own puts while it
+ * leads. On: only with nothing queued nor in flight (this thread writes), so
+ * the reload's range holds every put made before; then master_leading waits
+ * for that reload. Off at once: the reload brings what the filter hid. */
+static void switch_noput(master *m)
+{
+    int64_t want = atomic_load(&m->is_leader) ? atomic_load(&m->lead_term) : 0;
+    if (want == m->noput_asked)
+        return;
+    if (want != 0) {
+        pthread_mutex_lock(&m->wq_lock);
+        bool empty = m->wq_head == NULL;
+        pthread_mutex_unlock(&m->wq_lock);
+        if (!empty)
+            return;
+    }
+    etcd_watch_set_noput(m->watch_s, want);
+    m->noput_asked = want;
+    LOG_INFO("master",
+             want != 0 ? "own session puts filtered from the watch" : "session puts watched",
+             "term=%lld", (long long)want);
+}
+
+void master_writer_wake(master *m)
+{
+    pthread_mutex_lock(&m->wq_lock);
+    pthread_cond_signal(&m->wq_cond);
+    pthread_mutex_unlock(&m->wq_lock);
+}
+
+bool master_view_synced(master *m, int64_t term)
+{
+    return etcd_watch_synced(m->watch_s) == term;
+}
+
+static lb_err watch_start(master *m)
+{
+    lb_errmsg em = {{0}};
+    const char *p = m->cfg.prefix;
+    size_t pl = strlen(p);
+    snprintf(feeds[0].lo, sizeof feeds[0].lo, "%s", p);
+    snprintf(feeds[0].hi, sizeof feeds[0].hi, "%ssessions/", p);
+    snprintf(feeds[1].lo, sizeof feeds[1].lo, "%ssessions/", p);
+    snprintf(feeds[1].hi, sizeof feeds[1].hi, "%ssessions0", p);
+    snprintf(feeds[2].lo, sizeof feeds[2].lo, "%ssessions0", p);
+    snprintf(feeds[2].hi, sizeof feeds[2].hi, "%s", p);
+    feeds[2].hi[pl - 1]++; /* the prefix's end: "/lb/" -> "/lb0" (config: ends in '/') */
+    etcd_watch **ws[3] = {&m->watch_lo, &m->watch_s, &m->watch_hi};
+    int bits[3] = {WATCH_LO, WATCH_S, WATCH_HI};
+    pthread_mutex_init(&m->watch_lock, NULL);
+    obs_counter_get("master_watch_session_puts_total"); /* shown from 0 */
+    for (int i = 0; i < 3; i++) {
+        feeds[i].m = m;
+        feeds[i].bit = bits[i];
+        /* no prev_kv: a deleted session's detail comes from the view (events.h) */
+        etcd_watch_cb cb = {
+            .on_reset = on_reset, .on_events = on_events, .on_status = on_status, .arg = &feeds[i]};
+        if (etcd_watch_start_range(m->etcd, feeds[i].lo, feeds[i].hi, &cb, ws[i], &em) != LB_OK) {
+            LOG_ERROR("master", "etcd watch", "range=%s err=\"%s\"", feeds[i].lo, em.text);
+            return LB_EETCD;
+        }
+    }
+    return LB_OK;
 }
 
 /* ---- registration and leadership ------------------------------------------------- */
@@ -588,6 +690,7 @@ static void *writer_main(void *arg)
                                                                          : WRITE_BACKOFF_MAX_MS);
         else
             backoff = 0;
+        switch_noput(m);
         /* a server whose reports stopped is out within report_stale + 200 ms */
         if (lb_mono_ms() >= next_health) {
             reg_check_stale(m->view);
@@ -610,20 +713,16 @@ int master_etcd_start(master *m)
         LOG_ERROR("master", "etcd client", "err=\"%s\"", em.text);
         return -1;
     }
-    /* no prev_kv: a deleted session's detail comes from the view (events.h) */
-    etcd_watch_cb cb = {
-        .on_reset = on_reset, .on_events = on_events, .on_status = on_status, .arg = m};
-    if (etcd_watch_start(m->etcd, m->cfg.prefix, &cb, &m->watch, &em) != LB_OK) {
-        LOG_ERROR("master", "etcd watch", "err=\"%s\"", em.text);
+    /* before the keeper: an election it runs wakes the writer */
+    pthread_mutex_init(&m->wq_lock, NULL);
+    pthread_cond_init(&m->wq_cond, NULL);
+    if (watch_start(m) != LB_OK)
         return -1;
-    }
     int64_t ttl_s = m->cfg.lease_ttl_ms / 1000 > 2 ? m->cfg.lease_ttl_ms / 1000 : 2;
     if (etcd_keeper_start(m->etcd, ttl_s, on_granted, m, &m->keeper, &em) != LB_OK) {
         LOG_ERROR("master", "etcd lease", "err=\"%s\"", em.text);
         return -1;
     }
-    pthread_mutex_init(&m->wq_lock, NULL);
-    pthread_cond_init(&m->wq_cond, NULL);
     if (pthread_create(&m->writer, NULL, writer_main, m) != 0)
         return -1;
     return 0;
@@ -638,7 +737,10 @@ void master_etcd_stop(master *m)
     pthread_join(m->writer, NULL);
     master_upkeep_free(m);
     etcd_keeper_stop(&m->keeper);
-    etcd_watch_stop(&m->watch);
+    etcd_watch_stop(&m->watch_lo);
+    etcd_watch_stop(&m->watch_s);
+    etcd_watch_stop(&m->watch_hi);
+    pthread_mutex_destroy(&m->watch_lock);
     free_ops(m->wq_head);
     m->wq_head = m->wq_tail = NULL;
     pthread_cond_destroy(&m->wq_cond);

@@ -82,7 +82,7 @@ static void *watch_main(void *arg)
         if (etcd_nap_stopped(&w->nap))
             break;
         if (atomic_load(&w->want_noput) != w->noput)
-            continue; /* ended for the filter's switch, not a failure */
+            continue;            /* ended for the filter's switch, not a failure */
         if (w->token_rejected) { /* expired token: a new one, then at once again */
             if (etcd_auth_renew(w->c, w->auth_gen))
                 obs_count("etcd_auth_token_renewals_total");

@@ -22,9 +22,9 @@ struct etcd_watch {
     _Atomic int64_t want_noput; /* etcd_watch_set_noput's tag (0: filter off) */
     int64_t noput;              /* the tag this watch streams with (thread's) */
     _Atomic int64_t synced;     /* the tag of the last reload delivered */
-    int64_t rev;      /* last revision delivered; a stream starts at rev + 1 */
-    bool need_reload; /* range + on_reset before the next stream */
-    etcd_kvs first;   /* etcd_watch_start's snapshot, handed to on_reset on the thread */
+    int64_t rev;                /* last revision delivered; a stream starts at rev + 1 */
+    bool need_reload;           /* range + on_reset before the next stream */
+    etcd_kvs first;             /* etcd_watch_start's snapshot, handed to on_reset on the thread */
     bool have_first;
     int connected; /* -1 not yet known, 0 down, 1 up: on_status on changes only */
     size_t ep;     /* endpoint the stream uses */

@@ -305,27 +305,49 @@ static void apply_one(reg *r, etcd_event_type type, const etcd_kv *kv)
 
 void reg_reset(reg *r, const etcd_kvs *snapshot)
 {
+    reg_reset_range(r, snapshot, "", NULL);
+}
+
+/* Whether the keys of family (prefix + family, e.g. "servers/") lie in [lo, hi). */
+static bool family_in(const reg *r, const char *family, const char *lo, const char *hi)
+{
+    char key[512];
+    snprintf(key, sizeof key, "%s%s", r->prefix, family);
+    return strcmp(key, lo) >= 0 && (hi == NULL || strcmp(key, hi) < 0);
+}
+
+#define RESET_FAMILY(r, field, name, freefn, lo, hi)                                               \
+    do {                                                                                           \
+        if (family_in(r, name, lo, hi)) {                                                          \
+            hmap_free(&(r)->field, freefn);                                                        \
+            (r)->field = hmap_new();                                                               \
+        }                                                                                          \
+    } while (0)
+
+void reg_reset_range(reg *r, const etcd_kvs *snapshot, const char *lo, const char *hi)
+{
     reg_lock(r);
     /* Keep load reports across a reload: they come from the agents, not etcd. */
-    hmap *old_servers = r->servers;
-    r->servers = hmap_new();
-    reg_snapshot_drop(r);
-    hmap_free(&r->slaves, free_slave);
-    r->slaves = hmap_new();
-    hmap_free(&r->masters, free_master);
-    r->masters = hmap_new();
-    hmap_free(&r->groups, free_group);
-    r->groups = hmap_new();
-    hmap_free(&r->overrides, free_override);
-    r->overrides = hmap_new();
-    r->leader[0] = '\0';
+    hmap *old_servers = NULL;
+    if (family_in(r, "servers/", lo, hi)) {
+        old_servers = r->servers;
+        r->servers = hmap_new();
+        reg_snapshot_drop(r);
+    }
+    RESET_FAMILY(r, slaves, "slaves/", free_slave, lo, hi);
+    RESET_FAMILY(r, masters, "masters/", free_master, lo, hi);
+    RESET_FAMILY(r, groups, "groups/", free_group, lo, hi);
+    RESET_FAMILY(r, overrides, "overrides/", free_override, lo, hi);
+    if (family_in(r, "leader", lo, hi))
+        r->leader[0] = '\0';
     for (size_t i = 0; i < snapshot->n; i++)
         apply_one(r, ETCD_EV_PUT, &snapshot->kvs[i]);
     size_t it = 0;
     const char *id;
     void *v;
-    r->n_ejected = 0;
-    while (hmap_next(old_servers, &it, &id, &v)) {
+    if (old_servers != NULL)
+        r->n_ejected = 0;
+    while (old_servers != NULL && hmap_next(old_servers, &it, &id, &v)) {
         reg_server *old = v, *cur = hmap_get(r->servers, id);
         if (cur == NULL)
             continue;
@@ -346,7 +368,8 @@ void reg_reset(reg *r, const etcd_kvs *snapshot)
         if (cur->ejected_until_ms != 0)
             r->n_ejected++;
     }
-    hmap_free(&old_servers, free_server);
+    if (old_servers != NULL)
+        hmap_free(&old_servers, free_server);
     r->dirty = true;
     reg_unlock_settled(r);
     LOG_INFO("registry", "view loaded", "keys=%zu revision=%lld", snapshot->n,

@@ -85,6 +85,11 @@ void reg_unlock(reg *r);
 
 /* Feeding from etcd (etcd_watch_cb callbacks map onto these). */
 void reg_reset(reg *r, const etcd_kvs *snapshot);
+/* reg_reset for a snapshot of the keys in [lo, hi) only (hi NULL: no upper
+ * bound): the families whose keys lie there are replaced, the others kept
+ * (for one of several watches that split the prefix). Sessions are kept as
+ * reg_reset keeps them. */
+void reg_reset_range(reg *r, const etcd_kvs *snapshot, const char *lo, const char *hi);
 /* Drops the sessions the snapshot (of the whole prefix) does not hold, and
  * returns how many. reg_reset keeps every session it does not replace: a
  * leader's view holds sessions whose writes are still queued. A standby's

@@ -633,6 +633,42 @@ static void test_live_processes(void **state)
     reg_free(&r);
 }
 
+/* reg_reset_range replaces the families in its range only: a reload of the
+ * keys below "sessions/" keeps the slaves (above) and every session. */
+static void test_reset_range_keeps_other_families(void **state)
+{
+    (void)state;
+    reg *r = fixture();
+    kvbuf b = {.n = 0};
+    Lb__SlaveInfo sl = LB__SLAVE_INFO__INIT;
+    sl.id = "sa";
+    add(&b, "/lb/slaves/sa", &sl.base);
+    etcd_kvs hi = {.kvs = b.kv, .n = b.n, .revision = 8};
+    reg_reset_range(r, &hi, "/lb/sessions0", "/lb0");
+    kvbuf_free(&b);
+    reg_lock(r);
+    assert_non_null(reg_slave_locked(r, "sa"));
+    assert_non_null(reg_server_locked(r, "s1")); /* below the range: kept */
+    reg_unlock(r);
+
+    b.n = 0;
+    add_server(&b, "s3", "zone-a", "primary", 0);
+    etcd_kvs lo = {.kvs = b.kv, .n = b.n, .revision = 9};
+    reg_reset_range(r, &lo, "/lb/", "/lb/sessions/");
+    kvbuf_free(&b);
+    char leader[64];
+    reg_leader(r, leader, sizeof leader);
+    assert_string_equal(leader, ""); /* "leader" is in the range, not in its snapshot */
+    reg_lock(r);
+    assert_null(reg_server_locked(r, "s1"));
+    assert_non_null(reg_server_locked(r, "s3"));
+    assert_non_null(reg_slave_locked(r, "sa")); /* above it: kept */
+    reg_session_buf sb;
+    assert_non_null(reg_session_locked(r, "sid1", &sb));
+    reg_unlock(r);
+    reg_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -648,6 +684,7 @@ int main(void)
         cmocka_unit_test(test_ejection_backoff_cap_and_conn),
         cmocka_unit_test(test_never_reported_is_down),
         cmocka_unit_test(test_live_processes),
+        cmocka_unit_test(test_reset_range_keeps_other_families),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -204,6 +204,44 @@ class Failover(ClusterTest):
         self.assertGreaterEqual(took, 0.8)
         self.assertLess(took, 8.0)
 
+    def test_leader_is_not_sent_its_own_session_puts(self):
+        """The leader's sessions/ watch runs with etcd's NOPUT filter (it keeps
+        its own puts in its view): it receives none of its session puts while
+        the standby receives each; deletes by others still reach it; the
+        standby that takes over serves the old sessions from its view and
+        from then on is not sent its own puts either."""
+        c = self.c
+        http1, http2 = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+        self.two_masters(m1_http=http1, m2_http=http2)
+        puts = "master_watch_session_puts_total"
+        wait_for(lambda: metric("http://" + http2, "master_sessions") == 1, 10, 0.1,
+                 "master-2 sees the first session")
+        p1, p2 = metric("http://" + http1, puts), metric("http://" + http2, puts)
+        outs = [c.request(self.sa, "echo", f"np{i}", location="zone-a")[1] for i in range(5)]
+        keys = [c.prefix + "sessions/" + o["session"] for o in outs]
+        wait_for(lambda: all(k in c.etcd.keys(c.prefix) for k in keys), 10, 0.1,
+                 "the sessions land")
+        wait_for(lambda: metric("http://" + http2, puts) >= p2 + 5, 10, 0.1,
+                 "the standby is sent each put")
+        self.assertEqual(metric("http://" + http1, puts), p1, "the leader got its own puts back")
+        self.assertEqual(metric("http://" + http1, "master_sessions"), 6)
+        # a delete by another writer still reaches the leader's view
+        c.etcd.call("kv/deleterange", {"key": base64.b64encode(keys[0].encode()).decode()})
+        wait_for(lambda: metric("http://" + http1, "master_sessions") == 5, 10, 0.1,
+                 "the leader sees the delete")
+        # the standby takes over with the sessions it watched: a sticky repeat
+        # gets the same process
+        self.m1.stop(signal.SIGKILL)
+        wait_for(lambda: self.leader() == "master-2", 10, 0.1, "master-2 leads")
+        _, again, _ = c.request(self.sa, "echo", "np1", location="zone-a")
+        self.assertEqual((again["session"], again["pid"]), (outs[1]["session"], outs[1]["pid"]))
+        q2 = metric("http://" + http2, puts)
+        _, new, _ = c.request(self.sa, "echo", "np-after", location="zone-a")
+        wait_for(lambda: c.prefix + "sessions/" + new["session"] in c.etcd.keys(c.prefix), 10,
+                 0.1, "master-2 writes a session")
+        time.sleep(0.3)
+        self.assertEqual(metric("http://" + http2, puts), q2, "the new leader got its own put")
+
     def test_leader_dead_before_its_session_write_lands(self):
         """A new session is answered before its etcd txn (README "Measured",
         P3: the answer never waits for the writer). When the leader dies in

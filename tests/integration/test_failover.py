@@ -353,6 +353,46 @@ class Failover(ClusterTest):
         self.assertIn("stepped down as leader", self.m1.output())
 
 
+    def test_leader_cut_shorter_than_its_lease_resumes_with_every_session(self):
+        """A cut shorter than the leader's lease: it steps down (its session
+        watch then takes puts again, with a reload) and, healed, leads again on
+        the same key (a reload for the new term, after its held writes land).
+        No session is lost across it: one served during the cut is in etcd and
+        in its view, and it is not sent its own puts once it leads again."""
+        c = self.c
+        proxy = CutProxy(c.etcd.port)
+        self.addCleanup(proxy.close)
+        http1 = f"127.0.0.1:{free_port()}"
+        self.two_masters(m1_etcd=f"http://127.0.0.1:{proxy.port}", m1_http=http1,
+                         m1_extra={"lease_ttl": "6s"})
+        only1 = c.start_slave("slave-1", "zone-a", masters=[self.rpc1], report=[])
+        _, kept, _ = c.request(only1, "echo", "kept", location="zone-a")
+        proxy.flowing.clear()
+        rc, held, _ = c.request(only1, "echo", "held", location="zone-a", expect_ok=False)
+        self.assertEqual(rc, 0, "master-1 serves while its lease is still fresh")
+
+        def standby():
+            r = c.lbctl("--master", self.rpc1, "explain", "--app", "echo", "--client", "x")
+            return r.returncode != 0 and "standby" in (r.stdout + r.stderr)
+        wait_for(standby, 8, 0.05, "master-1 steps down (no refresh for 3/4 of its 6 s lease)")
+        proxy.flowing.set()  # healed before the lease's 6 s: the key is still its own
+        wait_for(lambda: metric("http://" + http1, "master_is_leader") == 1, 10, 0.1,
+                 "master-1 leads again")
+        self.assertEqual(self.leader(), "master-1")
+        self.assertIn("leading again", self.m1.output())
+        wait_for(lambda: c.prefix + "sessions/" + held["session"] in c.etcd.keys(c.prefix), 5,
+                 0.1, "the write held by the cut lands")
+        for name, out in (("kept", kept), ("held", held)):
+            _, again, _ = c.request(only1, "echo", name, location="zone-a")
+            self.assertEqual((again["session"], again["pid"]), (out["session"], out["pid"]), name)
+            self.assertTrue(pid_alive(out["pid"]), name)
+        puts = metric("http://" + http1, "master_watch_session_puts_total")
+        _, new, _ = c.request(only1, "echo", "after", location="zone-a")
+        wait_for(lambda: c.prefix + "sessions/" + new["session"] in c.etcd.keys(c.prefix), 5,
+                 0.1, "the new session lands")
+        time.sleep(0.3)
+        self.assertEqual(metric("http://" + http1, "master_watch_session_puts_total"), puts)
+
 class LateLaunch(ClusterTest):
     def test_agent_stopped_past_launch_timeout_leaves_moved_clients_on_new_sessions(self):
         c = self.c

@@ -125,6 +125,7 @@ typedef struct master {
     atomic_llong leader_lease; /* the lease the leader key was won with; 0: none */
     atomic_llong lead_term;    /* counts the times is_leader was set: the NOPUT switch's tag */
     int64_t noput_asked;       /* writer thread only: the tag last given to watch_s */
+    int64_t noput_wait_since;  /* writer thread only: since when a switch waits for the queue */
     pthread_t leader_thread;
     bool writes_failing;           /* writer thread only: etcd refuses the batched writes */
     bool writes_fenced;            /* writer thread only: the leader compare fails (logged once) */

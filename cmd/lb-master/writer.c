@@ -27,7 +27,8 @@
 
 #define TXN_MAX_OPS BATCH_MAX_OPS
 #define WRITE_BACKOFF_MAX_MS 2000
-#define WQ_MAX 200000 /* writes kept while etcd is down; beyond, the oldest are dropped */
+#define NOPUT_WAIT_MAX_MS 3000 /* switch_noput waits this long at most for an empty queue */
+#define WQ_MAX 200000          /* writes kept while etcd is down; beyond, the oldest are dropped */
 
 /* ---- watch feed ------------------------------------------------------------------ */
 
@@ -113,11 +114,22 @@ static void switch_noput(master *m)
         return;
     if (want != 0) {
         pthread_mutex_lock(&m->wq_lock);
-        bool empty = m->wq_head == NULL;
+        size_t queued = m->wq_len;
         pthread_mutex_unlock(&m->wq_lock);
-        if (!empty)
+        int64_t now = lb_mono_ms();
+        if (queued > 0 && m->noput_wait_since == 0)
+            m->noput_wait_since = now;
+        if (queued > 0 && now - m->noput_wait_since < NOPUT_WAIT_MAX_MS)
             return;
+        /* etcd has refused the queue that long (NOSPACE, say): lead anyway
+         * rather than not at all; sessions whose puts land after the reload
+         * may then be missing from the view (their processes are stopped by
+         * the next session sync, their records expire) */
+        if (queued > 0)
+            LOG_WARN("master", "switching the session watch with writes still queued",
+                     "queued=%zu waited_ms=%lld", queued, (long long)(now - m->noput_wait_since));
     }
+    m->noput_wait_since = 0;
     etcd_watch_set_noput(m->watch_s, want);
     m->noput_asked = want;
     LOG_INFO("master",

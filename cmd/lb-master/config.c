@@ -30,7 +30,7 @@
  *   eject_base_time: 5s              # first ejection; doubles with each one in a row
  *   eject_max_time: 60s              # cap of one ejection
  *   eject_max_percent: 50            # most servers ejected at once (one always may be)
- *   write_interval: 0s               # extra batching window of etcd writes (0: group commit)
+ *   write_interval: 1ms              # group-commit linger before each flush of etcd writes
  *   contexts: 64                     # requests in flight
  *   max_message: 256KiB
  *   strategy: least-loaded           # least-loaded | p2c | weighted-random | round-robin
@@ -292,7 +292,7 @@ static lb_err load_all(const cfg_doc *doc, master_config *cfg, lb_errmsg *em)
         (err = cfg_get_duration_ms(doc, root, "eject_base_time", 5000, &cfg->eject.base_ms, em)) ||
         (err = cfg_get_duration_ms(doc, root, "eject_max_time", 60000, &cfg->eject.max_ms, em)) ||
         (err = cfg_get_int(doc, root, "eject_max_percent", 0, 100, 50, &ej_pct, em)) ||
-        (err = cfg_get_duration_ms(doc, root, "write_interval", 0, &cfg->write_interval_ms, em)) ||
+        (err = cfg_get_duration_ms(doc, root, "write_interval", 1, &cfg->write_interval_ms, em)) ||
         (err = cfg_get_int(doc, root, "contexts", 1, 4096, 64, &ctxs, em)) ||
         (err = cfg_get_size(doc, root, "max_message", WIRE_DEFAULT_MAX, &cfg->max_message, em)) ||
         (err = cfg_get_double(doc, root, "zone_spill", 0.01, 1.0, 1.0, &spill, em)) ||

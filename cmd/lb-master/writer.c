@@ -688,11 +688,13 @@ static void *writer_main(void *arg)
         bool queued = m->wq_head != NULL;
         pthread_mutex_unlock(&m->wq_lock);
         /* Group commit: what was queued while the last txn was in flight goes
-         * out now, together (in txns of at most TXN_MAX_OPS), with no timer:
-         * a session is in etcd one txn after its answer, not a window later,
-         * and under load the txns grow instead of multiplying. write_interval
-         * (default 0) adds a window before each flush for an operator who
-         * wants fewer, larger txns at low rates. */
+         * out now, together (in txns of at most TXN_MAX_OPS), after a short
+         * linger (write_interval, default 1 ms) so back-to-back requests share
+         * a txn too: etcd's CPU per put falls steeply with the txn's size
+         * (tests/bench/etcd_put_cost.py), and it shares the machine with the
+         * request path (README "Measured", P3). Under load the txns grow
+         * instead of multiplying; a session is in etcd a linger and one txn
+         * after its answer. */
         if (queued && m->cfg.write_interval_ms + backoff > 0)
             lb_sleep_ms(m->cfg.write_interval_ms + backoff);
         /* while etcd refuses, retry at most every WRITE_BACKOFF_MAX_MS */

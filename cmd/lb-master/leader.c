@@ -30,6 +30,16 @@ static void leader_key(master *m, char *key, size_t cap)
     snprintf(key, cap, "%sleader", m->cfg.prefix);
 }
 
+/* Leads on lease from now, in a new term: the writer switches the session
+ * watch for it, and master_leading waits for that (writer.c). */
+static void lead_on(master *m, int64_t lease)
+{
+    atomic_store(&m->leader_lease, lease);
+    atomic_fetch_add(&m->lead_term, 1);
+    atomic_store(&m->is_leader, true);
+    master_writer_wake(m);
+}
+
 void master_try_lead(master *m, int64_t lease)
 {
     char key[512];
@@ -47,10 +57,7 @@ void master_try_lead(master *m, int64_t lease)
         return;
     }
     if (won) {
-        atomic_store(&m->leader_lease, lease);
-        atomic_fetch_add(&m->lead_term, 1);
-        atomic_store(&m->is_leader, true);
-        master_writer_wake(m); /* it switches the session watch (writer.c) */
+        lead_on(m, lease);
         obs_count("master_elections_won_total");
         LOG_INFO("master", "became leader", "id=%s lease=%llx", m->cfg.id,
                  (unsigned long long)lease);
@@ -77,10 +84,7 @@ static void try_resume(master *m, int64_t lease)
     lb_errmsg em = {{0}};
     if (etcd_txn(m->etcd, cmps, 2, &get, 1, NULL, 0, &ours, NULL, &em) != LB_OK || !ours)
         return;
-    atomic_store(&m->leader_lease, lease);
-    atomic_fetch_add(&m->lead_term, 1);
-    atomic_store(&m->is_leader, true);
-    master_writer_wake(m);
+    lead_on(m, lease);
     LOG_INFO("master", "leading again", "id=%s lease=%llx", m->cfg.id, (unsigned long long)lease);
 }
 

@@ -91,8 +91,7 @@ typedef struct master {
      * so that the leader can have etcd keep its own session puts to itself
      * (writer.c); watch_s is the sessions/ one. */
     etcd_watch *watch_lo, *watch_s, *watch_hi;
-    int watch_up; /* writer.c's on_status: bit per watch that is connected (watch_lock) */
-    pthread_mutex_t watch_lock;
+    atomic_int watch_up; /* writer.c's on_status: a bit per watch that is connected */
     etcd_keeper *keeper;
     reg *view;
 

@@ -48,6 +48,7 @@ typedef struct watch_feed {
     master *m;
     int bit;
     char lo[512], hi[512]; /* the range's keys */
+    obs_counter *puts;     /* master_watch_session_puts_total (the sessions/ feed) */
 } watch_feed;
 
 static watch_feed feeds[3]; /* one master per process */
@@ -75,12 +76,11 @@ static void on_events(void *arg, const etcd_event *evs, size_t n, int64_t revisi
     (void)revision;
     watch_feed *f = arg;
     master *m = f->m;
-    if (f->bit == WATCH_S) { /* what the filter saves: none while leading (test_failover.py) */
+    if (f->puts != NULL) { /* what the filter saves: none while leading (test_failover.py) */
         size_t puts = 0;
         for (size_t i = 0; i < n; i++)
             puts += evs[i].type == ETCD_EV_PUT;
-        if (puts > 0)
-            obs_add(obs_counter_get("master_watch_session_puts_total"), puts);
+        obs_add(f->puts, puts);
     }
     if (m->events != NULL) /* before the view applies them: events compare old and new */
         events_note(m->events, m->view, evs, n);
@@ -94,10 +94,9 @@ static void on_status(void *arg, bool connected, lb_err err, const char *msg)
     master *m = f->m;
     (void)err;
     (void)msg; /* pkg/etcd logs a loss with its cause: one line is enough */
-    pthread_mutex_lock(&m->watch_lock);
-    m->watch_up = connected ? m->watch_up | f->bit : m->watch_up & ~f->bit;
-    bool all = m->watch_up == WATCH_ALL;
-    pthread_mutex_unlock(&m->watch_lock);
+    int up = connected ? atomic_fetch_or(&m->watch_up, f->bit) | f->bit
+                       : atomic_fetch_and(&m->watch_up, ~f->bit) & ~f->bit;
+    bool all = up == WATCH_ALL;
     bool was = atomic_exchange(&m->etcd_ok, all);
     if (was != all && all)
         LOG_INFO("master", "etcd watch connected", "etcd=%s", m->cfg.etcd);
@@ -163,11 +162,12 @@ static lb_err watch_start(master *m)
     feeds[2].hi[pl - 1]++; /* the prefix's end: "/lb/" -> "/lb0" (config: ends in '/') */
     etcd_watch **ws[3] = {&m->watch_lo, &m->watch_s, &m->watch_hi};
     int bits[3] = {WATCH_LO, WATCH_S, WATCH_HI};
-    pthread_mutex_init(&m->watch_lock, NULL);
-    obs_counter_get("master_watch_session_puts_total"); /* shown from 0 */
     for (int i = 0; i < 3; i++) {
         feeds[i].m = m;
         feeds[i].bit = bits[i];
+        /* looked up once, shown from 0 */
+        feeds[i].puts =
+            bits[i] == WATCH_S ? obs_counter_get("master_watch_session_puts_total") : NULL;
         /* no prev_kv: a deleted session's detail comes from the view (events.h) */
         etcd_watch_cb cb = {
             .on_reset = on_reset, .on_events = on_events, .on_status = on_status, .arg = &feeds[i]};
@@ -754,7 +754,6 @@ void master_etcd_stop(master *m)
     etcd_watch_stop(&m->watch_lo);
     etcd_watch_stop(&m->watch_s);
     etcd_watch_stop(&m->watch_hi);
-    pthread_mutex_destroy(&m->watch_lock);
     free_ops(m->wq_head);
     m->wq_head = m->wq_tail = NULL;
     pthread_cond_destroy(&m->wq_cond);

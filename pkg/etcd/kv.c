@@ -66,11 +66,9 @@ static lb_err range_pages(etcd_client *c, const char *prefix, const char *range_
                           lb_errmsg *em)
 {
     lb_err rc = LB_OK;
-    size_t elen = 0;
+    size_t elen = range_end != NULL ? strlen(range_end) : 0;
     unsigned char *end =
         range_end != NULL ? (unsigned char *)lb_strdup(range_end) : etcd_prefix_end(prefix, &elen);
-    if (range_end != NULL)
-        elen = strlen(range_end);
     size_t klen = prefix[0] != '\0' ? strlen(prefix) : 1; /* "" -> "\0" */
     char *key = lb_xcalloc(klen + 1, 1);
     memcpy(key, prefix, strlen(prefix));

@@ -303,6 +303,39 @@ static void apply_one(reg *r, etcd_event_type type, const etcd_kv *kv)
         del_record(r, kind, id);
 }
 
+/* Carries what the master learnt of each server (load, health, ejection),
+ * which is not in etcd, from old into the reloaded servers, and frees old.
+ * Lock held. */
+static void keep_health(reg *r, hmap *old_servers)
+{
+    size_t it = 0;
+    const char *id;
+    void *v;
+    r->n_ejected = 0;
+    while (hmap_next(old_servers, &it, &id, &v)) {
+        reg_server *old = v, *cur = hmap_get(r->servers, id);
+        if (cur == NULL)
+            continue;
+        if (old->load != NULL) {
+            cur->load = old->load;
+            cur->load_at_ms = old->load_at_ms;
+            old->load = NULL;
+        }
+        /* what the master learnt of the server's health is not in etcd either */
+        cur->seen_at_ms = old->seen_at_ms;
+        cur->stale = old->stale;
+        cur->conn_down = old->conn_down;
+        cur->consec_failures = old->consec_failures;
+        cur->ejections = old->ejections;
+        cur->ejected_until_ms = old->ejected_until_ms;
+        cur->eject_reason = old->eject_reason;
+        old->eject_reason = NULL;
+        if (cur->ejected_until_ms != 0)
+            r->n_ejected++;
+    }
+    hmap_free(&old_servers, free_server);
+}
+
 void reg_reset(reg *r, const etcd_kvs *snapshot)
 {
     reg_reset_range(r, snapshot, "", NULL);
@@ -342,34 +375,8 @@ void reg_reset_range(reg *r, const etcd_kvs *snapshot, const char *lo, const cha
         r->leader[0] = '\0';
     for (size_t i = 0; i < snapshot->n; i++)
         apply_one(r, ETCD_EV_PUT, &snapshot->kvs[i]);
-    size_t it = 0;
-    const char *id;
-    void *v;
     if (old_servers != NULL)
-        r->n_ejected = 0;
-    while (old_servers != NULL && hmap_next(old_servers, &it, &id, &v)) {
-        reg_server *old = v, *cur = hmap_get(r->servers, id);
-        if (cur == NULL)
-            continue;
-        if (old->load != NULL) {
-            cur->load = old->load;
-            cur->load_at_ms = old->load_at_ms;
-            old->load = NULL;
-        }
-        /* what the master learnt of the server's health is not in etcd either */
-        cur->seen_at_ms = old->seen_at_ms;
-        cur->stale = old->stale;
-        cur->conn_down = old->conn_down;
-        cur->consec_failures = old->consec_failures;
-        cur->ejections = old->ejections;
-        cur->ejected_until_ms = old->ejected_until_ms;
-        cur->eject_reason = old->eject_reason;
-        old->eject_reason = NULL;
-        if (cur->ejected_until_ms != 0)
-            r->n_ejected++;
-    }
-    if (old_servers != NULL)
-        hmap_free(&old_servers, free_server);
+        keep_health(r, old_servers);
     r->dirty = true;
     reg_unlock_settled(r);
     LOG_INFO("registry", "view loaded", "keys=%zu revision=%lld", snapshot->n,
